@@ -1,0 +1,136 @@
+"""Traits to a numeric matrix: impute, scale and encode so that every trait weighs the same in the distance.
+
+The fitted transform is plain data (JSON) stored with the model, so scoring months later encodes a contact
+exactly as the build did, unseen categories and missing values included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from persona_pipeline.core.traits import Trait, TraitKind
+
+SKEW_FOR_LOG = 1.5  # right-skewed, non-negative traits (money) are clustered on log1p: a 2x gap, not a $ gap
+CLIP = 5.0  # a standardized value beyond this is an outlier: it must not own a centroid
+
+
+@dataclass
+class TraitEncoding:
+    name: str
+    kind: str
+    center: float = 0.0
+    scale: float = 1.0
+    fill: float = 0.0
+    log: bool = False
+    levels: list[str] = field(default_factory=list)
+    shares: list[float] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        return len(self.levels) if self.kind == TraitKind.CATEGORICAL else 1
+
+    def column_names(self) -> list[str]:
+        if self.kind == TraitKind.CATEGORICAL:
+            return [f"{self.name}={level}" for level in self.levels]
+        return [self.name]
+
+
+@dataclass
+class FeatureTransform:
+    encodings: list[TraitEncoding]
+
+    @property
+    def trait_names(self) -> list[str]:
+        return [e.name for e in self.encodings]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for e in self.encodings for c in e.column_names()]
+
+    @staticmethod
+    def fit(frame: pd.DataFrame, traits: list[Trait]) -> FeatureTransform:
+        encodings = []
+        for trait in traits:
+            column = frame[trait.name]
+            if trait.kind is TraitKind.NUMERIC:
+                values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+                present = values[np.isfinite(values)]
+                if present.size == 0:
+                    encodings.append(TraitEncoding(trait.name, trait.kind, scale=1.0))
+                    continue
+                log = bool(present.min() >= 0 and pd.Series(present).skew() > SKEW_FOR_LOG)
+                if log:
+                    present = np.log1p(present)
+                center = float(np.mean(present))
+                scale = float(np.std(present)) or 1.0
+                encodings.append(TraitEncoding(trait.name, trait.kind, center, scale, float(np.median(present)), log))
+            elif trait.kind is TraitKind.BOOLEAN:
+                values = column.astype("boolean")
+                share = float(values.mean()) if values.notna().any() else 0.5
+                scale = float(np.sqrt(share * (1 - share))) or 1.0
+                encodings.append(TraitEncoding(trait.name, trait.kind, center=share, scale=scale, fill=share))
+            else:
+                levels = list(trait.levels) or sorted(column.dropna().astype(str).unique().tolist())
+                counts = column.astype(object).value_counts()
+                total = float(counts.reindex(levels).fillna(0).sum())
+                shares = [float(counts.get(level, 0)) / total if total else 1 / len(levels) for level in levels]
+                spread = float(np.sqrt(sum(p * (1 - p) for p in shares))) or 1.0
+                encodings.append(TraitEncoding(trait.name, trait.kind, scale=spread, levels=levels, shares=shares))
+        return FeatureTransform(encodings)
+
+    def transform(self, frame: pd.DataFrame, dtype: Any = np.float32) -> np.ndarray:
+        """The matrix for these rows: missing values take the cohort's typical value, unseen levels count as missing."""
+        n = len(frame)
+        out = np.empty((n, sum(e.width for e in self.encodings)), dtype=dtype)
+        col = 0
+        for enc in self.encodings:
+            column = frame[enc.name] if enc.name in frame else pd.Series([None] * n, index=frame.index)
+            if enc.kind == TraitKind.NUMERIC:
+                values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+                if enc.log:
+                    with np.errstate(invalid="ignore"):
+                        values = np.log1p(np.maximum(values, 0))
+                values = np.where(np.isfinite(values), values, enc.fill)
+                out[:, col] = np.clip((values - enc.center) / enc.scale, -CLIP, CLIP)
+            elif enc.kind == TraitKind.BOOLEAN:
+                values = column.astype("boolean").astype("float64").to_numpy(dtype="float64", na_value=np.nan)
+                values = np.where(np.isnan(values), enc.fill, values)
+                out[:, col] = (values - enc.center) / enc.scale
+            else:
+                codes = pd.Categorical(column.astype(object), categories=enc.levels).codes
+                block = np.tile(np.asarray(enc.shares, dtype="float64"), (n, 1))  # missing: the cohort's mix
+                known = codes >= 0
+                block[known] = 0.0
+                block[np.flatnonzero(known), codes[known]] = 1.0
+                block -= np.asarray(enc.shares)
+                out[:, col : col + enc.width] = block / enc.scale
+            col += enc.width
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"encodings": [e.__dict__ | {"kind": str(e.kind)} for e in self.encodings]}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> FeatureTransform:
+        return FeatureTransform([TraitEncoding(**e) for e in data["encodings"]])
+
+    def inverse_profile(self, centroid: np.ndarray) -> dict[str, Any]:
+        """A centroid back in trait units: numeric value, share true, or level shares."""
+        profile: dict[str, Any] = {}
+        col = 0
+        for enc in self.encodings:
+            part = centroid[col : col + enc.width]
+            if enc.kind == TraitKind.NUMERIC:
+                value = part[0] * enc.scale + enc.center
+                profile[enc.name] = float(np.expm1(value) if enc.log else value)
+            elif enc.kind == TraitKind.BOOLEAN:
+                profile[enc.name] = float(np.clip(part[0] * enc.scale + enc.center, 0, 1))
+            else:
+                shares = np.clip(part * enc.scale + np.asarray(enc.shares), 0, 1)
+                profile[enc.name] = dict(zip(enc.levels, shares.tolist(), strict=True))
+            col += enc.width
+        return profile

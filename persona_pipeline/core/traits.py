@@ -1,0 +1,153 @@
+"""The trait catalog: what each trait is, so every later step knows how to validate, encode and name it."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+RESERVED_COLUMNS = frozenset({"contact_id", "created_at", "updated_at", "valid_from", "valid_to"})
+
+
+class TraitKind(StrEnum):
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+
+
+class CatalogError(ValueError):
+    """A trait catalog that cannot be used; the message says which entry and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Trait:
+    name: str
+    kind: TraitKind
+    minimum: float | None = None
+    maximum: float | None = None
+    levels: tuple[str, ...] = ()
+    cluster: bool = True
+    # Words used to name personas: numeric {"high": .., "low": ..}, boolean {"true": ..},
+    # categorical {level: ..}. A trait whose words are nouns ("Families") sets noun=True.
+    labels: dict[str, str] = field(default_factory=dict)
+    noun: bool = False
+    description: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.name.replace("_", " ")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kind"] = str(self.kind)
+        data["levels"] = list(self.levels)
+        return data
+
+    @staticmethod
+    def from_dict(raw: dict[str, Any], where: str = "catalog") -> Trait:
+        if not isinstance(raw, dict):
+            raise CatalogError(f"{where}: each trait must be a mapping with at least 'name' and 'kind'")
+        name = str(raw.get("name", "")).strip()
+        if not IDENTIFIER.match(name):
+            raise CatalogError(
+                f"{where}: trait name {name!r} must be lower case letters, digits and '_' starting with a letter"
+            )
+        if name in RESERVED_COLUMNS:
+            raise CatalogError(f"{where}: {name!r} is a reserved column name; rename the trait")
+        try:
+            kind = TraitKind(str(raw.get("kind", "")).strip().lower())
+        except ValueError:
+            raise CatalogError(
+                f"{where}: trait {name!r} has kind {raw.get('kind')!r}; use one of numeric, categorical, boolean"
+            ) from None
+        levels = tuple(str(level) for level in raw.get("levels") or ())
+        if kind is TraitKind.CATEGORICAL and len(levels) < 2:
+            raise CatalogError(f"{where}: categorical trait {name!r} needs 'levels' with at least two values")
+        if len(set(levels)) != len(levels):
+            raise CatalogError(f"{where}: categorical trait {name!r} lists a level twice")
+        minimum = raw.get("min", raw.get("minimum"))
+        maximum = raw.get("max", raw.get("maximum"))
+        if minimum is not None and maximum is not None and float(minimum) > float(maximum):
+            raise CatalogError(f"{where}: trait {name!r} has min {minimum} above max {maximum}")
+        labels = {str(k).lower() if isinstance(k, bool) else str(k): str(v) for k, v in (raw.get("labels") or {}).items()}
+        return Trait(
+            name=name,
+            kind=kind,
+            minimum=None if minimum is None else float(minimum),
+            maximum=None if maximum is None else float(maximum),
+            levels=levels,
+            cluster=bool(raw.get("cluster", True)),
+            labels=labels,
+            noun=bool(raw.get("noun", False)),
+            description=str(raw.get("description", "")),
+        )
+
+
+@dataclass(frozen=True)
+class TraitCatalog:
+    traits: tuple[Trait, ...]
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.traits]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise CatalogError(f"trait catalog names {', '.join(duplicates)} more than once")
+        if not self.traits:
+            raise CatalogError("trait catalog is empty: declare at least one trait")
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.traits]
+
+    @property
+    def default_clustering(self) -> list[str]:
+        return [t.name for t in self.traits if t.cluster]
+
+    def __getitem__(self, name: str) -> Trait:
+        for trait in self.traits:
+            if trait.name == name:
+                return trait
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(t.name == name for t in self.traits)
+
+    def select(self, names: list[str] | None) -> list[Trait]:
+        """The traits a user asked for, in catalog order; unknown names are an error that lists the known ones."""
+        if not names:
+            chosen = self.default_clustering
+            if not chosen:
+                raise CatalogError("no trait in the catalog is marked for clustering; pass --traits a,b,c")
+            return [self[n] for n in chosen]
+        unknown = [n for n in names if n not in self]
+        if unknown:
+            raise CatalogError(
+                f"unknown trait(s) {', '.join(repr(n) for n in unknown)}; known traits: {', '.join(self.names)}"
+            )
+        wanted = set(names)
+        return [t for t in self.traits if t.name in wanted]
+
+    def to_json(self) -> str:
+        return json.dumps([t.to_dict() for t in self.traits], sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> TraitCatalog:
+        return TraitCatalog(tuple(Trait.from_dict(raw) for raw in json.loads(text)))
+
+    @staticmethod
+    def from_yaml(path: str | Path) -> TraitCatalog:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise CatalogError(f"{path}: cannot read the trait catalog: {exc}") from exc
+        entries = raw.get("traits") if isinstance(raw, dict) else raw
+        if not isinstance(entries, list):
+            raise CatalogError(f"{path}: expected a list of traits under the key 'traits'")
+        return TraitCatalog(tuple(Trait.from_dict(e, f"{path}, trait #{i + 1}") for i, e in enumerate(entries)))
