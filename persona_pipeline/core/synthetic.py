@@ -24,8 +24,8 @@ def _num(name, lo, hi, high, low, noun=False, cluster=True, desc=""):
     return Trait(name, TraitKind.NUMERIC, lo, hi, (), cluster, {"high": high, "low": low}, noun, desc)
 
 
-def _cat(name, levels, labels, cluster=True, desc=""):
-    return Trait(name, TraitKind.CATEGORICAL, None, None, tuple(levels), cluster, dict(labels), False, desc)
+def _cat(name, levels, labels, cluster=True, desc="", noun=False):
+    return Trait(name, TraitKind.CATEGORICAL, None, None, tuple(levels), cluster, dict(labels), noun, desc)
 
 
 def _bool(name, label, cluster=True, desc=""):
@@ -48,6 +48,7 @@ BUILTIN_CATALOG = TraitCatalog(
             "marital_status",
             ("single", "married", "partnered", "divorced", "widowed"),
             {"single": "Singles", "married": "Couples", "partnered": "Couples", "widowed": "Solo Households"},
+            noun=True,
         ),
         _cat(
             "education",

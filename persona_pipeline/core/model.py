@@ -1,0 +1,136 @@
+"""A persona model: the fitted feature transform, the centroids and their persona ids; built, stored, applied."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from persona_pipeline.core import clustering
+from persona_pipeline.core.features import FeatureTransform
+from persona_pipeline.core.traits import Trait, TraitKind
+
+KEEP_K_ELBOW_SHARE = 0.75  # a rebuild keeps the previous k while its elbow is at least this share of the best
+
+
+class FeatureError(ValueError):
+    """A trait that cannot be used for clustering, with the fix."""
+
+
+@dataclass
+class PersonaModel:
+    transform: FeatureTransform
+    centroids: np.ndarray
+    persona_ids: list[int]
+    seed: int
+
+    @property
+    def k(self) -> int:
+        return len(self.persona_ids)
+
+    def assign(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Persona id and confidence for each row."""
+        labels, confidence = clustering.nearest_two(self.transform.transform(frame), self.centroids)
+        return np.asarray(self.persona_ids, dtype=np.int32)[labels], confidence
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "transform": self.transform.to_dict(),
+                "centroids": self.centroids.astype(float).round(6).tolist(),
+                "persona_ids": self.persona_ids,
+                "seed": self.seed,
+            }
+        )
+
+    @staticmethod
+    def from_json(text: str) -> PersonaModel:
+        data = json.loads(text)
+        return PersonaModel(
+            FeatureTransform.from_dict(data["transform"]),
+            np.asarray(data["centroids"], dtype=np.float64),
+            list(data["persona_ids"]),
+            int(data["seed"]),
+        )
+
+
+@dataclass
+class BuildOutcome:
+    model: PersonaModel
+    persona_ids: np.ndarray  # per row of the frame
+    confidence: np.ndarray
+    k_choice: clustering.KChoice
+    stability: float
+    kept_from_previous: float | None
+    dropped_traits: list[str] = field(default_factory=list)
+
+
+def usable_traits(frame: pd.DataFrame, traits: list[Trait], explicit: bool) -> tuple[list[Trait], list[str]]:
+    """Drop traits that cannot separate anyone (one value for the whole cohort); an explicit choice is an error."""
+    constant = []
+    for trait in traits:
+        column = frame[trait.name]
+        values = column.dropna()
+        if trait.kind is TraitKind.NUMERIC:
+            values = pd.to_numeric(values, errors="coerce").dropna()
+        if values.nunique() <= 1:
+            constant.append(trait.name)
+    if constant and explicit:
+        raise FeatureError(
+            f"trait(s) {', '.join(constant)} have a single value across the whole cohort, so they cannot separate "
+            "personas: remove them from --traits"
+        )
+    kept = [t for t in traits if t.name not in constant]
+    if not kept:
+        raise FeatureError("every clustering trait has a single value across the cohort; choose other traits")
+    return kept, constant
+
+
+def build_model(
+    frame: pd.DataFrame,
+    traits: list[Trait],
+    seed: int,
+    k: int | None = None,
+    previous: PersonaModel | None = None,
+    explicit_traits: bool = False,
+    progress: clustering.Progress | None = None,
+) -> BuildOutcome:
+    """Encode, choose k (or take the user's), fit, and keep persona identities from the previous build."""
+    traits, dropped = usable_traits(frame, traits, explicit_traits)
+    transform = FeatureTransform.fit(frame, traits)
+    x = transform.transform(frame)
+    if progress:
+        progress(f"features: {x.shape[0]:,} contacts x {x.shape[1]} columns from {len(traits)} traits")
+    if k is None:
+        choice = clustering.choose_k(x, seed, progress)
+        if previous is not None and previous.k != choice.k:
+            by_k = {int(s["k"]): s for s in choice.scores}
+            best = by_k[choice.k]
+            kept = by_k.get(previous.k)
+            if kept and kept["stability"] >= clustering.STABLE and kept["elbow"] >= KEEP_K_ELBOW_SHARE * best["elbow"]:
+                choice = clustering.KChoice(
+                    previous.k, f"kept k={previous.k} from the previous build (close to the best, k={choice.k})", choice.scores
+                )
+    else:
+        if len(x) < k:
+            raise clustering.ClusteringError(
+                f"the cohort has {len(x)} valid contacts, fewer than the {k} personas asked for; lower --personas"
+            )
+        choice = clustering.KChoice(k, f"set by the user (Faraday's rule would give {clustering.faraday_rule(len(x))})")
+    previous_ids = None
+    previous_labels = None
+    if previous is not None:
+        previous_labels, _ = previous.assign(frame)
+        previous_ids = previous.persona_ids
+    result = clustering.fit(x, choice.k, seed, previous_labels, previous_ids)
+    if progress:
+        progress(f"fitted {choice.k} personas ({'warm start from the previous build' if result.warm_started else 'fresh'})")
+    chosen = next((s for s in choice.scores if int(s["k"]) == choice.k), None)
+    stability = float(chosen["stability"]) if chosen else clustering.split_half_stability(x[:20_000], choice.k, seed)
+    ids = np.asarray(result.persona_ids, dtype=np.int32)[result.labels]
+    kept_share = float((ids == previous_labels).mean()) if previous_labels is not None else None
+    model = PersonaModel(transform, result.centroids, result.persona_ids, seed)
+    return BuildOutcome(model, ids, result.confidence, choice, stability, kept_share, dropped)

@@ -1,0 +1,74 @@
+"""Personas from a fitted build: population, defining traits, rules, name and avatar for each."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from persona_pipeline.core.avatars import avatar_svg
+from persona_pipeline.core.naming import unique_names
+from persona_pipeline.core.profiles import Rule, TraitEffect, defining_traits, membership_rules, trait_effects
+from persona_pipeline.core.traits import Trait, TraitCatalog
+
+
+@dataclass
+class Persona:
+    persona_id: int
+    name: str
+    population: int
+    share: float
+    defining: list[TraitEffect]
+    rules: list[Rule]
+    avatar_svg: str
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "persona_id": self.persona_id,
+            "name": self.name,
+            "avatar_svg": self.avatar_svg,
+            "population": self.population,
+            "share": self.share,
+            "defining_traits": json.dumps([d.to_dict() for d in self.defining]),
+            "rules": json.dumps([r.to_dict() for r in self.rules]),
+        }
+
+
+def describe_personas(
+    frame: pd.DataFrame,
+    persona_ids: np.ndarray,
+    traits: list[Trait],
+    catalog: TraitCatalog,
+    seed: int,
+    kept_names: dict[int, str] | None = None,
+) -> list[Persona]:
+    """One Persona per id; ids that existed in the previous build keep their name (identity survives rebuilds)."""
+    effects = trait_effects(frame, persona_ids, traits)
+    names = unique_names(effects, catalog)
+    for pid, name in (kept_names or {}).items():
+        if pid in names:
+            clash = [other for other, n in names.items() if n == name and other != pid]
+            for other in clash:  # a new persona that drew a kept name yields it
+                names[other] = f"{names[other]} (new)"
+            names[pid] = name
+    rules = membership_rules(frame, persona_ids, traits, seed)
+    counts = pd.Series(persona_ids).value_counts()
+    total = len(persona_ids)
+    out = []
+    for pid in sorted(effects):
+        defining = defining_traits(effects[pid])
+        out.append(
+            Persona(
+                persona_id=pid,
+                name=names[pid],
+                population=int(counts.get(pid, 0)),
+                share=float(counts.get(pid, 0)) / total if total else 0.0,
+                defining=defining,
+                rules=rules.get(pid, []),
+                avatar_svg=avatar_svg(names[pid], defining),
+            )
+        )
+    return out

@@ -1,0 +1,200 @@
+"""What sets each persona apart: trait effects against the cohort, and short rules that explain membership."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.tree import DecisionTreeClassifier
+
+from persona_pipeline.core.traits import Trait, TraitKind
+
+DEFINING_MIN_EFFECT = 0.3  # standardized difference below which a trait does not define a persona
+RULE_SAMPLE = 30_000
+
+
+@dataclass(frozen=True)
+class TraitEffect:
+    """One trait (or one level of it) where a persona differs from its cohort; effect is a standardized gap."""
+
+    trait: str
+    level: str | None  # the level for categorical traits, "true" for booleans, "high"/"low" for numeric
+    effect: float
+    persona_value: float
+    cohort_value: float
+    text: str
+
+    def to_dict(self) -> dict[str, object]:
+        return self.__dict__.copy()
+
+
+def _fmt(value: float) -> str:
+    value = 0.0 if abs(value) < 0.005 else value
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def trait_effects(frame: pd.DataFrame, persona: np.ndarray, traits: list[Trait]) -> dict[int, list[TraitEffect]]:
+    """Every trait's effect for every persona, strongest first."""
+    ids = np.unique(persona)
+    out: dict[int, list[TraitEffect]] = {int(i): [] for i in ids}
+    key = pd.Series(persona, index=frame.index)
+    for trait in traits:
+        column = frame[trait.name]
+        if trait.kind is TraitKind.NUMERIC:
+            values = pd.to_numeric(column, errors="coerce").astype("float64")
+            std = float(values.std()) or 1.0
+            mean_c, median_c = float(values.mean()), float(values.median())
+            grouped = values.groupby(key)
+            means, medians = grouped.mean(), grouped.median()
+            for pid in ids:
+                effect = (float(means.get(pid, mean_c)) - mean_c) / std
+                median_p = float(medians.get(pid, median_c))
+                direction = "high" if effect >= 0 else "low"
+                unit = f" {trait.description}" if trait.description and len(trait.description) < 24 else ""
+                text = f"{trait.title}: median {_fmt(median_p)}{unit} vs {_fmt(median_c)} in the cohort"
+                out[int(pid)].append(TraitEffect(trait.name, direction, effect, median_p, median_c, text))
+        else:
+            if trait.kind is TraitKind.BOOLEAN:
+                levels = ["true"]
+                indicator = {"true": column.astype("boolean").astype("Float64")}
+            else:
+                levels = list(trait.levels)
+                text_column = column.astype(object)
+                present = text_column.notna()
+                indicator = {
+                    level: (text_column == level).astype("float64").where(present, np.nan) for level in levels
+                }
+            for level in levels:
+                ind = indicator[level].astype("float64")
+                share_c = float(ind.mean()) if ind.notna().any() else 0.0
+                spread = float(np.sqrt(share_c * (1 - share_c))) or 1.0
+                shares = ind.groupby(key).mean()
+                for pid in ids:
+                    share_p = float(shares.get(pid, share_c))
+                    if np.isnan(share_p):
+                        share_p = share_c
+                    label = trait.title if trait.kind is TraitKind.BOOLEAN else f"{trait.title} {level}"
+                    text = f"{label}: {share_p:.0%} vs {share_c:.0%} in the cohort"
+                    out[int(pid)].append(TraitEffect(trait.name, level, (share_p - share_c) / spread, share_p, share_c, text))
+    for pid in out:
+        out[pid].sort(key=lambda e: -abs(e.effect))
+    return out
+
+
+def defining_traits(effects: list[TraitEffect], limit: int = 5) -> list[TraitEffect]:
+    """The strongest differences, one per trait; a category counts only where the persona has more of it."""
+    chosen: list[TraitEffect] = []
+    seen: set[str] = set()
+    for effect in effects:
+        if effect.trait in seen or abs(effect.effect) < DEFINING_MIN_EFFECT:
+            continue
+        if effect.level not in ("high", "low") and effect.effect < 0:
+            continue
+        chosen.append(effect)
+        seen.add(effect.trait)
+        if len(chosen) == limit:
+            break
+    return chosen
+
+
+@dataclass(frozen=True)
+class Rule:
+    conditions: list
+    precision: float  # share of contacts matching the rule that are in the persona
+    coverage: float  # share of the persona's contacts that match the rule
+
+    @property
+    def text(self) -> str:
+        return " and ".join(self.conditions)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"conditions": self.conditions, "precision": self.precision, "coverage": self.coverage, "text": self.text}
+
+
+def _rule_matrix(frame: pd.DataFrame, traits: list[Trait]) -> tuple[np.ndarray, list[tuple[Trait, str | None]]]:
+    """Readable features for trees: raw numbers, 0/1 booleans, one column per category level."""
+    columns, names = [], []
+    for trait in traits:
+        column = frame[trait.name]
+        if trait.kind is TraitKind.NUMERIC:
+            values = pd.to_numeric(column, errors="coerce").astype("float64")
+            columns.append(values.fillna(values.median()).to_numpy())
+            names.append((trait, None))
+        elif trait.kind is TraitKind.BOOLEAN:
+            columns.append(column.astype("boolean").fillna(False).astype("float64").to_numpy())
+            names.append((trait, "true"))
+        else:
+            text = column.astype(object)
+            for level in trait.levels:
+                columns.append((text == level).to_numpy(dtype="float64"))
+                names.append((trait, level))
+    return np.column_stack(columns), names
+
+
+def _condition(trait: Trait, level: str | None, threshold: float, goes_left: bool) -> str:
+    if level is None:
+        shown = _fmt(threshold)
+        return f"{trait.title} ≤ {shown}" if goes_left else f"{trait.title} > {shown}"
+    if level == "true":
+        return f"not {trait.title}" if goes_left else trait.title
+    return f"{trait.title} is not {level}" if goes_left else f"{trait.title} is {level}"
+
+
+def membership_rules(
+    frame: pd.DataFrame, persona: np.ndarray, traits: list[Trait], seed: int, per_persona: int = 2
+) -> dict[int, list[Rule]]:
+    """Up to two short rules per persona from a depth-3 one-vs-rest tree, each with precision and coverage."""
+    rng = np.random.default_rng(seed)
+    index = np.sort(rng.choice(len(frame), RULE_SAMPLE, replace=False)) if len(frame) > RULE_SAMPLE else None
+    sample = frame.iloc[index] if index is not None else frame
+    labels = persona[index] if index is not None else persona
+    x, names = _rule_matrix(sample, traits)
+    rules: dict[int, list[Rule]] = {}
+    for pid in np.unique(labels):
+        target = labels == pid
+        tree = DecisionTreeClassifier(max_depth=3, min_samples_leaf=max(20, len(x) // 100), random_state=seed)
+        tree.fit(x, target)
+        t = tree.tree_
+        found: list[Rule] = []
+
+        def walk(node: int, path: list[str]) -> None:
+            if t.children_left[node] == -1:
+                counts = t.value[node][0] * t.weighted_n_node_samples[node]
+                hits = float(counts[1]) if len(counts) > 1 else 0.0
+                size = float(t.weighted_n_node_samples[node])
+                if size and hits / size >= 0.5 and path:
+                    found.append(Rule(list(path), hits / size, hits / max(int(target.sum()), 1)))
+                return
+            trait, level = names[t.feature[node]]
+            walk(t.children_left[node], [*path, (trait, level, float(t.threshold[node]), True)])
+            walk(t.children_right[node], [*path, (trait, level, float(t.threshold[node]), False)])
+
+        walk(0, [])
+        found.sort(key=lambda r: -(r.precision * r.coverage))
+        rules[int(pid)] = [Rule(_simplify(r.conditions), round(r.precision, 3), round(r.coverage, 3)) for r in found[:per_persona]]
+    return rules
+
+
+def _simplify(path: list) -> list[str]:
+    """Readable conditions: the tightest bound per numeric trait, and no 'is not' beside an 'is' of the same trait."""
+    bounds: dict[tuple[str, bool], tuple] = {}
+    positive = {trait.name for trait, level, _, left in path if level not in (None, "true") and not left}
+    kept = []
+    for step in path:
+        trait, level, threshold, left = step
+        if level is None:
+            key = (trait.name, left)
+            current = bounds.get(key)
+            if current is None or (threshold < current[2] if left else threshold > current[2]):
+                if current is not None:
+                    kept.remove(current)
+                bounds[key] = step
+                kept.append(step)
+        elif level != "true" and left and trait.name in positive:
+            continue
+        else:
+            kept.append(step)
+    return [_condition(*step) for step in kept]

@@ -1,0 +1,31 @@
+"""Where things live: one home folder for the embedded warehouse, Dagster's storage, models and outputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def persona_home() -> Path:
+    home = Path(os.environ.get("PERSONA_HOME", ".persona_home")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def warehouse_url() -> str:
+    """PERSONA_WAREHOUSE_URL, or the embedded SQLite file in the home folder."""
+    url = os.environ.get("PERSONA_WAREHOUSE_URL", "").strip()
+    return url or f"sqlite:///{persona_home() / 'warehouse.sqlite'}"
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to a folder in the home so runs from the CLI show up in `dagster dev`."""
+    path = Path(os.environ.get("DAGSTER_HOME") or persona_home() / "dagster").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def builds_dir() -> Path:
+    path = persona_home() / "builds"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

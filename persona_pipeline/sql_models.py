@@ -1,0 +1,182 @@
+"""dbt-like SQL models: SELECT files with {{ ref('name') }}, run in dependency order as warehouse tables.
+
+Macros: ref('model') and source('table') resolve to quoted table names and give lineage;
+days_before(expression, n) is the one piece of date arithmetic that differs between SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.warehouse.engine import quote
+from persona_pipeline.warehouse.tables import SOURCE_TABLES
+
+MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+COHORT_FOLDER = "cohorts"
+
+
+class SqlModelError(ValueError):
+    """A model that cannot be run; the message names its file."""
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    name: str
+    path: Path
+    folder: str
+    template: str
+    refs: tuple[str, ...] = field(default=())
+    sources: tuple[str, ...] = field(default=())
+
+    @property
+    def is_cohort(self) -> bool:
+        return self.folder == COHORT_FOLDER
+
+
+def default_models_dir() -> Path:
+    configured = os.environ.get("PERSONA_SQL_DIR")
+    if configured:
+        return Path(configured).resolve()
+    beside_package = Path(__file__).resolve().parent.parent / "dbt_like_sql"
+    return beside_package if beside_package.is_dir() else Path("dbt_like_sql").resolve()
+
+
+def _environment(on_ref: Callable[[str], str], on_source: Callable[[str], str], dialect: str) -> jinja2.Environment:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 - SQL, not HTML
+
+    def days_before(expression: str, days: int) -> str:
+        days = int(days)
+        if dialect == "postgresql":
+            return f"({expression} - INTERVAL '{days} days')"
+        return f"datetime({expression}, '-{days} days')"
+
+    env.globals.update(ref=on_ref, source=on_source, days_before=days_before)
+    return env
+
+
+def _scan(path: Path, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The refs and sources a template uses, found by rendering it with recording stand-ins."""
+    refs: list[str] = []
+    sources: list[str] = []
+
+    def record_ref(name: str) -> str:
+        refs.append(str(name))
+        return "__ref__"
+
+    def record_source(name: str) -> str:
+        sources.append(str(name))
+        return "__source__"
+
+    try:
+        _environment(record_ref, record_source, "sqlite").from_string(text).render()
+    except jinja2.TemplateError as exc:
+        raise SqlModelError(f"{path}: template error: {exc}") from exc
+    return tuple(dict.fromkeys(refs)), tuple(dict.fromkeys(sources))
+
+
+def discover(root: Path | None = None) -> dict[str, SqlModel]:
+    """Every model under root, checked: unique names, known refs and sources, no cycles."""
+    root = root or default_models_dir()
+    if not root.is_dir():
+        raise SqlModelError(f"{root}: no SQL models folder; set PERSONA_SQL_DIR to the folder holding dbt_like_sql")
+    models: dict[str, SqlModel] = {}
+    for path in sorted(root.rglob("*.sql")):
+        name = path.stem
+        if not MODEL_NAME.match(name):
+            raise SqlModelError(f"{path}: model names must be lower case letters, digits and '_' (got {name!r})")
+        if name in models:
+            raise SqlModelError(f"{path}: a model named {name!r} exists already at {models[name].path}")
+        if name in SOURCE_TABLES:
+            raise SqlModelError(f"{path}: {name!r} is a source table's name; rename the model")
+        text = path.read_text(encoding="utf-8")
+        refs, sources = _scan(path, text)
+        folder = path.parent.relative_to(root).parts[0] if path.parent != root else ""
+        models[name] = SqlModel(name, path, folder, text, refs, sources)
+    for model in models.values():
+        for ref in model.refs:
+            if ref not in models:
+                raise SqlModelError(
+                    f"{model.path}: ref('{ref}') names no model; known models: {', '.join(sorted(models))}"
+                )
+        for source in model.sources:
+            if source not in SOURCE_TABLES:
+                raise SqlModelError(
+                    f"{model.path}: source('{source}') is not a source table; use one of {', '.join(SOURCE_TABLES)}"
+                )
+    execution_order(models)
+    return models
+
+
+def execution_order(models: dict[str, SqlModel], only: list[str] | None = None) -> list[str]:
+    """Models in dependency order; with `only`, just those and everything they need."""
+    sorter = graphlib.TopologicalSorter({name: set(m.refs) for name, m in models.items()})
+    try:
+        order = list(sorter.static_order())
+    except graphlib.CycleError as exc:
+        cycle = exc.args[1]
+        files = " -> ".join(str(models[n].path) for n in cycle if n in models)
+        raise SqlModelError(f"the SQL models form a cycle: {files}; remove one of these refs") from exc
+    if only is None:
+        return order
+    needed: set[str] = set()
+    stack = list(only)
+    while stack:
+        name = stack.pop()
+        if name not in needed:
+            needed.add(name)
+            stack.extend(models[name].refs)
+    return [n for n in order if n in needed]
+
+
+def render(model: SqlModel, engine: Engine) -> str:
+    env = _environment(lambda n: quote(engine, str(n)), lambda n: quote(engine, str(n)), engine.dialect.name)
+    return env.from_string(model.template).render().strip().rstrip(";")
+
+
+def run_model(engine: Engine, model: SqlModel) -> int:
+    """Rebuild one model's table; on any error the previous table stays as it was."""
+    sql = render(model, engine)
+    target = quote(engine, model.name)
+    staging = quote(engine, f"{model.name}__building")
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {staging}"))
+            conn.execute(sa.text(f"CREATE TABLE {staging} AS {sql}"))
+            columns = [c["name"] for c in sa.inspect(conn).get_columns(f"{model.name}__building")]
+            if model.is_cohort and "contact_id" not in columns:
+                raise SqlModelError(
+                    f"{model.path}: a cohort must return a contact_id column; it returns {', '.join(columns)}"
+                )
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {target}"))
+            conn.execute(sa.text(f"ALTER TABLE {staging} RENAME TO {target}"))
+            rows = conn.execute(sa.text(f"SELECT COUNT(*) FROM {target}")).scalar_one()  # noqa: S608 - quoted
+    except sa.exc.DBAPIError as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise SqlModelError(f"{model.path}: the SQL failed: {detail}") from exc
+    return int(rows)
+
+
+def run_models(engine: Engine, models: dict[str, SqlModel], only: list[str] | None = None) -> dict[str, int]:
+    return {name: run_model(engine, models[name]) for name in execution_order(models, only)}
+
+
+def cohort_names(models: dict[str, SqlModel]) -> list[str]:
+    return sorted(name for name, m in models.items() if m.is_cohort)
+
+
+def require_cohort(models: dict[str, SqlModel], cohort: str) -> SqlModel:
+    if cohort not in models or not models[cohort].is_cohort:
+        raise SqlModelError(
+            f"unknown cohort {cohort!r}; cohorts are the files in dbt_like_sql/{COHORT_FOLDER}/: "
+            f"{', '.join(cohort_names(models)) or 'none'}"
+        )
+    return models[cohort]

@@ -1,0 +1,44 @@
+"""One SQLAlchemy engine per URL, and the small dialect differences the rest of the code must not see."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.settings import warehouse_url
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # noqa: ANN001 - SQLAlchemy's hook signature
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def get_engine(url: str | None = None) -> Engine:
+    return _engine(url or warehouse_url())
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def quote(engine: Engine, identifier: str) -> str:
+    """An identifier quoted for this dialect: user-supplied names never reach SQL text bare."""
+    return engine.dialect.identifier_preparer.quote_identifier(identifier)
+
+
+def describe(engine: Engine) -> str:
+    """The URL without its password, for messages and metadata."""
+    return engine.url.render_as_string(hide_password=True)

@@ -1,0 +1,228 @@
+"""Persona sets in the warehouse catalog: their definition, status, builds and results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.warehouse.bulk import read_frame, write_frame
+from persona_pipeline.warehouse.tables import (
+    ensure_catalog_tables,
+    persona_builds,
+    persona_memberships,
+    persona_sets,
+    personas,
+    quarantine,
+)
+
+MAX_NAME_LENGTH = 200
+STATUSES = ("queued", "building", "ready", "errored")
+
+
+class PersonaSetError(ValueError):
+    """A persona set request that cannot be carried out; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class PersonaSet:
+    id: int
+    name: str
+    cohort: str
+    traits: list[str] | None
+    n_personas: int | None
+    seed: int
+    status: str
+    error: str | None
+    created_at: dt.datetime
+    built_at: dt.datetime | None
+    current_build: int | None
+
+    @property
+    def partition_key(self) -> str:
+        return partition_key(self.id)
+
+
+def partition_key(persona_set_id: int) -> str:
+    """Dagster partition of a persona set: by id, so a rename never orphans its runs."""
+    return f"set-{persona_set_id}"
+
+
+def id_from_partition_key(key: str) -> int:
+    if not key.startswith("set-") or not key[4:].isdigit():
+        raise PersonaSetError(f"{key!r} is not a persona set partition (expected 'set-<id>')")
+    return int(key[4:])
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _record(row: Any) -> PersonaSet:
+    return PersonaSet(
+        id=row.id,
+        name=row.name,
+        cohort=row.cohort,
+        traits=json.loads(row.traits) if row.traits else None,
+        n_personas=row.n_personas,
+        seed=row.seed,
+        status=row.status,
+        error=row.error,
+        created_at=row.created_at,
+        built_at=row.built_at,
+        current_build=row.current_build,
+    )
+
+
+def create(
+    engine: Engine, name: str, cohort: str, traits: list[str] | None = None, n_personas: int | None = None, seed: int = 0
+) -> PersonaSet:
+    """Queue a new persona set; names are free text (stored as given, always bound as parameters)."""
+    ensure_catalog_tables(engine)
+    clean = name.strip()
+    if not clean:
+        raise PersonaSetError("a persona set needs a name: pass --name NAME")
+    if len(clean) > MAX_NAME_LENGTH:
+        raise PersonaSetError(f"the name is {len(clean)} characters long; keep it to {MAX_NAME_LENGTH}")
+    if n_personas is not None and not 2 <= n_personas <= 8:
+        raise PersonaSetError(f"--personas must be between 2 and 8, not {n_personas}")
+    now = _now()
+    with engine.begin() as conn:
+        exists = conn.execute(sa.select(persona_sets.c.id).where(persona_sets.c.name == clean)).first()
+        if exists:
+            raise PersonaSetError(f"a persona set named {clean!r} exists already; choose another name")
+        conn.execute(
+            persona_sets.insert().values(
+                name=clean,
+                cohort=cohort,
+                traits=json.dumps(traits) if traits else None,
+                n_personas=n_personas,
+                seed=seed,
+                status="queued",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return get(engine, clean)
+
+
+def get(engine: Engine, name: str) -> PersonaSet:
+    ensure_catalog_tables(engine)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(persona_sets).where(persona_sets.c.name == name)).first()
+        if row is None:
+            known = conn.execute(sa.select(persona_sets.c.name).order_by(persona_sets.c.name)).scalars().all()
+    if row is None:
+        hint = f"known persona sets: {', '.join(repr(k) for k in known)}" if known else "there are none yet"
+        raise PersonaSetError(f"no persona set named {name!r}; {hint}")
+    return _record(row)
+
+
+def get_by_id(engine: Engine, persona_set_id: int) -> PersonaSet:
+    ensure_catalog_tables(engine)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(persona_sets).where(persona_sets.c.id == persona_set_id)).first()
+    if row is None:
+        raise PersonaSetError(f"no persona set with id {persona_set_id}; it may have been deleted")
+    return _record(row)
+
+
+def list_all(engine: Engine) -> list[PersonaSet]:
+    ensure_catalog_tables(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(persona_sets).order_by(persona_sets.c.id)).all()
+    return [_record(r) for r in rows]
+
+
+def set_status(engine: Engine, persona_set_id: int, status: str, error: str | None = None) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    with engine.begin() as conn:
+        conn.execute(
+            persona_sets.update()
+            .where(persona_sets.c.id == persona_set_id)
+            .values(status=status, error=error, updated_at=_now())
+        )
+
+
+def latest_build(engine: Engine, persona_set_id: int) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(persona_builds)
+            .where(persona_builds.c.persona_set_id == persona_set_id)
+            .order_by(persona_builds.c.build.desc())
+            .limit(1)
+        ).first()
+    return dict(row._mapping) if row else None
+
+
+def record_quarantine(engine: Engine, persona_set_id: int, build: int, rows: pd.DataFrame) -> int:
+    """Replace this build's quarantined rows: a re-run of the same build does not double them."""
+    with engine.begin() as conn:
+        conn.execute(
+            quarantine.delete().where((quarantine.c.persona_set_id == persona_set_id) & (quarantine.c.build == build))
+        )
+        frame = rows.assign(persona_set_id=persona_set_id, build=build)
+        return write_frame(conn, "quarantine", frame[["persona_set_id", "build", "contact_id", "column", "value", "reason"]])
+
+
+def record_build(engine: Engine, persona_set_id: int, build: dict[str, Any], persona_rows: list[dict[str, Any]]) -> None:
+    """Store one build's model and personas, and make it the set's current build."""
+    with engine.begin() as conn:
+        conn.execute(
+            persona_builds.delete().where(
+                (persona_builds.c.persona_set_id == persona_set_id) & (persona_builds.c.build == build["build"])
+            )
+        )
+        conn.execute(
+            personas.delete().where((personas.c.persona_set_id == persona_set_id) & (personas.c.build == build["build"]))
+        )
+        conn.execute(persona_builds.insert().values(persona_set_id=persona_set_id, **build))
+        conn.execute(personas.insert(), [{"persona_set_id": persona_set_id, "build": build["build"], **p} for p in persona_rows])
+
+
+def replace_memberships(engine: Engine, persona_set_id: int, build: int, memberships: pd.DataFrame) -> int:
+    """Swap the set's memberships for this build's in one transaction (COPY on PostgreSQL)."""
+    frame = memberships[["contact_id", "persona_id", "confidence"]].assign(persona_set_id=persona_set_id, build=build)
+    with engine.begin() as conn:
+        conn.execute(persona_memberships.delete().where(persona_memberships.c.persona_set_id == persona_set_id))
+        written = write_frame(conn, "persona_memberships", frame)
+        conn.execute(
+            persona_sets.update()
+            .where(persona_sets.c.id == persona_set_id)
+            .values(status="ready", error=None, built_at=_now(), updated_at=_now(), current_build=build)
+        )
+    return written
+
+
+def read_memberships(engine: Engine, persona_set_id: int) -> pd.DataFrame:
+    return read_frame(
+        engine,
+        "SELECT contact_id, persona_id, confidence FROM persona_memberships WHERE persona_set_id = :id ORDER BY contact_id",
+        {"id": persona_set_id},
+    )
+
+
+def read_personas(engine: Engine, persona_set_id: int, build: int | None = None) -> list[dict[str, Any]]:
+    record = get_by_id(engine, persona_set_id)
+    build = build if build is not None else record.current_build
+    if build is None:
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(personas)
+            .where((personas.c.persona_set_id == persona_set_id) & (personas.c.build == build))
+            .order_by(personas.c.persona_id)
+        ).all()
+    out = []
+    for row in rows:
+        item = dict(row._mapping)
+        item["defining_traits"] = json.loads(item["defining_traits"])
+        item["rules"] = json.loads(item["rules"])
+        out.append(item)
+    return out

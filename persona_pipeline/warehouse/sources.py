@@ -1,0 +1,65 @@
+"""The source tables and the trait catalog stored beside them, replaced together or not at all."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.core.traits import CatalogError, Trait, TraitCatalog
+from persona_pipeline.warehouse.bulk import write_frame
+from persona_pipeline.warehouse.tables import (
+    HIDDEN_TRUTH_TABLE,
+    ensure_catalog_tables,
+    source_tables,
+    trait_catalog,
+)
+
+
+def load_catalog(engine: Engine) -> TraitCatalog:
+    """The catalog of the data now in the warehouse; a clear error when nothing was seeded or loaded yet."""
+    ensure_catalog_tables(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(trait_catalog.c.definition).order_by(trait_catalog.c.position)).all()
+    if not rows:
+        raise CatalogError(
+            "the warehouse has no trait catalog yet: run `persona-pipeline seed` or `persona-pipeline load` first"
+        )
+    return TraitCatalog(tuple(Trait.from_dict(json.loads(r.definition)) for r in rows))
+
+
+def replace_sources(
+    engine: Engine,
+    catalog: TraitCatalog,
+    contacts: pd.DataFrame,
+    trait_history: pd.DataFrame,
+    orders: pd.DataFrame,
+    truth: pd.DataFrame | None = None,
+) -> dict[str, int]:
+    """Swap in a whole new customer base in one transaction: a failure leaves the old one untouched."""
+    ensure_catalog_tables(engine)
+    tables = source_tables(catalog)
+    counts: dict[str, int] = {}
+    with engine.begin() as conn:
+        for table in tables.values():
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {engine.dialect.identifier_preparer.quote(table.name)}"))
+        for table in tables.values():
+            table.create(conn)
+        conn.execute(trait_catalog.delete())
+        conn.execute(
+            trait_catalog.insert(),
+            [{"position": i, "name": t.name, "definition": json.dumps(t.to_dict())} for i, t in enumerate(catalog.traits)],
+        )
+        frames = {"contacts": contacts, "trait_history": trait_history, "orders": orders}
+        if truth is not None:
+            frames[HIDDEN_TRUTH_TABLE] = truth
+        for name, frame in frames.items():
+            columns = [c.name for c in tables[name].columns]
+            counts[name] = write_frame(conn, name, frame[[c for c in columns if c in frame.columns]])
+    with engine.connect() as conn:  # fresh statistics make the cohort joins plan well on PostgreSQL
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("ANALYZE"))
+            conn.commit()
+    return counts

@@ -1,0 +1,144 @@
+"""The warehouse's tables: sources shaped by the trait catalog, and the catalog and results of persona sets."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from persona_pipeline.core.traits import TraitCatalog, TraitKind
+
+SOURCE_TABLES = ("contacts", "trait_history", "orders")
+HIDDEN_TRUTH_TABLE = "hidden_segments"  # the generator's truth, for quality tests only; the pipeline never reads it
+
+metadata = sa.MetaData()
+
+trait_catalog = sa.Table(
+    "trait_catalog",
+    metadata,
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("definition", sa.Text, nullable=False),
+)
+
+persona_sets = sa.Table(
+    "persona_sets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("cohort", sa.String(200), nullable=False),
+    sa.Column("traits", sa.Text, nullable=True),  # JSON list, or NULL for the catalog's defaults
+    sa.Column("n_personas", sa.Integer, nullable=True),  # a user's override of k
+    sa.Column("seed", sa.Integer, nullable=False, default=0),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("built_at", sa.DateTime, nullable=True),
+    sa.Column("current_build", sa.Integer, nullable=True),
+)
+
+persona_builds = sa.Table(
+    "persona_builds",
+    metadata,
+    sa.Column("persona_set_id", sa.Integer, primary_key=True),
+    sa.Column("build", sa.Integer, primary_key=True),
+    sa.Column("k", sa.Integer, nullable=False),
+    sa.Column("k_reason", sa.Text, nullable=False),
+    sa.Column("k_scores", sa.Text, nullable=False),
+    sa.Column("stability", sa.Float, nullable=True),
+    sa.Column("model", sa.Text, nullable=False),  # JSON: feature transform, centroids, persona ids
+    sa.Column("cohort_size", sa.Integer, nullable=False),
+    sa.Column("quarantined", sa.Integer, nullable=False),
+    sa.Column("kept_from_previous", sa.Float, nullable=True),  # share of contacts whose persona id held
+    sa.Column("built_at", sa.DateTime, nullable=False),
+)
+
+personas = sa.Table(
+    "personas",
+    metadata,
+    sa.Column("persona_set_id", sa.Integer, primary_key=True),
+    sa.Column("build", sa.Integer, primary_key=True),
+    sa.Column("persona_id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("avatar_svg", sa.Text, nullable=False),
+    sa.Column("population", sa.Integer, nullable=False),
+    sa.Column("share", sa.Float, nullable=False),
+    sa.Column("defining_traits", sa.Text, nullable=False),  # JSON list of trait effects
+    sa.Column("rules", sa.Text, nullable=False),  # JSON list of rules
+)
+
+persona_memberships = sa.Table(
+    "persona_memberships",
+    metadata,
+    sa.Column("persona_set_id", sa.Integer, primary_key=True),
+    sa.Column("contact_id", sa.BigInteger, primary_key=True),
+    sa.Column("persona_id", sa.Integer, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("build", sa.Integer, nullable=False),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("persona_set_id", sa.Integer, nullable=False, index=True),
+    sa.Column("build", sa.Integer, nullable=False),
+    sa.Column("contact_id", sa.BigInteger, nullable=True),
+    sa.Column("column", sa.String(200), nullable=False),
+    sa.Column("value", sa.Text, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+
+def ensure_catalog_tables(engine: Engine) -> None:
+    metadata.create_all(engine)
+
+
+def _trait_type(kind: TraitKind) -> sa.types.TypeEngine:
+    return {TraitKind.NUMERIC: sa.Float(), TraitKind.BOOLEAN: sa.Boolean(), TraitKind.CATEGORICAL: sa.String(200)}[kind]
+
+
+def source_tables(catalog: TraitCatalog) -> dict[str, sa.Table]:
+    """contacts (current values), trait_history (as-of rows) and orders, with one column per trait."""
+    meta = sa.MetaData()
+
+    def traits() -> list[sa.Column]:
+        return [sa.Column(t.name, _trait_type(t.kind), nullable=True) for t in catalog.traits]
+
+    contacts = sa.Table(
+        "contacts",
+        meta,
+        sa.Column("contact_id", sa.BigInteger, primary_key=True),
+        sa.Column("created_at", sa.DateTime, nullable=True),
+        sa.Column("updated_at", sa.DateTime, nullable=True),
+        *traits(),
+    )
+    history = sa.Table(
+        "trait_history",
+        meta,
+        sa.Column("contact_id", sa.BigInteger, nullable=False),
+        sa.Column("valid_from", sa.DateTime, nullable=False),
+        sa.Column("valid_to", sa.DateTime, nullable=True),
+        *traits(),
+        sa.Index("trait_history_contact", "contact_id", "valid_from"),
+    )
+    orders = sa.Table(
+        "orders",
+        meta,
+        sa.Column("order_id", sa.BigInteger, primary_key=True),
+        sa.Column("contact_id", sa.BigInteger, nullable=False, index=True),
+        sa.Column("ordered_at", sa.DateTime, nullable=False),
+        sa.Column("amount", sa.Float, nullable=True),
+        sa.Column("product_category", sa.String(200), nullable=True),
+    )
+    truth = sa.Table(
+        HIDDEN_TRUTH_TABLE,
+        meta,
+        sa.Column("contact_id", sa.BigInteger, primary_key=True),
+        sa.Column("segment", sa.String(100), nullable=False),
+    )
+    return {"contacts": contacts, "trait_history": history, "orders": orders, HIDDEN_TRUTH_TABLE: truth}
+
+
+def drop_sources(conn: Connection, catalog: TraitCatalog) -> None:
+    for table in source_tables(catalog).values():
+        table.drop(conn, checkfirst=True)
