@@ -50,7 +50,9 @@ def default_models_dir() -> Path:
     return beside_package if beside_package.is_dir() else Path("dbt_like_sql").resolve()
 
 
-def _environment(on_ref: Callable[[str], str], on_source: Callable[[str], str], dialect: str) -> jinja2.Environment:
+def _environment(
+    on_ref: Callable[[str], str], on_source: Callable[[str], str], dialect: str
+) -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 - SQL, not HTML
 
     def days_before(expression: str, days: int) -> str:
@@ -87,12 +89,16 @@ def discover(root: Path | None = None) -> dict[str, SqlModel]:
     """Every model under root, checked: unique names, known refs and sources, no cycles."""
     root = root or default_models_dir()
     if not root.is_dir():
-        raise SqlModelError(f"{root}: no SQL models folder; set PERSONA_SQL_DIR to the folder holding dbt_like_sql")
+        raise SqlModelError(
+            f"{root}: no SQL models folder; set PERSONA_SQL_DIR to the folder holding dbt_like_sql"
+        )
     models: dict[str, SqlModel] = {}
     for path in sorted(root.rglob("*.sql")):
         name = path.stem
         if not MODEL_NAME.match(name):
-            raise SqlModelError(f"{path}: model names must be lower case letters, digits and '_' (got {name!r})")
+            raise SqlModelError(
+                f"{path}: model names must be lower case letters, digits and '_' (got {name!r})"
+            )
         if name in models:
             raise SqlModelError(f"{path}: a model named {name!r} exists already at {models[name].path}")
         if name in SOURCE_TABLES:

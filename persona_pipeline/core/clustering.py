@@ -70,19 +70,25 @@ def choose_k(x: np.ndarray, seed: int, progress: Progress | None = None) -> KCho
     sample = x[_sample(len(x), CHOOSE_SAMPLE, rng)]
     k_max = min(K_MAX, len(sample) // 10)
     if k_max < K_MIN:
-        raise ClusteringError(f"the cohort has {len(x)} contacts: too few to split into {K_MIN} personas reliably")
+        raise ClusteringError(
+            f"the cohort has {len(x)} contacts: too few to split into {K_MIN} personas reliably"
+        )
     total = float(((sample - sample.mean(axis=0)) ** 2).sum())
     inertia = {1: total}
     for k in range(K_MIN, k_max + 2):
         inertia[k] = float(_kmeans(k, seed).fit(sample).inertia_) if k <= len(sample) else 0.0
-        if progress:
-            progress(f"choosing k: fitted k={k}")
+    if progress:
+        progress(
+            f"choosing k: fitted k={K_MIN}..{k_max + 1} on {len(sample):,} contacts; measuring stability"
+        )
     gains = {k: 1 - inertia[k] / inertia[k - 1] if inertia[k - 1] else 0.0 for k in range(K_MIN, k_max + 2)}
     scores = []
     for k in range(K_MIN, k_max + 1):
         elbow = gains[k] / gains[k + 1] if gains[k + 1] > 1e-12 else float("inf")
         stability = split_half_stability(sample, k, seed)
-        scores.append({"k": k, "inertia": inertia[k], "gain": gains[k], "elbow": elbow, "stability": stability})
+        scores.append(
+            {"k": k, "inertia": inertia[k], "gain": gains[k], "elbow": elbow, "stability": stability}
+        )
     stable = [s for s in scores if s["stability"] >= STABLE] or [max(scores, key=lambda s: s["stability"])]
     best = max(stable, key=lambda s: s["elbow"])
     if best["elbow"] >= CLEAR_ELBOW:
@@ -92,7 +98,9 @@ def choose_k(x: np.ndarray, seed: int, progress: Progress | None = None) -> KCho
         )
         return KChoice(int(best["k"]), reason, scores)
     best = max(stable, key=lambda s: s["k"])
-    return KChoice(int(best["k"]), f"no clear elbow; largest stable k (stability {best['stability']:.2f})", scores)
+    return KChoice(
+        int(best["k"]), f"no clear elbow; largest stable k (stability {best['stability']:.2f})", scores
+    )
 
 
 def nearest_two(x: np.ndarray, centroids: np.ndarray, chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +127,9 @@ def nearest_two(x: np.ndarray, centroids: np.ndarray, chunk: int = 262_144) -> t
     return labels, confidence
 
 
-def match_identities(new_labels: np.ndarray, old_ids: np.ndarray, k_new: int, previous_ids: list[int]) -> list[int]:
+def match_identities(
+    new_labels: np.ndarray, old_ids: np.ndarray, k_new: int, previous_ids: list[int]
+) -> list[int]:
     """Persona ids for the new clusters: the previous build's id with the largest shared membership (Hungarian)."""
     index = {pid: j for j, pid in enumerate(previous_ids)}
     overlap = np.zeros((k_new, len(previous_ids)), dtype=np.int64)

@@ -67,7 +67,9 @@ class FeatureTransform:
                     present = np.log1p(present)
                 center = float(np.mean(present))
                 scale = float(np.std(present)) or 1.0
-                encodings.append(TraitEncoding(trait.name, trait.kind, center, scale, float(np.median(present)), log))
+                encodings.append(
+                    TraitEncoding(trait.name, trait.kind, center, scale, float(np.median(present)), log)
+                )
             elif trait.kind is TraitKind.BOOLEAN:
                 values = column.astype("boolean")
                 share = float(values.mean()) if values.notna().any() else 0.5
@@ -77,9 +79,13 @@ class FeatureTransform:
                 levels = list(trait.levels) or sorted(column.dropna().astype(str).unique().tolist())
                 counts = column.astype(object).value_counts()
                 total = float(counts.reindex(levels).fillna(0).sum())
-                shares = [float(counts.get(level, 0)) / total if total else 1 / len(levels) for level in levels]
+                shares = [
+                    float(counts.get(level, 0)) / total if total else 1 / len(levels) for level in levels
+                ]
                 spread = float(np.sqrt(sum(p * (1 - p) for p in shares))) or 1.0
-                encodings.append(TraitEncoding(trait.name, trait.kind, scale=spread, levels=levels, shares=shares))
+                encodings.append(
+                    TraitEncoding(trait.name, trait.kind, scale=spread, levels=levels, shares=shares)
+                )
         return FeatureTransform(encodings)
 
     def transform(self, frame: pd.DataFrame, dtype: Any = np.float32) -> np.ndarray:

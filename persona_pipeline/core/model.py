@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -110,16 +109,24 @@ def build_model(
             by_k = {int(s["k"]): s for s in choice.scores}
             best = by_k[choice.k]
             kept = by_k.get(previous.k)
-            if kept and kept["stability"] >= clustering.STABLE and kept["elbow"] >= KEEP_K_ELBOW_SHARE * best["elbow"]:
+            if (
+                kept
+                and kept["stability"] >= clustering.STABLE
+                and kept["elbow"] >= KEEP_K_ELBOW_SHARE * best["elbow"]
+            ):
                 choice = clustering.KChoice(
-                    previous.k, f"kept k={previous.k} from the previous build (close to the best, k={choice.k})", choice.scores
+                    previous.k,
+                    f"kept k={previous.k} from the previous build (close to the best, k={choice.k})",
+                    choice.scores,
                 )
     else:
         if len(x) < k:
             raise clustering.ClusteringError(
                 f"the cohort has {len(x)} valid contacts, fewer than the {k} personas asked for; lower --personas"
             )
-        choice = clustering.KChoice(k, f"set by the user (Faraday's rule would give {clustering.faraday_rule(len(x))})")
+        choice = clustering.KChoice(
+            k, f"set by the user (Faraday's rule would give {clustering.faraday_rule(len(x))})"
+        )
     previous_ids = None
     previous_labels = None
     if previous is not None:
@@ -127,9 +134,13 @@ def build_model(
         previous_ids = previous.persona_ids
     result = clustering.fit(x, choice.k, seed, previous_labels, previous_ids)
     if progress:
-        progress(f"fitted {choice.k} personas ({'warm start from the previous build' if result.warm_started else 'fresh'})")
+        progress(
+            f"fitted {choice.k} personas ({'warm start from the previous build' if result.warm_started else 'fresh'})"
+        )
     chosen = next((s for s in choice.scores if int(s["k"]) == choice.k), None)
-    stability = float(chosen["stability"]) if chosen else clustering.split_half_stability(x[:20_000], choice.k, seed)
+    stability = (
+        float(chosen["stability"]) if chosen else clustering.split_half_stability(x[:20_000], choice.k, seed)
+    )
     ids = np.asarray(result.persona_ids, dtype=np.int32)[result.labels]
     kept_share = float((ids == previous_labels).mean()) if previous_labels is not None else None
     model = PersonaModel(transform, result.centroids, result.persona_ids, seed)

@@ -36,7 +36,9 @@ def _fmt(value: float) -> str:
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def trait_effects(frame: pd.DataFrame, persona: np.ndarray, traits: list[Trait]) -> dict[int, list[TraitEffect]]:
+def trait_effects(
+    frame: pd.DataFrame, persona: np.ndarray, traits: list[Trait]
+) -> dict[int, list[TraitEffect]]:
     """Every trait's effect for every persona, strongest first."""
     ids = np.unique(persona)
     out: dict[int, list[TraitEffect]] = {int(i): [] for i in ids}
@@ -78,7 +80,9 @@ def trait_effects(frame: pd.DataFrame, persona: np.ndarray, traits: list[Trait])
                         share_p = share_c
                     label = trait.title if trait.kind is TraitKind.BOOLEAN else f"{trait.title} {level}"
                     text = f"{label}: {share_p:.0%} vs {share_c:.0%} in the cohort"
-                    out[int(pid)].append(TraitEffect(trait.name, level, (share_p - share_c) / spread, share_p, share_c, text))
+                    out[int(pid)].append(
+                        TraitEffect(trait.name, level, (share_p - share_c) / spread, share_p, share_c, text)
+                    )
     for pid in out:
         out[pid].sort(key=lambda e: -abs(e.effect))
     return out
@@ -111,10 +115,17 @@ class Rule:
         return " and ".join(self.conditions)
 
     def to_dict(self) -> dict[str, object]:
-        return {"conditions": self.conditions, "precision": self.precision, "coverage": self.coverage, "text": self.text}
+        return {
+            "conditions": self.conditions,
+            "precision": self.precision,
+            "coverage": self.coverage,
+            "text": self.text,
+        }
 
 
-def _rule_matrix(frame: pd.DataFrame, traits: list[Trait]) -> tuple[np.ndarray, list[tuple[Trait, str | None]]]:
+def _rule_matrix(
+    frame: pd.DataFrame, traits: list[Trait]
+) -> tuple[np.ndarray, list[tuple[Trait, str | None]]]:
     """Readable features for trees: raw numbers, 0/1 booleans, one column per category level."""
     columns, names = [], []
     for trait in traits:
@@ -157,25 +168,39 @@ def membership_rules(
         target = labels == pid
         tree = DecisionTreeClassifier(max_depth=3, min_samples_leaf=max(20, len(x) // 100), random_state=seed)
         tree.fit(x, target)
-        t = tree.tree_
-        found: list[Rule] = []
-
-        def walk(node: int, path: list[str]) -> None:
-            if t.children_left[node] == -1:
-                counts = t.value[node][0] * t.weighted_n_node_samples[node]
-                hits = float(counts[1]) if len(counts) > 1 else 0.0
-                size = float(t.weighted_n_node_samples[node])
-                if size and hits / size >= 0.5 and path:
-                    found.append(Rule(list(path), hits / size, hits / max(int(target.sum()), 1)))
-                return
-            trait, level = names[t.feature[node]]
-            walk(t.children_left[node], [*path, (trait, level, float(t.threshold[node]), True)])
-            walk(t.children_right[node], [*path, (trait, level, float(t.threshold[node]), False)])
-
-        walk(0, [])
+        covered = max(int(target.sum()), 1)
+        found = [
+            Rule(path, hits / size, hits / covered)
+            for path, hits, size in _leaf_paths(tree, names)
+            if size and hits / size >= 0.5 and path
+        ]
         found.sort(key=lambda r: -(r.precision * r.coverage))
-        rules[int(pid)] = [Rule(_simplify(r.conditions), round(r.precision, 3), round(r.coverage, 3)) for r in found[:per_persona]]
+        rules[int(pid)] = [
+            Rule(_simplify(r.conditions), round(r.precision, 3), round(r.coverage, 3))
+            for r in found[:per_persona]
+        ]
     return rules
+
+
+def _leaf_paths(
+    tree: DecisionTreeClassifier, names: list[tuple[Trait, str | None]]
+) -> list[tuple[list, float, float]]:
+    """Every leaf's path of (trait, level, threshold, went_left) steps, with its member hits and size."""
+    t = tree.tree_
+    out: list[tuple[list, float, float]] = []
+    stack: list[tuple[int, list]] = [(0, [])]
+    while stack:
+        node, path = stack.pop()
+        if t.children_left[node] == -1:
+            size = float(t.weighted_n_node_samples[node])
+            counts = t.value[node][0] * size
+            out.append((path, float(counts[1]) if len(counts) > 1 else 0.0, size))
+            continue
+        trait, level = names[t.feature[node]]
+        threshold = float(t.threshold[node])
+        stack.append((t.children_right[node], [*path, (trait, level, threshold, False)]))
+        stack.append((t.children_left[node], [*path, (trait, level, threshold, True)]))
+    return out
 
 
 def _simplify(path: list) -> list[str]:

@@ -55,7 +55,11 @@ BUILTIN_CATALOG = TraitCatalog(
             ("high_school", "some_college", "bachelors", "graduate"),
             {"graduate": "Graduate-Educated", "some_college": "Studying", "high_school": "Hands-On"},
         ),
-        _cat("urbanicity", ("urban", "suburban", "rural"), {"urban": "Urban", "suburban": "Suburban", "rural": "Rural"}),
+        _cat(
+            "urbanicity",
+            ("urban", "suburban", "rural"),
+            {"urban": "Urban", "suburban": "Suburban", "rural": "Rural"},
+        ),
         _cat("home_ownership", ("owner", "renter"), {"owner": "Homeowning", "renter": "Renting"}),
         _cat("state", STATES, {}, cluster=False, desc="US state of residence"),
         _cat(
@@ -224,7 +228,9 @@ def _draw_traits(rng: np.random.Generator, segment_ids: np.ndarray, missing_shar
             elif trait.name in MONEY_TRAITS:
                 values = np.round(values, 1)
             else:
-                values = np.round(values, 0 if trait.name in ("age", "credit_score", "commute_minutes") else 1)
+                values = np.round(
+                    values, 0 if trait.name in ("age", "credit_score", "commute_minutes") else 1
+                )
             columns[trait.name] = np.clip(values, trait.minimum, trait.maximum)
         elif trait.kind is TraitKind.CATEGORICAL:
             values = np.empty(n, dtype=object)
@@ -236,7 +242,9 @@ def _draw_traits(rng: np.random.Generator, segment_ids: np.ndarray, missing_shar
                 else:  # a little mass on every level: real segments are never pure
                     probs = np.array([weights.get(level, 0.0) + 0.02 for level in trait.levels])
                     probs /= probs.sum()
-                values[idx] = np.asarray(trait.levels, dtype=object)[rng.choice(len(trait.levels), len(idx), p=probs)]
+                values[idx] = np.asarray(trait.levels, dtype=object)[
+                    rng.choice(len(trait.levels), len(idx), p=probs)
+                ]
             columns[trait.name] = values
         else:
             probs = np.array([seg.boolean[trait.name] for seg in SEGMENTS])[segment_ids]
@@ -284,7 +292,9 @@ def generate(
 
     # Arrival: most contacts exist before the history starts, the rest arrive during it; a few leave.
     arrives_late = rng.random(total) < (0.15 if days else 0.0)
-    created_day = np.where(arrives_late, rng.integers(1, max(days, 1) + 1, total), -rng.integers(1, 1500, total))
+    created_day = np.where(
+        arrives_late, rng.integers(1, max(days, 1) + 1, total), -rng.integers(1, 1500, total)
+    )
     leaves = np.zeros(total, dtype=bool)
     if n_leaving:
         leaves[rng.choice(np.flatnonzero(created_day < days), n_leaving, replace=False)] = True
@@ -373,7 +383,11 @@ def _restore_dtype(column: pd.Series, trait: Trait) -> pd.Series:
 
 
 def _draw_orders(
-    rng: np.random.Generator, contact_ids: np.ndarray, segment_ids: np.ndarray, contacts: pd.DataFrame, end: dt.date
+    rng: np.random.Generator,
+    contact_ids: np.ndarray,
+    segment_ids: np.ndarray,
+    contacts: pd.DataFrame,
+    end: dt.date,
 ) -> pd.DataFrame:
     """A year of orders: leads have none; amounts and categories follow the segment and the household's pets."""
     rate = np.array([s.orders_per_year for s in SEGMENTS])[segment_ids]
@@ -394,7 +408,9 @@ def _draw_orders(
         idx = np.flatnonzero(segment_ids[owner] == s)
         weights = np.array([seg.categories.get(c, 0.3) for c in PRODUCT_CATEGORIES], dtype=float)
         probs = weights / weights.sum()
-        category[idx] = np.asarray(PRODUCT_CATEGORIES, dtype=object)[rng.choice(len(PRODUCT_CATEGORIES), len(idx), p=probs)]
+        category[idx] = np.asarray(PRODUCT_CATEGORIES, dtype=object)[
+            rng.choice(len(PRODUCT_CATEGORIES), len(idx), p=probs)
+        ]
     pet_swap = dog & (rng.random(n) < 0.15)
     category[pet_swap] = "pet_supplies"
     frame = pd.DataFrame(

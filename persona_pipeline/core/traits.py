@@ -75,7 +75,10 @@ class Trait:
         maximum = raw.get("max", raw.get("maximum"))
         if minimum is not None and maximum is not None and float(minimum) > float(maximum):
             raise CatalogError(f"{where}: trait {name!r} has min {minimum} above max {maximum}")
-        labels = {str(k).lower() if isinstance(k, bool) else str(k): str(v) for k, v in (raw.get("labels") or {}).items()}
+        labels = {
+            str(k).lower() if isinstance(k, bool) else str(k): str(v)
+            for k, v in (raw.get("labels") or {}).items()
+        }
         return Trait(
             name=name,
             kind=kind,
@@ -150,4 +153,6 @@ class TraitCatalog:
         entries = raw.get("traits") if isinstance(raw, dict) else raw
         if not isinstance(entries, list):
             raise CatalogError(f"{path}: expected a list of traits under the key 'traits'")
-        return TraitCatalog(tuple(Trait.from_dict(e, f"{path}, trait #{i + 1}") for i, e in enumerate(entries)))
+        return TraitCatalog(
+            tuple(Trait.from_dict(e, f"{path}, trait #{i + 1}") for i, e in enumerate(entries))
+        )

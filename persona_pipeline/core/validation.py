@@ -34,7 +34,9 @@ def _reason(check: str, trait: Trait | None) -> str:
     if text.startswith("isin") and trait is not None:
         return f"not a declared level (expected one of {', '.join(trait.levels)})"
     if text == "field_uniqueness":
-        return "duplicate contact_id: every occurrence is quarantined, since none can be trusted over the others"
+        return (
+            "duplicate contact_id: every occurrence is quarantined, since none can be trusted over the others"
+        )
     if text == "not_nullable":
         return "missing contact_id"
     if text.startswith("coerce_dtype"):
@@ -93,7 +95,16 @@ class ValidationResult:
 
 def _normalize_booleans(frame: pd.DataFrame, traits: list[Trait]) -> pd.DataFrame:
     """Warehouses hand booleans back as 0/1 or 't'/'f': read those as booleans, leave anything else to fail."""
-    words = {"t": True, "true": True, "1": True, "yes": True, "f": False, "false": False, "0": False, "no": False}
+    words = {
+        "t": True,
+        "true": True,
+        "1": True,
+        "yes": True,
+        "f": False,
+        "false": False,
+        "0": False,
+        "no": False,
+    }
     for trait in traits:
         if trait.kind is TraitKind.BOOLEAN and trait.name in frame:
             column = frame[trait.name]
@@ -113,7 +124,9 @@ def validate(frame: pd.DataFrame, traits: list[Trait]) -> ValidationResult:
             "Check the trait names in the persona set and the columns of the contacts table."
         )
     if frame.empty:
-        raise ValidationError("the cohort is empty: its SQL model returned no contacts; check the cohort's query")
+        raise ValidationError(
+            "the cohort is empty: its SQL model returned no contacts; check the cohort's query"
+        )
     frame = _normalize_booleans(frame.reset_index(drop=True).copy(), traits)
     schema = schema_for(traits)
     by_name = {t.name: t for t in traits}
@@ -130,11 +143,15 @@ def validate(frame: pd.DataFrame, traits: list[Trait]) -> ValidationResult:
             unlocated = exc.failure_cases[exc.failure_cases["index"].isna()]
             unlocated = unlocated[~unlocated["check"].astype(str).str.startswith("dtype(")]
             if cases.empty:
-                raise ValidationError(f"the cohort's data failed validation as a whole: {unlocated.to_dict('records')}") from exc
+                raise ValidationError(
+                    f"the cohort's data failed validation as a whole: {unlocated.to_dict('records')}"
+                ) from exc
             found.append(cases)
             keep[np.unique(cases["index"].astype("int64").to_numpy())] = False
     if not found:
-        return ValidationResult(valid.reset_index(drop=True), pd.DataFrame(columns=QUARANTINE_COLUMNS), len(frame))
+        return ValidationResult(
+            valid.reset_index(drop=True), pd.DataFrame(columns=QUARANTINE_COLUMNS), len(frame)
+        )
     cases = pd.concat(found, ignore_index=True)
     index = cases["index"].astype("int64").to_numpy()
     contact_ids = pd.to_numeric(frame["contact_id"], errors="coerce").to_numpy()
@@ -143,7 +160,9 @@ def validate(frame: pd.DataFrame, traits: list[Trait]) -> ValidationResult:
             "contact_id": pd.array(contact_ids[index], dtype="Float64").astype("Int64"),
             "column": cases["column"].astype(str).to_numpy(),
             "value": [None if pd.isna(v) else str(v)[:200] for v in cases["failure_case"]],
-            "reason": [_reason(c, by_name.get(col)) for c, col in zip(cases["check"], cases["column"], strict=True)],
+            "reason": [
+                _reason(c, by_name.get(col)) for c, col in zip(cases["check"], cases["column"], strict=True)
+            ],
         }
     ).drop_duplicates(ignore_index=True)
     return ValidationResult(valid.reset_index(drop=True), quarantine, len(frame))

@@ -80,7 +80,12 @@ def _record(row: Any) -> PersonaSet:
 
 
 def create(
-    engine: Engine, name: str, cohort: str, traits: list[str] | None = None, n_personas: int | None = None, seed: int = 0
+    engine: Engine,
+    name: str,
+    cohort: str,
+    traits: list[str] | None = None,
+    n_personas: int | None = None,
+    seed: int = 0,
 ) -> PersonaSet:
     """Queue a new persona set; names are free text (stored as given, always bound as parameters)."""
     ensure_catalog_tables(engine)
@@ -165,32 +170,48 @@ def record_quarantine(engine: Engine, persona_set_id: int, build: int, rows: pd.
     """Replace this build's quarantined rows: a re-run of the same build does not double them."""
     with engine.begin() as conn:
         conn.execute(
-            quarantine.delete().where((quarantine.c.persona_set_id == persona_set_id) & (quarantine.c.build == build))
+            quarantine.delete().where(
+                (quarantine.c.persona_set_id == persona_set_id) & (quarantine.c.build == build)
+            )
         )
         frame = rows.assign(persona_set_id=persona_set_id, build=build)
-        return write_frame(conn, "quarantine", frame[["persona_set_id", "build", "contact_id", "column", "value", "reason"]])
+        return write_frame(
+            conn, "quarantine", frame[["persona_set_id", "build", "contact_id", "column", "value", "reason"]]
+        )
 
 
-def record_build(engine: Engine, persona_set_id: int, build: dict[str, Any], persona_rows: list[dict[str, Any]]) -> None:
+def record_build(
+    engine: Engine, persona_set_id: int, build: dict[str, Any], persona_rows: list[dict[str, Any]]
+) -> None:
     """Store one build's model and personas, and make it the set's current build."""
     with engine.begin() as conn:
         conn.execute(
             persona_builds.delete().where(
-                (persona_builds.c.persona_set_id == persona_set_id) & (persona_builds.c.build == build["build"])
+                (persona_builds.c.persona_set_id == persona_set_id)
+                & (persona_builds.c.build == build["build"])
             )
         )
         conn.execute(
-            personas.delete().where((personas.c.persona_set_id == persona_set_id) & (personas.c.build == build["build"]))
+            personas.delete().where(
+                (personas.c.persona_set_id == persona_set_id) & (personas.c.build == build["build"])
+            )
         )
         conn.execute(persona_builds.insert().values(persona_set_id=persona_set_id, **build))
-        conn.execute(personas.insert(), [{"persona_set_id": persona_set_id, "build": build["build"], **p} for p in persona_rows])
+        conn.execute(
+            personas.insert(),
+            [{"persona_set_id": persona_set_id, "build": build["build"], **p} for p in persona_rows],
+        )
 
 
 def replace_memberships(engine: Engine, persona_set_id: int, build: int, memberships: pd.DataFrame) -> int:
     """Swap the set's memberships for this build's in one transaction (COPY on PostgreSQL)."""
-    frame = memberships[["contact_id", "persona_id", "confidence"]].assign(persona_set_id=persona_set_id, build=build)
+    frame = memberships[["contact_id", "persona_id", "confidence"]].assign(
+        persona_set_id=persona_set_id, build=build
+    )
     with engine.begin() as conn:
-        conn.execute(persona_memberships.delete().where(persona_memberships.c.persona_set_id == persona_set_id))
+        conn.execute(
+            persona_memberships.delete().where(persona_memberships.c.persona_set_id == persona_set_id)
+        )
         written = write_frame(conn, "persona_memberships", frame)
         conn.execute(
             persona_sets.update()

@@ -44,13 +44,18 @@ def replace_sources(
     counts: dict[str, int] = {}
     with engine.begin() as conn:
         for table in tables.values():
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {engine.dialect.identifier_preparer.quote(table.name)}"))
+            conn.execute(
+                sa.text(f"DROP TABLE IF EXISTS {engine.dialect.identifier_preparer.quote(table.name)}")
+            )
         for table in tables.values():
             table.create(conn)
         conn.execute(trait_catalog.delete())
         conn.execute(
             trait_catalog.insert(),
-            [{"position": i, "name": t.name, "definition": json.dumps(t.to_dict())} for i, t in enumerate(catalog.traits)],
+            [
+                {"position": i, "name": t.name, "definition": json.dumps(t.to_dict())}
+                for i, t in enumerate(catalog.traits)
+            ],
         )
         frames = {"contacts": contacts, "trait_history": trait_history, "orders": orders}
         if truth is not None:

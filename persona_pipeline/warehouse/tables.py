@@ -8,7 +8,9 @@ from sqlalchemy.engine import Connection, Engine
 from persona_pipeline.core.traits import TraitCatalog, TraitKind
 
 SOURCE_TABLES = ("contacts", "trait_history", "orders")
-HIDDEN_TRUTH_TABLE = "hidden_segments"  # the generator's truth, for quality tests only; the pipeline never reads it
+HIDDEN_TRUTH_TABLE = (
+    "hidden_segments"  # the generator's truth, for quality tests only; the pipeline never reads it
+)
 
 metadata = sa.MetaData()
 
@@ -94,7 +96,11 @@ def ensure_catalog_tables(engine: Engine) -> None:
 
 
 def _trait_type(kind: TraitKind) -> sa.types.TypeEngine:
-    return {TraitKind.NUMERIC: sa.Float(), TraitKind.BOOLEAN: sa.Boolean(), TraitKind.CATEGORICAL: sa.String(200)}[kind]
+    return {
+        TraitKind.NUMERIC: sa.Float(),
+        TraitKind.BOOLEAN: sa.Boolean(),
+        TraitKind.CATEGORICAL: sa.String(200),
+    }[kind]
 
 
 def source_tables(catalog: TraitCatalog) -> dict[str, sa.Table]:

@@ -1,0 +1,42 @@
+"""The one Definitions object: SQL models, the persona set chain, jobs, the warehouse and the IO manager."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, FilesystemIOManager, define_asset_job
+from dagster._loggers import colored_console_logger
+
+from persona_pipeline.defs.persona_assets import PERSONA_SET_ASSETS, persona_set_partitions
+from persona_pipeline.defs.progress import PROGRESS_LOGGER, progress_logger
+from persona_pipeline.defs.resources import WarehouseResource
+from persona_pipeline.defs.sql_assets import SOURCE_SPECS, sql_model_assets
+from persona_pipeline.settings import builds_dir
+
+SQL_MODELS_JOB = "sql_models"
+BUILD_JOB = "build_persona_set"
+
+sql_models_job = define_asset_job(
+    SQL_MODELS_JOB,
+    selection=AssetSelection.groups("staging", "cohorts", "models"),
+    description="Rebuild every SQL model in dependency order.",
+)
+build_persona_set_job = define_asset_job(
+    BUILD_JOB,
+    selection=AssetSelection.assets(*PERSONA_SET_ASSETS),
+    partitions_def=persona_set_partitions,
+    description="Build one persona set (a partition): extract, validate, fit, describe, assign.",
+)
+
+
+def make_definitions() -> Definitions:
+    return Definitions(
+        assets=[*SOURCE_SPECS, *sql_model_assets(), *PERSONA_SET_ASSETS],
+        jobs=[sql_models_job, build_persona_set_job],
+        loggers={"console": colored_console_logger, PROGRESS_LOGGER: progress_logger},
+        resources={
+            "warehouse": WarehouseResource(),
+            "io_manager": FilesystemIOManager(base_dir=str(builds_dir() / "dagster_io")),
+        },
+    )
+
+
+defs = make_definitions()

@@ -1,0 +1,111 @@
+"""Run Dagster jobs in process against the persistent instance, so CLI builds show up in `dagster dev`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dagster import AssetKey, DagsterInstance
+
+from persona_pipeline.definitions import BUILD_JOB, SQL_MODELS_JOB
+from persona_pipeline.defs.persona_assets import persona_set_partitions
+from persona_pipeline.settings import dagster_home
+from persona_pipeline.sql_models import discover, execution_order, require_cohort
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.engine import get_engine
+
+DEFAULT_DAGSTER_YAML = """# Written by persona-pipeline for the embedded default: SQLite storage in this folder.
+# For PostgreSQL storage, use deploy/dagster.yaml instead.
+telemetry:
+  enabled: false
+"""
+
+Say = Callable[[str], None]
+
+
+def instance() -> DagsterInstance:
+    """The Dagster instance at DAGSTER_HOME (default: the persona home's dagster folder)."""
+    home = dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DEFAULT_DAGSTER_YAML, encoding="utf-8")
+    return DagsterInstance.get()
+
+
+@dataclass
+class BuildReport:
+    success: bool
+    run_id: str
+    seconds: float
+    message: str
+
+
+def _run(job_name: str, say: Say, asset_selection: list[AssetKey] | None = None, **kwargs):  # noqa: ANN003, ANN202
+    """Execute a job of the Definitions in this process, printing its steps' log lines compactly."""
+    from persona_pipeline.definitions import defs
+    from persona_pipeline.defs.progress import PROGRESS_LOGGER, progress_sink
+
+    run_config = {**kwargs.pop("run_config", {}), "loggers": {PROGRESS_LOGGER: {}}}
+    with progress_sink(say):
+        return defs.resolve_job_def(job_name).execute_in_process(
+            run_config=run_config,
+            instance=instance(),
+            asset_selection=asset_selection,
+            raise_on_error=False,
+            **kwargs,
+        )
+
+
+def run_sql_models(say: Say, only: list[str] | None = None) -> bool:
+    models = discover()
+    order = execution_order(models, only)
+    say(f"SQL models: {', '.join(order)}")
+    from persona_pipeline.defs.sql_assets import model_key
+
+    result = _run(SQL_MODELS_JOB, say, [model_key(models[n]) for n in order])
+    if not result.success:
+        say(f"SQL models failed: {_failure_text(result)}")
+    return result.success
+
+
+def _failure_text(result) -> str:  # noqa: ANN001 - Dagster's ExecuteInProcessResult
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            while error.cause is not None and error.message.startswith("dagster."):
+                error = error.cause
+            return error.message.strip()
+    return "see the run in the Dagster UI"
+
+
+def build_persona_set(
+    name: str, say: Say, max_quarantine_share: float | None = None, refresh_models: bool = True
+) -> BuildReport:
+    """Materialize the whole chain for one persona set now, after rebuilding the SQL models its cohort needs."""
+    engine = get_engine()
+    record = store.get(engine, name)
+    require_cohort(discover(), record.cohort)
+    start = time.perf_counter()
+    if refresh_models and not run_sql_models(say, [record.cohort]):
+        store.set_status(
+            engine, record.id, "errored", "the cohort's SQL models failed; see `persona-pipeline models run`"
+        )
+        return BuildReport(False, "", time.perf_counter() - start, "the cohort's SQL models failed")
+    dagster = instance()
+    dagster.add_dynamic_partitions(persona_set_partitions.name, [record.partition_key])
+    say(f"building persona set {record.name!r} (partition {record.partition_key})")
+    run_config = {}
+    if max_quarantine_share is not None:
+        run_config = {"ops": {"validated_traits": {"config": {"max_quarantine_share": max_quarantine_share}}}}
+    result = _run(BUILD_JOB, say, partition_key=record.partition_key, run_config=run_config)
+    seconds = time.perf_counter() - start
+    refreshed = store.get_by_id(engine, record.id)
+    if result.success and refreshed.status == "ready":
+        return BuildReport(True, result.run_id, seconds, f"ready in {seconds:.1f}s")
+    message = refreshed.error or _failure_text(result)
+    if refreshed.status != "errored":
+        store.set_status(engine, record.id, "errored", message)
+    return BuildReport(False, result.run_id, seconds, message)
