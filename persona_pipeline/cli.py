@@ -75,7 +75,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             m = models[name]
             say(f"{m.folder + '/' if m.folder else ''}{name:<28} refs: {', '.join(m.refs) or '-'}")
         return 0
-    return 0 if run_sql_models(say, args.only or None) else 1
+    ok, _ = run_sql_models(say, args.only or None)
+    return 0 if ok else 1
 
 
 def cmd_persona_set(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,30 +46,37 @@ class BuildReport:
 
 def _run(job_name: str, say: Say, asset_selection: list[AssetKey] | None = None, **kwargs):  # noqa: ANN003, ANN202
     """Execute a job of the Definitions in this process, printing its steps' log lines compactly."""
-    from persona_pipeline.definitions import defs
+    from persona_pipeline.definitions import make_definitions
     from persona_pipeline.defs.progress import PROGRESS_LOGGER, progress_sink
 
     run_config = {**kwargs.pop("run_config", {}), "loggers": {PROGRESS_LOGGER: {}}}
     with progress_sink(say):
-        return defs.resolve_job_def(job_name).execute_in_process(
-            run_config=run_config,
-            instance=instance(),
-            asset_selection=asset_selection,
-            raise_on_error=False,
-            **kwargs,
+        return (
+            make_definitions()
+            .resolve_job_def(job_name)
+            .execute_in_process(
+                run_config=run_config,
+                instance=instance(),
+                asset_selection=asset_selection,
+                raise_on_error=False,
+                **kwargs,
+            )
         )
 
 
-def run_sql_models(say: Say, only: list[str] | None = None) -> bool:
+def run_sql_models(say: Say, only: list[str] | None = None) -> tuple[bool, str]:
+    """Rebuild SQL models (with `only`, those and what they need); returns success and the failure's text."""
     models = discover()
     order = execution_order(models, only)
     say(f"SQL models: {', '.join(order)}")
     from persona_pipeline.defs.sql_assets import model_key
 
     result = _run(SQL_MODELS_JOB, say, [model_key(models[n]) for n in order])
-    if not result.success:
-        say(f"SQL models failed: {_failure_text(result)}")
-    return result.success
+    if result.success:
+        return True, ""
+    message = _failure_text(result)
+    say(f"SQL models failed: {message}")
+    return False, message
 
 
 def _failure_text(result) -> str:  # noqa: ANN001 - Dagster's ExecuteInProcessResult
@@ -77,7 +85,7 @@ def _failure_text(result) -> str:  # noqa: ANN001 - Dagster's ExecuteInProcessRe
             error = event.step_failure_data.error
             while error.cause is not None and error.message.startswith("dagster."):
                 error = error.cause
-            return error.message.strip()
+            return re.sub(r"^[\w.]+(Error|Exception): ", "", error.message.strip())
     return "see the run in the Dagster UI"
 
 
@@ -89,11 +97,12 @@ def build_persona_set(
     record = store.get(engine, name)
     require_cohort(discover(), record.cohort)
     start = time.perf_counter()
-    if refresh_models and not run_sql_models(say, [record.cohort]):
-        store.set_status(
-            engine, record.id, "errored", "the cohort's SQL models failed; see `persona-pipeline models run`"
-        )
-        return BuildReport(False, "", time.perf_counter() - start, "the cohort's SQL models failed")
+    if refresh_models:
+        ok, failure = run_sql_models(say, [record.cohort])
+        if not ok:
+            message = f"the cohort's SQL models failed: {failure}"
+            store.set_status(engine, record.id, "errored", message)
+            return BuildReport(False, "", time.perf_counter() - start, message)
     dagster = instance()
     dagster.add_dynamic_partitions(persona_set_partitions.name, [record.partition_key])
     say(f"building persona set {record.name!r} (partition {record.partition_key})")

@@ -46,7 +46,9 @@ def _reason(check: str, trait: Trait | None) -> str:
 
 
 def _finite(series: pd.Series) -> pd.Series:
-    return pd.Series(np.isfinite(series.to_numpy(dtype="float64", na_value=np.nan)), index=series.index)
+    """No +-inf; values that are not numbers at all are reported by the type coercion instead."""
+    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return pd.Series(~np.isinf(numbers), index=series.index)
 
 
 def schema_for(traits: list[Trait]) -> pa.DataFrameSchema:
@@ -134,7 +136,7 @@ def validate(frame: pd.DataFrame, traits: list[Trait]) -> ValidationResult:
     found: list[pd.DataFrame] = []
     while True:  # a failed type coercion hides the column's other checks: validate again without those rows
         try:
-            valid = schema.validate(frame[keep], lazy=True) if keep.any() else frame.iloc[0:0]
+            valid = schema.validate(frame[keep], lazy=True)
             break
         except SchemaErrors as exc:
             cases = exc.failure_cases
@@ -164,5 +166,13 @@ def validate(frame: pd.DataFrame, traits: list[Trait]) -> ValidationResult:
                 _reason(c, by_name.get(col)) for c, col in zip(cases["check"], cases["column"], strict=True)
             ],
         }
-    ).drop_duplicates(ignore_index=True)
+    )
+    # one line per failing cell, all its reasons together
+    keys = ["contact_id", "column", "value"]
+    quarantine = (
+        quarantine.drop_duplicates()
+        .groupby(keys, dropna=False, sort=False)["reason"]
+        .agg("; ".join)
+        .reset_index()[QUARANTINE_COLUMNS]
+    )
     return ValidationResult(valid.reset_index(drop=True), quarantine, len(frame))

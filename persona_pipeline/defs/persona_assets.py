@@ -9,6 +9,8 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
     Config,
     DynamicPartitionsDefinition,
     MetadataValue,
@@ -21,7 +23,6 @@ from persona_pipeline import persona_build as steps
 from persona_pipeline.core.model import BuildOutcome
 from persona_pipeline.core.validation import DEFAULT_MAX_QUARANTINE_SHARE, ValidationResult
 from persona_pipeline.defs.resources import WarehouseResource
-from persona_pipeline.defs.sql_assets import cohort_keys
 from persona_pipeline.warehouse import persona_sets as store
 
 persona_set_partitions = DynamicPartitionsDefinition(name="persona_sets")
@@ -52,177 +53,188 @@ def _markdown_table(frame) -> MetadataValue:  # noqa: ANN001 - a small pandas fr
     return MetadataValue.md("\n".join([head, rule, *body]))
 
 
-@asset(
-    partitions_def=persona_set_partitions,
-    group_name=GROUP,
-    deps=cohort_keys(),
-    description="The cohort's contacts with the persona set's clustering traits, read in bulk from the warehouse.",
-)
-def cohort_traits(context: AssetExecutionContext, warehouse: WarehouseResource) -> Output:
-    engine = warehouse.engine()
-    with marks_errors(engine, context.partition_key):
-        ctx = steps.context_for(engine, context.partition_key)
-        store.set_status(engine, ctx.record.id, "building")
-        frame = steps.extract_cohort(engine, ctx)
-        context.log.info(f"cohort {ctx.record.cohort!r}: {len(frame):,} contacts, {len(ctx.traits)} traits")
-        return Output(
-            frame,
-            metadata={
-                "dagster/row_count": len(frame),
-                "persona_set": ctx.record.name,
-                "cohort": ctx.record.cohort,
-                "traits": ", ".join(t.name for t in ctx.traits),
-                "preview": _markdown_table(frame.head(5)),
-            },
-        )
-
-
 class ValidationConfig(Config):
     max_quarantine_share: float = DEFAULT_MAX_QUARANTINE_SHARE
 
 
-@asset(
-    partitions_def=persona_set_partitions,
-    group_name=GROUP,
-    check_specs=[
-        AssetCheckSpec(
-            QUARANTINE_CHECK,
-            asset="validated_traits",
-            blocking=True,
-            description="Stops the build when more than the allowed share of the cohort's rows fail validation.",
-        )
-    ],
-    description="Rows that pass the Pandera schema generated from the trait catalog; the rest are quarantined.",
-)
-def validated_traits(
-    context: AssetExecutionContext, config: ValidationConfig, warehouse: WarehouseResource, cohort_traits
-):  # noqa: ANN001, ANN201 - Dagster inputs and a generator of events
-    engine = warehouse.engine()
-    with marks_errors(engine, context.partition_key):
-        ctx = steps.context_for(engine, context.partition_key)
-        result = steps.validate_cohort(engine, ctx, cohort_traits)
-        summary = result.summary()
-        context.log.info(
-            f"validated {result.total_rows:,} rows: {len(result.valid):,} valid, {result.failed_rows:,} quarantined"
-        )
-        passed = result.failed_share <= config.max_quarantine_share
-        if not passed:
-            top = "; ".join(f"{r.column}: {r.reason} ({r.rows} rows)" for r in summary.head(3).itertuples())
-            message = (
-                f"{result.failed_rows:,} of {result.total_rows:,} rows ({result.failed_share:.1%}) failed validation, "
-                f"more than the allowed {config.max_quarantine_share:.1%}. Most common: {top}. The rows are in the "
-                f"quarantine table (persona_set_id={ctx.record.id}, build={ctx.build}); fix the source data or raise "
-                "max_quarantine_share."
+def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
+    """The chain's assets; `cohorts` are the cohort models it reads from (lineage in the UI)."""
+
+    @asset(
+        partitions_def=persona_set_partitions,
+        group_name=GROUP,
+        deps=cohorts,
+        description="The cohort's contacts with the persona set's clustering traits, read in bulk from the warehouse.",
+    )
+    def cohort_traits(context: AssetExecutionContext, warehouse: WarehouseResource) -> Output:
+        engine = warehouse.engine()
+        with marks_errors(engine, context.partition_key):
+            ctx = steps.context_for(engine, context.partition_key)
+            store.set_status(engine, ctx.record.id, "building")
+            frame = steps.extract_cohort(engine, ctx)
+            context.log.info(
+                f"cohort {ctx.record.cohort!r}: {len(frame):,} contacts, {len(ctx.traits)} traits"
             )
-            store.set_status(engine, ctx.record.id, "errored", message)
-        else:
-            message = (
-                f"{result.failed_share:.2%} of rows quarantined (limit {config.max_quarantine_share:.1%})"
+            return Output(
+                frame,
+                metadata={
+                    "dagster/row_count": len(frame),
+                    "persona_set": ctx.record.name,
+                    "cohort": ctx.record.cohort,
+                    "traits": ", ".join(t.name for t in ctx.traits),
+                    "preview": _markdown_table(frame.head(5)),
+                },
             )
-        yield Output(
-            result,
-            metadata={
-                "dagster/row_count": len(result.valid),
-                "rows_checked": result.total_rows,
-                "rows_quarantined": result.failed_rows,
-                "quarantine_share": result.failed_share,
-                "quarantine_by_reason": _markdown_table(summary)
-                if not summary.empty
-                else MetadataValue.text("none"),
-            },
-        )
-        yield AssetCheckResult(
-            check_name=QUARANTINE_CHECK,
-            passed=passed,
-            severity=AssetCheckSeverity.ERROR,
-            description=message,
-            metadata={"quarantine_share": result.failed_share, "rows_quarantined": result.failed_rows},
-        )
+
+    @asset(
+        partitions_def=persona_set_partitions,
+        group_name=GROUP,
+        check_specs=[
+            AssetCheckSpec(
+                QUARANTINE_CHECK,
+                asset="validated_traits",
+                blocking=True,
+                description="Stops the build when more than the allowed share of the cohort's rows fail validation.",
+            )
+        ],
+        description="Rows that pass the Pandera schema generated from the trait catalog; the rest are quarantined.",
+    )
+    def validated_traits(
+        context: AssetExecutionContext, config: ValidationConfig, warehouse: WarehouseResource, cohort_traits
+    ):  # noqa: ANN001, ANN201 - Dagster inputs and a generator of events
+        engine = warehouse.engine()
+        with marks_errors(engine, context.partition_key):
+            ctx = steps.context_for(engine, context.partition_key)
+            result = steps.validate_cohort(engine, ctx, cohort_traits)
+            summary = result.summary()
+            context.log.info(
+                f"validated {result.total_rows:,} rows: {len(result.valid):,} valid, {result.failed_rows:,} quarantined"
+            )
+            passed = result.failed_share <= config.max_quarantine_share
+            if not passed:
+                top = "; ".join(
+                    f"{r.column}: {r.reason} ({r.rows} rows)" for r in summary.head(3).itertuples()
+                )
+                message = (
+                    f"{result.failed_rows:,} of {result.total_rows:,} rows ({result.failed_share:.1%}) failed validation, "
+                    f"more than the allowed {config.max_quarantine_share:.1%}. Most common: {top}. The rows are in the "
+                    f"quarantine table (persona_set_id={ctx.record.id}, build={ctx.build}); fix the source data or raise "
+                    "max_quarantine_share."
+                )
+                store.set_status(engine, ctx.record.id, "errored", message)
+            else:
+                message = (
+                    f"{result.failed_share:.2%} of rows quarantined (limit {config.max_quarantine_share:.1%})"
+                )
+            yield Output(
+                result,
+                metadata={
+                    "dagster/row_count": len(result.valid),
+                    "rows_checked": result.total_rows,
+                    "rows_quarantined": result.failed_rows,
+                    "quarantine_share": result.failed_share,
+                    "quarantine_by_reason": _markdown_table(summary)
+                    if not summary.empty
+                    else MetadataValue.text("none"),
+                },
+            )
+            yield AssetCheckResult(
+                check_name=QUARANTINE_CHECK,
+                passed=passed,
+                severity=AssetCheckSeverity.ERROR,
+                description=message,
+                metadata={"quarantine_share": result.failed_share, "rows_quarantined": result.failed_rows},
+            )
+
+    @asset(
+        partitions_def=persona_set_partitions,
+        group_name=GROUP,
+        description="Features, the number of personas, the fit, and persona ids matched to the previous build.",
+    )
+    def persona_model(
+        context: AssetExecutionContext, warehouse: WarehouseResource, validated_traits: ValidationResult
+    ) -> Output:
+        engine = warehouse.engine()
+        with marks_errors(engine, context.partition_key):
+            ctx = steps.context_for(engine, context.partition_key)
+            outcome = steps.fit_personas(engine, ctx, validated_traits.valid, progress=context.log.info)
+            scores = [{k: round(v, 3) for k, v in s.items()} for s in outcome.k_choice.scores]
+            metadata = {
+                "personas": outcome.model.k,
+                "k_reason": outcome.k_choice.reason,
+                "stability": round(outcome.stability, 4),
+                "build": ctx.build,
+            }
+            if outcome.kept_from_previous is not None:
+                metadata["kept_from_previous_build"] = round(outcome.kept_from_previous, 4)
+            if outcome.dropped_traits:
+                metadata["dropped_constant_traits"] = ", ".join(outcome.dropped_traits)
+            if scores:
+                metadata["k_scores"] = _markdown_table(pd.DataFrame(scores))
+            return Output(outcome, metadata=metadata)
+
+    @asset(
+        partitions_def=persona_set_partitions,
+        group_name=GROUP,
+        description="Each persona's name, avatar, population, defining traits and rules, stored as the current build.",
+    )
+    def personas(
+        context: AssetExecutionContext,
+        warehouse: WarehouseResource,
+        validated_traits: ValidationResult,
+        persona_model: BuildOutcome,
+    ) -> Output:
+        engine = warehouse.engine()
+        with marks_errors(engine, context.partition_key):
+            ctx = steps.context_for(engine, context.partition_key)
+            result = steps.make_personas(
+                engine, ctx, validated_traits.valid, persona_model, validated_traits.failed_rows
+            )
+            table = steps.personas_table(result)
+            return Output(
+                {"build": ctx.build, "personas": [p.to_row() for p in result]},
+                metadata={
+                    "dagster/row_count": len(result),
+                    "personas": _markdown_table(table),
+                    "definition": MetadataValue.md(steps.personas_markdown(ctx.record.name, result)),
+                    "stability": round(persona_model.stability, 4),
+                },
+            )
+
+    @asset(
+        partitions_def=persona_set_partitions,
+        group_name=GROUP,
+        description="Every valid cohort contact with its persona and confidence, written to the warehouse.",
+    )
+    def persona_memberships(
+        context: AssetExecutionContext,
+        warehouse: WarehouseResource,
+        validated_traits: ValidationResult,
+        persona_model: BuildOutcome,
+        personas: dict,
+    ) -> Output:
+        engine = warehouse.engine()
+        with marks_errors(engine, context.partition_key):
+            ctx = steps.context_for(engine, context.partition_key)
+            ctx.build = personas["build"]  # the build the personas step just stored
+            written = steps.write_memberships(engine, ctx, validated_traits.valid, persona_model)
+            context.log.info(f"wrote {written:,} memberships; persona set {ctx.record.name!r} is ready")
+            return Output(
+                None,
+                metadata={
+                    "dagster/row_count": written,
+                    "mean_confidence": round(float(persona_model.confidence.mean()), 4) if written else 0.0,
+                    "table": "persona_memberships",
+                },
+            )
+
+    return [cohort_traits, validated_traits, persona_model, personas, persona_memberships]
 
 
-@asset(
-    partitions_def=persona_set_partitions,
-    group_name=GROUP,
-    description="Features, the number of personas, the fit, and persona ids matched to the previous build.",
-)
-def persona_model(
-    context: AssetExecutionContext, warehouse: WarehouseResource, validated_traits: ValidationResult
-) -> Output:
-    engine = warehouse.engine()
-    with marks_errors(engine, context.partition_key):
-        ctx = steps.context_for(engine, context.partition_key)
-        outcome = steps.fit_personas(engine, ctx, validated_traits.valid, progress=context.log.info)
-        scores = [{k: round(v, 3) for k, v in s.items()} for s in outcome.k_choice.scores]
-        metadata = {
-            "personas": outcome.model.k,
-            "k_reason": outcome.k_choice.reason,
-            "stability": round(outcome.stability, 4),
-            "build": ctx.build,
-        }
-        if outcome.kept_from_previous is not None:
-            metadata["kept_from_previous_build"] = round(outcome.kept_from_previous, 4)
-        if outcome.dropped_traits:
-            metadata["dropped_constant_traits"] = ", ".join(outcome.dropped_traits)
-        if scores:
-            metadata["k_scores"] = _markdown_table(pd.DataFrame(scores))
-        return Output(outcome, metadata=metadata)
-
-
-@asset(
-    partitions_def=persona_set_partitions,
-    group_name=GROUP,
-    description="Each persona's name, avatar, population, defining traits and rules, stored as the current build.",
-)
-def personas(
-    context: AssetExecutionContext,
-    warehouse: WarehouseResource,
-    validated_traits: ValidationResult,
-    persona_model: BuildOutcome,
-) -> Output:
-    engine = warehouse.engine()
-    with marks_errors(engine, context.partition_key):
-        ctx = steps.context_for(engine, context.partition_key)
-        result = steps.make_personas(
-            engine, ctx, validated_traits.valid, persona_model, validated_traits.failed_rows
-        )
-        table = steps.personas_table(result)
-        return Output(
-            {"build": ctx.build, "personas": [p.to_row() for p in result]},
-            metadata={
-                "dagster/row_count": len(result),
-                "personas": _markdown_table(table),
-                "definition": MetadataValue.md(steps.personas_markdown(ctx.record.name, result)),
-                "stability": round(persona_model.stability, 4),
-            },
-        )
-
-
-@asset(
-    partitions_def=persona_set_partitions,
-    group_name=GROUP,
-    description="Every valid cohort contact with its persona and confidence, written to the warehouse.",
-)
-def persona_memberships(
-    context: AssetExecutionContext,
-    warehouse: WarehouseResource,
-    validated_traits: ValidationResult,
-    persona_model: BuildOutcome,
-    personas: dict,
-) -> Output:
-    engine = warehouse.engine()
-    with marks_errors(engine, context.partition_key):
-        ctx = steps.context_for(engine, context.partition_key)
-        ctx.build = personas["build"]  # the build the personas step just stored
-        written = steps.write_memberships(engine, ctx, validated_traits.valid, persona_model)
-        context.log.info(f"wrote {written:,} memberships; persona set {ctx.record.name!r} is ready")
-        return Output(
-            None,
-            metadata={
-                "dagster/row_count": written,
-                "mean_confidence": round(float(persona_model.confidence.mean()), 4) if written else 0.0,
-                "table": "persona_memberships",
-            },
-        )
-
-
-PERSONA_SET_ASSETS = [cohort_traits, validated_traits, persona_model, personas, persona_memberships]
+PERSONA_SET_ASSET_NAMES = [
+    "cohort_traits",
+    "validated_traits",
+    "persona_model",
+    "personas",
+    "persona_memberships",
+]

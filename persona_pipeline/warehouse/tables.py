@@ -51,7 +51,9 @@ persona_builds = sa.Table(
     sa.Column("model", sa.Text, nullable=False),  # JSON: feature transform, centroids, persona ids
     sa.Column("cohort_size", sa.Integer, nullable=False),
     sa.Column("quarantined", sa.Integer, nullable=False),
-    sa.Column("kept_from_previous", sa.Float, nullable=True),  # share of contacts whose persona id held
+    sa.Column(
+        "kept_from_previous", sa.Float, nullable=True
+    ),  # share of contacts the previous and new models give the same id
     sa.Column("built_at", sa.DateTime, nullable=False),
 )
 

@@ -1,0 +1,78 @@
+"""Fixtures: a warehouse on the embedded SQLite default and on a real PostgreSQL (its own schema per test)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.core.synthetic import SyntheticBase, generate
+from persona_pipeline.warehouse.engine import _engine
+from persona_pipeline.warehouse.sources import replace_sources
+
+PG_URL = os.environ.get("PERSONA_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+END_DATE = dt.date(2026, 11, 1)
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def small_base() -> SyntheticBase:
+    """4,000 contacts with history and orders: enough for six personas, quick to build."""
+    return generate(contacts=4_000, days=30, seed=11, end_date=END_DATE)
+
+
+def _postgres_url(schema: str) -> str:
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=BACKENDS)
+def warehouse(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Engine]:
+    """An empty warehouse and a private home folder and Dagster instance, on each backend."""
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    schema = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    else:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        url = _postgres_url(schema)
+    monkeypatch.setenv("PERSONA_WAREHOUSE_URL", url)
+    engine = _engine(url)
+    yield engine
+    engine.dispose()
+    _engine.cache_clear()
+    if schema:
+        admin = sa.create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def seeded(warehouse: Engine, small_base: SyntheticBase) -> Engine:
+    replace_sources(
+        warehouse,
+        small_base.catalog,
+        small_base.contacts,
+        small_base.trait_history,
+        small_base.orders,
+        small_base.segments,
+    )
+    return warehouse
+
+
+def table_rows(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text(f'SELECT COUNT(*) FROM "{table}"')).scalar_one())

@@ -1,0 +1,55 @@
+"""Determinism across warehouses: the same data and seed give the same memberships on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from persona_pipeline.core.synthetic import SyntheticBase
+from persona_pipeline.runner import build_persona_set
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.engine import _engine
+from persona_pipeline.warehouse.sources import replace_sources
+from persona_pipeline_tests.conftest import PG_URL
+
+
+def test_same_memberships_on_sqlite_and_postgres(
+    small_base: SyntheticBase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    urls = {
+        "sqlite": f"sqlite:///{tmp_path / 'w.sqlite'}",
+        "postgres": f"{PG_URL}?options=-csearch_path%3D{schema}",
+    }
+    results = {}
+    try:
+        for backend, url in urls.items():
+            monkeypatch.setenv("PERSONA_HOME", str(tmp_path / backend))
+            monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / backend / "dagster"))
+            monkeypatch.setenv("PERSONA_WAREHOUSE_URL", url)
+            engine = _engine(url)
+            b = small_base
+            replace_sources(engine, b.catalog, b.contacts, b.trait_history, b.orders, b.segments)
+            store.create(engine, "Customers", "customers", seed=3)
+            assert build_persona_set("Customers", lambda _: None).success
+            record = store.get(engine, "Customers")
+            results[backend] = (
+                store.read_memberships(engine, record.id)[["contact_id", "persona_id"]],
+                [p["name"] for p in store.read_personas(engine, record.id)],
+            )
+            engine.dispose()
+    finally:
+        _engine.cache_clear()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+    sqlite_members, sqlite_names = results["sqlite"]
+    pg_members, pg_names = results["postgres"]
+    assert sqlite_names == pg_names
+    assert sqlite_members.reset_index(drop=True).equals(pg_members.reset_index(drop=True))
