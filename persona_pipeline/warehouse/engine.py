@@ -26,8 +26,16 @@ def _engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def normalize_url(url: str) -> str:
+    """Plain postgresql:// URLs use psycopg2, whose COPY interface the bulk path relies on."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
 def get_engine(url: str | None = None) -> Engine:
-    return _engine(url or warehouse_url())
+    return _engine(normalize_url(url or warehouse_url()))
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -1,0 +1,94 @@
+"""The command line, and a build whose Dagster instance keeps its runs in PostgreSQL (deploy/dagster.yaml)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from dagster import DagsterInstance, DagsterRunStatus
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.cli import main
+from persona_pipeline.runner import build_persona_set
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline_tests.conftest import PG_URL
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_demo_then_list_and_show(warehouse: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--contacts", "3000", "--days", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "ready in" in out and "[1]" in out and "rule:" in out
+    assert main(["persona-set", "list"]) == 0
+    listing = capsys.readouterr().out
+    row = next(line for line in listing.splitlines() if line.startswith("Customers"))
+    assert "customers" in row and "ready" in row and row.split()[1].isdigit()
+    assert main(["persona-set", "show", "Customers"]) == 0
+    assert "stability" in capsys.readouterr().out
+
+
+def test_cli_errors_are_clear_and_change_nothing(
+    warehouse: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["persona-set", "create", "--name", "x", "--cohort", "customers"]) == 2
+    assert "run `persona-pipeline seed`" in capsys.readouterr().err
+    assert main(["seed", "--contacts", "1500", "--days", "5"]) == 0
+    assert main(["persona-set", "create", "--name", "x", "--cohort", "nope"]) == 2
+    assert "unknown cohort 'nope'" in capsys.readouterr().err
+    assert (
+        main(["persona-set", "create", "--name", "x", "--cohort", "customers", "--traits", "age,shoe_size"])
+        == 2
+    )
+    assert "'shoe_size'" in capsys.readouterr().err
+    assert main(["persona-set", "create", "--name", "x", "--cohort", "customers", "--personas", "12"]) == 2
+    assert "between 2 and 8" in capsys.readouterr().err
+    assert store.list_all(warehouse) == []
+    hostile = "<script>alert(1)</script>"
+    assert main(["persona-set", "create", "--name", hostile, "--cohort", "customers", "--personas", "2"]) == 0
+    assert main(["persona-set", "show", hostile]) == 0
+    assert hostile in capsys.readouterr().out
+    assert main(["persona-set", "show", "missing"]) == 2
+    assert "no persona set named 'missing'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def postgres_dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    database = f"dagster_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    home = tmp_path / "dagster_pg"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    base = PG_URL.rsplit("/", 1)[0]
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_PG_URL", f"{base}/{database}")
+    yield home
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_build_with_dagster_storage_on_postgres(seeded: Engine, postgres_dagster_home: Path) -> None:
+    store.create(seeded, "Customers", "customers")
+    report = build_persona_set("Customers", lambda _: None)
+    assert report.success, report.message
+    instance = DagsterInstance.get()
+    try:
+        assert "Postgres" in type(instance.run_storage).__name__
+        run = instance.get_run_by_id(report.run_id)
+        assert run is not None and run.status == DagsterRunStatus.SUCCESS
+        assert instance.get_dynamic_partitions("persona_sets") == ["set-1"]
+    finally:
+        instance.dispose()
+    database = os.environ["DAGSTER_PG_URL"].rsplit("/", 1)[1]
+    engine = sa.create_engine(PG_URL.rsplit("/", 1)[0] + f"/{database}")
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT COUNT(*) FROM runs")).scalar_one()
+    engine.dispose()
+    assert runs >= 2  # the cohort's SQL models and the build, both recorded in PostgreSQL
