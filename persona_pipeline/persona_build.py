@@ -66,7 +66,7 @@ def extract_cohort(engine: Engine, ctx: BuildContext) -> pd.DataFrame:
         f"ORDER BY {quote(engine, 'contact_id')}"  # the same rows in the same order on every backend: determinism
     )
     try:
-        return read_frame(engine, sql)
+        return read_frame(engine, sql, categorical=True)
     except (sa.exc.DBAPIError, Exception) as exc:
         if isinstance(exc, BuildError):
             raise
@@ -102,13 +102,14 @@ def fit_personas(
 
 
 def make_personas(
-    engine: Engine, ctx: BuildContext, valid: pd.DataFrame, outcome: BuildOutcome, quarantined: int
+    engine: Engine, ctx: BuildContext, valid: pd.DataFrame, outcome: BuildOutcome
 ) -> list[Persona]:
     """Describe and store the personas of this build, keeping the names of personas that survived."""
     kept_names: dict[int, str] = {}
     if ctx.record.current_build is not None:
         kept_names = {p["persona_id"]: p["name"] for p in store.read_personas(engine, ctx.record.id)}
     used = [t for t in ctx.traits if t.name in outcome.model.transform.trait_names]
+    quarantined = store.quarantined_rows(engine, ctx.record.id, ctx.build)
     result = describe_personas(valid, outcome.persona_ids, used, ctx.catalog, ctx.record.seed, kept_names)
     store.record_build(
         engine,

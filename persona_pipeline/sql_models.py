@@ -1,7 +1,8 @@
 """dbt-like SQL models: SELECT files with {{ ref('name') }}, run in dependency order as warehouse tables.
 
 Macros: ref('model') and source('table') resolve to quoted table names and give lineage;
-days_before(expression, n) is the one piece of date arithmetic that differs between SQLite and PostgreSQL.
+days_before(expression, n) is the one piece of date arithmetic that differs between SQLite and PostgreSQL;
+config(materialized='view') makes a model a view (staging models: no copy, always current) instead of a table.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class SqlModel:
     template: str
     refs: tuple[str, ...] = field(default=())
     sources: tuple[str, ...] = field(default=())
+    materialized: str = "table"  # or "view", set in the file with {{ config(materialized='view') }}
 
     @property
     def is_cohort(self) -> bool:
@@ -51,7 +53,10 @@ def default_models_dir() -> Path:
 
 
 def _environment(
-    on_ref: Callable[[str], str], on_source: Callable[[str], str], dialect: str
+    on_ref: Callable[[str], str],
+    on_source: Callable[[str], str],
+    dialect: str,
+    on_config: Callable[..., str] = lambda **_: "",
 ) -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 - SQL, not HTML
 
@@ -61,14 +66,19 @@ def _environment(
             return f"({expression} - INTERVAL '{days} days')"
         return f"datetime({expression}, '-{days} days')"
 
-    env.globals.update(ref=on_ref, source=on_source, days_before=days_before)
+    env.globals.update(ref=on_ref, source=on_source, days_before=days_before, config=on_config)
     return env
 
 
-def _scan(path: Path, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The refs and sources a template uses, found by rendering it with recording stand-ins."""
+def _scan(path: Path, text: str) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """The refs, sources and materialization of a template, found by rendering it with recording stand-ins."""
     refs: list[str] = []
     sources: list[str] = []
+    settings = {"materialized": "table"}
+
+    def record_config(**kwargs: str) -> str:
+        settings.update({k: str(v) for k, v in kwargs.items()})
+        return ""
 
     def record_ref(name: str) -> str:
         refs.append(str(name))
@@ -79,10 +89,14 @@ def _scan(path: Path, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return "__source__"
 
     try:
-        _environment(record_ref, record_source, "sqlite").from_string(text).render()
+        _environment(record_ref, record_source, "sqlite", record_config).from_string(text).render()
     except jinja2.TemplateError as exc:
         raise SqlModelError(f"{path}: template error: {exc}") from exc
-    return tuple(dict.fromkeys(refs)), tuple(dict.fromkeys(sources))
+    if settings["materialized"] not in ("table", "view"):
+        raise SqlModelError(
+            f"{path}: materialized must be 'table' or 'view', not {settings['materialized']!r}"
+        )
+    return tuple(dict.fromkeys(refs)), tuple(dict.fromkeys(sources)), settings["materialized"]
 
 
 def discover(root: Path | None = None) -> dict[str, SqlModel]:
@@ -104,9 +118,9 @@ def discover(root: Path | None = None) -> dict[str, SqlModel]:
         if name in SOURCE_TABLES:
             raise SqlModelError(f"{path}: {name!r} is a source table's name; rename the model")
         text = path.read_text(encoding="utf-8")
-        refs, sources = _scan(path, text)
+        refs, sources, materialized = _scan(path, text)
         folder = path.parent.relative_to(root).parts[0] if path.parent != root else ""
-        models[name] = SqlModel(name, path, folder, text, refs, sources)
+        models[name] = SqlModel(name, path, folder, text, refs, sources, materialized)
     for model in models.values():
         for ref in model.refs:
             if ref not in models:
@@ -148,22 +162,45 @@ def render(model: SqlModel, engine: Engine) -> str:
     return env.from_string(model.template).render().strip().rstrip(";")
 
 
+def _drop(conn: sa.Connection, name: str) -> None:
+    """Drop a model's table or view, whichever it is now (a model may change its materialization)."""
+    inspector = sa.inspect(conn)
+    quoted = quote(conn.engine, name)
+    if name in inspector.get_view_names():
+        conn.execute(sa.text(f"DROP VIEW {quoted}"))
+    elif inspector.has_table(name):
+        conn.execute(sa.text(f"DROP TABLE {quoted}"))
+
+
 def run_model(engine: Engine, model: SqlModel) -> int:
-    """Rebuild one model's table; on any error the previous table stays as it was."""
+    """Rebuild one model's table (or view); on any error the previous one stays as it was."""
     sql = render(model, engine)
     target = quote(engine, model.name)
     staging = quote(engine, f"{model.name}__building")
+    postgres = engine.dialect.name == "postgresql"
     try:
         with engine.begin() as conn:
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {staging}"))
-            conn.execute(sa.text(f"CREATE TABLE {staging} AS {sql}"))
-            columns = [c["name"] for c in sa.inspect(conn).get_columns(f"{model.name}__building")]
+            if model.materialized == "view":
+                if postgres and model.name in sa.inspect(conn).get_view_names():
+                    # views that depend on this one stay valid: PostgreSQL replaces in place
+                    conn.execute(sa.text(f"CREATE OR REPLACE VIEW {target} AS {sql}"))
+                else:
+                    _drop(conn, model.name)
+                    conn.execute(sa.text(f"CREATE VIEW {target} AS {sql}"))
+                columns = [c["name"] for c in sa.inspect(conn).get_columns(model.name)]
+            else:
+                _drop(conn, f"{model.name}__building")
+                conn.execute(sa.text(f"CREATE TABLE {staging} AS {sql}"))
+                columns = [c["name"] for c in sa.inspect(conn).get_columns(f"{model.name}__building")]
             if model.is_cohort and "contact_id" not in columns:
                 raise SqlModelError(
                     f"{model.path}: a cohort must return a contact_id column; it returns {', '.join(columns)}"
                 )
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {target}"))
-            conn.execute(sa.text(f"ALTER TABLE {staging} RENAME TO {target}"))
+            if model.materialized == "table":
+                _drop(conn, model.name)
+                conn.execute(sa.text(f"ALTER TABLE {staging} RENAME TO {target}"))
+                if postgres:
+                    conn.execute(sa.text(f"ANALYZE {target}"))  # statistics, so joins on the model plan well
             rows = conn.execute(sa.text(f"SELECT COUNT(*) FROM {target}")).scalar_one()  # noqa: S608 - quoted
     except sa.exc.DBAPIError as exc:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)

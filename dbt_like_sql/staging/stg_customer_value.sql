@@ -1,4 +1,5 @@
 -- Purchase behaviour per contact with at least one order.
+{{ config(materialized='view') }}
 SELECT contact_id,
        COUNT(*) AS order_count,
        SUM(amount) AS revenue,

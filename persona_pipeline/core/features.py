@@ -18,6 +18,13 @@ SKEW_FOR_LOG = 1.5  # right-skewed, non-negative traits (money) are clustered on
 CLIP = 5.0  # a standardized value beyond this is an outlier: it must not own a centroid
 
 
+def category_codes(column: pd.Series, levels: list[str] | tuple[str, ...]) -> np.ndarray:
+    """Index of each value in `levels`, -1 for missing or unknown; fast for pandas categories."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.set_categories(list(levels)).cat.codes.to_numpy()
+    return pd.Categorical(column.astype(object), categories=list(levels)).codes
+
+
 @dataclass
 class TraitEncoding:
     name: str
@@ -77,7 +84,7 @@ class FeatureTransform:
                 encodings.append(TraitEncoding(trait.name, trait.kind, center=share, scale=scale, fill=share))
             else:
                 levels = list(trait.levels) or sorted(column.dropna().astype(str).unique().tolist())
-                counts = column.astype(object).value_counts()
+                counts = column.value_counts()
                 total = float(counts.reindex(levels).fillna(0).sum())
                 shares = [
                     float(counts.get(level, 0)) / total if total else 1 / len(levels) for level in levels
@@ -107,13 +114,12 @@ class FeatureTransform:
                 values = np.where(np.isnan(values), enc.fill, values)
                 out[:, col] = (values - enc.center) / enc.scale
             else:
-                codes = pd.Categorical(column.astype(object), categories=enc.levels).codes
-                block = np.tile(np.asarray(enc.shares, dtype="float64"), (n, 1))  # missing: the cohort's mix
-                known = codes >= 0
-                block[known] = 0.0
-                block[np.flatnonzero(known), codes[known]] = 1.0
-                block -= np.asarray(enc.shares)
-                out[:, col : col + enc.width] = block / enc.scale
+                codes = category_codes(column, enc.levels)
+                # row j of the lookup is level j's encoded vector; the last row (code -1) is "missing": all zeros
+                lookup = np.vstack([np.eye(len(enc.levels)), np.asarray(enc.shares)[None, :]]) - np.asarray(
+                    enc.shares
+                )
+                out[:, col : col + enc.width] = (lookup / enc.scale)[codes]
             col += enc.width
         return out
 

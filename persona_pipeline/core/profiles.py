@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
+from persona_pipeline.core.features import category_codes
 from persona_pipeline.core.traits import Trait, TraitKind
 
 DEFINING_MIN_EFFECT = 0.3  # standardized difference below which a trait does not define a persona
@@ -36,53 +37,69 @@ def _fmt(value: float) -> str:
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+def _shares_by_persona(
+    codes: np.ndarray, inverse: np.ndarray, k: int, levels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-persona and cohort share of each level among rows where the trait is known."""
+    known = codes >= 0
+    counts = np.bincount(inverse[known] * levels + codes[known], minlength=k * levels).reshape(k, levels)
+    per_persona = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    cohort = counts.sum(axis=0) / max(int(counts.sum()), 1)
+    return per_persona, cohort
+
+
 def trait_effects(
     frame: pd.DataFrame, persona: np.ndarray, traits: list[Trait]
 ) -> dict[int, list[TraitEffect]]:
     """Every trait's effect for every persona, strongest first."""
-    ids = np.unique(persona)
+    ids, inverse = np.unique(persona, return_inverse=True)
+    k = len(ids)
     out: dict[int, list[TraitEffect]] = {int(i): [] for i in ids}
-    key = pd.Series(persona, index=frame.index)
     for trait in traits:
         column = frame[trait.name]
         if trait.kind is TraitKind.NUMERIC:
-            values = pd.to_numeric(column, errors="coerce").astype("float64")
-            std = float(values.std()) or 1.0
-            mean_c, median_c = float(values.mean()), float(values.median())
-            grouped = values.groupby(key)
-            means, medians = grouped.mean(), grouped.median()
-            for pid in ids:
-                effect = (float(means.get(pid, mean_c)) - mean_c) / std
-                median_p = float(medians.get(pid, median_c))
-                direction = "high" if effect >= 0 else "low"
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            known = ~np.isnan(values)
+            std = float(np.std(values[known], ddof=1)) if known.sum() > 1 else 1.0
+            std = std or 1.0
+            mean_c = float(values[known].mean()) if known.any() else 0.0
+            median_c = float(np.median(values[known])) if known.any() else 0.0
+            sums = np.bincount(inverse[known], weights=values[known], minlength=k)
+            sizes = np.bincount(inverse[known], minlength=k)
+            medians = pd.Series(values[known]).groupby(inverse[known]).median()
+            for j, pid in enumerate(ids):
+                mean_p = sums[j] / sizes[j] if sizes[j] else mean_c
+                median_p = float(medians.get(j, median_c))
+                effect = (mean_p - mean_c) / std
                 unit = f" {trait.description}" if trait.description and len(trait.description) < 24 else ""
                 text = f"{trait.title}: median {_fmt(median_p)}{unit} vs {_fmt(median_c)} in the cohort"
-                out[int(pid)].append(TraitEffect(trait.name, direction, effect, median_p, median_c, text))
-        else:
-            if trait.kind is TraitKind.BOOLEAN:
-                levels = ["true"]
-                indicator = {"true": column.astype("boolean").astype("Float64")}
-            else:
-                levels = list(trait.levels)
-                text_column = column.astype(object)
-                present = text_column.notna()
-                indicator = {
-                    level: (text_column == level).astype("float64").where(present, np.nan) for level in levels
-                }
-            for level in levels:
-                ind = indicator[level].astype("float64")
-                share_c = float(ind.mean()) if ind.notna().any() else 0.0
-                spread = float(np.sqrt(share_c * (1 - share_c))) or 1.0
-                shares = ind.groupby(key).mean()
-                for pid in ids:
-                    share_p = float(shares.get(pid, share_c))
-                    if np.isnan(share_p):
-                        share_p = share_c
-                    label = trait.title if trait.kind is TraitKind.BOOLEAN else f"{trait.title} {level}"
-                    text = f"{label}: {share_p:.0%} vs {share_c:.0%} in the cohort"
-                    out[int(pid)].append(
-                        TraitEffect(trait.name, level, (share_p - share_c) / spread, share_p, share_c, text)
+                out[int(pid)].append(
+                    TraitEffect(
+                        trait.name, "high" if effect >= 0 else "low", effect, median_p, median_c, text
                     )
+                )
+            continue
+        if trait.kind is TraitKind.BOOLEAN:
+            flags = column.astype("boolean")
+            codes = np.where(
+                flags.isna().to_numpy(), -1, np.where(flags.fillna(False).to_numpy(dtype=bool), 1, 0)
+            )
+            per_persona, cohort = _shares_by_persona(codes, inverse, k, 2)
+            levels = [("true", 1)]
+        else:
+            codes = category_codes(column, trait.levels).astype(np.int64)
+            per_persona, cohort = _shares_by_persona(codes, inverse, k, len(trait.levels))
+            levels = [(level, i) for i, level in enumerate(trait.levels)]
+        for level, index in levels:
+            share_c = float(cohort[index])
+            spread = float(np.sqrt(share_c * (1 - share_c))) or 1.0
+            label = trait.title if trait.kind is TraitKind.BOOLEAN else f"{trait.title} {level}"
+            for j, pid in enumerate(ids):
+                share_p = float(per_persona[j, index])
+                text = f"{label}: {share_p:.0%} vs {share_c:.0%} in the cohort"
+                out[int(pid)].append(
+                    TraitEffect(trait.name, level, (share_p - share_c) / spread, share_p, share_c, text)
+                )
     for pid in out:
         out[pid].sort(key=lambda e: -abs(e.effect))
     return out

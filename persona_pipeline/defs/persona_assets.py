@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from persona_pipeline import persona_build as steps
 from persona_pipeline.core.model import BuildOutcome
-from persona_pipeline.core.validation import DEFAULT_MAX_QUARANTINE_SHARE, ValidationResult
+from persona_pipeline.core.validation import DEFAULT_MAX_QUARANTINE_SHARE
 from persona_pipeline.defs.resources import WarehouseResource
 from persona_pipeline.warehouse import persona_sets as store
 
@@ -127,7 +127,7 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
                     f"{result.failed_share:.2%} of rows quarantined (limit {config.max_quarantine_share:.1%})"
                 )
             yield Output(
-                result,
+                result.valid,
                 metadata={
                     "dagster/row_count": len(result.valid),
                     "rows_checked": result.total_rows,
@@ -152,12 +152,12 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
         description="Features, the number of personas, the fit, and persona ids matched to the previous build.",
     )
     def persona_model(
-        context: AssetExecutionContext, warehouse: WarehouseResource, validated_traits: ValidationResult
+        context: AssetExecutionContext, warehouse: WarehouseResource, validated_traits: pd.DataFrame
     ) -> Output:
         engine = warehouse.engine()
         with marks_errors(engine, context.partition_key):
             ctx = steps.context_for(engine, context.partition_key)
-            outcome = steps.fit_personas(engine, ctx, validated_traits.valid, progress=context.log.info)
+            outcome = steps.fit_personas(engine, ctx, validated_traits, progress=context.log.info)
             scores = [{k: round(v, 3) for k, v in s.items()} for s in outcome.k_choice.scores]
             metadata = {
                 "personas": outcome.model.k,
@@ -181,15 +181,13 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
     def personas(
         context: AssetExecutionContext,
         warehouse: WarehouseResource,
-        validated_traits: ValidationResult,
+        validated_traits: pd.DataFrame,
         persona_model: BuildOutcome,
     ) -> Output:
         engine = warehouse.engine()
         with marks_errors(engine, context.partition_key):
             ctx = steps.context_for(engine, context.partition_key)
-            result = steps.make_personas(
-                engine, ctx, validated_traits.valid, persona_model, validated_traits.failed_rows
-            )
+            result = steps.make_personas(engine, ctx, validated_traits, persona_model)
             table = steps.personas_table(result)
             return Output(
                 {"build": ctx.build, "personas": [p.to_row() for p in result]},
@@ -209,7 +207,7 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
     def persona_memberships(
         context: AssetExecutionContext,
         warehouse: WarehouseResource,
-        validated_traits: ValidationResult,
+        validated_traits: pd.DataFrame,
         persona_model: BuildOutcome,
         personas: dict,
     ) -> Output:
@@ -217,7 +215,7 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
         with marks_errors(engine, context.partition_key):
             ctx = steps.context_for(engine, context.partition_key)
             ctx.build = personas["build"]  # the build the personas step just stored
-            written = steps.write_memberships(engine, ctx, validated_traits.valid, persona_model)
+            written = steps.write_memberships(engine, ctx, validated_traits, persona_model)
             context.log.info(f"wrote {written:,} memberships; persona set {ctx.record.name!r} is ready")
             return Output(
                 None,

@@ -17,11 +17,22 @@ from sqlalchemy.engine import Connection, Engine
 from persona_pipeline.warehouse.engine import is_postgres, quote
 
 
-def read_frame(engine: Engine, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Run a SELECT and return its rows; PostgreSQL streams CSV through COPY and parses it with Arrow."""
+def read_frame(
+    engine: Engine, sql: str, params: Mapping[str, Any] | None = None, categorical: bool = False
+) -> pd.DataFrame:
+    """Run a SELECT and return its rows; PostgreSQL streams CSV through COPY and parses it with Arrow.
+
+    With `categorical`, text columns come back as pandas categories: a fraction of the memory, and they
+    pickle, group and compare many times faster than Python strings.
+    """
     if not is_postgres(engine):
         with engine.connect() as conn:
-            return pd.read_sql(sa.text(sql), conn, params=dict(params or {}))
+            frame = pd.read_sql(sa.text(sql), conn, params=dict(params or {}))
+        if categorical:
+            for name in frame.columns:
+                if frame[name].dtype == object or pd.api.types.is_string_dtype(frame[name]):
+                    frame[name] = frame[name].astype("category")
+        return frame
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
@@ -46,16 +57,18 @@ def read_frame(engine: Engine, sql: str, params: Mapping[str, Any] | None = None
             quoted_strings_can_be_null=False,
         ),
     )
-    return _arrow_to_pandas(table)
+    return _arrow_to_pandas(table, categorical)
 
 
-def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
-    frame = table.to_pandas()
-    for name, field in zip(table.column_names, table.schema, strict=True):
-        if pa.types.is_boolean(field.type):
-            frame[name] = frame[name].astype("boolean")
-        elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+def _arrow_to_pandas(table: pa.Table, categorical: bool) -> pd.DataFrame:
+    """Booleans stay nullable booleans; text becomes categories or Python strings with None for NULL."""
+    frame = table.to_pandas(
+        types_mapper={pa.bool_(): pd.BooleanDtype()}.get, strings_to_categorical=categorical
+    )
+    if not categorical:
+        for name, field in zip(table.column_names, table.schema, strict=True):
+            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+                frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
     return frame
 
 
@@ -63,6 +76,24 @@ def _pyformat(sql: str) -> str:
     """SQLAlchemy-style :name parameters to psycopg2's %(name)s, leaving '::' casts alone."""
     escaped = sql.replace("%", "%%")
     return re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", r"%(\1)s", escaped)
+
+
+def _arrow_for_copy(frame: pd.DataFrame) -> pa.Table:
+    """The frame as Arrow for a CSV COPY: Arrow's writer is several times faster than DataFrame.to_csv."""
+    for name in frame.columns:
+        if pd.api.types.is_float_dtype(frame[name]):
+            values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
+            if np.isinf(values).any():
+                raise ValueError(f"column {name!r} holds an infinite value; the warehouse cannot store it")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    columns = []
+    for column in table.columns:
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(pa.string())
+        elif pa.types.is_timestamp(column.type):
+            column = column.cast(pa.timestamp("us"))
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
 
 
 def _python_rows(frame: pd.DataFrame) -> Iterable[tuple[Any, ...]]:
@@ -85,18 +116,8 @@ def write_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     columns = ", ".join(quote(conn.engine, c) for c in frame.columns)
     target = quote(conn.engine, table)
     if conn.dialect.name == "postgresql":
-        buffer = io.StringIO()
-        out = frame.copy()
-        for name in out.columns:
-            if pd.api.types.is_bool_dtype(out[name]) or str(out[name].dtype) == "boolean":
-                out[name] = out[name].map({True: "t", False: "f"}, na_action="ignore")
-            elif pd.api.types.is_float_dtype(out[name]):
-                values = out[name].to_numpy(dtype="float64", na_value=np.nan)
-                if not np.isfinite(values[~np.isnan(values)]).all():
-                    raise ValueError(
-                        f"column {name!r} holds an infinite value; the warehouse cannot store it"
-                    )
-        out.to_csv(buffer, index=False, header=False, na_rep="", date_format="%Y-%m-%d %H:%M:%S")
+        buffer = io.BytesIO()
+        pacsv.write_csv(_arrow_for_copy(frame), buffer, pacsv.WriteOptions(include_header=False))
         buffer.seek(0)
         cursor = conn.connection.dbapi_connection.cursor()
         cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)

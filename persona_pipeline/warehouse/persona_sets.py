@@ -180,6 +180,18 @@ def record_quarantine(engine: Engine, persona_set_id: int, build: int, rows: pd.
         )
 
 
+def quarantined_rows(engine: Engine, persona_set_id: int, build: int) -> int:
+    """Rows of this build that failed validation (a row with several bad cells counts once)."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count(sa.distinct(quarantine.c.contact_id))).where(
+                    (quarantine.c.persona_set_id == persona_set_id) & (quarantine.c.build == build)
+                )
+            ).scalar_one()
+        )
+
+
 def record_build(
     engine: Engine, persona_set_id: int, build: dict[str, Any], persona_rows: list[dict[str, Any]]
 ) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.traits import CatalogError, Trait, TraitCatalog
 from persona_pipeline.warehouse.bulk import write_frame
+from persona_pipeline.warehouse.engine import quote
 from persona_pipeline.warehouse.tables import (
     HIDDEN_TRUTH_TABLE,
     ensure_catalog_tables,
@@ -43,10 +44,10 @@ def replace_sources(
     tables = source_tables(catalog)
     counts: dict[str, int] = {}
     with engine.begin() as conn:
+        # PostgreSQL refuses to drop a table that staging views read; the next models run recreates them
+        cascade = " CASCADE" if engine.dialect.name == "postgresql" else ""
         for table in tables.values():
-            conn.execute(
-                sa.text(f"DROP TABLE IF EXISTS {engine.dialect.identifier_preparer.quote(table.name)}")
-            )
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(engine, table.name)}{cascade}"))
         for table in tables.values():
             table.create(conn)
         conn.execute(trait_catalog.delete())

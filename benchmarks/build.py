@@ -1,0 +1,161 @@
+"""Benchmark: build a persona set for 1,000,000 contacts from PostgreSQL, end to end, against a naive baseline.
+
+    PERSONA_WAREHOUSE_URL=postgresql+psycopg2://postgres@127.0.0.1:5432/test python benchmarks/build.py
+
+Ours: `persona-set build` through Dagster (cohort SQL models, COPY out, Pandera validation, k chosen by the
+data, fit on a sample, personas with names and rules, COPY in). Baseline, what a notebook does: pandas.read_sql,
+get_dummies + median imputation + StandardScaler, scikit-learn KMeans with default settings on every row at
+Faraday's k, DataFrame.to_sql. Each run is a fresh process (peak memory is its own); figures are medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCHEMA = "bench_build"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _url() -> str:
+    base = os.environ.get("PERSONA_WAREHOUSE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    if not base.startswith("postgresql"):
+        raise SystemExit("this benchmark measures PostgreSQL: set PERSONA_WAREHOUSE_URL to a postgresql URL")
+    return base.split("?")[0] + f"?options=-csearch_path%3D{SCHEMA}"
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def seed(contacts: int) -> None:
+    import sqlalchemy as sa
+
+    from persona_pipeline.core.synthetic import generate
+    from persona_pipeline.warehouse.engine import get_engine
+    from persona_pipeline.warehouse.sources import replace_sources
+
+    admin = sa.create_engine(_url().split("?")[0])
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        conn.execute(sa.text(f"CREATE SCHEMA {SCHEMA}"))
+    start = time.perf_counter()
+    base = generate(contacts, days=0, seed=1, with_orders=False)
+    engine = get_engine(_url())
+    replace_sources(engine, base.catalog, base.contacts, base.trait_history, base.orders, base.segments)
+    print(
+        f"seeded {contacts:,} contacts x {len(base.catalog.traits)} traits in {time.perf_counter() - start:.1f}s"
+    )
+
+
+def run_ours(home: str) -> dict:
+    os.environ["PERSONA_HOME"] = home
+    from persona_pipeline.runner import build_persona_set
+    from persona_pipeline.warehouse import persona_sets as store
+    from persona_pipeline.warehouse.engine import get_engine
+
+    engine = get_engine()
+    name = f"bench {time.time_ns()}"
+    store.create(engine, name, "all_contacts")
+    lines: list[str] = []
+    start = time.perf_counter()
+    report = build_persona_set(name, lines.append)
+    seconds = time.perf_counter() - start
+    if not report.success:
+        raise SystemExit(f"build failed: {report.message}")
+    build = store.latest_build(engine, store.get(engine, name).id)
+    return {"seconds": seconds, "peak_mb": _peak_mb(), "k": build["k"], "log": lines}
+
+
+def run_baseline() -> dict:
+    import pandas as pd
+    from sklearn.cluster import KMeans
+    from sklearn.preprocessing import StandardScaler
+
+    from persona_pipeline.core.clustering import faraday_rule
+    from persona_pipeline.warehouse.engine import get_engine
+    from persona_pipeline.warehouse.sources import load_catalog
+
+    engine = get_engine()
+    catalog = load_catalog(engine)
+    traits = catalog.default_clustering
+    start = time.perf_counter()
+    columns = ", ".join(["contact_id", *traits])
+    frame = pd.read_sql(
+        f"SELECT {columns} FROM contacts WHERE contact_id IN (SELECT contact_id FROM all_contacts)", engine
+    )
+    numeric = [t.name for t in catalog.traits if t.name in traits and t.kind == "numeric"]
+    other = [t for t in traits if t not in numeric]
+    features = pd.concat(
+        [
+            frame[numeric].fillna(frame[numeric].median()),
+            pd.get_dummies(frame[other].astype(str), dtype=float),
+        ],
+        axis=1,
+    )
+    x = StandardScaler().fit_transform(features)
+    labels = KMeans(n_clusters=faraday_rule(len(frame)), random_state=0).fit_predict(x)
+    out = pd.DataFrame({"contact_id": frame["contact_id"], "persona_id": labels + 1})
+    out.to_sql("baseline_memberships", engine, if_exists="replace", index=False, chunksize=10_000)
+    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--one", choices=["ours", "baseline"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ["PERSONA_WAREHOUSE_URL"] = _url()
+    if args.one == "ours":
+        with tempfile.TemporaryDirectory() as home:
+            print(json.dumps(run_ours(home)))
+        return
+    if args.one == "baseline":
+        print(json.dumps(run_baseline()))
+        return
+    if not args.skip_seed:
+        seed(args.contacts)
+    results: dict[str, list[dict]] = {"ours": [], "baseline": []}
+    for run in range(args.runs):
+        for which in ("ours", "baseline"):  # interleaved, so drift on a noisy machine hits both alike
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", which],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            )
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            results[which].append(result)
+            print(
+                f"run {run + 1} {which:<8} {result['seconds']:7.1f}s  peak {result['peak_mb']:7.0f} MB",
+                flush=True,
+            )
+            if which == "ours" and run == 0:
+                print("\n".join("    " + line for line in result["log"]))
+    ours = statistics.median(r["seconds"] for r in results["ours"])
+    base = statistics.median(r["seconds"] for r in results["baseline"])
+    print()
+    print(
+        "| contacts | runs | ours (median) | baseline (median) | speed-up | peak MB ours | peak MB baseline |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"| {args.contacts:,} | {args.runs} | {ours:.1f} s | {base:.1f} s | {base / ours:.1f}x | "
+        f"{statistics.median(r['peak_mb'] for r in results['ours']):,.0f} | "
+        f"{statistics.median(r['peak_mb'] for r in results['baseline']):,.0f} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
