@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -27,12 +28,17 @@ Say = Callable[[str], None]
 
 
 def instance() -> DagsterInstance:
-    """The Dagster instance at DAGSTER_HOME (default: the persona home's dagster folder)."""
+    """The Dagster instance at DAGSTER_HOME (default: the persona home's dagster folder), one per process."""
     home = dagster_home()
     os.environ["DAGSTER_HOME"] = str(home)
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(DEFAULT_DAGSTER_YAML, encoding="utf-8")
+    return _instance_at(str(home))
+
+
+@functools.lru_cache(maxsize=4)
+def _instance_at(home: str) -> DagsterInstance:  # noqa: ARG001 - the cache key: one instance per home
     return DagsterInstance.get()
 
 
