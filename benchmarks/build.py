@@ -88,6 +88,7 @@ def run_baseline() -> dict:
     catalog = load_catalog(engine)
     traits = catalog.default_clustering
     start = time.perf_counter()
+    parts = {}
     columns = ", ".join(["contact_id", *traits])
     frame = pd.read_sql(
         f"SELECT {columns} FROM contacts WHERE contact_id IN (SELECT contact_id FROM all_contacts)", engine
@@ -101,11 +102,15 @@ def run_baseline() -> dict:
         ],
         axis=1,
     )
+    parts["read_sql"] = time.perf_counter() - start
     x = StandardScaler().fit_transform(features)
     labels = KMeans(n_clusters=faraday_rule(len(frame)), random_state=0).fit_predict(x)
+    parts["features_and_kmeans"] = time.perf_counter() - start - parts["read_sql"]
     out = pd.DataFrame({"contact_id": frame["contact_id"], "persona_id": labels + 1})
     out.to_sql("baseline_memberships", engine, if_exists="replace", index=False, chunksize=10_000)
-    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
+    seconds = time.perf_counter() - start
+    parts["to_sql"] = seconds - parts["read_sql"] - parts["features_and_kmeans"]
+    return {"seconds": seconds, "peak_mb": _peak_mb(), "log": [f"{k}: {v:.1f}s" for k, v in parts.items()]}
 
 
 def main() -> None:
@@ -141,7 +146,7 @@ def main() -> None:
                 f"run {run + 1} {which:<8} {result['seconds']:7.1f}s  peak {result['peak_mb']:7.0f} MB",
                 flush=True,
             )
-            if which == "ours" and run == 0:
+            if run == 0:
                 print("\n".join("    " + line for line in result["log"]))
     ours = statistics.median(r["seconds"] for r in results["ours"])
     base = statistics.median(r["seconds"] for r in results["baseline"])

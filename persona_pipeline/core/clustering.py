@@ -26,6 +26,7 @@ FIT_SAMPLE = (
 N_INIT = 3  # one init lands in a worse local minimum about one time in three on overlapping segments
 STABLE = 0.8  # split-half adjusted Rand index a k needs to be a candidate
 CLEAR_ELBOW = 1.3  # a gain ratio below this is no elbow: fall back to the largest stable k
+KEEP_K_ELBOW_SHARE = 0.75  # a rebuild keeps the previous k while its elbow is at least this share of the best
 KEEP_PREVIOUS = 0.995  # a fresh fit must beat the warm-started one by 0.5% inertia to replace it
 
 Progress = Callable[[str], None]
@@ -44,7 +45,7 @@ def faraday_rule(cohort_size: int) -> int:
 class KChoice:
     k: int
     reason: str
-    scores: list[dict[str, float]] = field(default_factory=list)
+    scores: list[dict[str, float | None]] = field(default_factory=list)  # stability None: not needed
 
 
 def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -67,7 +68,20 @@ def split_half_stability(x: np.ndarray, k: int, seed: int) -> float:
     return float(adjusted_rand_score(first, second))
 
 
-def choose_k(x: np.ndarray, seed: int, progress: Progress | None = None) -> KChoice:
+def stability_on_sample(x: np.ndarray, k: int, seed: int) -> float:
+    """Split-half stability on the same kind of sample choose_k uses, for a k the user set."""
+    return split_half_stability(x[_sample(len(x), CHOOSE_SAMPLE, np.random.default_rng(seed))], k, seed)
+
+
+def choose_k(
+    x: np.ndarray, seed: int, progress: Progress | None = None, previous_k: int | None = None
+) -> KChoice:
+    """The k after which the inertia gain collapses, among split-half-stable k (see the module docstring).
+
+    Stability costs two fits per k, so it is measured lazily, best elbow first: the answer is the same as
+    measuring every k. With `previous_k` (a rebuild), that k is kept while it is stable and its elbow is at
+    least KEEP_K_ELBOW_SHARE of the best: personas should not reshuffle over a near tie.
+    """
     rng = np.random.default_rng(seed)
     sample = x[_sample(len(x), CHOOSE_SAMPLE, rng)]
     k_max = min(K_MAX, len(sample) // 10)
@@ -75,8 +89,7 @@ def choose_k(x: np.ndarray, seed: int, progress: Progress | None = None) -> KCho
         raise ClusteringError(
             f"the cohort has {len(x)} contacts: too few to split into {K_MIN} personas reliably"
         )
-    total = float(((sample - sample.mean(axis=0)) ** 2).sum())
-    inertia = {1: total}
+    inertia = {1: float(((sample - sample.mean(axis=0)) ** 2).sum())}
     for k in range(K_MIN, k_max + 2):
         inertia[k] = float(_kmeans(k, seed).fit(sample).inertia_) if k <= len(sample) else 0.0
     if progress:
@@ -84,24 +97,46 @@ def choose_k(x: np.ndarray, seed: int, progress: Progress | None = None) -> KCho
             f"choosing k: fitted k={K_MIN}..{k_max + 1} on {len(sample):,} contacts; measuring stability"
         )
     gains = {k: 1 - inertia[k] / inertia[k - 1] if inertia[k - 1] else 0.0 for k in range(K_MIN, k_max + 2)}
-    scores = []
-    for k in range(K_MIN, k_max + 1):
-        elbow = gains[k] / gains[k + 1] if gains[k + 1] > 1e-12 else float("inf")
-        stability = split_half_stability(sample, k, seed)
-        scores.append(
-            {"k": k, "inertia": inertia[k], "gain": gains[k], "elbow": elbow, "stability": stability}
+    scores = {
+        k: {
+            "k": k,
+            "inertia": inertia[k],
+            "gain": gains[k],
+            "elbow": gains[k] / gains[k + 1] if gains[k + 1] > 1e-12 else float("inf"),
+            "stability": None,
+        }
+        for k in range(K_MIN, k_max + 1)
+    }
+
+    def stability(k: int) -> float:
+        if scores[k]["stability"] is None:
+            scores[k]["stability"] = split_half_stability(sample, k, seed)
+        return scores[k]["stability"]
+
+    def choice(k: int, reason: str) -> KChoice:
+        return KChoice(k, reason, list(scores.values()))
+
+    by_elbow = sorted(scores, key=lambda k: (-scores[k]["elbow"], k))
+    best = next((k for k in by_elbow if stability(k) >= STABLE), None)
+    if best is None:  # nothing is stable: the most stable k
+        best = max(scores, key=lambda k: (scores[k]["stability"], -k))
+        return choice(best, f"no stable k; the most stable is k={best} (stability {stability(best):.2f})")
+    if scores[best]["elbow"] < CLEAR_ELBOW:
+        best = next(k for k in sorted(scores, reverse=True) if stability(k) >= STABLE)
+        return choice(best, f"no clear elbow; largest stable k (stability {stability(best):.2f})")
+    if (
+        previous_k in scores
+        and previous_k != best
+        and scores[previous_k]["elbow"] >= KEEP_K_ELBOW_SHARE * scores[best]["elbow"]
+        and stability(previous_k) >= STABLE
+    ):
+        return choice(
+            previous_k, f"kept k={previous_k} from the previous build (close to the best, k={best})"
         )
-    stable = [s for s in scores if s["stability"] >= STABLE] or [max(scores, key=lambda s: s["stability"])]
-    best = max(stable, key=lambda s: s["elbow"])
-    if best["elbow"] >= CLEAR_ELBOW:
-        reason = (
-            f"inertia elbow at k={best['k']} (gain falls {best['elbow']:.1f}x after it), "
-            f"split-half stability {best['stability']:.2f}"
-        )
-        return KChoice(int(best["k"]), reason, scores)
-    best = max(stable, key=lambda s: s["k"])
-    return KChoice(
-        int(best["k"]), f"no clear elbow; largest stable k (stability {best['stability']:.2f})", scores
+    return choice(
+        best,
+        f"inertia elbow at k={best} (gain falls {scores[best]['elbow']:.1f}x after it), "
+        f"split-half stability {stability(best):.2f}",
     )
 
 

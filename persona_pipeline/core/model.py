@@ -12,8 +12,6 @@ from persona_pipeline.core import clustering
 from persona_pipeline.core.features import FeatureTransform
 from persona_pipeline.core.traits import Trait, TraitKind
 
-KEEP_K_ELBOW_SHARE = 0.75  # a rebuild keeps the previous k while its elbow is at least this share of the best
-
 
 class FeatureError(ValueError):
     """A trait that cannot be used for clustering, with the fix."""
@@ -104,21 +102,7 @@ def build_model(
     if progress:
         progress(f"features: {x.shape[0]:,} contacts x {x.shape[1]} columns from {len(traits)} traits")
     if k is None:
-        choice = clustering.choose_k(x, seed, progress)
-        if previous is not None and previous.k != choice.k:
-            by_k = {int(s["k"]): s for s in choice.scores}
-            best = by_k[choice.k]
-            kept = by_k.get(previous.k)
-            if (
-                kept
-                and kept["stability"] >= clustering.STABLE
-                and kept["elbow"] >= KEEP_K_ELBOW_SHARE * best["elbow"]
-            ):
-                choice = clustering.KChoice(
-                    previous.k,
-                    f"kept k={previous.k} from the previous build (close to the best, k={choice.k})",
-                    choice.scores,
-                )
+        choice = clustering.choose_k(x, seed, progress, previous.k if previous is not None else None)
     else:
         if len(x) < k:
             raise clustering.ClusteringError(
@@ -137,10 +121,8 @@ def build_model(
         progress(
             f"fitted {choice.k} personas ({'warm start from the previous build' if result.warm_started else 'fresh'})"
         )
-    chosen = next((s for s in choice.scores if int(s["k"]) == choice.k), None)
-    stability = (
-        float(chosen["stability"]) if chosen else clustering.split_half_stability(x[:20_000], choice.k, seed)
-    )
+    measured = next((s["stability"] for s in choice.scores if s["k"] == choice.k), None)
+    stability = measured if measured is not None else clustering.stability_on_sample(x, choice.k, seed)
     ids = np.asarray(result.persona_ids, dtype=np.int32)[result.labels]
     kept_share = float((ids == previous_labels).mean()) if previous_labels is not None else None
     model = PersonaModel(transform, result.centroids, result.persona_ids, seed)

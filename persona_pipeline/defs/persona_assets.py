@@ -158,7 +158,10 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
         with marks_errors(engine, context.partition_key):
             ctx = steps.context_for(engine, context.partition_key)
             outcome = steps.fit_personas(engine, ctx, validated_traits, progress=context.log.info)
-            scores = [{k: round(v, 3) for k, v in s.items()} for s in outcome.k_choice.scores]
+            scores = [
+                {k: ("not needed" if v is None else round(v, 3)) for k, v in s.items()}
+                for s in outcome.k_choice.scores
+            ]
             metadata = {
                 "personas": outcome.model.k,
                 "k_reason": outcome.k_choice.reason,
