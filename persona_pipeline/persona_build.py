@@ -67,9 +67,7 @@ def extract_cohort(engine: Engine, ctx: BuildContext) -> pd.DataFrame:
     )
     try:
         return read_frame(engine, sql, categorical=True)
-    except (sa.exc.DBAPIError, Exception) as exc:
-        if isinstance(exc, BuildError):
-            raise
+    except sa.exc.DBAPIError as exc:
         raise SqlModelError(f"reading cohort {cohort!r} failed: {str(exc).splitlines()[0]}") from exc
 
 
@@ -155,10 +153,11 @@ def markdown_escape(text: str) -> str:
     return escaped
 
 
-def personas_markdown(set_name: str, personas: list[Persona] | list[dict[str, Any]]) -> str:
-    """The Definition view as Markdown: avatar, name, population and defining traits of each persona."""
-    rows = [p if isinstance(p, dict) else {**p.to_row(), "defining_traits": [d.to_dict() for d in p.defining],
-                                            "rules": [r.to_dict() for r in p.rules]} for p in personas]  # fmt: skip
+def personas_markdown(set_name: str, rows: list[dict[str, Any]]) -> str:
+    """The Definition view as Markdown: avatar, name, population, defining traits and rules of each persona.
+
+    Takes personas as `Persona.to_view()` or `persona_sets.read_personas` give them.
+    """
     lines = [f"## {markdown_escape(set_name)}", ""]
     for row in rows:
         lines.append(f"### ![avatar]({svg_data_uri(row['avatar_svg'])}) {markdown_escape(row['name'])}")
@@ -174,16 +173,15 @@ def personas_markdown(set_name: str, personas: list[Persona] | list[dict[str, An
     return "\n".join(lines)
 
 
-def personas_table(personas: list[Persona]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "persona_id": p.persona_id,
-                "name": p.name,
-                "population": p.population,
-                "share": round(p.share, 4),
-                "defining_traits": "; ".join(d.text for d in p.defining[:3]),
-            }
-            for p in personas
-        ]
-    )
+def personas_table(personas: list[Persona]) -> list[dict[str, Any]]:
+    """One row per persona for the UI's table: id, name, population, share and its top defining traits."""
+    return [
+        {
+            "persona_id": p.persona_id,
+            "name": p.name,
+            "population": p.population,
+            "share": round(p.share, 4),
+            "defining_traits": "; ".join(d.text for d in p.defining[:3]),
+        }
+        for p in personas
+    ]

@@ -25,7 +25,16 @@ class Persona:
     rules: list[Rule]
     avatar_svg: str
 
+    def to_view(self) -> dict[str, Any]:
+        """As a plain dict with the defining traits and rules as lists (what the views render)."""
+        return {
+            **self.to_row(),
+            "defining_traits": [d.to_dict() for d in self.defining],
+            "rules": [r.to_dict() for r in self.rules],
+        }
+
     def to_row(self) -> dict[str, Any]:
+        """As a row of the personas table (defining traits and rules as JSON text)."""
         return {
             "persona_id": self.persona_id,
             "name": self.name,

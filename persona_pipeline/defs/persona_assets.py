@@ -15,6 +15,9 @@ from dagster import (
     DynamicPartitionsDefinition,
     MetadataValue,
     Output,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     asset,
 )
 from sqlalchemy.engine import Engine
@@ -196,8 +199,21 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
                 {"build": ctx.build, "personas": [p.to_row() for p in result]},
                 metadata={
                     "dagster/row_count": len(result),
-                    "personas": _markdown_table(table),
-                    "definition": MetadataValue.md(steps.personas_markdown(ctx.record.name, result)),
+                    "personas": MetadataValue.table(
+                        records=[TableRecord(row) for row in table],
+                        schema=TableSchema(
+                            columns=[
+                                TableColumn("persona_id", "int"),
+                                TableColumn("name", "string"),
+                                TableColumn("population", "int"),
+                                TableColumn("share", "float"),
+                                TableColumn("defining_traits", "string"),
+                            ]
+                        ),
+                    ),
+                    "definition": MetadataValue.md(
+                        steps.personas_markdown(ctx.record.name, [p.to_view() for p in result])
+                    ),
                     "stability": round(persona_model.stability, 4),
                 },
             )
