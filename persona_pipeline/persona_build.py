@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Engine
 from persona_pipeline.core.clustering import Progress
 from persona_pipeline.core.model import BuildOutcome, PersonaModel, build_model
 from persona_pipeline.core.personas import Persona, describe_personas
-from persona_pipeline.core.traits import Trait, TraitCatalog
+from persona_pipeline.core.traits import Trait, TraitCatalog, TraitKind
 from persona_pipeline.core.validation import ValidationResult, validate
 from persona_pipeline.sql_models import SqlModelError
 from persona_pipeline.warehouse import persona_sets as store
@@ -66,9 +67,30 @@ def extract_cohort(engine: Engine, ctx: BuildContext) -> pd.DataFrame:
         f"ORDER BY {quote(engine, 'contact_id')}"  # the same rows in the same order on every backend: determinism
     )
     try:
-        return read_frame(engine, sql, categorical=True)
+        frame = read_frame(engine, sql, categorical=True)
     except sa.exc.DBAPIError as exc:
         raise SqlModelError(f"reading cohort {cohort!r} failed: {str(exc).splitlines()[0]}") from exc
+    return _typed_for_handoff(frame, ctx.traits)
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    return column.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+
+
+def _typed_for_handoff(frame: pd.DataFrame, traits: list[Trait]) -> pd.DataFrame:
+    """Categories for categorical traits; a column of mixed types (text in a number column of a user's own
+    table) becomes text, so it can be handed to the next step and validation can report each bad value."""
+    for trait in traits:
+        column = frame[trait.name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            if trait.kind is TraitKind.CATEGORICAL:
+                continue
+            column = column.astype(object)
+        if trait.kind is TraitKind.CATEGORICAL:
+            frame[trait.name] = _as_text(column).astype("category")
+        elif column.dtype == object:
+            frame[trait.name] = _as_text(column)
+    return frame
 
 
 def validate_cohort(engine: Engine, ctx: BuildContext, frame: pd.DataFrame) -> ValidationResult:

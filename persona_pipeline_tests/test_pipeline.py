@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.synthetic import SyntheticBase
 from persona_pipeline.runner import build_persona_set
-from persona_pipeline.sql_models import SqlModelError, default_models_dir
+from persona_pipeline.sql_models import SqlModelError, default_models_dir, discover, run_models
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
 from persona_pipeline.warehouse.sources import replace_sources
@@ -180,3 +180,32 @@ def test_unknown_traits_and_constant_traits(seeded: Engine) -> None:
     _build("Defaults")
     model = store.latest_build(seeded, store.get(seeded, "Defaults").id)["model"]
     assert '"name": "urbanicity"' not in model
+
+
+def test_wrong_types_infinities_and_missing_columns_in_the_warehouse(seeded: Engine) -> None:
+    """A user's own contacts table may hold text where numbers belong, or infinities; a column may be gone."""
+    run_models(seeded, discover())
+    ids = read_frame(seeded, "SELECT contact_id FROM customers ORDER BY contact_id")["contact_id"].tolist()[
+        :3
+    ]
+    with seeded.begin() as conn:
+        if seeded.dialect.name == "postgresql":
+            conn.execute(sa.text("ALTER TABLE contacts ALTER COLUMN age TYPE text USING age::text"))
+        conn.execute(sa.text("UPDATE contacts SET age = 'forty' WHERE contact_id = :id"), {"id": ids[0]})
+        conn.execute(
+            sa.text("UPDATE contacts SET household_income = :inf WHERE contact_id = :id"),
+            {"inf": float("inf"), "id": ids[1]},
+        )
+    store.create(seeded, "Typed", "customers")
+    _build("Typed")
+    quarantined = read_frame(seeded, 'SELECT contact_id, "column", reason FROM quarantine ORDER BY contact_id')
+    reasons = {(int(r.contact_id), r.column): r.reason for r in quarantined.itertuples()}
+    assert reasons[(ids[0], "age")].startswith("wrong type")
+    assert "finite" in reasons[(ids[1], "household_income")]
+    assert ids[2] in set(store.read_memberships(seeded, store.get(seeded, "Typed").id)["contact_id"])
+
+    with seeded.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE contacts DROP COLUMN gaming"))
+    report = build_persona_set("Typed", _quiet)
+    assert not report.success and "no column gaming" in report.message
+    assert store.get(seeded, "Typed").current_build == 1

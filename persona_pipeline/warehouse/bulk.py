@@ -28,9 +28,9 @@ def read_frame(
     if not is_postgres(engine):
         with engine.connect() as conn:
             frame = pd.read_sql(sa.text(sql), conn, params=dict(params or {}))
-        if categorical:
+        if categorical:  # only columns that hold text alone: SQLite lets a column mix numbers and text
             for name in frame.columns:
-                if frame[name].dtype == object or pd.api.types.is_string_dtype(frame[name]):
+                if pd.api.types.infer_dtype(frame[name], skipna=True) == "string":
                     frame[name] = frame[name].astype("category")
         return frame
     raw = engine.raw_connection()
