@@ -198,7 +198,9 @@ def test_wrong_types_infinities_and_missing_columns_in_the_warehouse(seeded: Eng
         )
     store.create(seeded, "Typed", "customers")
     _build("Typed")
-    quarantined = read_frame(seeded, 'SELECT contact_id, "column", reason FROM quarantine ORDER BY contact_id')
+    quarantined = read_frame(
+        seeded, 'SELECT contact_id, "column", reason FROM quarantine ORDER BY contact_id'
+    )
     reasons = {(int(r.contact_id), r.column): r.reason for r in quarantined.itertuples()}
     assert reasons[(ids[0], "age")].startswith("wrong type")
     assert "finite" in reasons[(ids[1], "household_income")]

@@ -42,6 +42,7 @@ class PersonaSet:
     created_at: dt.datetime
     built_at: dt.datetime | None
     current_build: int | None
+    analysis_traits: list[str]
 
     @property
     def partition_key(self) -> str:
@@ -76,6 +77,7 @@ def _record(row: Any) -> PersonaSet:
         created_at=row.created_at,
         built_at=row.built_at,
         current_build=row.current_build,
+        analysis_traits=json.loads(row.analysis_traits) if row.analysis_traits else [],
     )
 
 
@@ -86,6 +88,7 @@ def create(
     traits: list[str] | None = None,
     n_personas: int | None = None,
     seed: int = 0,
+    analysis_traits: list[str] | None = None,
 ) -> PersonaSet:
     """Queue a new persona set; names are free text (stored as given, always bound as parameters)."""
     ensure_catalog_tables(engine)
@@ -108,6 +111,7 @@ def create(
                 traits=json.dumps(traits) if traits else None,
                 n_personas=n_personas,
                 seed=seed,
+                analysis_traits=json.dumps(analysis_traits) if analysis_traits else None,
                 status="queued",
                 created_at=now,
                 updated_at=now,
@@ -152,6 +156,16 @@ def set_status(engine: Engine, persona_set_id: int, status: str, error: str | No
             persona_sets.update()
             .where(persona_sets.c.id == persona_set_id)
             .values(status=status, error=error, updated_at=_now())
+        )
+
+
+def set_analysis_traits(engine: Engine, persona_set_id: int, names: list[str]) -> None:
+    """Change what the Analysis view studies; the personas themselves are not rebuilt."""
+    with engine.begin() as conn:
+        conn.execute(
+            persona_sets.update()
+            .where(persona_sets.c.id == persona_set_id)
+            .values(analysis_traits=json.dumps(names) if names else None, updated_at=_now())
         )
 
 

@@ -37,6 +37,7 @@ persona_sets = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("built_at", sa.DateTime, nullable=True),
     sa.Column("current_build", sa.Integer, nullable=True),
+    sa.Column("analysis_traits", sa.Text, nullable=True),  # JSON list: studied, not clustered on
 )
 
 persona_builds = sa.Table(
@@ -93,8 +94,53 @@ quarantine = sa.Table(
 )
 
 
+persona_analysis = sa.Table(
+    "persona_analysis",
+    metadata,
+    sa.Column("persona_set_id", sa.Integer, nullable=False, index=True),
+    sa.Column("section", sa.String(20), nullable=False),  # size, trait, summary, revenue, product, quality
+    sa.Column("persona_id", sa.Integer, nullable=False),  # 0: the whole cohort
+    sa.Column("trait", sa.String(200), nullable=True),
+    sa.Column("role", sa.String(20), nullable=True),  # clustering or analysis
+    sa.Column("bucket", sa.String(200), nullable=True),
+    sa.Column("count", sa.Float, nullable=True),
+    sa.Column("share", sa.Float, nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("lift", sa.Float, nullable=True),
+)
+
+membership_history = sa.Table(
+    "membership_history",
+    metadata,
+    sa.Column("persona_set_id", sa.Integer, primary_key=True),
+    sa.Column("contact_id", sa.BigInteger, primary_key=True),
+    sa.Column("valid_from", sa.DateTime, primary_key=True),  # the trait version's interval
+    sa.Column("valid_to", sa.DateTime, nullable=True),
+    sa.Column("persona_id", sa.Integer, nullable=False),
+    sa.Column("build", sa.Integer, nullable=False),
+)
+
+flow_days = sa.Table(
+    "flow_days",
+    metadata,
+    sa.Column("persona_set_id", sa.Integer, primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("build", sa.Integer, nullable=False),
+    sa.Column("members", sa.Integer, nullable=False),
+    sa.Column("snapshot_at", sa.DateTime, nullable=False),
+)
+
+# Columns added after a table first shipped: (table, column, SQL type). Older warehouses get them on start.
+ADDED_COLUMNS = [("persona_sets", "analysis_traits", "TEXT")]
+
+
 def ensure_catalog_tables(engine: Engine) -> None:
     metadata.create_all(engine)
+    inspector = sa.inspect(engine)
+    with engine.begin() as conn:
+        for table, column, sql_type in ADDED_COLUMNS:
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
 
 
 def _trait_type(kind: TraitKind) -> sa.types.TypeEngine:

@@ -1,0 +1,231 @@
+"""The Analysis view: sizes, trait distributions with lift, and purchase behaviour, per persona and for the cohort.
+
+Everything comes out as one long table (section, persona, trait, bucket, count, share, value, lift), so the
+report, the Dagster metadata and the CSV export read the same rows. Persona 0 is the whole cohort.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from persona_pipeline.core.features import category_codes
+from persona_pipeline.core.traits import Trait, TraitKind
+
+COHORT = 0
+MAX_BINS = 8
+ANALYSIS_COLUMNS = ["section", "persona_id", "trait", "role", "bucket", "count", "share", "value", "lift"]
+
+
+class AnalysisError(ValueError):
+    """An analysis request that cannot be answered; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class OrderQuality:
+    """Orders left out of the revenue figures, counted so that nothing is mixed in silently."""
+
+    used: int
+    missing_amount: int
+    negative_amount: int
+    unknown_contact: int
+    outside_cohort: int
+
+    def rows(self) -> list[dict[str, object]]:
+        return [
+            {
+                "section": "quality",
+                "persona_id": COHORT,
+                "trait": "orders",
+                "bucket": name,
+                "count": float(count),
+            }
+            for name, count in self.__dict__.items()
+        ]
+
+
+def _nice(value: float) -> str:
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.0f}" if float(value).is_integer() or abs(value) >= 10 else f"{value:.2g}"
+
+
+def numeric_edges(values: np.ndarray, max_bins: int = MAX_BINS) -> np.ndarray:
+    """Bin edges over the 1st..99th percentile on round numbers; the outer bins are open-ended."""
+    known = values[np.isfinite(values)]
+    if known.size == 0:
+        return np.array([0.0, 1.0])
+    low, high = np.percentile(known, [1, 99])
+    if high <= low:
+        return np.array([low, low + 1.0])
+    step = (high - low) / max_bins
+    magnitude = 10 ** np.floor(np.log10(step))
+    step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= step), default=step)
+    start = np.floor(low / step) * step
+    edges = np.arange(start, high + step, step)
+    return edges if len(edges) >= 2 else np.array([start, start + step])
+
+
+def _bin_labels(edges: np.ndarray) -> list[str]:
+    labels = [f"< {_nice(edges[1])}"]
+    labels += [f"{_nice(a)}–{_nice(b)}" for a, b in zip(edges[1:-2], edges[2:-1], strict=True)]
+    labels.append(f"≥ {_nice(edges[-2])}")
+    return labels if len(edges) > 2 else [f"{_nice(edges[0])}"]
+
+
+def _distribution(
+    codes: np.ndarray, buckets: list[str], persona: np.ndarray, ids: np.ndarray, trait: Trait, role: str
+) -> list[dict[str, object]]:
+    """Count and share of each bucket among contacts whose value is known, per persona, with lift vs the cohort."""
+    k, width = len(ids), len(buckets)
+    known = codes >= 0
+    index = np.searchsorted(ids, persona)
+    counts = np.bincount(index[known] * width + codes[known], minlength=k * width).reshape(k, width)
+    cohort = counts.sum(axis=0)
+    cohort_share = cohort / max(int(cohort.sum()), 1)
+    rows = []
+    for j, pid in enumerate([COHORT, *ids.tolist()]):
+        row_counts = cohort if pid == COHORT else counts[j - 1]
+        total = max(int(row_counts.sum()), 1)
+        for b, bucket in enumerate(buckets):
+            share = row_counts[b] / total
+            lift = share / cohort_share[b] if cohort_share[b] > 0 else np.nan
+            rows.append(
+                {
+                    "section": "trait",
+                    "persona_id": pid,
+                    "trait": trait.name,
+                    "role": role,
+                    "bucket": bucket,
+                    "count": float(row_counts[b]),
+                    "share": float(share),
+                    "lift": float(lift),
+                }
+            )
+    return rows
+
+
+def trait_rows(frame: pd.DataFrame, persona: np.ndarray, trait: Trait, role: str) -> list[dict[str, object]]:
+    """One trait's distribution per persona (bins, levels or share true) and, for numbers, mean and median."""
+    ids = np.unique(persona)
+    column = frame[trait.name]
+    if trait.kind is TraitKind.NUMERIC:
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        values = np.where(np.isfinite(values), values, np.nan)
+        edges = numeric_edges(values)
+        codes = np.where(
+            np.isnan(values), -1, np.clip(np.searchsorted(edges[1:-1], values, side="right"), 0, None)
+        )
+        buckets = _bin_labels(edges)
+        codes = np.where(codes >= len(buckets), len(buckets) - 1, codes)
+        rows = _distribution(codes.astype(np.int64), buckets, persona, ids, trait, role)
+        series = pd.Series(values)
+        for pid, group in [(COHORT, series), *((int(p), series[persona == p]) for p in ids)]:
+            for stat, value in (("mean", group.mean()), ("median", group.median())):
+                rows.append(
+                    {
+                        "section": "summary",
+                        "persona_id": pid,
+                        "trait": trait.name,
+                        "role": role,
+                        "bucket": stat,
+                        "value": float(value) if pd.notna(value) else np.nan,
+                    }  # fmt: skip
+                )
+        return rows
+    if trait.kind is TraitKind.BOOLEAN:
+        flags = column.astype("boolean")
+        codes = np.where(
+            flags.isna().to_numpy(), -1, np.where(flags.fillna(False).to_numpy(dtype=bool), 0, 1)
+        )
+        return [
+            r
+            for r in _distribution(codes, ["true", "false"], persona, ids, trait, role)
+            if r["bucket"] == "true"
+        ]
+    codes = category_codes(column, trait.levels).astype(np.int64)
+    return _distribution(codes, list(trait.levels), persona, ids, trait, role)
+
+
+def purchase_rows(members: pd.DataFrame, orders: pd.DataFrame) -> list[dict[str, object]]:
+    """Revenue, its share, orders, average order size, orders per customer and sales by product category."""
+    merged = orders.merge(members[["contact_id", "persona_id"]], on="contact_id", how="inner")
+    population = members.groupby("persona_id").size()
+    total_revenue = float(merged["amount"].sum())
+    rows: list[dict[str, object]] = []
+    groups = [(COHORT, merged, len(members))] + [
+        (int(pid), merged[merged["persona_id"] == pid], int(population[pid]))
+        for pid in sorted(population.index)
+    ]
+    category_share_cohort = merged.groupby("product_category")["amount"].sum() / (total_revenue or 1)
+    for pid, part, size in groups:
+        revenue = float(part["amount"].sum())
+        n_orders = len(part)
+        customers = int(part["contact_id"].nunique())
+        metrics = {
+            "revenue": revenue,
+            "revenue_share": revenue / total_revenue if total_revenue else 0.0,
+            "orders": float(n_orders),
+            "customers": float(customers),
+            "customer_share": customers / size if size else 0.0,
+            "average_order": revenue / n_orders if n_orders else 0.0,
+            "orders_per_customer": n_orders / customers if customers else 0.0,
+            "revenue_per_contact": revenue / size if size else 0.0,
+        }
+        rows += [
+            {"section": "revenue", "persona_id": pid, "bucket": k, "value": float(v)}
+            for k, v in metrics.items()
+        ]
+        by_category = part.groupby("product_category").agg(
+            amount=("amount", "sum"), orders=("amount", "size")
+        )
+        for category, item in by_category.iterrows():
+            share = float(item["amount"]) / revenue if revenue else 0.0
+            base = float(category_share_cohort.get(category, 0.0))
+            rows.append(
+                {
+                    "section": "product",
+                    "persona_id": pid,
+                    "trait": "product_category",
+                    "bucket": str(category),
+                    "count": float(item["orders"]),
+                    "share": share,
+                    "value": float(item["amount"]),
+                    "lift": share / base if base else np.nan,
+                }
+            )
+    return rows
+
+
+def analyse(
+    members: pd.DataFrame,
+    traits_frame: pd.DataFrame,
+    clustering: list[Trait],
+    analysis: list[Trait],
+    orders: pd.DataFrame,
+    quality: OrderQuality,
+) -> pd.DataFrame:
+    """The whole Analysis table for one persona set. `members` has contact_id and persona_id."""
+    if members.empty:
+        raise AnalysisError("the persona set has no members: build it before analysing it")
+    frame = members[["contact_id", "persona_id"]].merge(traits_frame, on="contact_id", how="left")
+    persona = frame["persona_id"].to_numpy()
+    sizes = frame.groupby("persona_id").size()
+    rows: list[dict[str, object]] = [
+        {"section": "size", "persona_id": COHORT, "count": float(len(frame)), "share": 1.0}
+    ] + [
+        {"section": "size", "persona_id": int(pid), "count": float(n), "share": n / len(frame)}
+        for pid, n in sizes.items()
+    ]
+    for role, traits in (("clustering", clustering), ("analysis", analysis)):
+        for trait in traits:
+            rows += trait_rows(frame, persona, trait, role)
+    rows += purchase_rows(frame, orders)
+    rows += quality.rows()
+    table = pd.DataFrame(rows)
+    for column in ANALYSIS_COLUMNS:
+        if column not in table:
+            table[column] = None
+    return table[ANALYSIS_COLUMNS]

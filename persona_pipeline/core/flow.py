@@ -1,0 +1,91 @@
+"""The Flow view: who was in which persona on which day, stored as intervals, and what moved between days.
+
+A contact's persona can only change when its traits change, and traits are kept as SCD-2 versions
+(valid_from, valid_to). So membership is stored per trait version: one row per version with the persona it
+was assigned, valid over the same interval. A 1,000,000-contact set over 90 days costs one row per contact
+plus one per change, not 90,000,000; a day's snapshot is every row whose interval covers that day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+OUTSIDE = -1  # "not in the set that day": joined before it, left after it
+
+
+def day_end(day: dt.date) -> pd.Timestamp:
+    """The instant a day's snapshot describes: its last moment, so changes made that day count."""
+    return pd.Timestamp(day) + pd.Timedelta(days=1)
+
+
+def covers(valid_from: pd.Series, valid_to: pd.Series, day: dt.date) -> np.ndarray:
+    """Which intervals [valid_from, valid_to) hold at the end of `day` (valid_to missing: still open)."""
+    end = day_end(day)
+    start = pd.to_datetime(valid_from)
+    stop = pd.to_datetime(valid_to)
+    return ((start < end) & (stop.isna() | (stop >= end))).to_numpy()
+
+
+def membership_on(history: pd.DataFrame, day: dt.date) -> pd.Series:
+    """contact_id -> persona_id on a day, from interval rows (contact_id, persona_id, valid_from, valid_to)."""
+    rows = history[covers(history["valid_from"], history["valid_to"], day)]
+    return rows.drop_duplicates("contact_id", keep="last").set_index("contact_id")["persona_id"]
+
+
+def daily_counts(history: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
+    """Members of each persona on each day: (day, persona_id, members), days in order."""
+    if not days:
+        return pd.DataFrame(columns=["day", "persona_id", "members"])
+    start = pd.to_datetime(history["valid_from"]).to_numpy()
+    stop = pd.to_datetime(history["valid_to"]).to_numpy()
+    ends = np.array([day_end(d).to_datetime64() for d in sorted(days)])
+    out = []
+    for persona in sorted(history["persona_id"].unique()):
+        mine = (history["persona_id"] == persona).to_numpy()
+        begun = np.sort(start[mine])
+        closed = np.sort(stop[mine][~pd.isna(stop[mine])])
+        # members at the end of a day: intervals begun before it, less those that ended before it
+        counts = np.searchsorted(begun, ends, side="left") - np.searchsorted(closed, ends, side="left")
+        out += [
+            {"day": d, "persona_id": int(persona), "members": int(c)}
+            for d, c in zip(sorted(days), counts, strict=True)
+        ]
+    return pd.DataFrame(out)
+
+
+def transitions(history: pd.DataFrame, first: dt.date, second: dt.date) -> pd.DataFrame:
+    """How many moved from persona A on `first` to persona B on `second`; OUTSIDE marks joined and left."""
+    before = membership_on(history, first).rename("from_persona")
+    after = membership_on(history, second).rename("to_persona")
+    both = pd.concat([before, after], axis=1).fillna(OUTSIDE).astype("int64")
+    table = both.groupby(["from_persona", "to_persona"]).size().rename("contacts").reset_index()
+    return table[~((table["from_persona"] == OUTSIDE) & (table["to_persona"] == OUTSIDE))]
+
+
+def transition_matrix(table: pd.DataFrame) -> pd.DataFrame:
+    """The from x to counts as a square table, with 'joined' and 'left' for contacts outside on one day."""
+    matrix = table.pivot_table(
+        index="from_persona", columns="to_persona", values="contacts", aggfunc="sum", fill_value=0
+    )
+    labels = {OUTSIDE: "outside"}
+    return matrix.rename(index=labels, columns=labels)
+
+
+def new_versions(existing: pd.DataFrame, current: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the versions valid on a day into ones never stored (to assign) and stored ones whose end moved.
+
+    Both frames carry contact_id, valid_from, valid_to; rows are matched on (contact_id, valid_from).
+    """
+    key = ["contact_id", "valid_from"]
+    merged = current.merge(existing, on=key, how="left", suffixes=("", "_stored"), indicator=True)
+    fresh = merged[merged["_merge"] == "left_only"][current.columns]
+    stored = merged[merged["_merge"] == "both"]
+    moved_end = stored["valid_to"].ne(stored["valid_to_stored"]) & ~(
+        stored["valid_to"].isna() & stored["valid_to_stored"].isna()
+    )
+    return fresh.reset_index(drop=True), stored[moved_end][
+        ["contact_id", "valid_from", "valid_to"]
+    ].reset_index(drop=True)
