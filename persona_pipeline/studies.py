@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +14,10 @@ from sqlalchemy.engine import Engine
 from persona_pipeline.core import flow
 from persona_pipeline.core.analysis import AnalysisError, OrderQuality, analyse
 from persona_pipeline.core.model import PersonaModel
+from persona_pipeline.core.report import ReportData
+from persona_pipeline.core.report import render as render_report
 from persona_pipeline.core.traits import CatalogError, Trait
+from persona_pipeline.settings import persona_home
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame, write_frame
 from persona_pipeline.warehouse.engine import quote
@@ -312,3 +317,42 @@ def flow_transitions(engine: Engine, name: str, first: dt.date, second: dt.date)
             shown = f"{days[0]} .. {days[-1]}" if days else "none yet"
             raise FlowError(f"{day} has no snapshot for {record.name!r} (snapshotted days: {shown})")
     return flow.transitions(history, first, second)
+
+
+# --- Report -----------------------------------------------------------------------------------------------
+
+
+def report_data(engine: Engine, name: str) -> ReportData:
+    record = store.get(engine, name)
+    require_ready(record)
+    build = store.latest_build(engine, record.id)
+    table = read_analysis(engine, record.id)
+    if table.empty:
+        table = run_analysis(engine, record.id)
+    history, days = flow_history(engine, record.id)
+    return ReportData(
+        set_name=record.name,
+        cohort=record.cohort,
+        build=build,
+        personas=store.read_personas(engine, record.id),
+        analysis=table,
+        flow_days=[str(d) for d in days],
+        flow_counts=flow.daily_counts(history, days) if days else None,
+        trajectories=flow.trajectories(history, days) if days else [],
+    )
+
+
+def default_report_path(record: store.PersonaSet) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", record.name.lower()).strip("-")[:60] or "persona-set"
+    folder = persona_home() / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{record.id}-{slug}.html"
+
+
+def write_report(engine: Engine, name: str, out: str | Path | None = None) -> Path:
+    """Write the set's self-contained HTML report; returns its path."""
+    data = report_data(engine, name)
+    path = Path(out) if out else default_report_path(store.get(engine, name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(data), encoding="utf-8")
+    return path

@@ -89,3 +89,58 @@ def new_versions(existing: pd.DataFrame, current: pd.DataFrame) -> tuple[pd.Data
     return fresh.reset_index(drop=True), stored[moved_end][
         ["contact_id", "valid_from", "valid_to"]
     ].reset_index(drop=True)
+
+
+def trajectories(history: pd.DataFrame, days: list[dt.date]) -> list[tuple[list[tuple[int, int, int]], int]]:
+    """Every distinct path through the snapshot days, with how many contacts took it.
+
+    A path is a list of (persona_id, first day index, last day index) segments. Most contacts share a few
+    paths (stayed in persona p; joined on day i; moved once), so this is a compact, exact way to give a
+    report every from -> to matrix between any two snapshot days.
+    """
+    if history.empty or not days:
+        return []
+    ends = np.array([day_end(d).to_datetime64() for d in sorted(days)])
+    start = pd.to_datetime(history["valid_from"]).to_numpy()
+    stop = pd.to_datetime(history["valid_to"]).to_numpy()
+    # snapshot days an interval covers: start < end(day) <= stop
+    first = np.searchsorted(ends, start, side="right")
+    last = np.where(pd.isna(stop), len(ends), np.searchsorted(ends, stop, side="right")) - 1
+    rows = history.assign(first=first, last=last)
+    rows = rows[rows["first"] <= rows["last"]].sort_values(["contact_id", "first"], kind="stable")
+    # merge consecutive segments of the same persona (a trait change that kept the persona)
+    segments = rows[["contact_id", "persona_id", "first", "last"]].to_numpy()
+    paths: dict[tuple, int] = {}
+    current: list[list[int]] = []
+    owner = None
+    for contact, persona, a, b in segments.tolist():
+        if contact != owner:
+            if current:
+                key = tuple(tuple(s) for s in current)
+                paths[key] = paths.get(key, 0) + 1
+            current, owner = [], contact
+        if current and current[-1][0] == persona and current[-1][2] + 1 >= a:
+            current[-1][2] = max(current[-1][2], b)
+        else:
+            current.append([persona, a, b])
+    if current:
+        key = tuple(tuple(s) for s in current)
+        paths[key] = paths.get(key, 0) + 1
+    return sorted(((list(k), n) for k, n in paths.items()), key=lambda item: -item[1])
+
+
+def transitions_from_trajectories(
+    paths: list[tuple[list[tuple[int, int, int]], int]], a: int, b: int
+) -> pd.DataFrame:
+    """The from -> to table between day indexes a and b, from trajectories (what the report's script does)."""
+    counts: dict[tuple[int, int], int] = {}
+    for segments, n in paths:
+        at_a = next((p for p, s, e in segments if s <= a <= e), OUTSIDE)
+        at_b = next((p for p, s, e in segments if s <= b <= e), OUTSIDE)
+        if at_a == OUTSIDE and at_b == OUTSIDE:
+            continue
+        counts[(at_a, at_b)] = counts.get((at_a, at_b), 0) + n
+    table = pd.DataFrame(
+        [{"from_persona": f, "to_persona": t, "contacts": n} for (f, t), n in counts.items()]
+    )
+    return table.sort_values(["from_persona", "to_persona"], ignore_index=True) if len(table) else table
