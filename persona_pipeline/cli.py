@@ -7,6 +7,7 @@ import datetime as dt
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from persona_pipeline.core.traits import CatalogError
 from persona_pipeline.core.validation import DEFAULT_MAX_QUARANTINE_SHARE
@@ -88,10 +89,13 @@ def cmd_persona_set(args: argparse.Namespace) -> int:
         from persona_pipeline.warehouse.sources import load_catalog
 
         require_cohort(discover(), args.cohort)
-        traits = [t.strip() for t in args.traits.split(",") if t.strip()] if args.traits else None
+        traits = _names(args.traits) or None
+        extra = _names(args.analysis_traits)
         catalog = load_catalog(engine)
         catalog.select(traits)  # unknown names fail here, before anything is stored
-        record = store.create(engine, args.name, args.cohort, traits, args.personas, args.seed)
+        if extra:
+            catalog.select(extra)
+        record = store.create(engine, args.name, args.cohort, traits, args.personas, args.seed, extra)
         say(
             f"created persona set {record.name!r} (id {record.id}) on cohort {record.cohort!r}: {record.status}"
         )
@@ -110,6 +114,24 @@ def cmd_persona_set(args: argparse.Namespace) -> int:
         return 0
     if args.action == "show":
         return _show(engine, args.name)
+    if args.action == "analysis-traits":
+        from persona_pipeline.runner import refresh_study
+        from persona_pipeline.studies import check_analysis_traits, require_ready
+
+        names = _names(args.set)
+        check_analysis_traits(engine, names)
+        record = store.get(engine, args.name)
+        store.set_analysis_traits(engine, record.id, names)
+        say(
+            f"analysis traits of {record.name!r}: {', '.join(names) or 'none'} (the personas are not rebuilt)"
+        )
+        if record.status != "ready":
+            return 0
+        require_ready(record)
+        result = refresh_study(record.name, say, ["persona_analysis", "persona_report"])
+        if not result.success:
+            say(f"analysis failed: {result.message}")
+        return 0 if result.success else 1
     if args.action == "build":
         from persona_pipeline.runner import build_persona_set
 
@@ -120,6 +142,110 @@ def cmd_persona_set(args: argparse.Namespace) -> int:
         say(f"persona set {args.name!r} {report.message}")
         return _show(engine, args.name)
     raise AssertionError(args.action)
+
+
+def _names(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def cmd_analyse(args: argparse.Namespace) -> int:
+    from persona_pipeline.runner import refresh_study
+    from persona_pipeline.studies import read_analysis, require_ready
+    from persona_pipeline.warehouse import persona_sets as store
+
+    engine = _engine()
+    record = store.get(engine, args.name)
+    require_ready(record)
+    result = refresh_study(record.name, say, ["persona_analysis", "persona_report"], args.window_days)
+    if not result.success:
+        say(f"analysis failed: {result.message}")
+        return 1
+    table = read_analysis(engine, record.id)
+    names = {p["persona_id"]: p["name"] for p in store.read_personas(engine, record.id)}
+    sizes = table[table["section"] == "size"].set_index("persona_id")
+    revenue = table[table["section"] == "revenue"].pivot_table(
+        index="persona_id", columns="bucket", values="value"
+    )
+    say(
+        f"\n{'persona':<40} {'contacts':>9} {'share':>7} {'revenue':>8} {'avg order':>10} {'orders/cust':>11}"
+    )
+    for pid in revenue.index:
+        row = revenue.loc[pid]
+        label = "whole cohort" if pid == 0 else names.get(int(pid), str(pid))
+        say(
+            f"{_clip(label, 40):<40} {int(sizes.loc[pid, 'count']):>9,} {sizes.loc[pid, 'share']:>7.1%} "
+            f"{row['revenue_share']:>8.1%} {row['average_order']:>10,.2f} {row['orders_per_customer']:>11.2f}"
+        )
+    quality = {r.bucket: int(r.count) for r in table[table["section"] == "quality"].itertuples()}
+    say(
+        f"\norders used {quality['used']:,}; left out: {quality['missing_amount']:,} missing amount, "
+        f"{quality['negative_amount']:,} negative, {quality['unknown_contact']:,} unknown contact, "
+        f"{quality['outside_cohort']:,} outside the cohort"
+    )
+    return 0
+
+
+def cmd_flow(args: argparse.Namespace) -> int:
+    from persona_pipeline import studies
+    from persona_pipeline.core.flow import transition_matrix
+    from persona_pipeline.runner import take_snapshots
+    from persona_pipeline.warehouse import persona_sets as store
+
+    engine = _engine()
+    if args.action == "snapshot":
+        first, last = studies.history_days(engine)
+        end = dt.date.fromisoformat(args.day) if args.day else min(last, dt.date.today())
+        days = [end - dt.timedelta(days=i) for i in range(args.days)]
+        for day in days:
+            studies.require_day(engine, day)
+        start = time.perf_counter()
+        for day, ok, message in take_snapshots(days, say):
+            if not ok:
+                say(f"snapshot of {day} failed: {message}")
+                return 1
+        say(f"{len(days)} day(s) snapshotted in {time.perf_counter() - start:.1f}s")
+        return 0
+    record = store.get(engine, args.name)
+    counts = studies.flow_counts(engine, record.name)
+    names = {p["persona_id"]: p["name"] for p in store.read_personas(engine, record.id)}
+    pivot = counts.pivot_table(index="day", columns="persona_id", values="members", fill_value=0).astype(int)
+    pivot.columns = [_clip(names.get(int(c), str(c)), 24) for c in pivot.columns]
+    say(pivot.to_string())
+    days = sorted(counts["day"].unique())
+    first = dt.date.fromisoformat(args.from_day) if args.from_day else days[0]
+    second = dt.date.fromisoformat(args.to_day) if args.to_day else days[-1]
+    matrix = transition_matrix(studies.flow_transitions(engine, record.name, first, second))
+    matrix.index = [_clip(names.get(i, str(i)), 24) for i in matrix.index]
+    matrix.columns = [_clip(names.get(c, str(c)), 24) for c in matrix.columns]
+    say(f"\nfrom {first} (rows) to {second} (columns):\n{matrix.to_string()}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from persona_pipeline import studies
+    from persona_pipeline.runner import refresh_study
+    from persona_pipeline.warehouse import persona_sets as store
+
+    engine = _engine()
+    record = store.get(engine, args.name)
+    studies.require_ready(record)
+    if args.out:
+        say(str(studies.write_report(engine, record.name, args.out)))
+        return 0
+    result = refresh_study(record.name, lambda _: None, ["persona_report"])
+    if not result.success:
+        say(f"report failed: {result.message}")
+        return 1
+    say(str(studies.default_report_path(record)))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from persona_pipeline.studies import export_csv
+
+    size = export_csv(_engine(), args.name, args.what, Path(args.out))
+    say(f"wrote {args.what} of {args.name!r} to {args.out} ({size:,} bytes)")
+    return 0
 
 
 def _clip(text: str, width: int) -> str:
@@ -175,10 +301,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     name = "Customers" if "Customers" not in existing else f"Customers {dt.datetime.now():%Y-%m-%d %H%M%S}"
     cmd_persona_set(
         argparse.Namespace(
-            action="create", name=name, cohort="customers", traits=None, personas=None, seed=args.seed
+            action="create",
+            name=name,
+            cohort="customers",
+            traits=None,
+            personas=None,
+            seed=args.seed,
+            analysis_traits="state,preferred_channel",
         )
     )
     code = cmd_persona_set(argparse.Namespace(action="build", name=name, max_quarantine_share=None))
+    if code == 0 and args.days:
+        from persona_pipeline.runner import refresh_study, take_snapshots
+        from persona_pipeline.studies import default_report_path, history_days
+
+        last = min(history_days(engine)[1], dt.date.today())
+        days = [last - dt.timedelta(days=i) for i in range(0, args.days + 1, 7)]
+        say(f"\nflow: snapshotting {len(days)} days, a week apart")
+        outcomes = take_snapshots(days, lambda _: None)
+        if all(ok for _, ok, _ in outcomes):
+            refresh_study(name, lambda _: None, ["persona_flow", "persona_report"])
+            say(f"report: {default_report_path(store.get(engine, name))}")
     say(
         f"\ndemo finished in {time.perf_counter() - start:.1f}s. Explore it: make dagster (then open http://127.0.0.1:3000)"
     )
@@ -224,7 +367,11 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--traits", help="clustering traits, comma separated (default: the catalog's)")
     create.add_argument("--personas", type=int, help="number of personas, 2..8 (default: chosen by the data)")
     create.add_argument("--seed", type=int, default=0)
+    create.add_argument("--analysis-traits", help="extra traits to study, not cluster on, comma separated")
     ps_sub.add_parser("list")
+    extra = ps_sub.add_parser("analysis-traits", help="set the traits studied beside the clustering ones")
+    extra.add_argument("name")
+    extra.add_argument("--set", required=True, help="comma separated trait names ('' clears them)")
     show = ps_sub.add_parser("show")
     show.add_argument("name")
     build = ps_sub.add_parser("build")
@@ -236,6 +383,37 @@ def parser() -> argparse.ArgumentParser:
         help=f"stop the build when more than this share of rows fails validation (default {DEFAULT_MAX_QUARANTINE_SHARE})",
     )
     ps.set_defaults(func=cmd_persona_set)
+
+    analyse = sub.add_parser("analyse", help="refresh a ready persona set's Analysis and print its summary")
+    analyse.add_argument("name")
+    analyse.add_argument(
+        "--window-days", type=int, default=None, help="orders window, days up to the latest order"
+    )
+    analyse.set_defaults(func=cmd_analyse)
+
+    flow = sub.add_parser("flow", help="membership snapshots over time, and the flow between days")
+    flow_sub = flow.add_subparsers(dest="action", required=True)
+    snap = flow_sub.add_parser(
+        "snapshot", help="snapshot every ready persona set for a day or a range of days"
+    )
+    snap.add_argument("--day", help="the last day, YYYY-MM-DD (default: today or the history's last day)")
+    snap.add_argument("--days", type=int, default=1, help="how many days up to --day (a backfill)")
+    show_flow = flow_sub.add_parser("show", help="members per persona per day, and the from -> to matrix")
+    show_flow.add_argument("name")
+    show_flow.add_argument("--from", dest="from_day")
+    show_flow.add_argument("--to", dest="to_day")
+    flow.set_defaults(func=cmd_flow)
+
+    report = sub.add_parser("report", help="write the persona set's HTML report and print its path")
+    report.add_argument("name")
+    report.add_argument("--out", help="where to write it (default: PERSONA_HOME/reports/)")
+    report.set_defaults(func=cmd_report)
+
+    export = sub.add_parser("export", help="stream memberships, analysis, flow or history to CSV")
+    export.add_argument("name")
+    export.add_argument("--what", required=True, choices=["memberships", "analysis", "flow", "history"])
+    export.add_argument("--out", required=True)
+    export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", help="seed 20,000 contacts, build a persona set and print it")
     demo.add_argument("--contacts", type=int, default=20_000)
@@ -252,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from persona_pipeline.loading import LoadError
     from persona_pipeline.persona_build import BuildError
     from persona_pipeline.sql_models import SqlModelError
+    from persona_pipeline.studies import AnalysisError, FlowError
     from persona_pipeline.warehouse.persona_sets import PersonaSetError
 
     args = parser().parse_args(argv)
@@ -266,6 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ValidationError,
         FeatureError,
         ClusteringError,
+        AnalysisError,
+        FlowError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

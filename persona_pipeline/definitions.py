@@ -1,8 +1,8 @@
-"""The one Definitions object: SQL models, the persona set chain, jobs, the warehouse and the IO manager."""
+"""The one Definitions object: SQL models, the persona set chain and its studies, jobs, schedule, resources."""
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import AssetSelection, Definitions, build_schedule_from_partitioned_job, define_asset_job
 from dagster._loggers import colored_console_logger
 
 from persona_pipeline.defs.io import BuildsIOManager
@@ -14,9 +14,12 @@ from persona_pipeline.defs.persona_assets import (
 from persona_pipeline.defs.progress import PROGRESS_LOGGER, progress_logger
 from persona_pipeline.defs.resources import WarehouseResource
 from persona_pipeline.defs.sql_assets import SOURCE_SPECS, cohort_keys, sql_model_assets
+from persona_pipeline.defs.study_assets import STUDY_ASSETS, daily_partitions, membership_snapshot
 
 SQL_MODELS_JOB = "sql_models"
 BUILD_JOB = "build_persona_set"
+STUDY_JOB = "study_persona_set"
+SNAPSHOT_JOB = "snapshot_memberships"
 
 sql_models_job = define_asset_job(
     SQL_MODELS_JOB,
@@ -25,17 +28,40 @@ sql_models_job = define_asset_job(
 )
 build_persona_set_job = define_asset_job(
     BUILD_JOB,
-    selection=AssetSelection.assets(*PERSONA_SET_ASSET_NAMES),
+    selection=AssetSelection.assets(*PERSONA_SET_ASSET_NAMES, "persona_analysis", "persona_report"),
     partitions_def=persona_set_partitions,
-    description="Build one persona set (a partition): extract, validate, fit, describe, assign.",
+    description="Build one persona set (a partition): extract, validate, fit, describe, assign, analyse, report.",
+)
+study_persona_set_job = define_asset_job(
+    STUDY_JOB,
+    selection=AssetSelection.assets("persona_analysis", "persona_flow", "persona_report"),
+    partitions_def=persona_set_partitions,
+    description="Refresh a built persona set's Analysis, Flow and report without rebuilding its personas.",
+)
+snapshot_memberships_job = define_asset_job(
+    SNAPSHOT_JOB,
+    selection=AssetSelection.assets("membership_snapshot"),
+    partitions_def=daily_partitions,
+    description="Take one day's membership snapshot of every ready persona set (backfill over the history).",
+)
+# Late in the day, so the day's changes are in: today's partition.
+daily_snapshot_schedule = build_schedule_from_partitioned_job(
+    snapshot_memberships_job, hour_of_day=23, minute_of_hour=30
 )
 
 
 def make_definitions() -> Definitions:
     """Built from the SQL models folder as it is now (PERSONA_SQL_DIR), so new cohorts appear on reload."""
     return Definitions(
-        assets=[*SOURCE_SPECS, *sql_model_assets(), *persona_set_assets(cohort_keys())],
-        jobs=[sql_models_job, build_persona_set_job],
+        assets=[
+            *SOURCE_SPECS,
+            *sql_model_assets(),
+            *persona_set_assets(cohort_keys()),
+            *STUDY_ASSETS,
+            membership_snapshot,
+        ],
+        jobs=[sql_models_job, build_persona_set_job, study_persona_set_job, snapshot_memberships_job],
+        schedules=[daily_snapshot_schedule],
         loggers={"console": colored_console_logger, PROGRESS_LOGGER: progress_logger},
         resources={
             "warehouse": WarehouseResource(),

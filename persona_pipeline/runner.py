@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import re
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 from dagster import AssetKey, DagsterInstance
 
-from persona_pipeline.definitions import BUILD_JOB, SQL_MODELS_JOB
+from persona_pipeline.definitions import BUILD_JOB, SNAPSHOT_JOB, SQL_MODELS_JOB, STUDY_JOB
 from persona_pipeline.defs.persona_assets import persona_set_partitions
 from persona_pipeline.settings import dagster_home
 from persona_pipeline.sql_models import discover, execution_order, require_cohort
@@ -96,9 +97,14 @@ def _failure_text(result) -> str:  # noqa: ANN001 - Dagster's ExecuteInProcessRe
 
 
 def build_persona_set(
-    name: str, say: Say, max_quarantine_share: float | None = None, refresh_models: bool = True
+    name: str,
+    say: Say,
+    max_quarantine_share: float | None = None,
+    refresh_models: bool = True,
+    study: bool = True,
 ) -> BuildReport:
-    """Materialize the whole chain for one persona set now, after rebuilding the SQL models its cohort needs."""
+    """Materialize the whole chain for one persona set now, after rebuilding the SQL models its cohort needs;
+    with `study`, then refresh its Analysis and report (a second run: a failure there leaves the set ready)."""
     engine = get_engine()
     record = store.get(engine, name)
     require_cohort(discover(), record.cohort)
@@ -119,8 +125,46 @@ def build_persona_set(
     seconds = time.perf_counter() - start
     refreshed = store.get_by_id(engine, record.id)
     if result.success and refreshed.status == "ready":
-        return BuildReport(True, result.run_id, seconds, f"ready in {seconds:.1f}s")
+        report = BuildReport(True, result.run_id, seconds, f"ready in {seconds:.1f}s")
+        if study:
+            studied = refresh_study(record.name, say, ["persona_analysis", "persona_report"])
+            if not studied.success:
+                say(f"the analysis or report failed (the personas are built and ready): {studied.message}")
+        return report
     message = refreshed.error or _failure_text(result)
     if refreshed.status != "errored":
         store.set_status(engine, record.id, "errored", message)
     return BuildReport(False, result.run_id, seconds, message)
+
+
+def refresh_study(name: str, say: Say, assets: list[str], window_days: int | None = None) -> BuildReport:
+    """Materialize some of a ready set's study assets (persona_analysis, persona_flow, persona_report) now."""
+    engine = get_engine()
+    record = store.get(engine, name)
+    instance().add_dynamic_partitions(persona_set_partitions.name, [record.partition_key])
+    run_config = {}
+    if window_days is not None:
+        run_config = {"ops": {"persona_analysis": {"config": {"window_days": window_days}}}}
+    start = time.perf_counter()
+    result = _run(
+        STUDY_JOB,
+        say,
+        [AssetKey(a) for a in assets],
+        partition_key=record.partition_key,
+        run_config=run_config,
+    )
+    seconds = time.perf_counter() - start
+    return BuildReport(
+        result.success, result.run_id, seconds, "done" if result.success else _failure_text(result)
+    )
+
+
+def take_snapshots(days: list[dt.date], say: Say) -> list[tuple[dt.date, bool, str]]:
+    """Run the daily snapshot job for each day, oldest first; each day is its own run (a partition)."""
+    outcomes = []
+    for day in sorted(days):
+        result = _run(SNAPSHOT_JOB, say, partition_key=day.isoformat())
+        outcomes.append((day, result.success, "" if result.success else _failure_text(result)))
+        if not result.success:
+            break
+    return outcomes

@@ -19,7 +19,7 @@ from persona_pipeline.core.report import render as render_report
 from persona_pipeline.core.traits import CatalogError, Trait
 from persona_pipeline.settings import persona_home
 from persona_pipeline.warehouse import persona_sets as store
-from persona_pipeline.warehouse.bulk import read_frame, write_frame
+from persona_pipeline.warehouse.bulk import read_frame, stream_csv, write_frame
 from persona_pipeline.warehouse.engine import quote
 from persona_pipeline.warehouse.sources import load_catalog
 from persona_pipeline.warehouse.tables import flow_days, membership_history, persona_analysis
@@ -356,3 +356,33 @@ def write_report(engine: Engine, name: str, out: str | Path | None = None) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_report(data), encoding="utf-8")
     return path
+
+
+# --- Export -----------------------------------------------------------------------------------------------
+
+EXPORTS = ("memberships", "analysis", "flow", "history")
+
+
+def export_csv(engine: Engine, name: str, what: str, out: Path) -> int:
+    """Stream one of the set's tables to a CSV file in flat memory; returns the bytes written."""
+    record = store.get(engine, name)
+    if what not in EXPORTS:
+        raise AnalysisError(f"--what must be one of {', '.join(EXPORTS)}, not {what!r}")
+    if what != "flow":
+        require_ready(record)
+    queries = {
+        "memberships": "SELECT m.contact_id, m.persona_id, p.name AS persona_name, m.confidence, m.build "
+        "FROM persona_memberships m JOIN personas p ON p.persona_set_id = m.persona_set_id "
+        "AND p.build = m.build AND p.persona_id = m.persona_id WHERE m.persona_set_id = :id ORDER BY m.contact_id",
+        "analysis": 'SELECT section, persona_id, trait, role, bucket, "count", share, value, lift '
+        "FROM persona_analysis WHERE persona_set_id = :id",
+        "history": "SELECT contact_id, persona_id, valid_from, valid_to, build FROM membership_history "
+        "WHERE persona_set_id = :id ORDER BY contact_id, valid_from",
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as handle:
+        if what == "flow":
+            handle.write(flow_counts(engine, record.name).to_csv(index=False).encode())
+        else:
+            stream_csv(engine, queries[what], handle, {"id": record.id})
+    return out.stat().st_size

@@ -129,3 +129,30 @@ def write_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     cursor.executemany(insert, _python_rows(frame))
     cursor.close()
     return len(frame)
+
+
+def stream_csv(engine: Engine, sql: str, out: Any, params: Mapping[str, Any] | None = None) -> None:
+    """Write a query's rows as CSV to a binary file without holding them in memory (COPY, or a server cursor)."""
+    if is_postgres(engine):
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            bound = cursor.mogrify(_pyformat(sql), dict(params or {})).decode() if params else sql
+            cursor.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true)", out)
+            cursor.close()
+        finally:
+            raw.close()
+        return
+    import csv
+
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(sa.text(sql), dict(params or {}))
+            writer = csv.writer(text)
+            writer.writerow(result.keys())
+            for chunk in result.partitions(50_000):
+                writer.writerows(chunk)
+    finally:
+        text.flush()
+        text.detach()
