@@ -141,6 +141,7 @@ def transitions_from_trajectories(
             continue
         counts[(at_a, at_b)] = counts.get((at_a, at_b), 0) + n
     table = pd.DataFrame(
-        [{"from_persona": f, "to_persona": t, "contacts": n} for (f, t), n in counts.items()]
-    )
-    return table.sort_values(["from_persona", "to_persona"], ignore_index=True) if len(table) else table
+        [{"from_persona": f, "to_persona": t, "contacts": n} for (f, t), n in counts.items()],
+        columns=["from_persona", "to_persona", "contacts"],
+    ).astype("int64")
+    return table.sort_values(["from_persona", "to_persona"], ignore_index=True)

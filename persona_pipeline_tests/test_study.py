@@ -1,0 +1,132 @@
+"""Analysis, Flow, report and export of a built persona set, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from persona_pipeline import studies
+from persona_pipeline.core.flow import day_end
+from persona_pipeline.core.model import PersonaModel
+from persona_pipeline.runner import build_persona_set, refresh_study, take_snapshots
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.bulk import read_frame
+from persona_pipeline_tests.conftest import END_DATE, table_rows
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture
+def built(seeded: Engine) -> store.PersonaSet:
+    store.create(seeded, "Customers", "customers", analysis_traits=["state"])
+    report = build_persona_set("Customers", _quiet)
+    assert report.success, report.message
+    return store.get(seeded, "Customers")
+
+
+def test_analysis_is_stored_with_analysis_traits_and_order_quality(
+    built: store.PersonaSet, seeded: Engine
+) -> None:
+    table = studies.read_analysis(seeded, built.id)  # the build ran the analysis
+    assert set(table[table["role"] == "analysis"]["trait"]) == {"state"}
+    sizes = table[(table["section"] == "size") & (table["persona_id"] != 0)]
+    assert sizes["count"].sum() == table_rows(seeded, "customers")
+
+    with seeded.begin() as conn:  # orders the revenue figures must not mix in
+        conn.execute(
+            sa.text(
+                "INSERT INTO orders (order_id, contact_id, ordered_at, amount, product_category) VALUES "
+                "(900001, 1, :t, -5, 'books'), (900002, 2, :t, NULL, 'books'), (900003, 99999999, :t, 10, 'books')"
+            ),
+            {"t": dt.datetime(2026, 10, 30)},
+        )
+    store.set_analysis_traits(seeded, built.id, ["preferred_channel", "gaming"])
+    assert refresh_study("Customers", _quiet, ["persona_analysis"]).success
+    table = studies.read_analysis(seeded, built.id)
+    quality = {r.bucket: int(r.count) for r in table[table["section"] == "quality"].itertuples()}
+    assert (
+        quality["negative_amount"] == 1 and quality["missing_amount"] == 1 and quality["unknown_contact"] == 1
+    )
+    assert set(table[table["role"] == "analysis"]["trait"]) == {"preferred_channel"}  # gaming is clustered on
+    assert store.get(seeded, "Customers").current_build == 1  # analysis traits never rebuild the personas
+    revenue = table[(table["section"] == "revenue") & (table["bucket"] == "revenue")].set_index("persona_id")[
+        "value"
+    ]
+    assert abs(revenue.drop(index=0).sum() - revenue[0]) < 1e-6
+
+
+def test_analysis_refuses_sets_that_are_not_ready_and_unknown_traits(seeded: Engine) -> None:
+    store.create(seeded, "Later", "customers")
+    with pytest.raises(studies.AnalysisError, match="not ready.*persona-set build"):
+        studies.run_analysis(seeded, "Later")
+    with pytest.raises(studies.AnalysisError, match="unknown trait.*'shoe_size'"):
+        studies.check_analysis_traits(seeded, ["shoe_size"])
+
+
+def _naive_counts(engine: Engine, record: store.PersonaSet, day: dt.date) -> pd.Series:
+    """What a notebook would do: read the day's trait versions, assign everyone, count."""
+    model = PersonaModel.from_json(store.latest_build(engine, record.id)["model"])
+    versions = read_frame(
+        engine,
+        "SELECT * FROM trait_history WHERE valid_from < :end AND (valid_to IS NULL OR valid_to >= :end) "
+        "AND contact_id IN (SELECT contact_id FROM customers)",
+        {"end": day_end(day).to_pydatetime()},
+    )
+    persona, _ = model.assign(versions)
+    return pd.Series(persona).value_counts().sort_index()
+
+
+def test_snapshots_match_a_day_by_day_recomputation_and_stay_compact(
+    built: store.PersonaSet, seeded: Engine
+) -> None:
+    days = [END_DATE - dt.timedelta(days=d) for d in (20, 13, 6, 0)]
+    assert all(ok for _, ok, _ in take_snapshots(days, _quiet))
+    assert all(ok for _, ok, _ in take_snapshots(days[-1:], _quiet))  # a second run of a day changes nothing
+    counts = studies.flow_counts(seeded, "Customers")
+    for day in days:
+        got = counts[counts["day"] == day].set_index("persona_id")["members"].sort_index()
+        expected = _naive_counts(seeded, built, day)
+        assert got[got > 0].to_dict() == expected.to_dict(), day
+    stored = table_rows(seeded, "membership_history")
+    assert stored < 1.2 * counts[counts["day"] == days[-1]]["members"].sum()  # not days x members
+    moves = studies.flow_transitions(seeded, "Customers", days[0], days[-1])
+    assert moves["contacts"].sum() >= counts[counts["day"] == days[-1]]["members"].sum()
+    assert (moves["from_persona"] == -1).any()  # contacts who joined between the two days
+
+
+def test_flow_errors_are_clear(built: store.PersonaSet, seeded: Engine) -> None:
+    with pytest.raises(studies.FlowError, match="no snapshots yet"):
+        studies.flow_counts(seeded, "Customers")
+    with pytest.raises(studies.FlowError, match="outside the trait history"):
+        studies.snapshot_day(seeded, dt.date(1990, 1, 1))
+    with pytest.raises(studies.FlowError, match="outside the trait history"):
+        studies.snapshot_day(seeded, dt.date.today() + dt.timedelta(days=3))
+    studies.snapshot_day(seeded, END_DATE)
+    with pytest.raises(studies.FlowError, match="has no snapshot"):
+        studies.flow_transitions(seeded, "Customers", END_DATE - dt.timedelta(days=1), END_DATE)
+
+
+def test_exports_stream_every_row(built: store.PersonaSet, seeded: Engine, tmp_path: Path) -> None:
+    studies.snapshot_day(seeded, END_DATE)
+    for what, table in (
+        ("memberships", "persona_memberships"),
+        ("analysis", "persona_analysis"),
+        ("history", "membership_history"),
+    ):
+        out = tmp_path / f"{what}.csv"
+        studies.export_csv(seeded, "Customers", what, out)
+        with out.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+        assert len(rows) - 1 == table_rows(seeded, table), what
+    first = pd.read_csv(tmp_path / "memberships.csv", nrows=5)
+    assert list(first.columns) == ["contact_id", "persona_id", "persona_name", "confidence", "build"]
+    studies.export_csv(seeded, "Customers", "flow", tmp_path / "flow.csv")
+    assert len(pd.read_csv(tmp_path / "flow.csv")) == len(studies.flow_counts(seeded, "Customers"))
