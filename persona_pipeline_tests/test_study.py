@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from dagster import AssetKey, DagsterInstance
 from sqlalchemy.engine import Engine
 
 from persona_pipeline import studies
@@ -100,6 +101,12 @@ def test_snapshots_match_a_day_by_day_recomputation_and_stay_compact(
     moves = studies.flow_transitions(seeded, "Customers", days[0], days[-1])
     assert moves["contacts"].sum() >= counts[counts["day"] == days[-1]]["members"].sum()
     assert (moves["from_persona"] == -1).any()  # contacts who joined between the two days
+
+    assert refresh_study("Customers", _quiet, ["persona_flow"]).success
+    event = DagsterInstance.get().get_latest_materialization_event(AssetKey("persona_flow"))
+    metadata = event.asset_materialization.metadata
+    assert metadata["days"].value == len(days) and metadata["dagster/row_count"].value == len(counts)
+    assert f"from_{days[0]}_to_{days[-1]}" in metadata
 
 
 def test_flow_errors_are_clear(built: store.PersonaSet, seeded: Engine) -> None:

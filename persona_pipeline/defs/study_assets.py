@@ -92,7 +92,14 @@ def persona_report(context: AssetExecutionContext, warehouse: WarehouseResource)
     record = _record(warehouse, context.partition_key)
     path = studies.write_report(warehouse.engine(), record.name)
     context.log.info(f"report written to {path}")
-    return MaterializeResult(metadata={"path": MetadataValue.path(str(path)), "bytes": path.stat().st_size})
+    personas = len(store.read_personas(warehouse.engine(), record.id))
+    return MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(str(path)),
+            "bytes": path.stat().st_size,
+            "dagster/row_count": personas,
+        }
+    )
 
 
 @asset(
@@ -128,7 +135,7 @@ def persona_flow(context: AssetExecutionContext, warehouse: WarehouseResource) -
     counts = studies.flow_counts(engine, record.name)
     days = sorted(counts["day"].unique())
     names = {p["persona_id"]: p["name"] for p in store.read_personas(engine, record.id)}
-    pivot = counts.pivot_table(index="day", columns="persona_id", values="members", fill_value=0)
+    pivot = counts.pivot_table(index="day", columns="persona_id", values="members", fill_value=0).astype(int)
     pivot.columns = [names.get(int(c), str(c)) for c in pivot.columns]
     matrix = transition_matrix(studies.flow_transitions(engine, record.name, days[0], days[-1]))
     matrix.index = [names.get(i, i) for i in matrix.index]
