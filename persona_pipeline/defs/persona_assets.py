@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from persona_pipeline import persona_build as steps
 from persona_pipeline.core.model import BuildOutcome
 from persona_pipeline.core.validation import DEFAULT_MAX_QUARANTINE_SHARE
+from persona_pipeline.defs.metadata import markdown_table
 from persona_pipeline.defs.resources import WarehouseResource
 from persona_pipeline.warehouse import persona_sets as store
 
@@ -44,16 +45,6 @@ def marks_errors(engine: Engine, partition: str) -> Iterator[None]:
                 engine, store.id_from_partition_key(partition), "errored", f"{type(exc).__name__}: {exc}"
             )
         raise
-
-
-def _markdown_table(frame) -> MetadataValue:  # noqa: ANN001 - a small pandas frame
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = [
-        "| " + " | ".join(steps.markdown_escape(str(v)) for v in row) + " |"
-        for row in frame.itertuples(index=False)
-    ]
-    return MetadataValue.md("\n".join([head, rule, *body]))
 
 
 class ValidationConfig(Config):
@@ -85,7 +76,7 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
                     "persona_set": ctx.record.name,
                     "cohort": ctx.record.cohort,
                     "traits": ", ".join(t.name for t in ctx.traits),
-                    "preview": _markdown_table(frame.head(5)),
+                    "preview": markdown_table(frame.head(5)),
                 },
             )
 
@@ -136,7 +127,7 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
                     "rows_checked": result.total_rows,
                     "rows_quarantined": result.failed_rows,
                     "quarantine_share": result.failed_share,
-                    "quarantine_by_reason": _markdown_table(summary)
+                    "quarantine_by_reason": markdown_table(summary)
                     if not summary.empty
                     else MetadataValue.text("none"),
                 },
@@ -176,7 +167,7 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
             if outcome.dropped_traits:
                 metadata["dropped_constant_traits"] = ", ".join(outcome.dropped_traits)
             if scores:
-                metadata["k_scores"] = _markdown_table(pd.DataFrame(scores))
+                metadata["k_scores"] = markdown_table(pd.DataFrame(scores))
             return Output(outcome, metadata=metadata)
 
     @asset(

@@ -18,23 +18,13 @@ from dagster import (
 
 from persona_pipeline import studies
 from persona_pipeline.core.flow import transition_matrix
+from persona_pipeline.defs.metadata import markdown_table
 from persona_pipeline.defs.persona_assets import GROUP, persona_set_partitions
 from persona_pipeline.defs.resources import WarehouseResource
-from persona_pipeline.persona_build import markdown_escape
 from persona_pipeline.warehouse import persona_sets as store
 
 FLOW_START = os.environ.get("PERSONA_FLOW_START", "2025-01-01")
 daily_partitions = DailyPartitionsDefinition(start_date=FLOW_START, end_offset=1)  # today's partition exists
-
-
-def _md_table(frame: pd.DataFrame) -> MetadataValue:
-    head = "| " + " | ".join(markdown_escape(str(c)) for c in frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = [
-        "| " + " | ".join(markdown_escape(str(v)) for v in row) + " |"
-        for row in frame.itertuples(index=False)
-    ]
-    return MetadataValue.md("\n".join([head, rule, *body]))
 
 
 def _record(warehouse: WarehouseResource, partition: str) -> store.PersonaSet:
@@ -74,7 +64,7 @@ def persona_analysis(
     return MaterializeResult(
         metadata={
             "dagster/row_count": len(table),
-            "purchases": _md_table(summary),
+            "purchases": markdown_table(summary),
             "analysis_traits": ", ".join(record.analysis_traits) or "none",
             **{f"orders_{k}": v for k, v in quality.items()},
         }
@@ -117,7 +107,7 @@ def membership_snapshot(context: AssetExecutionContext, warehouse: WarehouseReso
     return MaterializeResult(
         metadata={
             "dagster/row_count": int(sum(members.values())),
-            "members": _md_table(frame),
+            "members": markdown_table(frame),
             "day": str(day),
         }
     )
@@ -144,8 +134,8 @@ def persona_flow(context: AssetExecutionContext, warehouse: WarehouseResource) -
         metadata={
             "dagster/row_count": len(counts),
             "days": len(days),
-            "members_per_day": _md_table(pivot.tail(14).reset_index()),
-            f"from_{days[0]}_to_{days[-1]}": _md_table(matrix.reset_index(names="from \\ to")),
+            "members_per_day": markdown_table(pivot.tail(14).reset_index()),
+            f"from_{days[0]}_to_{days[-1]}": markdown_table(matrix.reset_index(names="from \\ to")),
         }
     )
 
