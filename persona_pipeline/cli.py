@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from persona_pipeline.core.scoring import ScoringError
 from persona_pipeline.core.traits import CatalogError
 from persona_pipeline.core.validation import DEFAULT_MAX_QUARANTINE_SHARE
 
@@ -248,6 +249,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    import json
+
+    from persona_pipeline.realtime import load_scorer
+
+    try:
+        contact = json.loads(args.json)
+    except json.JSONDecodeError as exc:
+        raise ScoringError(f"--json is not valid JSON ({exc.msg} at character {exc.pos})") from exc
+    say(json.dumps(load_scorer(args.persona_set).score(contact).to_dict()))
+    return 0
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -415,6 +429,13 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True)
     export.set_defaults(func=cmd_export)
 
+    score = sub.add_parser("score", help="assign one contact, given as JSON, to a persona of a ready set")
+    score.add_argument("--persona-set", required=True)
+    score.add_argument(
+        "--json", required=True, help='the contact\'s traits, e.g. \'{"age": 34, "dog_owner": true}\''
+    )
+    score.set_defaults(func=cmd_score)
+
     demo = sub.add_parser("demo", help="seed 20,000 contacts, build a persona set and print it")
     demo.add_argument("--contacts", type=int, default=20_000)
     demo.add_argument("--days", type=int, default=90)
@@ -447,6 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ClusteringError,
         AnalysisError,
         FlowError,
+        ScoringError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

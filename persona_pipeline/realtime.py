@@ -1,0 +1,27 @@
+"""Real-time scoring: a persona set's current model loaded once, then one contact at a time.
+
+from persona_pipeline.realtime import load_scorer
+scorer = load_scorer("Customers")
+scorer.score({"age": 34, "urbanicity": "suburban", "dog_owner": True})  # Score(persona_id, confidence, name)
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.core.model import PersonaModel
+from persona_pipeline.core.scoring import Scorer
+from persona_pipeline.studies import require_ready
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.engine import get_engine
+from persona_pipeline.warehouse.sources import load_catalog
+
+
+def load_scorer(name: str, engine: Engine | None = None) -> Scorer:
+    """The scorer of a ready persona set's current build, with its persona names."""
+    engine = engine or get_engine()
+    record = store.get(engine, name)
+    require_ready(record)
+    build = store.latest_build(engine, record.id)
+    names = {p["persona_id"]: p["name"] for p in store.read_personas(engine, record.id)}
+    return Scorer(PersonaModel.from_json(build["model"]), names, set(load_catalog(engine).names))
