@@ -13,6 +13,7 @@ from persona_pipeline.defs.persona_assets import (
 )
 from persona_pipeline.defs.progress import PROGRESS_LOGGER, progress_logger
 from persona_pipeline.defs.resources import WarehouseResource
+from persona_pipeline.defs.sensors import build_outcome_sensors, queued_persona_sets_sensor
 from persona_pipeline.defs.sql_assets import SOURCE_SPECS, cohort_keys, sql_model_assets
 from persona_pipeline.defs.study_assets import STUDY_ASSETS, daily_partitions, membership_snapshot
 
@@ -62,6 +63,10 @@ def make_definitions() -> Definitions:
         ],
         jobs=[sql_models_job, build_persona_set_job, study_persona_set_job, snapshot_memberships_job],
         schedules=[daily_snapshot_schedule],
+        sensors=[
+            queued_persona_sets_sensor(build_persona_set_job),
+            *build_outcome_sensors(build_persona_set_job),
+        ],
         loggers={"console": colored_console_logger, PROGRESS_LOGGER: progress_logger},
         resources={
             "warehouse": WarehouseResource(),

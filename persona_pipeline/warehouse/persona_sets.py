@@ -40,6 +40,7 @@ class PersonaSet:
     status: str
     error: str | None
     created_at: dt.datetime
+    updated_at: dt.datetime
     built_at: dt.datetime | None
     current_build: int | None
     analysis_traits: list[str]
@@ -75,6 +76,7 @@ def _record(row: Any) -> PersonaSet:
         status=row.status,
         error=row.error,
         created_at=row.created_at,
+        updated_at=row.updated_at,
         built_at=row.built_at,
         current_build=row.current_build,
         analysis_traits=json.loads(row.analysis_traits) if row.analysis_traits else [],

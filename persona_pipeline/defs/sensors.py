@@ -1,0 +1,74 @@
+"""Sensors: queued persona sets are built without anyone pressing a button; finished builds notify."""
+
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    RunStatusSensorContext,
+    SensorEvaluationContext,
+    SensorResult,
+    run_failure_sensor,
+    run_status_sensor,
+    sensor,
+)
+
+from persona_pipeline import lifecycle, notify
+from persona_pipeline.defs.persona_assets import persona_set_partitions
+from persona_pipeline.defs.resources import WarehouseResource
+
+
+def queued_persona_sets_sensor(job):  # noqa: ANN001, ANN201 - the build job, defined with the Definitions
+    @sensor(
+        name="queued_persona_sets",
+        job=job,
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Adds the partition of each queued persona set and launches its build (one run per queueing).",
+    )
+    def _sensor(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult:
+        requests = lifecycle.queued_builds(warehouse.engine())
+        if not requests:
+            return SensorResult(skip_reason="no queued persona set")
+        existing = set(context.instance.get_dynamic_partitions(persona_set_partitions.name))
+        new = sorted({r.partition_key for r in requests} - existing)
+        return SensorResult(
+            run_requests=[RunRequest(run_key=r.run_key, partition_key=r.partition_key) for r in requests],
+            dynamic_partitions_requests=[persona_set_partitions.build_add_request(new)] if new else [],
+        )
+
+    return _sensor
+
+
+def _partition(context: RunStatusSensorContext) -> str | None:
+    return context.dagster_run.tags.get("dagster/partition")
+
+
+def build_outcome_sensors(job):  # noqa: ANN001, ANN201
+    @run_status_sensor(
+        name="persona_set_built",
+        run_status=DagsterRunStatus.SUCCESS,
+        monitored_jobs=[job],
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Marks the persona set ready and sends the notification.",
+    )
+    def built(context: RunStatusSensorContext, warehouse: WarehouseResource) -> None:
+        key = _partition(context)
+        if key:
+            subject, body = lifecycle.build_finished(warehouse.engine(), key, True, None)
+            context.log.info(f"{subject} -> {notify.send(subject, body)}")
+
+    @run_failure_sensor(
+        name="persona_set_failed",
+        monitored_jobs=[job],
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Marks the persona set errored with the error's text and sends the notification.",
+    )
+    def failed(context: RunFailureSensorContext, warehouse: WarehouseResource) -> None:
+        key = _partition(context)
+        if key:
+            error = context.failure_event.message if context.failure_event else None
+            subject, body = lifecycle.build_finished(warehouse.engine(), key, False, error)
+            context.log.info(f"{subject} -> {notify.send(subject, body)}")
+
+    return [built, failed]

@@ -1,0 +1,46 @@
+"""The life of a persona set between runs: queued sets to build, and what a finished build means."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.warehouse import persona_sets as store
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    partition_key: str
+    run_key: str  # the same queued state always gives the same key: a second sensor tick launches nothing
+    name: str
+
+
+def queued_builds(engine: Engine) -> list[BuildRequest]:
+    """A build request for every queued persona set, keyed by the set and the moment it was queued."""
+    return [
+        BuildRequest(r.partition_key, f"{r.partition_key}@{r.updated_at:%Y%m%dT%H%M%S}", r.name)
+        for r in store.list_all(engine)
+        if r.status == "queued"
+    ]
+
+
+def build_finished(engine: Engine, partition_key: str, success: bool, error: str | None) -> tuple[str, str]:
+    """Settle the set's status after its build run and return the notification's subject and body."""
+    record = store.get_by_id(engine, store.id_from_partition_key(partition_key))
+    if success and record.status == "ready":
+        personas = store.read_personas(engine, record.id)
+        lines = [f"- {p['name']}: {p['population']:,} contacts ({p['share']:.1%})" for p in personas]
+        return (
+            f"Persona set {record.name!r} is ready ({len(personas)} personas)",
+            f"The persona set {record.name!r} on cohort {record.cohort!r} was built "
+            f"(build {record.current_build}).\n\n" + "\n".join(lines) + "\n",
+        )
+    text = record.error if record.status == "errored" and record.error else (error or "the build run failed")
+    if record.status != "errored":
+        store.set_status(engine, record.id, "errored", text)
+    return (
+        f"Persona set {record.name!r} failed to build",
+        f"The build of persona set {record.name!r} failed:\n\n{text}\n\n"
+        f"Fix the cause, then: persona-pipeline persona-set build {record.name!r}\n",
+    )

@@ -1,0 +1,131 @@
+"""The persona set lifecycle: the queued-set sensor, the build outcome sensors, and notifications."""
+
+from __future__ import annotations
+
+import socket
+import time
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    EventRecordsFilter,
+    build_run_status_sensor_context,
+    build_sensor_context,
+)
+from sqlalchemy.engine import Engine
+
+from persona_pipeline import lifecycle, notify
+from persona_pipeline.definitions import make_definitions
+from persona_pipeline.defs.resources import WarehouseResource
+from persona_pipeline.runner import build_persona_set, instance
+from persona_pipeline.warehouse import persona_sets as store
+
+HOSTILE = "Q4\r\nBcc: everyone@example.com <b>bold</b>"
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802 - aiosmtpd's hook
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("PERSONA_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("PERSONA_SMTP_PORT", str(port))
+    monkeypatch.setenv("PERSONA_SMTP_SENDER", "personas@example.test")
+    monkeypatch.setenv("PERSONA_SMTP_RECIPIENTS", "a@example.test, b@example.test")
+    yield inbox
+    controller.stop()
+
+
+def _sensor_tick(name: str):  # noqa: ANN202
+    definitions = make_definitions()
+    sensor = definitions.resolve_sensor_def(name)
+    context = build_sensor_context(
+        instance=instance(),
+        resources={"warehouse": WarehouseResource()},
+        definitions=definitions,
+    )
+    return sensor(context)  # the sensor's own answer, before the daemon resolves and launches it
+
+
+def test_queued_sets_are_launched_once_per_queueing(seeded: Engine) -> None:
+    assert _sensor_tick("queued_persona_sets").skip_reason.skip_message == "no queued persona set"
+    record = store.create(seeded, "Customers", "customers")
+    first, second = _sensor_tick("queued_persona_sets"), _sensor_tick("queued_persona_sets")
+    assert [r.partition_key for r in first.run_requests] == [record.partition_key]
+    assert [r.run_key for r in first.run_requests] == [r.run_key for r in second.run_requests]  # deduplicated
+    assert first.dynamic_partitions_requests[0].partition_keys == [record.partition_key]
+    instance().add_dynamic_partitions("persona_sets", [record.partition_key])
+    assert not _sensor_tick("queued_persona_sets").dynamic_partitions_requests
+    assert build_persona_set("Customers", lambda _: None, study=False).success
+    assert _sensor_tick("queued_persona_sets").skip_reason.skip_message == "no queued persona set"
+    time.sleep(1.1)  # queued again later: a new run key, so a new run
+    store.set_status(seeded, record.id, "queued")
+    again = _sensor_tick("queued_persona_sets").run_requests
+    assert len(again) == 1 and again[0].run_key != first.run_requests[0].run_key
+
+
+def _run_event(run_id: str, event_type: DagsterEventType):  # noqa: ANN202
+    records = DagsterInstance.get().get_event_records(EventRecordsFilter(event_type=event_type), limit=50)
+    return next(r.event_log_entry.dagster_event for r in records if r.run_id == run_id)
+
+
+def test_build_outcomes_notify_by_smtp(seeded: Engine, smtp_server: _Inbox) -> None:
+    store.create(seeded, HOSTILE, "customers")
+    report = build_persona_set(HOSTILE, lambda _: None, study=False)
+    assert report.success
+    definitions = make_definitions()
+    dagster = instance()
+    run = dagster.get_run_by_id(report.run_id)
+    context = build_run_status_sensor_context(
+        sensor_name="persona_set_built",
+        dagster_event=_run_event(report.run_id, DagsterEventType.RUN_SUCCESS),
+        dagster_instance=dagster,
+        dagster_run=run,
+        resources={"warehouse": WarehouseResource()},
+    )
+    definitions.resolve_sensor_def("persona_set_built")(context)
+    recipients, message = smtp_server.messages[-1]
+    assert recipients == ["a@example.test", "b@example.test"]
+    assert "is ready" in message["Subject"] and "\n" not in message["Subject"] and message["Bcc"] is None
+    assert "Bcc: everyone" in message["Subject"]  # shown as text, not a header
+    personas = store.read_personas(seeded, store.get(seeded, HOSTILE).id)
+    assert all(p["name"] in message.get_content() for p in personas)
+
+
+def test_failures_mark_the_set_errored_and_notify(seeded: Engine, smtp_server: _Inbox) -> None:
+    record = store.create(seeded, "Tiny", "customers", n_personas=2)
+    store.set_status(seeded, record.id, "building")
+    subject, body = lifecycle.build_finished(seeded, record.partition_key, False, "the run was killed")
+    assert (
+        store.get(seeded, "Tiny").status == "errored"
+        and store.get(seeded, "Tiny").error == "the run was killed"
+    )
+    notify.send(subject, body)
+    _, message = smtp_server.messages[-1]
+    assert "failed to build" in message["Subject"] and "the run was killed" in message.get_content()
+
+
+def test_without_smtp_notifications_go_to_the_outbox(
+    warehouse: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PERSONA_SMTP_HOST", raising=False)
+    where = notify.send("Persona set 'x' is ready", "body text")
+    assert Path(where).suffix == ".eml" and notify.outbox_messages() == [Path(where)]
+    message = message_from_bytes(Path(where).read_bytes(), policy=policy.default)
+    assert message["Subject"] == "Persona set 'x' is ready" and "body text" in message.get_content()
