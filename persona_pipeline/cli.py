@@ -115,6 +115,38 @@ def cmd_persona_set(args: argparse.Namespace) -> int:
         return 0
     if args.action == "show":
         return _show(engine, args.name)
+    if args.action == "rename-persona":
+        record = store.get(engine, args.name)
+        store.rename_persona(engine, record.id, args.persona, args.to)
+        say(f"persona {args.persona} of {record.name!r} is now {args.to.strip()!r} (kept across rebuilds)")
+        return 0
+    if args.action == "update":
+        from persona_pipeline.sql_models import discover, require_cohort
+        from persona_pipeline.warehouse.sources import load_catalog
+
+        record = store.get(engine, args.name)
+        changes: dict = {}
+        if args.cohort:
+            require_cohort(discover(), args.cohort)
+            changes["cohort"] = args.cohort
+        if args.traits or args.default_traits:
+            traits = None if args.default_traits else _names(args.traits)
+            load_catalog(engine).select(traits)
+            changes["traits"] = traits
+        if args.personas is not None or args.auto_personas:
+            changes["n_personas"] = None if args.auto_personas else args.personas
+        if store.update_config(engine, record.id, **changes):
+            say(
+                f"{record.name!r} changed and queued for a rebuild (the sensor builds it; or: persona-set build)"
+            )
+        else:
+            say(f"{record.name!r}: nothing changed")
+        return 0
+    if args.action == "rebuild":
+        record = store.get(engine, args.name)
+        store.queue(engine, record.id)
+        say(f"{record.name!r} queued for a rebuild (the queued_persona_sets sensor launches it)")
+        return 0
     if args.action == "analysis-traits":
         from persona_pipeline.runner import refresh_study
         from persona_pipeline.studies import check_analysis_traits, require_ready
@@ -383,6 +415,23 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--seed", type=int, default=0)
     create.add_argument("--analysis-traits", help="extra traits to study, not cluster on, comma separated")
     ps_sub.add_parser("list")
+    rename = ps_sub.add_parser("rename-persona", help="give a persona your own name; rebuilds keep it")
+    rename.add_argument("name")
+    rename.add_argument("--persona", type=int, required=True, help="the persona id (see persona-set show)")
+    rename.add_argument("--to", required=True)
+    update = ps_sub.add_parser(
+        "update", help="change the cohort, traits or number of personas; queues a rebuild"
+    )
+    update.add_argument("name")
+    update.add_argument("--cohort")
+    update.add_argument("--traits", help="clustering traits, comma separated")
+    update.add_argument(
+        "--default-traits", action="store_true", help="reset to the catalog's clustering traits"
+    )
+    update.add_argument("--personas", type=int)
+    update.add_argument("--auto-personas", action="store_true", help="let the data choose the number again")
+    rebuild = ps_sub.add_parser("rebuild", help="queue a rebuild for the sensor")
+    rebuild.add_argument("name")
     extra = ps_sub.add_parser("analysis-traits", help="set the traits studied beside the clustering ones")
     extra.add_argument("name")
     extra.add_argument("--set", required=True, help="comma separated trait names ('' clears them)")

@@ -129,3 +129,46 @@ def test_without_smtp_notifications_go_to_the_outbox(
     assert Path(where).suffix == ".eml" and notify.outbox_messages() == [Path(where)]
     message = message_from_bytes(Path(where).read_bytes(), policy=policy.default)
     assert message["Subject"] == "Persona set 'x' is ready" and "body text" in message.get_content()
+
+
+def test_rename_update_and_rebuild(seeded: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    from persona_pipeline.cli import main
+
+    store.create(seeded, "Customers", "customers")
+    assert build_persona_set("Customers", lambda _: None, study=False).success
+    record = store.get(seeded, "Customers")
+    first = store.read_personas(seeded, record.id)
+    assert (
+        main(["persona-set", "rename-persona", "Customers", "--persona", "1", "--to", "Our Core Families"])
+        == 0
+    )
+    assert (
+        main(["persona-set", "rename-persona", "Customers", "--persona", "2", "--to", "Our Core Families"])
+        == 2
+    )
+    assert "already named" in capsys.readouterr().err
+    assert main(["persona-set", "rename-persona", "Customers", "--persona", "99", "--to", "x"]) == 2
+    assert "no persona 99" in capsys.readouterr().err
+
+    assert main(["persona-set", "rebuild", "Customers"]) == 0
+    assert store.get(seeded, "Customers").status == "queued"
+    assert build_persona_set("Customers", lambda _: None, study=False).success
+    names = {p["persona_id"]: p["name"] for p in store.read_personas(seeded, record.id)}
+    assert names[1] == "Our Core Families"
+    assert {pid: n for pid, n in names.items() if pid != 1} == {p["persona_id"]: p["name"] for p in first[1:]}
+
+    assert main(["persona-set", "update", "Customers", "--personas", "3"]) == 0
+    assert "queued for a rebuild" in capsys.readouterr().out
+    assert (
+        store.get(seeded, "Customers").status == "queued" and store.get(seeded, "Customers").n_personas == 3
+    )
+    assert main(["persona-set", "update", "Customers", "--personas", "3"]) == 0
+    assert "nothing changed" in capsys.readouterr().out
+    assert main(["persona-set", "update", "Customers", "--cohort", "nope"]) == 2
+    assert main(["persona-set", "update", "Customers", "--traits", "age,shoe_size"]) == 2
+    assert main(["persona-set", "update", "Customers", "--personas", "9"]) == 2
+    assert "between 2 and 8" in capsys.readouterr().err
+    assert main(["persona-set", "update", "Customers", "--traits", "age,urbanicity,dog_owner"]) == 0
+    assert store.get(seeded, "Customers").traits == ["age", "urbanicity", "dog_owner"]
+    assert build_persona_set("Customers", lambda _: None, study=False).success
+    assert len(store.read_personas(seeded, record.id)) == 3

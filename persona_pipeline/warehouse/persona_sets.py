@@ -161,6 +161,72 @@ def set_status(engine: Engine, persona_set_id: int, status: str, error: str | No
         )
 
 
+def queue(engine: Engine, persona_set_id: int) -> None:
+    """Ask for a rebuild: the queued-set sensor (or `persona-set build`) takes it from here."""
+    set_status(engine, persona_set_id, "queued")
+
+
+_UNSET = object()
+
+
+def update_config(
+    engine: Engine,
+    persona_set_id: int,
+    cohort: str | None = None,
+    traits: list[str] | None | object = _UNSET,
+    n_personas: int | None | object = _UNSET,
+) -> bool:
+    """Change how the set is built; returns whether anything changed, in which case the set is queued.
+
+    traits=None resets to the catalog's defaults; n_personas=None lets the data choose again.
+    """
+    record = get_by_id(engine, persona_set_id)
+    values: dict[str, Any] = {}
+    if cohort is not None and cohort != record.cohort:
+        values["cohort"] = cohort
+    if traits is not _UNSET and traits != record.traits:
+        values["traits"] = json.dumps(traits) if traits else None
+    if n_personas is not _UNSET and n_personas != record.n_personas:
+        if n_personas is not None and not 2 <= n_personas <= 8:
+            raise PersonaSetError(f"--personas must be between 2 and 8, not {n_personas}")
+        values["n_personas"] = n_personas
+    if not values:
+        return False
+    with engine.begin() as conn:
+        conn.execute(
+            persona_sets.update()
+            .where(persona_sets.c.id == persona_set_id)
+            .values(**values, status="queued", error=None, updated_at=_now())
+        )
+    return True
+
+
+def rename_persona(engine: Engine, persona_set_id: int, persona_id: int, new_name: str) -> None:
+    """Rename a persona of the current build; later builds keep the name while the persona survives."""
+    record = get_by_id(engine, persona_set_id)
+    clean = new_name.strip()
+    if not clean or len(clean) > MAX_NAME_LENGTH:
+        raise PersonaSetError(f"a persona name needs 1 to {MAX_NAME_LENGTH} characters")
+    current = {p["persona_id"]: p["name"] for p in read_personas(engine, persona_set_id)}
+    if persona_id not in current:
+        raise PersonaSetError(
+            f"persona set {record.name!r} has no persona {persona_id}; its personas are "
+            + ", ".join(f"{pid} ({name})" for pid, name in current.items())
+        )
+    if any(name == clean and pid != persona_id for pid, name in current.items()):
+        raise PersonaSetError(f"another persona of {record.name!r} is already named {clean!r}")
+    with engine.begin() as conn:
+        conn.execute(
+            personas.update()
+            .where(
+                (personas.c.persona_set_id == persona_set_id)
+                & (personas.c.build == record.current_build)
+                & (personas.c.persona_id == persona_id)
+            )
+            .values(name=clean)
+        )
+
+
 def set_analysis_traits(engine: Engine, persona_set_id: int, names: list[str]) -> None:
     """Change what the Analysis view studies; the personas themselves are not rebuilt."""
     with engine.begin() as conn:
