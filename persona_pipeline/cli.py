@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from persona_pipeline.core.lineage import LineageError
 from persona_pipeline.core.scoring import ScoringError
 from persona_pipeline.core.traits import CatalogError
 from persona_pipeline.core.validation import DEFAULT_MAX_QUARANTINE_SHARE
@@ -71,6 +72,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     from persona_pipeline.runner import run_sql_models
     from persona_pipeline.sql_models import discover, execution_order
 
+    if args.action == "delete":
+        from persona_pipeline.deletion import delete_cohort
+
+        for name in args.only or []:
+            for line in delete_cohort(_engine(), name):
+                say(f"deleted {line}")
+        return 0
     if args.action == "list":
         models = discover()
         for name in execution_order(models):
@@ -141,6 +149,12 @@ def cmd_persona_set(args: argparse.Namespace) -> int:
             )
         else:
             say(f"{record.name!r}: nothing changed")
+        return 0
+    if args.action == "delete":
+        from persona_pipeline.deletion import delete_persona_set
+
+        for line in delete_persona_set(engine, args.name):
+            say(f"deleted {line}")
         return 0
     if args.action == "rebuild":
         record = store.get(engine, args.name)
@@ -401,8 +415,10 @@ def parser() -> argparse.ArgumentParser:
     load.set_defaults(func=cmd_load)
 
     models = sub.add_parser("models", help="list or run the SQL models in dbt_like_sql/")
-    models.add_argument("action", choices=["run", "list"])
-    models.add_argument("--only", nargs="*", help="run these models and what they need")
+    models.add_argument("action", choices=["run", "list", "delete"])
+    models.add_argument(
+        "--only", nargs="*", help="run: these models and what they need; delete: these cohorts"
+    )
     models.set_defaults(func=cmd_models)
 
     ps = sub.add_parser("persona-set", help="create, list, show and build persona sets")
@@ -430,6 +446,8 @@ def parser() -> argparse.ArgumentParser:
     )
     update.add_argument("--personas", type=int)
     update.add_argument("--auto-personas", action="store_true", help="let the data choose the number again")
+    delete = ps_sub.add_parser("delete", help="delete a persona set, its results and its partition")
+    delete.add_argument("name")
     rebuild = ps_sub.add_parser("rebuild", help="queue a rebuild for the sensor")
     rebuild.add_argument("name")
     extra = ps_sub.add_parser("analysis-traits", help="set the traits studied beside the clustering ones")
@@ -518,6 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         AnalysisError,
         FlowError,
         ScoringError,
+        LineageError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

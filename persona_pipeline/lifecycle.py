@@ -25,6 +25,13 @@ def queued_builds(engine: Engine) -> list[BuildRequest]:
     ]
 
 
+def missing_partitions(engine: Engine, existing: set[str]) -> tuple[list[str], list[str]]:
+    """Partitions the catalog's persona sets lack, and the names of built sets whose partition vanished."""
+    records = [r for r in store.list_all(engine) if r.partition_key not in existing]
+    restored = [repr(r.name) for r in records if r.current_build is not None]
+    return [r.partition_key for r in records], restored
+
+
 def build_finished(engine: Engine, partition_key: str, success: bool, error: str | None) -> tuple[str, str]:
     """Settle the set's status after its build run and return the notification's subject and body."""
     record = store.get_by_id(engine, store.id_from_partition_key(partition_key))

@@ -172,3 +172,55 @@ def test_rename_update_and_rebuild(seeded: Engine, capsys: pytest.CaptureFixture
     assert store.get(seeded, "Customers").traits == ["age", "urbanicity", "dog_owner"]
     assert build_persona_set("Customers", lambda _: None, study=False).success
     assert len(store.read_personas(seeded, record.id)) == 3
+
+
+def test_deletion_goes_through_the_lineage_guard(
+    seeded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    import sqlalchemy as sa
+
+    from persona_pipeline.cli import main
+    from persona_pipeline.sql_models import default_models_dir
+    from persona_pipeline_tests.conftest import table_rows
+
+    root = tmp_path / "models"
+    shutil.copytree(default_models_dir(), root)
+    (root / "cohorts" / "dog_leads.sql").write_text(
+        "SELECT contact_id FROM {{ ref('leads') }} WHERE 1 = 1", "utf-8"
+    )
+    monkeypatch.setenv("PERSONA_SQL_DIR", str(root))
+    for name in ("Keep", "Drop"):
+        store.create(seeded, name, "customers")
+        assert build_persona_set(name, lambda _: None).success
+    keep, drop = store.get(seeded, "Keep"), store.get(seeded, "Drop")
+    assert main(["models", "run"]) == 0
+
+    assert main(["models", "delete", "--only", "customers"]) == 2
+    err = capsys.readouterr().err
+    assert "persona set 'Keep'" in err and "persona set 'Drop'" in err and "Nothing was deleted" in err
+    assert main(["models", "delete", "--only", "leads"]) == 2
+    assert "SQL model 'dog_leads'" in capsys.readouterr().err
+    assert (root / "cohorts" / "customers.sql").exists() and sa.inspect(seeded).has_table("customers")
+
+    assert main(["persona-set", "delete", "Drop"]) == 0
+    assert store.list_all(seeded)[0].name == "Keep" and len(store.list_all(seeded)) == 1
+    for table in ("persona_memberships", "personas", "persona_builds", "persona_analysis"):
+        with seeded.connect() as conn:
+            left = conn.execute(
+                sa.text(f"SELECT COUNT(*) FROM {table} WHERE persona_set_id = :i"), {"i": drop.id}
+            ).scalar()
+        assert left == 0, table
+    assert table_rows(seeded, "persona_memberships") == len(store.read_memberships(seeded, keep.id))
+    assert drop.partition_key not in instance().get_dynamic_partitions("persona_sets")
+
+    assert main(["models", "delete", "--only", "dog_leads"]) == 0
+    assert (
+        not sa.inspect(seeded).has_table("dog_leads")
+        and (root / "cohorts" / "dog_leads.sql.deleted").exists()
+    )
+
+    instance().delete_dynamic_partition("persona_sets", keep.partition_key)  # behind the guard's back
+    tick = _sensor_tick("queued_persona_sets")
+    assert tick.dynamic_partitions_requests[0].partition_keys == [keep.partition_key]

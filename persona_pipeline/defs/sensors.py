@@ -27,11 +27,21 @@ def queued_persona_sets_sensor(job):  # noqa: ANN001, ANN201 - the build job, de
         description="Adds the partition of each queued persona set and launches its build (one run per queueing).",
     )
     def _sensor(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult:
-        requests = lifecycle.queued_builds(warehouse.engine())
-        if not requests:
-            return SensorResult(skip_reason="no queued persona set")
+        engine = warehouse.engine()
         existing = set(context.instance.get_dynamic_partitions(persona_set_partitions.name))
-        new = sorted({r.partition_key for r in requests} - existing)
+        missing, restored = lifecycle.missing_partitions(engine, existing)
+        if restored:
+            context.log.warning(
+                f"partition(s) of {', '.join(restored)} were deleted outside the lineage guard; restored them "
+                "(their data is still there). Delete persona sets with `persona-pipeline persona-set delete`."
+            )
+        requests = lifecycle.queued_builds(engine)
+        new = sorted(set(missing) | ({r.partition_key for r in requests} - existing))
+        if not requests:
+            return SensorResult(
+                skip_reason="no queued persona set",
+                dynamic_partitions_requests=[persona_set_partitions.build_add_request(new)] if new else [],
+            )
         return SensorResult(
             run_requests=[RunRequest(run_key=r.run_key, partition_key=r.partition_key) for r in requests],
             dynamic_partitions_requests=[persona_set_partitions.build_add_request(new)] if new else [],

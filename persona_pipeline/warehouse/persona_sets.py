@@ -341,3 +341,21 @@ def read_personas(engine: Engine, persona_set_id: int, build: int | None = None)
         item["rules"] = json.loads(item["rules"])
         out.append(item)
     return out
+
+
+def delete(engine: Engine, persona_set_id: int) -> None:
+    """Remove a persona set and everything stored for it, in one transaction (the lineage guard runs first)."""
+    from persona_pipeline.warehouse.tables import flow_days, membership_history, persona_analysis
+
+    with engine.begin() as conn:
+        for table in (
+            persona_memberships,
+            personas,
+            persona_builds,
+            quarantine,
+            persona_analysis,
+            membership_history,
+            flow_days,
+        ):
+            conn.execute(table.delete().where(table.c.persona_set_id == persona_set_id))
+        conn.execute(persona_sets.delete().where(persona_sets.c.id == persona_set_id))
