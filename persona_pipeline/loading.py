@@ -17,12 +17,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from persona_pipeline.core.traits import TraitCatalog, TraitKind
+from persona_pipeline.core.traits import BOOLEAN_WORDS, TraitCatalog, TraitKind
 from persona_pipeline.settings import persona_home
 from persona_pipeline.warehouse.sources import replace_sources
 
-TRUE_WORDS = {"true", "t", "yes", "y", "1"}
-FALSE_WORDS = {"false", "f", "no", "n", "0"}
 COMMA_DECIMAL = re.compile(r"^-?\d{1,3}(\.\d{3})*,\d+$|^-?\d+,\d+$")
 ORDER_COLUMNS = ("order_id", "contact_id", "ordered_at", "amount", "product_category")
 REJECT_COLUMNS = ["file", "line", "contact_id", "column", "value", "reason"]
@@ -229,8 +227,8 @@ def parse_contacts(
         elif trait.kind is TraitKind.BOOLEAN:
             lower = text.str.lower()
             values = pd.Series(pd.NA, index=frame.index, dtype="boolean")
-            values[lower.isin(TRUE_WORDS)] = True
-            values[lower.isin(FALSE_WORDS)] = False
+            values[lower.isin([w for w, v in BOOLEAN_WORDS.items() if v])] = True
+            values[lower.isin([w for w, v in BOOLEAN_WORDS.items() if not v])] = False
             rejects.add(
                 (values.isna() & ~blank).to_numpy(),
                 trait.name,

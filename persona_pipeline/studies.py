@@ -67,12 +67,12 @@ def _member_traits(engine: Engine, persona_set_id: int, traits: list[Trait]) -> 
     return read_frame(engine, sql, {"id": persona_set_id}, categorical=True)
 
 
-def _orders(engine: Engine, window_days: int) -> tuple[pd.DataFrame, int]:
+def _orders(engine: Engine, window_days: int) -> pd.DataFrame:
     """Orders in the window ending at the latest order, with a flag for contacts the warehouse does not know."""
     with engine.connect() as conn:
         latest = conn.execute(sa.text("SELECT MAX(ordered_at) FROM orders")).scalar()
     if latest is None:
-        return pd.DataFrame(columns=["contact_id", "amount", "product_category", "unknown"]), 0
+        return pd.DataFrame(columns=["contact_id", "amount", "product_category", "unknown"])
     if isinstance(latest, str):
         latest = dt.datetime.fromisoformat(latest)
     cutoff = latest - dt.timedelta(days=window_days)
@@ -83,7 +83,7 @@ def _orders(engine: Engine, window_days: int) -> tuple[pd.DataFrame, int]:
         "FROM orders o LEFT JOIN contacts c ON c.contact_id = o.contact_id WHERE o.ordered_at >= :cutoff",
         {"cutoff": cutoff},
     )
-    return frame, len(frame)
+    return frame
 
 
 def run_analysis(
@@ -99,7 +99,7 @@ def run_analysis(
     clustering, extra = analysis_traits(engine, record)
     members = store.read_memberships(engine, record.id)
     traits_frame = _member_traits(engine, record.id, [*clustering, *extra])
-    orders, _ = _orders(engine, window_days)
+    orders = _orders(engine, window_days)
     amount = pd.to_numeric(orders["amount"], errors="coerce")
     unknown = orders["unknown"].astype(int) == 1
     missing = amount.isna() & ~unknown

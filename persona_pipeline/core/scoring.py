@@ -16,10 +16,7 @@ import pandas as pd
 
 from persona_pipeline.core.features import CLIP, FeatureTransform
 from persona_pipeline.core.model import PersonaModel
-from persona_pipeline.core.traits import TraitKind
-
-TRUE_WORDS = {"true", "t", "yes", "y", "1"}
-FALSE_WORDS = {"false", "f", "no", "n", "0"}
+from persona_pipeline.core.traits import BOOLEAN_WORDS, TraitKind
 
 
 class ScoringError(ValueError):
@@ -143,6 +140,6 @@ def _boolean(name: str, value: Any) -> bool | None:
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
-        return value.strip().lower() in TRUE_WORDS
+    if isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
+        return BOOLEAN_WORDS[value.strip().lower()]
     raise ScoringError(f"trait {name!r} takes true or false, not {value!r}")

@@ -13,6 +13,11 @@ import yaml
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RESERVED_COLUMNS = frozenset({"contact_id", "created_at", "updated_at", "valid_from", "valid_to"})
+# How booleans arrive from files, warehouses and JSON as text: one list for loading, validation and scoring.
+BOOLEAN_WORDS = {
+    **dict.fromkeys(("true", "t", "yes", "y", "1"), True),
+    **dict.fromkeys(("false", "f", "no", "n", "0"), False),
+}
 
 
 class TraitKind(StrEnum):

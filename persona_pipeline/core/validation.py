@@ -13,7 +13,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from persona_pipeline.core.traits import Trait, TraitKind
+from persona_pipeline.core.traits import BOOLEAN_WORDS, Trait, TraitKind
 
 QUARANTINE_COLUMNS = ["contact_id", "column", "value", "reason"]
 DEFAULT_MAX_QUARANTINE_SHARE = 0.05
@@ -97,21 +97,13 @@ class ValidationResult:
 
 def _normalize_booleans(frame: pd.DataFrame, traits: list[Trait]) -> pd.DataFrame:
     """Warehouses hand booleans back as 0/1 or 't'/'f': read those as booleans, leave anything else to fail."""
-    words = {
-        "t": True,
-        "true": True,
-        "1": True,
-        "yes": True,
-        "f": False,
-        "false": False,
-        "0": False,
-        "no": False,
-    }
     for trait in traits:
         if trait.kind is TraitKind.BOOLEAN and trait.name in frame:
             column = frame[trait.name]
             if column.dtype == object or pd.api.types.is_string_dtype(column):
-                mapped = column.map(lambda v: words.get(str(v).strip().lower(), v) if v is not None else v)
+                mapped = column.map(
+                    lambda v: BOOLEAN_WORDS.get(str(v).strip().lower(), v) if v is not None else v
+                )
                 frame[trait.name] = mapped
     return frame
 
