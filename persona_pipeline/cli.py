@@ -308,6 +308,50 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from persona_pipeline import pipelines
+    from persona_pipeline.warehouse import persona_sets as store
+
+    engine = _engine()
+    if args.action == "create":
+        pipeline = pipelines.create(
+            engine,
+            args.name,
+            _names(args.population),
+            _names(args.payload),
+            args.trigger,
+            args.cron,
+            args.table,
+            args.csv,
+        )
+        say(
+            f"created pipeline {pipeline.name!r} ({pipeline.trigger}{' ' + pipeline.cron if pipeline.cron else ''})"
+        )
+        return 0
+    if args.action == "list":
+        sets = {r.id: r.name for r in store.list_all(engine)}
+        for p in pipelines.list_all(engine):
+            destination = ", ".join(d for d in (p.destination_table, p.destination_csv) if d)
+            last = p.last_run_at.strftime("%Y-%m-%d %H:%M") if p.last_run_at else "never run"
+            say(
+                f"{_clip(p.name, 28):<28} {p.trigger:<9} {p.cron or '':<12} population {','.join(p.population)} · "
+                f"payload {','.join(sets.get(i, str(i)) for i in p.payload)} → {destination} · {last}"
+            )
+        return 0
+    if args.action == "run":
+        from persona_pipeline.runner import run_pipeline
+
+        pipelines.get(engine, args.name)
+        report = run_pipeline(args.name, say)
+        say(
+            f"pipeline {args.name!r}: {'done' if report.success else 'failed: ' + report.message} in {report.seconds:.1f}s"
+        )
+        return 0 if report.success else 1
+    pipelines.delete(engine, args.name)
+    say(f"deleted pipeline {args.name!r} (its destination table and CSV are left in place)")
+    return 0
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -503,6 +547,21 @@ def parser() -> argparse.ArgumentParser:
     )
     score.set_defaults(func=cmd_score)
 
+    pipe = sub.add_parser("pipeline", help="scoring pipelines: create, list, run, delete")
+    pipe_sub = pipe.add_subparsers(dest="action", required=True)
+    pipe_create = pipe_sub.add_parser("create")
+    pipe_create.add_argument("name")
+    pipe_create.add_argument("--population", required=True, help="cohorts, comma separated (unioned)")
+    pipe_create.add_argument("--payload", required=True, help="persona sets, comma separated")
+    pipe_create.add_argument("--trigger", default="ad_hoc", choices=["ad_hoc", "schedule", "on_change"])
+    pipe_create.add_argument("--cron", help="with --trigger schedule, e.g. '0 2 * * *' (UTC)")
+    pipe_create.add_argument("--table", help="destination warehouse table")
+    pipe_create.add_argument("--csv", help="destination CSV file, inside PERSONA_EXPORT_DIR")
+    pipe_sub.add_parser("list")
+    for action in ("run", "delete"):
+        pipe_sub.add_parser(action).add_argument("name")
+    pipe.set_defaults(func=cmd_pipeline)
+
     demo = sub.add_parser("demo", help="seed 20,000 contacts, build a persona set and print it")
     demo.add_argument("--contacts", type=int, default=20_000)
     demo.add_argument("--days", type=int, default=90)
@@ -517,6 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from persona_pipeline.core.validation import ValidationError
     from persona_pipeline.loading import LoadError
     from persona_pipeline.persona_build import BuildError
+    from persona_pipeline.pipelines import PipelineError
     from persona_pipeline.sql_models import SqlModelError
     from persona_pipeline.studies import AnalysisError, FlowError
     from persona_pipeline.warehouse.persona_sets import PersonaSetError
@@ -537,6 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         FlowError,
         ScoringError,
         LineageError,
+        PipelineError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -11,6 +11,7 @@ from persona_pipeline.defs.persona_assets import (
     persona_set_assets,
     persona_set_partitions,
 )
+from persona_pipeline.defs.pipeline_defs import changed_contacts, scheduled_pipelines, score_pipeline_job
 from persona_pipeline.defs.progress import PROGRESS_LOGGER, progress_logger
 from persona_pipeline.defs.resources import WarehouseResource
 from persona_pipeline.defs.sensors import build_outcome_sensors, queued_persona_sets_sensor
@@ -61,11 +62,19 @@ def make_definitions() -> Definitions:
             *STUDY_ASSETS,
             membership_snapshot,
         ],
-        jobs=[sql_models_job, build_persona_set_job, study_persona_set_job, snapshot_memberships_job],
+        jobs=[
+            sql_models_job,
+            build_persona_set_job,
+            study_persona_set_job,
+            snapshot_memberships_job,
+            score_pipeline_job,
+        ],
         schedules=[daily_snapshot_schedule],
         sensors=[
             queued_persona_sets_sensor(build_persona_set_job),
             *build_outcome_sensors(build_persona_set_job),
+            scheduled_pipelines,
+            changed_contacts,
         ],
         loggers={"console": colored_console_logger, PROGRESS_LOGGER: progress_logger},
         resources={

@@ -7,7 +7,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from persona_pipeline.core.lineage import cohort_consumers, guard
+from persona_pipeline import pipelines
+from persona_pipeline.core.lineage import cohort_consumers, guard, persona_set_consumers
 from persona_pipeline.sql_models import discover, require_cohort
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import quote
@@ -16,14 +17,18 @@ from persona_pipeline.warehouse.engine import quote
 def delete_persona_set(engine: Engine, name: str) -> list[str]:
     """Delete a persona set's catalog row and stored results, its Dagster partition and its report.
 
-    Nothing consumes a persona set yet: its consumers are scoring pipelines, which are not built yet; when they
-    are, their payloads are checked here with core.lineage.persona_set_consumers before anything is removed.
+    Refused while a pipeline's payload holds it.
     """
     from persona_pipeline.defs.persona_assets import persona_set_partitions
     from persona_pipeline.runner import instance
     from persona_pipeline.studies import default_report_path
 
     record = store.get(engine, name)
+    guard(
+        f"persona set {record.name!r}",
+        persona_set_consumers(record.name, pipelines.refs(engine)),
+        "Remove it from those pipelines' payload, or delete them (persona-pipeline pipeline delete NAME), first.",
+    )
     report = default_report_path(record)
     store.delete(engine, record.id)
     removed = [f"persona set {record.name!r} and its stored results"]
@@ -46,10 +51,10 @@ def delete_cohort(engine: Engine, cohort: str) -> list[str]:
         cohort_consumers(
             cohort,
             [(r.name, r.cohort) for r in store.list_all(engine)],
-            [],  # pipelines: see delete_persona_set
+            pipelines.refs(engine),
             {name: m.refs for name, m in models.items()},
         ),
-        "Delete those persona sets, or move them to another cohort with `persona-set update --cohort`, first.",
+        "Delete those consumers or point them elsewhere (persona-set update --cohort, pipeline delete) first.",
     )
     removed = []
     with engine.begin() as conn:

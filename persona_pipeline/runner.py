@@ -168,3 +168,21 @@ def take_snapshots(days: list[dt.date], say: Say) -> list[tuple[dt.date, bool, s
         if not result.success:
             break
     return outcomes
+
+
+def run_pipeline(name: str, say: Say) -> BuildReport:
+    """Run a scoring pipeline now, through the same job the sensors launch (every bucket, in this process)."""
+    from persona_pipeline import pipelines
+    from persona_pipeline.defs.pipeline_defs import SCORE_JOB, score_run_config
+
+    start = time.perf_counter()
+    ok, failure = run_sql_models(say, pipelines.get(get_engine(), name).population)
+    if not ok:
+        return BuildReport(
+            False, "", time.perf_counter() - start, f"the population's SQL models failed: {failure}"
+        )
+    result = _run(SCORE_JOB, say, run_config=score_run_config(name))
+    seconds = time.perf_counter() - start
+    return BuildReport(
+        result.success, result.run_id, seconds, "done" if result.success else _failure_text(result)
+    )

@@ -130,6 +130,34 @@ flow_days = sa.Table(
     sa.Column("snapshot_at", sa.DateTime, nullable=False),
 )
 
+pipelines = sa.Table(
+    "pipelines",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("population", sa.Text, nullable=False),  # JSON list of cohorts, unioned
+    sa.Column("payload", sa.Text, nullable=False),  # JSON list of persona set ids
+    sa.Column("trigger", sa.String(20), nullable=False),  # ad_hoc, schedule, on_change
+    sa.Column("cron", sa.String(100), nullable=True),
+    sa.Column("destination_table", sa.String(63), nullable=True),
+    sa.Column("destination_csv", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_run_at", sa.DateTime, nullable=True),
+)
+
+pipeline_scores = sa.Table(
+    "pipeline_scores",
+    metadata,
+    sa.Column("pipeline_id", sa.Integer, primary_key=True),
+    sa.Column("contact_id", sa.BigInteger, primary_key=True),
+    sa.Column("persona_set", sa.String(200), primary_key=True),
+    sa.Column("persona_id", sa.Integer, nullable=False),
+    sa.Column("persona_name", sa.String(200), nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("scored_at", sa.DateTime, nullable=False),
+)
+
+
 # Columns added after a table first shipped: (table, column, SQL type). Older warehouses get them on start.
 ADDED_COLUMNS = [("persona_sets", "analysis_traits", "TEXT")]
 

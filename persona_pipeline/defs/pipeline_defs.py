@@ -1,0 +1,150 @@
+"""Scoring pipelines in Dagster: a job that fans out over hash buckets, and the sensors that trigger it."""
+
+import datetime as dt
+import json
+
+from dagster import (
+    Config,
+    DefaultSensorStatus,
+    DynamicOut,
+    DynamicOutput,
+    OpExecutionContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    job,
+    multiprocess_executor,
+    op,
+    sensor,
+)
+
+from persona_pipeline import pipelines
+from persona_pipeline.defs.resources import WarehouseResource
+
+SCORE_JOB = "score_pipeline"
+CHANGE_CHUNK = 100_000  # changed contacts per run: a burst becomes several runs, never a dropped tick
+
+
+class ScoreConfig(Config):
+    pipeline: str
+    after_time: str | None = None  # with the next three: score only contacts changed in this window
+    after_id: int = 0
+    upto_time: str | None = None
+    upto_id: int = 0
+
+
+def _window(config: ScoreConfig) -> tuple[dt.datetime, int, dt.datetime, int] | None:
+    if config.upto_time is None:
+        return None
+    after = dt.datetime.fromisoformat(config.after_time) if config.after_time else dt.datetime(1970, 1, 1)
+    return after, config.after_id, dt.datetime.fromisoformat(config.upto_time), config.upto_id
+
+
+def score_run_config(name: str, window: tuple[dt.datetime, int, dt.datetime, int] | None = None) -> dict:
+    config: dict = {"pipeline": name}
+    if window is not None:
+        config |= {
+            "after_time": window[0].isoformat(),
+            "after_id": window[1],
+            "upto_time": window[2].isoformat(),
+            "upto_id": window[3],
+        }
+    return {"ops": {step: {"config": config} for step in ("plan_buckets", "score_bucket", "finish_scoring")}}
+
+
+@op(out=DynamicOut(int))
+def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource):  # noqa: ANN201
+    pipelines.get(warehouse.engine(), config.pipeline)  # an unknown pipeline fails here, before any work
+    for bucket in range(pipelines.BUCKETS):
+        yield DynamicOutput(bucket, mapping_key=f"bucket_{bucket}")
+
+
+@op
+def score_bucket(
+    context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource, bucket: int
+) -> int:
+    engine = warehouse.engine()
+    scored = pipelines.score_bucket(
+        engine, pipelines.get(engine, config.pipeline), bucket, changed=_window(config)
+    )
+    context.log.info(f"bucket {bucket}: {scored:,} contacts scored")
+    return scored
+
+
+@op
+def finish_scoring(
+    context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource, counts: list[int]
+) -> int:
+    engine = warehouse.engine()
+    path = pipelines.finish_run(engine, pipelines.get(engine, config.pipeline))
+    context.log.info(
+        f"pipeline {config.pipeline!r}: {sum(counts):,} contacts scored" + (f"; CSV {path}" if path else "")
+    )
+    return sum(counts)
+
+
+@job(
+    name=SCORE_JOB,
+    executor_def=multiprocess_executor.configured({"max_concurrent": 2}),
+    description="Score a pipeline's population with its payload, one step per hash bucket (both cores).",
+)
+def score_pipeline_job() -> None:
+    finish_scoring(plan_buckets().map(score_bucket).collect())
+
+
+@sensor(
+    name="scheduled_pipelines",
+    job=score_pipeline_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Runs each scheduled pipeline once per due time of its cron expression (UTC).",
+)
+def scheduled_pipelines(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult:
+    from dagster._utils.schedules import get_latest_completed_cron_tick
+
+    now = dt.datetime.now(dt.UTC)
+    requests = []
+    for pipeline in pipelines.list_all(warehouse.engine()):
+        if pipeline.trigger != "schedule" or not pipeline.cron:
+            continue
+        due = get_latest_completed_cron_tick(pipeline.cron, now, "UTC")
+        if due.replace(tzinfo=None) < pipeline.created_at:
+            continue  # nothing was due since the pipeline was created
+        requests.append(
+            RunRequest(
+                run_key=f"{pipeline.name}@{due:%Y%m%dT%H%M}", run_config=score_run_config(pipeline.name)
+            )
+        )
+    return (
+        SensorResult(run_requests=requests)
+        if requests
+        else SensorResult(skip_reason="no scheduled pipeline due")
+    )
+
+
+@sensor(
+    name="changed_contacts",
+    job=score_pipeline_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Rescores contacts created or updated since the last tick, for every on-change pipeline.",
+)
+def changed_contacts(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult:
+    engine = warehouse.engine()
+    watching = [p for p in pipelines.list_all(engine) if p.trigger == "on_change"]
+    cursor = json.loads(context.cursor) if context.cursor else None
+    after = (dt.datetime.fromisoformat(cursor["t"]), int(cursor["i"])) if cursor else None
+    if after is None:  # first tick: start watching from now on, do not rescore the whole base
+        latest, _ = pipelines.changed_since(engine, None, 10**12)
+        new_cursor = json.dumps({"t": latest[0].isoformat(), "i": latest[1]}) if latest else None
+        return SensorResult(skip_reason="started watching contacts", cursor=new_cursor)
+    upto, count = pipelines.changed_since(engine, after, CHANGE_CHUNK)
+    if not count:
+        return SensorResult(skip_reason="no changed contacts")
+    window = (after[0], after[1], upto[0], upto[1])
+    key = f"{after[0]:%Y%m%dT%H%M%S}.{after[1]}-{upto[0]:%Y%m%dT%H%M%S}.{upto[1]}"
+    requests = [
+        RunRequest(run_key=f"{p.name}:{key}", run_config=score_run_config(p.name, window)) for p in watching
+    ]
+    context.log.info(f"{count:,} changed contacts; {len(requests)} pipeline run(s)")
+    return SensorResult(run_requests=requests, cursor=json.dumps({"t": upto[0].isoformat(), "i": upto[1]}))

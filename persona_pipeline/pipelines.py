@@ -1,0 +1,340 @@
+"""Scoring pipelines: a population (cohorts, unioned) scored with a payload (persona sets) into destinations.
+
+Scoring is split into hash buckets of contact_id so runs can fan out; each bucket's rows replace that bucket's
+previous rows in one transaction, so a rerun after a crash leaves no duplicates and no gaps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.core.lineage import PipelineRef
+from persona_pipeline.core.model import PersonaModel
+from persona_pipeline.settings import persona_home
+from persona_pipeline.sql_models import discover, require_cohort
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.bulk import read_frame, stream_csv, write_frame
+from persona_pipeline.warehouse.engine import quote
+from persona_pipeline.warehouse.tables import SOURCE_TABLES, ensure_catalog_tables, metadata
+from persona_pipeline.warehouse.tables import pipeline_scores as scores_table
+from persona_pipeline.warehouse.tables import pipelines as pipelines_table
+
+BUCKETS = 8
+TRIGGERS = ("ad_hoc", "schedule", "on_change")
+TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SCORE_COLUMNS = ["contact_id", "persona_set", "persona_id", "persona_name", "confidence", "scored_at"]
+
+
+class PipelineError(ValueError):
+    """A pipeline that cannot be created or run as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    id: int
+    name: str
+    population: list[str]
+    payload: list[int]
+    trigger: str
+    cron: str | None
+    destination_table: str | None
+    destination_csv: str | None
+    created_at: dt.datetime
+    last_run_at: dt.datetime | None
+
+    def ref(self, set_names: dict[int, str]) -> PipelineRef:
+        return PipelineRef(
+            self.name, tuple(self.population), tuple(set_names.get(i, str(i)) for i in self.payload)
+        )
+
+
+def exports_dir() -> Path:
+    """The only folder CSV destinations may write into (PERSONA_EXPORT_DIR, default PERSONA_HOME/exports)."""
+    folder = Path(os.environ.get("PERSONA_EXPORT_DIR") or persona_home() / "exports").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def valid_cron(expression: str) -> bool:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    return is_valid_cron_string(expression)
+
+
+def _record(row: Any) -> Pipeline:
+    return Pipeline(
+        row.id,
+        row.name,
+        json.loads(row.population),
+        json.loads(row.payload),
+        row.trigger,
+        row.cron,
+        row.destination_table,
+        row.destination_csv,
+        row.created_at,
+        row.last_run_at,
+    )
+
+
+def create(
+    engine: Engine,
+    name: str,
+    population: list[str],
+    payload: list[str],
+    trigger: str = "ad_hoc",
+    cron: str | None = None,
+    destination_table: str | None = None,
+    destination_csv: str | None = None,
+) -> Pipeline:
+    ensure_catalog_tables(engine)
+    clean = name.strip()
+    if not clean or len(clean) > 200:
+        raise PipelineError("a pipeline needs a name of 1 to 200 characters")
+    if not population:
+        raise PipelineError("a pipeline needs a population: --population cohort[,cohort]")
+    models = discover()
+    for cohort in population:
+        require_cohort(models, cohort)
+    if not payload:
+        raise PipelineError("a pipeline needs a payload: --payload persona-set[,persona-set]")
+    set_ids = [store.get(engine, s).id for s in payload]
+    if trigger not in TRIGGERS:
+        raise PipelineError(f"--trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
+    if trigger == "schedule" and not (cron and valid_cron(cron)):
+        raise PipelineError(
+            f"{cron!r} is not a valid cron expression (five fields, e.g. '0 2 * * *' for 02:00 daily)"
+        )
+    if trigger != "schedule" and cron:
+        raise PipelineError("--cron goes with --trigger schedule")
+    if not destination_table and not destination_csv:
+        raise PipelineError("a pipeline needs a destination: --table NAME and/or --csv FILE")
+    if destination_table and (
+        not TABLE_NAME.match(destination_table) or destination_table in _reserved_tables()
+    ):
+        raise PipelineError(
+            f"{destination_table!r} cannot be a destination table: use lower case letters, digits and '_', "
+            "and not the name of one of persona-pipeline's own tables"
+        )
+    csv_path = None
+    if destination_csv:
+        csv_path = (exports_dir() / destination_csv).resolve()
+        if not csv_path.is_relative_to(exports_dir()):
+            raise PipelineError(
+                f"{destination_csv!r} is outside the export folder {exports_dir()}; give a path inside it"
+            )
+    with engine.begin() as conn:
+        if conn.execute(sa.select(pipelines_table.c.id).where(pipelines_table.c.name == clean)).first():
+            raise PipelineError(f"a pipeline named {clean!r} exists already")
+        conn.execute(
+            pipelines_table.insert().values(
+                name=clean,
+                population=json.dumps(population),
+                payload=json.dumps(set_ids),
+                trigger=trigger,
+                cron=cron,
+                destination_table=destination_table,
+                destination_csv=str(csv_path) if csv_path else None,
+                created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+            )
+        )
+    return get(engine, clean)
+
+
+def _reserved_tables() -> set[str]:
+    return set(metadata.tables) | set(SOURCE_TABLES) | {"hidden_segments"} | set(discover())
+
+
+def get(engine: Engine, name: str) -> Pipeline:
+    ensure_catalog_tables(engine)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(pipelines_table).where(pipelines_table.c.name == name)).first()
+    if row is None:
+        raise PipelineError(f"no pipeline named {name!r}; see persona-pipeline pipeline list")
+    return _record(row)
+
+
+def list_all(engine: Engine) -> list[Pipeline]:
+    ensure_catalog_tables(engine)
+    with engine.connect() as conn:
+        return [_record(r) for r in conn.execute(sa.select(pipelines_table).order_by(pipelines_table.c.id))]
+
+
+def refs(engine: Engine) -> list[PipelineRef]:
+    """Every pipeline as the lineage guard sees it."""
+    names = {r.id: r.name for r in store.list_all(engine)}
+    return [p.ref(names) for p in list_all(engine)]
+
+
+def delete(engine: Engine, name: str) -> None:
+    """Remove a pipeline and its stored scores (its destination table and CSV stay: they are the user's)."""
+    pipeline = get(engine, name)
+    with engine.begin() as conn:
+        conn.execute(scores_table.delete().where(scores_table.c.pipeline_id == pipeline.id))
+        conn.execute(pipelines_table.delete().where(pipelines_table.c.id == pipeline.id))
+
+
+def _population_sql(engine: Engine, pipeline: Pipeline) -> str:
+    union = " UNION ".join(f"SELECT contact_id FROM {quote(engine, c)}" for c in pipeline.population)  # noqa: S608
+    return f"({union})"
+
+
+def score_bucket(
+    engine: Engine,
+    pipeline: Pipeline,
+    bucket: int,
+    buckets: int = BUCKETS,
+    changed: tuple[dt.datetime, int, dt.datetime, int] | None = None,
+) -> int:
+    """Score one hash bucket of the population (or only contacts changed in a window) and store the rows."""
+    sets = [store.get_by_id(engine, i) for i in pipeline.payload]
+    for record in sets:
+        if record.status != "ready" and record.current_build is None:
+            raise PipelineError(
+                f"persona set {record.name!r} of pipeline {pipeline.name!r} has never been built"
+            )
+    models = {r.id: PersonaModel.from_json(store.latest_build(engine, r.id)["model"]) for r in sets}
+    names = {r.id: {p["persona_id"]: p["name"] for p in store.read_personas(engine, r.id)} for r in sets}
+    traits = sorted({t for m in models.values() for t in m.transform.trait_names})
+    columns = ", ".join(f"c.{quote(engine, t)}" for t in ["contact_id", *traits])
+    where = f"c.contact_id IN {_population_sql(engine, pipeline)} AND c.contact_id % {int(buckets)} = {int(bucket)}"
+    params: dict[str, Any] = {}
+    if changed is not None:
+        where += (
+            " AND (c.updated_at > :after_time OR (c.updated_at = :after_time AND c.contact_id > :after_id))"
+            " AND (c.updated_at < :upto_time OR (c.updated_at = :upto_time AND c.contact_id <= :upto_id))"
+        )
+        params = dict(zip(("after_time", "after_id", "upto_time", "upto_id"), changed, strict=True))
+    frame = read_frame(
+        engine,
+        f"SELECT {columns} FROM contacts c WHERE {where} ORDER BY c.contact_id",  # noqa: S608 - quoted
+        params,
+        categorical=True,
+    )
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    parts = []
+    for record in sets:
+        persona, confidence = models[record.id].assign(frame) if len(frame) else ([], [])
+        part = pd.DataFrame(
+            {
+                "contact_id": frame["contact_id"].to_numpy(),
+                "persona_set": record.name,
+                "persona_id": persona,
+                "confidence": pd.Series(confidence, dtype="float64").round(4).to_numpy(),
+            }
+        )
+        part["persona_name"] = part["persona_id"].map(names[record.id])
+        part["scored_at"] = now
+        parts.append(part[SCORE_COLUMNS])
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCORE_COLUMNS)
+    _store(engine, pipeline, rows, bucket, buckets, frame["contact_id"].tolist() if changed else None)
+    return len(frame)
+
+
+def _store(
+    engine: Engine, pipeline: Pipeline, rows: pd.DataFrame, bucket: int, buckets: int, only: list[int] | None
+) -> None:
+    """Replace the bucket's rows (or only these contacts' rows) in one transaction, in every table destination."""
+    targets = [("pipeline_scores", True)] + (
+        [(pipeline.destination_table, False)] if pipeline.destination_table else []
+    )
+    with engine.begin() as conn:
+        for table, internal in targets:
+            if not internal:
+                _ensure_destination(conn, table)
+            name = quote(engine, table)
+            scope = "pipeline_id = :pid AND " if internal else ""
+            if only is None:
+                condition = f"{scope}contact_id % {int(buckets)} = {int(bucket)}"
+                conn.execute(sa.text(f"DELETE FROM {name} WHERE {condition}"), {"pid": pipeline.id})  # noqa: S608
+            else:
+                for start in range(0, len(only), 5_000):
+                    statement = sa.text(f"DELETE FROM {name} WHERE {scope}contact_id IN :ids").bindparams(  # noqa: S608
+                        sa.bindparam("ids", expanding=True)
+                    )
+                    conn.execute(statement, {"pid": pipeline.id, "ids": only[start : start + 5_000]})
+            write_frame(conn, table, rows.assign(pipeline_id=pipeline.id) if internal else rows)
+
+
+def _ensure_destination(conn: sa.Connection, table: str) -> None:
+    if not sa.inspect(conn).has_table(table):
+        sa.Table(
+            table,
+            sa.MetaData(),
+            sa.Column("contact_id", sa.BigInteger, nullable=False, index=True),
+            sa.Column("persona_set", sa.String(200), nullable=False),
+            sa.Column("persona_id", sa.Integer, nullable=False),
+            sa.Column("persona_name", sa.String(200), nullable=False),
+            sa.Column("confidence", sa.Float, nullable=False),
+            sa.Column("scored_at", sa.DateTime, nullable=False),
+        ).create(conn)
+
+
+def finish_run(engine: Engine, pipeline: Pipeline) -> Path | None:
+    """After every bucket: write the CSV destination (atomically) and record the run."""
+    path = None
+    if pipeline.destination_csv:
+        path = Path(pipeline.destination_csv)
+        temporary = path.with_suffix(path.suffix + ".partial")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with temporary.open("wb") as handle:
+            stream_csv(
+                engine,
+                "SELECT contact_id, persona_set, persona_id, persona_name, confidence, scored_at "
+                "FROM pipeline_scores WHERE pipeline_id = :pid ORDER BY contact_id, persona_set",
+                handle,
+                {"pid": pipeline.id},
+            )
+        os.replace(temporary, path)
+    with engine.begin() as conn:
+        conn.execute(
+            pipelines_table.update()
+            .where(pipelines_table.c.id == pipeline.id)
+            .values(last_run_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0))
+        )
+    return path
+
+
+def run(
+    engine: Engine,
+    name: str,
+    say: Callable[[str], None] = print,
+    changed: tuple[dt.datetime, int, dt.datetime, int] | None = None,
+) -> int:
+    """Score the whole population (or the changed contacts) bucket by bucket, in this process."""
+    pipeline = get(engine, name)
+    total = 0
+    for bucket in range(BUCKETS):
+        total += score_bucket(engine, pipeline, bucket, changed=changed)
+        say(f"  bucket {bucket + 1}/{BUCKETS}: {total:,} contacts scored")
+    finish_run(engine, pipeline)
+    return total
+
+
+def changed_since(
+    engine: Engine, after: tuple[dt.datetime, int] | None, limit: int
+) -> tuple[tuple[dt.datetime, int] | None, int]:
+    """The watermark after the next `limit` contacts changed since `after`, and how many that is."""
+    where, params = "", {}
+    if after is not None:
+        where = "WHERE updated_at > :t OR (updated_at = :t AND contact_id > :i)"
+        params = {"t": after[0], "i": after[1]}
+    frame = read_frame(
+        engine,
+        f"SELECT updated_at, contact_id FROM contacts {where} ORDER BY updated_at, contact_id LIMIT {int(limit)}",  # noqa: S608
+        params,
+    )
+    if frame.empty:
+        return after, 0
+    last = frame.iloc[-1]
+    return (pd.Timestamp(last["updated_at"]).to_pydatetime(), int(last["contact_id"])), len(frame)
