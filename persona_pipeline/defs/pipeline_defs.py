@@ -108,7 +108,7 @@ def scheduled_pipelines(context: SensorEvaluationContext, warehouse: WarehouseRe
         if pipeline.trigger != "schedule" or not pipeline.cron:
             continue
         due = get_latest_completed_cron_tick(pipeline.cron, now, "UTC")
-        if due.replace(tzinfo=None) < pipeline.created_at:
+        if due.replace(tzinfo=None) <= pipeline.created_at:
             continue  # nothing was due since the pipeline was created
         requests.append(
             RunRequest(

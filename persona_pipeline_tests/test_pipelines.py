@@ -1,0 +1,198 @@
+"""Scoring pipelines on SQLite and PostgreSQL: runs, idempotence, triggers, destinations and bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from dagster import build_sensor_context
+from sqlalchemy.engine import Engine
+
+from persona_pipeline import pipelines
+from persona_pipeline.cli import main
+from persona_pipeline.definitions import make_definitions
+from persona_pipeline.defs import pipeline_defs
+from persona_pipeline.defs.resources import WarehouseResource
+from persona_pipeline.runner import _run, build_persona_set, instance, run_pipeline
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.bulk import read_frame
+from persona_pipeline_tests.conftest import table_rows
+
+
+@pytest.fixture
+def ready(seeded: Engine) -> Engine:
+    for name, cohort in (("Customers", "customers"), ("Leads", "leads")):
+        store.create(seeded, name, cohort)
+        assert build_persona_set(name, lambda _: None, study=False).success
+    return seeded
+
+
+def _scores(engine: Engine, table: str = "pipeline_scores") -> pd.DataFrame:
+    return read_frame(
+        engine,
+        f'SELECT contact_id, persona_set, persona_id, persona_name, confidence, scored_at FROM "{table}"',
+    )
+
+
+def test_pipeline_scores_its_population_into_every_destination(ready: Engine) -> None:
+    pipelines.create(
+        ready,
+        "everyone",
+        ["customers", "leads"],
+        ["Customers", "Leads"],
+        destination_table="contact_personas",
+        destination_csv="all.csv",
+    )
+    assert run_pipeline("everyone", lambda _: None).success
+    population = table_rows(ready, "contacts")  # customers and leads together are everyone
+    scores = _scores(ready)
+    assert len(scores) == 2 * population and not scores.duplicated(["contact_id", "persona_set"]).any()
+    names = {p["persona_id"]: p["name"] for p in store.read_personas(ready, store.get(ready, "Leads").id)}
+    leads = scores[scores["persona_set"] == "Leads"]
+    assert (leads["persona_name"] == leads["persona_id"].map(names)).all()
+    pd.testing.assert_frame_equal(
+        _scores(ready, "contact_personas").sort_values(["contact_id", "persona_set"], ignore_index=True),
+        scores.sort_values(["contact_id", "persona_set"], ignore_index=True),
+        check_dtype=False,
+    )
+    csv = pd.read_csv(pipelines.get(ready, "everyone").destination_csv)
+    assert len(csv) == len(scores) and list(csv.columns) == pipelines.SCORE_COLUMNS
+    assert run_pipeline("everyone", lambda _: None).success  # a rerun replaces, never duplicates
+    assert table_rows(ready, "pipeline_scores") == table_rows(ready, "contact_personas") == 2 * population
+
+
+def test_a_run_that_dies_midway_is_completed_by_the_next(
+    ready: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipelines.create(ready, "nightly", ["customers"], ["Customers"], destination_table="nightly_personas")
+    real = pipelines.score_bucket
+
+    def dies_at_bucket_five(engine, pipeline, bucket, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        if bucket == 5:
+            raise RuntimeError("killed")
+        return real(engine, pipeline, bucket, **kwargs)
+
+    monkeypatch.setattr(pipelines, "score_bucket", dies_at_bucket_five)
+    with pytest.raises(RuntimeError):
+        pipelines.run(ready, "nightly", lambda _: None)
+    half = _scores(ready, "nightly_personas")
+    assert 0 < len(half) < table_rows(ready, "customers") and not half["contact_id"].duplicated().any()
+    monkeypatch.setattr(pipelines, "score_bucket", real)
+    pipelines.run(ready, "nightly", lambda _: None)
+    done = _scores(ready, "nightly_personas")
+    assert sorted(done["contact_id"]) == sorted(
+        read_frame(ready, "SELECT contact_id FROM customers")["contact_id"]
+    )
+
+
+def test_bad_pipelines_are_refused(ready: Engine) -> None:
+    cases = [
+        (dict(population=["nope"], payload=["Customers"], destination_table="t"), "unknown cohort 'nope'"),
+        (
+            dict(population=["customers"], payload=["Ghost"], destination_table="t"),
+            "no persona set named 'Ghost'",
+        ),
+        (
+            dict(
+                population=["customers"],
+                payload=["Customers"],
+                trigger="schedule",
+                cron="every day",
+                destination_table="t",
+            ),
+            "not a valid cron",
+        ),
+        (
+            dict(population=["customers"], payload=["Customers"], destination_csv="../../escape.csv"),
+            "outside the export folder",
+        ),
+        (
+            dict(population=["customers"], payload=["Customers"], destination_table="contacts"),
+            "cannot be a destination table",
+        ),
+        (dict(population=["customers"], payload=["Customers"]), "needs a destination"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises((pipelines.PipelineError, ValueError), match=message):
+            pipelines.create(ready, "bad", **kwargs)
+    assert pipelines.list_all(ready) == []
+    assert main(["pipeline", "run", "missing"]) == 2
+
+
+def _tick(name: str, cursor: str | None = None):  # noqa: ANN202
+    definitions = make_definitions()
+    context = build_sensor_context(
+        instance=instance(),
+        resources={"warehouse": WarehouseResource()},
+        definitions=definitions,
+        cursor=cursor,
+    )
+    return definitions.resolve_sensor_def(name)(context)
+
+
+def test_scheduled_pipelines_run_once_per_due_time(ready: Engine) -> None:
+    pipelines.create(
+        ready,
+        "minutely",
+        ["customers"],
+        ["Customers"],
+        trigger="schedule",
+        cron="* * * * *",
+        destination_table="m",
+    )
+    assert _tick("scheduled_pipelines").skip_reason  # created after the last due minute: nothing due yet
+    with ready.begin() as conn:
+        conn.execute(sa.text("UPDATE pipelines SET created_at = :t"), {"t": dt.datetime(2026, 1, 1)})
+    first, second = _tick("scheduled_pipelines"), _tick("scheduled_pipelines")
+    assert len(first.run_requests) == 1 and first.run_requests[0].run_key.startswith("minutely@")
+    assert (
+        first.run_requests[0].run_key == second.run_requests[0].run_key
+        or second.run_requests[0].run_key > first.run_requests[0].run_key
+    )
+    assert first.run_requests[0].run_config == pipeline_defs.score_run_config("minutely")
+
+
+def test_changed_contacts_are_rescored_in_chunks(ready: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipelines.create(
+        ready, "live", ["customers"], ["Customers"], trigger="on_change", destination_table="live_personas"
+    )
+    assert run_pipeline("live", lambda _: None).success
+    before = _scores(ready).set_index("contact_id")
+    start = _tick("changed_contacts")
+    assert start.skip_reason and start.cursor  # starts watching from now
+    changed = read_frame(ready, "SELECT contact_id FROM customers ORDER BY contact_id")[
+        "contact_id"
+    ].tolist()[:3]
+    with ready.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE contacts SET age = 80, years_at_residence = 40, updated_at = :t WHERE contact_id IN :ids"
+            ).bindparams(sa.bindparam("ids", expanding=True)),
+            {"t": dt.datetime(2030, 1, 1), "ids": changed},
+        )
+    monkeypatch.setattr(pipeline_defs, "CHANGE_CHUNK", 2)
+    first = _tick("changed_contacts", start.cursor)
+    second = _tick("changed_contacts", first.cursor)
+    assert _tick("changed_contacts", second.cursor).skip_reason  # all changes taken, none twice
+    for result in (first, second):
+        (request,) = result.run_requests
+        assert _run(pipeline_defs.SCORE_JOB, lambda _: None, run_config=request.run_config).success
+    windows = [json.loads(r.cursor) for r in (first, second)]
+    assert windows[0] != windows[1]
+    after = _scores(ready).set_index("contact_id")
+    rescored = after.index[after["scored_at"] > before["scored_at"].reindex(after.index)]
+    assert sorted(rescored) == sorted(changed)
+
+
+def test_lineage_guard_with_pipelines(ready: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    pipelines.create(ready, "nightly", ["leads"], ["Customers"], destination_table="n")
+    assert main(["persona-set", "delete", "Customers"]) == 2
+    assert "pipeline 'nightly' (payload)" in capsys.readouterr().err
+    assert main(["models", "delete", "--only", "leads"]) == 2
+    err = capsys.readouterr().err
+    assert "pipeline 'nightly' (population)" in err and "persona set 'Leads'" in err
+    assert main(["pipeline", "delete", "nightly"]) == 0
+    assert main(["persona-set", "delete", "Customers"]) == 0
