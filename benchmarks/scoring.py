@@ -1,0 +1,176 @@
+"""Benchmark: rescoring a pipeline's population end to end on PostgreSQL, memory as it grows, real-time latency.
+
+    PERSONA_WAREHOUSE_URL=postgresql+psycopg2://postgres@127.0.0.1:5432/test python benchmarks/scoring.py
+
+Ours: `pipeline run` through the Dagster job (SQL models of the population, 8 hash buckets: COPY out, assign,
+replace the bucket's rows with COPY into pipeline_scores and the destination table, then the CSV-free finish).
+Baseline: read_sql of the population's traits, assign everyone, to_sql. Each measured run is a fresh process,
+so its peak memory is its own. Real-time: Scorer.score on 10,000 contacts, one call each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import sqlalchemy as sa
+
+SCHEMA = "bench_scoring"
+
+
+def _url(schema: str) -> str:
+    base = os.environ.get("PERSONA_WAREHOUSE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    return base.split("?")[0] + f"?options=-csearch_path%3D{schema}"
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def seed(contacts: int, schema: str) -> None:
+    from persona_pipeline import pipelines
+    from persona_pipeline.core.synthetic import generate
+    from persona_pipeline.runner import build_persona_set
+    from persona_pipeline.warehouse import persona_sets as store
+    from persona_pipeline.warehouse.engine import get_engine
+    from persona_pipeline.warehouse.sources import replace_sources
+
+    admin = sa.create_engine(_url(schema).split("?")[0])
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    start = time.perf_counter()
+    base = generate(contacts, days=0, seed=3, with_orders=False)
+    engine = get_engine(_url(schema))
+    replace_sources(engine, base.catalog, base.contacts, base.trait_history, base.orders, base.segments)
+    del base
+    os.environ["PERSONA_WAREHOUSE_URL"] = _url(schema)
+    store.create(engine, "Everyone", "all_contacts")
+    assert build_persona_set("Everyone", lambda _: None, study=False).success
+    pipelines.create(engine, "rescore", ["all_contacts"], ["Everyone"], destination_table="contact_personas")
+    print(f"seeded {contacts:,} contacts into {schema} in {time.perf_counter() - start:.0f}s", flush=True)
+
+
+def run_ours() -> dict:
+    from persona_pipeline.runner import run_pipeline
+
+    start = time.perf_counter()
+    report = run_pipeline("rescore", lambda _: None)
+    if not report.success:
+        raise SystemExit(report.message)
+    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
+
+
+def run_baseline() -> dict:
+    import pandas as pd
+
+    from persona_pipeline.core.model import PersonaModel
+    from persona_pipeline.warehouse import persona_sets as store
+    from persona_pipeline.warehouse.engine import get_engine
+
+    engine = get_engine()
+    record = store.get(engine, "Everyone")
+    model = PersonaModel.from_json(store.latest_build(engine, record.id)["model"])
+    start = time.perf_counter()
+    columns = ", ".join(["contact_id", *model.transform.trait_names])
+    frame = pd.read_sql(
+        f"SELECT {columns} FROM contacts WHERE contact_id IN (SELECT contact_id FROM all_contacts)", engine
+    )
+    persona, confidence = model.assign(frame)
+    out = pd.DataFrame({"contact_id": frame["contact_id"], "persona_id": persona, "confidence": confidence})
+    out.to_sql("baseline_scores", engine, if_exists="replace", index=False, chunksize=10_000)
+    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
+
+
+def latency() -> dict:
+    import numpy as np
+
+    from persona_pipeline.realtime import load_scorer
+    from persona_pipeline.warehouse.bulk import read_frame
+    from persona_pipeline.warehouse.engine import get_engine
+
+    engine = get_engine()
+    scorer = load_scorer("Everyone", engine)
+    traits = scorer.model.transform.trait_names
+    sample = read_frame(engine, f"SELECT {', '.join(traits)} FROM contacts LIMIT 10000")  # noqa: S608
+    contacts = [
+        {k: (None if v is None or v != v else v) for k, v in row.items()} for row in sample.to_dict("records")
+    ]
+    for row in contacts:  # numpy scalars -> plain values, as JSON would give them
+        for key, value in row.items():
+            if hasattr(value, "item"):
+                row[key] = value.item()
+    times = []
+    for contact in contacts:
+        start = time.perf_counter_ns()
+        scorer.score(contact)
+        times.append(time.perf_counter_ns() - start)
+    ns = np.asarray(times)
+    return {"p50_us": float(np.percentile(ns, 50)) / 1000, "p99_us": float(np.percentile(ns, 99)) / 1000,
+            "per_second": len(ns) / (ns.sum() / 1e9)}  # fmt: skip
+
+
+def _child(which: str, schema: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", which, "--schema", schema],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default="1000000,5000000")
+    parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--one", choices=["ours", "baseline", "latency"], help=argparse.SUPPRESS)
+    parser.add_argument("--schema", default=SCHEMA, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("PERSONA_HOME", tempfile.mkdtemp())
+    if args.one:
+        os.environ["PERSONA_WAREHOUSE_URL"] = _url(args.schema)
+        print(json.dumps({"ours": run_ours, "baseline": run_baseline, "latency": latency}[args.one]()))
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = []
+    for size in sizes:
+        schema = f"{SCHEMA}_{size // 1000}k"
+        if not args.skip_seed:
+            seed(size, schema)
+        ours = [_child("ours", schema) for _ in range(args.runs)]
+        base = [_child("baseline", schema) for _ in range(args.runs)] if size == sizes[0] else []
+        rows.append((size, ours, base))
+        print(
+            f"{size:,}: ours {[round(r['seconds'], 1) for r in ours]}, baseline {[round(r['seconds'], 1) for r in base]}",
+            flush=True,
+        )
+    timing = _child("latency", f"{SCHEMA}_{sizes[0] // 1000}k")
+    print()
+    print(
+        "| contacts | ours (median) | contacts/s | baseline (median) | speed-up | peak MB ours | peak MB baseline |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for size, ours, base in rows:
+        o = statistics.median(r["seconds"] for r in ours)
+        b = statistics.median(r["seconds"] for r in base) if base else None
+        print(
+            f"| {size:,} | {o:.1f} s | {size / o:,.0f} | {f'{b:.1f} s' if b else '–'} | {f'{b / o:.1f}x' if b else '–'} | "
+            f"{statistics.median(r['peak_mb'] for r in ours):,.0f} | "
+            f"{statistics.median(r['peak_mb'] for r in base) if base else 0:,.0f} |"
+        )
+    print(
+        f"\nsingle contact: p50 {timing['p50_us']:.0f} µs, p99 {timing['p99_us']:.0f} µs, {timing['per_second']:,.0f} calls/s"
+    )
+
+
+if __name__ == "__main__":
+    main()
