@@ -132,6 +132,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="1000000,5000000")
     parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="only ours (for the memory figure at a size)"
+    )
     parser.add_argument("--one", choices=["ours", "baseline", "latency"], help=argparse.SUPPRESS)
     parser.add_argument("--schema", default=SCHEMA, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -147,7 +150,11 @@ def main() -> None:
         if not args.skip_seed:
             seed(size, schema)
         ours = [_child("ours", schema) for _ in range(args.runs)]
-        base = [_child("baseline", schema) for _ in range(args.runs)] if size == sizes[0] else []
+        base = (
+            [_child("baseline", schema) for _ in range(args.runs)]
+            if size == sizes[0] and not args.no_baseline
+            else []
+        )
         rows.append((size, ours, base))
         print(
             f"{size:,}: ours {[round(r['seconds'], 1) for r in ours]}, baseline {[round(r['seconds'], 1) for r in base]}",

@@ -1,7 +1,9 @@
 """Scoring pipelines: a population (cohorts, unioned) scored with a payload (persona sets) into destinations.
 
-Scoring is split into hash buckets of contact_id so runs can fan out; each bucket's rows replace that bucket's
-previous rows in one transaction, so a rerun after a crash leaves no duplicates and no gaps.
+Scoring is split into buckets, ranges of contact_id fixed at the start of a run, so runs can fan out; each
+bucket's rows replace that bucket's previous rows in one transaction, so a rerun after a crash leaves no
+duplicates and no gaps. Ranges (not hashes) let reads and deletes use the contact_id index: a hash bucket
+made every bucket's delete scan the whole table.
 """
 
 from __future__ import annotations
@@ -189,14 +191,41 @@ def _population_sql(engine: Engine, pipeline: Pipeline) -> str:
     return f"({union})"
 
 
+Bucket = tuple[
+    int, int | None, int | None
+]  # index, first contact_id (None: open), end (exclusive; None: open)
+
+
+def plan(engine: Engine, buckets: int = BUCKETS) -> list[Bucket]:
+    """Split the contact_id space into ranges; the outer ones are open so contacts added meanwhile are covered."""
+    with engine.connect() as conn:
+        low, high = conn.execute(sa.text("SELECT MIN(contact_id), MAX(contact_id) FROM contacts")).one()
+    if low is None:
+        return [(0, None, None)]
+    edges = [int(low + (high + 1 - low) * i / buckets) for i in range(1, buckets)]
+    bounds = [None, *edges, None]
+    return [(i, bounds[i], bounds[i + 1]) for i in range(buckets)]
+
+
+def _range(column: str, bucket: Bucket) -> tuple[str, dict[str, int]]:
+    _, low, high = bucket
+    parts, params = ["1 = 1"], {}
+    if low is not None:
+        parts.append(f"{column} >= :low")
+        params["low"] = low
+    if high is not None:
+        parts.append(f"{column} < :high")
+        params["high"] = high
+    return " AND ".join(parts), params
+
+
 def score_bucket(
     engine: Engine,
     pipeline: Pipeline,
-    bucket: int,
-    buckets: int = BUCKETS,
+    bucket: Bucket,
     changed: tuple[dt.datetime, int, dt.datetime, int] | None = None,
 ) -> int:
-    """Score one hash bucket of the population (or only contacts changed in a window) and store the rows."""
+    """Score one bucket of the population (or only contacts changed in a window) and store the rows."""
     sets = [store.get_by_id(engine, i) for i in pipeline.payload]
     for record in sets:
         if record.status != "ready" and record.current_build is None:
@@ -207,14 +236,14 @@ def score_bucket(
     names = {r.id: {p["persona_id"]: p["name"] for p in store.read_personas(engine, r.id)} for r in sets}
     traits = sorted({t for m in models.values() for t in m.transform.trait_names})
     columns = ", ".join(f"c.{quote(engine, t)}" for t in ["contact_id", *traits])
-    where = f"c.contact_id IN {_population_sql(engine, pipeline)} AND c.contact_id % {int(buckets)} = {int(bucket)}"
-    params: dict[str, Any] = {}
+    in_range, params = _range("c.contact_id", bucket)
+    where = f"c.contact_id IN {_population_sql(engine, pipeline)} AND {in_range}"
     if changed is not None:
         where += (
             " AND (c.updated_at > :after_time OR (c.updated_at = :after_time AND c.contact_id > :after_id))"
             " AND (c.updated_at < :upto_time OR (c.updated_at = :upto_time AND c.contact_id <= :upto_id))"
         )
-        params = dict(zip(("after_time", "after_id", "upto_time", "upto_id"), changed, strict=True))
+        params |= dict(zip(("after_time", "after_id", "upto_time", "upto_id"), changed, strict=True))
     frame = read_frame(
         engine,
         f"SELECT {columns} FROM contacts c WHERE {where} ORDER BY c.contact_id",  # noqa: S608 - quoted
@@ -237,12 +266,12 @@ def score_bucket(
         part["scored_at"] = now
         parts.append(part[SCORE_COLUMNS])
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCORE_COLUMNS)
-    _store(engine, pipeline, rows, bucket, buckets, frame["contact_id"].tolist() if changed else None)
+    _store(engine, pipeline, rows, bucket, frame["contact_id"].tolist() if changed else None)
     return len(frame)
 
 
 def _store(
-    engine: Engine, pipeline: Pipeline, rows: pd.DataFrame, bucket: int, buckets: int, only: list[int] | None
+    engine: Engine, pipeline: Pipeline, rows: pd.DataFrame, bucket: Bucket, only: list[int] | None
 ) -> None:
     """Replace the bucket's rows (or only these contacts' rows) in one transaction, in every table destination."""
     targets = [("pipeline_scores", True)] + (
@@ -255,8 +284,9 @@ def _store(
             name = quote(engine, table)
             scope = "pipeline_id = :pid AND " if internal else ""
             if only is None:
-                condition = f"{scope}contact_id % {int(buckets)} = {int(bucket)}"
-                conn.execute(sa.text(f"DELETE FROM {name} WHERE {condition}"), {"pid": pipeline.id})  # noqa: S608
+                in_range, params = _range("contact_id", bucket)
+                statement = sa.text(f"DELETE FROM {name} WHERE {scope}{in_range}")  # noqa: S608 - quoted
+                conn.execute(statement, {"pid": pipeline.id, **params})
             else:
                 for start in range(0, len(only), 5_000):
                     statement = sa.text(f"DELETE FROM {name} WHERE {scope}contact_id IN :ids").bindparams(  # noqa: S608
@@ -314,9 +344,9 @@ def run(
     """Score the whole population (or the changed contacts) bucket by bucket, in this process."""
     pipeline = get(engine, name)
     total = 0
-    for bucket in range(BUCKETS):
+    for bucket in plan(engine):
         total += score_bucket(engine, pipeline, bucket, changed=changed)
-        say(f"  bucket {bucket + 1}/{BUCKETS}: {total:,} contacts scored")
+        say(f"  bucket {bucket[0] + 1}/{BUCKETS}: {total:,} contacts scored")
     finish_run(engine, pipeline)
     return total
 

@@ -1,4 +1,4 @@
-"""Scoring pipelines in Dagster: a job that fans out over hash buckets, and the sensors that trigger it."""
+"""Scoring pipelines in Dagster: a job that fans out over contact_id buckets, and the sensors that trigger it."""
 
 import datetime as dt
 import json
@@ -52,22 +52,22 @@ def score_run_config(name: str, window: tuple[dt.datetime, int, dt.datetime, int
     return {"ops": {step: {"config": config} for step in ("plan_buckets", "score_bucket", "finish_scoring")}}
 
 
-@op(out=DynamicOut(int))
+@op(out=DynamicOut(list))
 def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource):  # noqa: ANN201
-    pipelines.get(warehouse.engine(), config.pipeline)  # an unknown pipeline fails here, before any work
-    for bucket in range(pipelines.BUCKETS):
-        yield DynamicOutput(bucket, mapping_key=f"bucket_{bucket}")
+    engine = warehouse.engine()
+    pipelines.get(engine, config.pipeline)  # an unknown pipeline fails here, before any work
+    for bucket in pipelines.plan(engine):  # ranges fixed once, so buckets neither overlap nor leave gaps
+        yield DynamicOutput(list(bucket), mapping_key=f"bucket_{bucket[0]}")
 
 
 @op
 def score_bucket(
-    context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource, bucket: int
+    context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource, bucket: list
 ) -> int:
     engine = warehouse.engine()
-    scored = pipelines.score_bucket(
-        engine, pipelines.get(engine, config.pipeline), bucket, changed=_window(config)
-    )
-    context.log.info(f"bucket {bucket}: {scored:,} contacts scored")
+    pipeline = pipelines.get(engine, config.pipeline)
+    scored = pipelines.score_bucket(engine, pipeline, tuple(bucket), changed=_window(config))
+    context.log.info(f"bucket {bucket[0]}: {scored:,} contacts scored")
     return scored
 
 
@@ -86,7 +86,7 @@ def finish_scoring(
 @job(
     name=SCORE_JOB,
     executor_def=multiprocess_executor.configured({"max_concurrent": 2}),
-    description="Score a pipeline's population with its payload, one step per hash bucket (both cores).",
+    description="Score a pipeline's population with its payload, one step per contact_id bucket (both cores).",
 )
 def score_pipeline_job() -> None:
     finish_scoring(plan_buckets().map(score_bucket).collect())
