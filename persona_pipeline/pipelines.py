@@ -274,8 +274,9 @@ def _store(
     engine: Engine, pipeline: Pipeline, rows: pd.DataFrame, bucket: Bucket, only: list[int] | None
 ) -> None:
     """Replace the bucket's rows (or only these contacts' rows) in one transaction, in every table destination."""
-    targets = [("pipeline_scores", True)] + (
-        [(pipeline.destination_table, False)] if pipeline.destination_table else []
+    # the destination table is the store when there is one; pipeline_scores keeps the rows of CSV-only pipelines
+    targets = (
+        [(pipeline.destination_table, False)] if pipeline.destination_table else [("pipeline_scores", True)]
     )
     with engine.begin() as conn:
         for table, internal in targets:
@@ -318,12 +319,16 @@ def finish_run(engine: Engine, pipeline: Pipeline) -> Path | None:
         temporary = path.with_suffix(path.suffix + ".partial")
         path.parent.mkdir(parents=True, exist_ok=True)
         with temporary.open("wb") as handle:
+            source, scope = (
+                (quote(engine, pipeline.destination_table), "")
+                if pipeline.destination_table
+                else ("pipeline_scores", "WHERE pipeline_id = :pid ")
+            )
             stream_csv(
                 engine,
-                "SELECT contact_id, persona_set, persona_id, persona_name, confidence, scored_at "
-                "FROM pipeline_scores WHERE pipeline_id = :pid ORDER BY contact_id, persona_set",
+                f"SELECT {', '.join(SCORE_COLUMNS)} FROM {source} {scope}ORDER BY contact_id, persona_set",  # noqa: S608
                 handle,
-                {"pid": pipeline.id},
+                {"pid": pipeline.id} if scope else None,
             )
         os.replace(temporary, path)
     with engine.begin() as conn:
