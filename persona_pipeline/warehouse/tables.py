@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -162,13 +164,20 @@ pipeline_scores = sa.Table(
 ADDED_COLUMNS = [("persona_sets", "analysis_traits", "TEXT")]
 
 
+_ensured: weakref.WeakSet = weakref.WeakSet()
+
+
 def ensure_catalog_tables(engine: Engine) -> None:
+    """Create missing catalog tables and add columns added since; once per engine, not on every lookup."""
+    if engine in _ensured:
+        return
     metadata.create_all(engine)
     inspector = sa.inspect(engine)
     with engine.begin() as conn:
         for table, column, sql_type in ADDED_COLUMNS:
             if column not in {c["name"] for c in inspector.get_columns(table)}:
                 conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+    _ensured.add(engine)
 
 
 def _trait_type(kind: TraitKind) -> sa.types.TypeEngine:
