@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test install install-test lint dagster benchmark clean
+.PHONY: demo test install install-test browser lint dagster benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,13 @@ install-test: $(BIN)/python
 demo: install
 	$(BIN)/persona-pipeline demo
 
-test: install-test
+# The report test drives a real headless Chromium through chromedriver (Debian's packages).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing chromium and chromium-driver (Debian packages) for the report test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: install-test browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PERSONA_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -n 2 --dist loadfile -q
