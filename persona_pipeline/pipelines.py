@@ -28,7 +28,7 @@ from persona_pipeline.sql_models import discover, require_cohort
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame, stream_csv, write_frame
 from persona_pipeline.warehouse.engine import quote
-from persona_pipeline.warehouse.tables import SOURCE_TABLES, ensure_catalog_tables, metadata
+from persona_pipeline.warehouse.tables import SOURCE_TABLES, ensure_catalog_tables, metadata, score_table
 from persona_pipeline.warehouse.tables import pipeline_scores as scores_table
 from persona_pipeline.warehouse.tables import pipelines as pipelines_table
 
@@ -299,16 +299,7 @@ def _store(
 
 def _ensure_destination(conn: sa.Connection, table: str) -> None:
     if not sa.inspect(conn).has_table(table):
-        sa.Table(
-            table,
-            sa.MetaData(),
-            sa.Column("contact_id", sa.BigInteger, nullable=False, index=True),
-            sa.Column("persona_set", sa.String(200), nullable=False),
-            sa.Column("persona_id", sa.Integer, nullable=False),
-            sa.Column("persona_name", sa.String(200), nullable=False),
-            sa.Column("confidence", sa.Float, nullable=False),
-            sa.Column("scored_at", sa.DateTime, nullable=False),
-        ).create(conn)
+        score_table(table, sa.MetaData(), per_pipeline=False).create(conn)
 
 
 def finish_run(engine: Engine, pipeline: Pipeline) -> Path | None:

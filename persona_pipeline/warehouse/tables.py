@@ -147,17 +147,25 @@ pipelines = sa.Table(
     sa.Column("last_run_at", sa.DateTime, nullable=True),
 )
 
-pipeline_scores = sa.Table(
-    "pipeline_scores",
-    metadata,
-    sa.Column("pipeline_id", sa.Integer, primary_key=True),
-    sa.Column("contact_id", sa.BigInteger, primary_key=True),
-    sa.Column("persona_set", sa.String(200), primary_key=True),
-    sa.Column("persona_id", sa.Integer, nullable=False),
-    sa.Column("persona_name", sa.String(200), nullable=False),
-    sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("scored_at", sa.DateTime, nullable=False),
-)
+
+def score_table(name: str, meta: sa.MetaData, per_pipeline: bool) -> sa.Table:
+    """The shape of a scoring output row; pipeline_scores keys rows by pipeline, a user's destination by contact."""
+    return sa.Table(
+        name,
+        meta,
+        *([sa.Column("pipeline_id", sa.Integer, primary_key=True)] if per_pipeline else []),
+        sa.Column(
+            "contact_id", sa.BigInteger, primary_key=per_pipeline, nullable=False, index=not per_pipeline
+        ),
+        sa.Column("persona_set", sa.String(200), primary_key=per_pipeline, nullable=False),
+        sa.Column("persona_id", sa.Integer, nullable=False),
+        sa.Column("persona_name", sa.String(200), nullable=False),
+        sa.Column("confidence", sa.Float, nullable=False),
+        sa.Column("scored_at", sa.DateTime, nullable=False),
+    )
+
+
+pipeline_scores = score_table("pipeline_scores", metadata, per_pipeline=True)
 
 
 # Columns added after a table first shipped: (table, column, SQL type). Older warehouses get them on start.
