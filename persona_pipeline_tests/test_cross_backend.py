@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from persona_pipeline.core.synthetic import SyntheticBase
 from persona_pipeline.runner import build_persona_set
 from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.bulk import read_frame, write_frame
 from persona_pipeline.warehouse.engine import _engine
 from persona_pipeline.warehouse.sources import replace_sources
 from persona_pipeline_tests.conftest import PG_URL
@@ -53,3 +55,31 @@ def test_same_memberships_on_sqlite_and_postgres(
     pg_members, pg_names = results["postgres"]
     assert sqlite_names == pg_names
     assert sqlite_members.reset_index(drop=True).equals(pg_members.reset_index(drop=True))
+
+
+def test_bulk_round_trip_keeps_nulls_and_types(warehouse: sa.Engine) -> None:
+    """A NULL alone on its row (a one-column read) is a row too: COPY writes it as an empty line."""
+    frame = pd.DataFrame(
+        {
+            "contact_id": [1, 2, 3, 4],
+            "state": ["CA", None, 'N,Y "q"', None],
+            "score": [0.5, None, -1.25, 3.0],
+            "flag": [True, False, None, True],
+        }
+    )
+    with warehouse.begin() as conn:
+        sa.Table(
+            "roundtrip",
+            sa.MetaData(),
+            sa.Column("contact_id", sa.BigInteger),
+            sa.Column("state", sa.String(20)),
+            sa.Column("score", sa.Float),
+            sa.Column("flag", sa.Boolean),
+        ).create(conn)
+        write_frame(conn, "roundtrip", frame)
+    alone = read_frame(warehouse, "SELECT state FROM roundtrip ORDER BY contact_id")
+    assert len(alone) == 4 and alone["state"].isna().tolist() == [False, True, False, True]
+    back = read_frame(warehouse, "SELECT * FROM roundtrip ORDER BY contact_id", categorical=True)
+    assert [None if pd.isna(v) else v for v in back["state"]] == ["CA", None, 'N,Y "q"', None]
+    assert back["score"].isna().tolist() == [False, True, False, False]
+    assert back.loc[back["flag"].notna(), "flag"].astype(bool).tolist() == [True, False, True]

@@ -49,6 +49,8 @@ def read_frame(
     table = pacsv.read_csv(
         buffer,
         read_options=pacsv.ReadOptions(block_size=1 << 24),
+        # a NULL in a one-column result is an empty line: a row, not a blank to skip
+        parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
             true_values=["t"],
             false_values=["f"],
