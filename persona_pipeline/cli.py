@@ -104,7 +104,9 @@ def cmd_persona_set(args: argparse.Namespace) -> int:
         catalog.select(traits)  # unknown names fail here, before anything is stored
         if extra:
             catalog.select(extra)
-        record = store.create(engine, args.name, args.cohort, traits, args.personas, args.seed, extra)
+        record = store.create(
+            engine, args.name, args.cohort, traits, args.personas, args.seed, extra, args.explore
+        )
         say(
             f"created persona set {record.name!r} (id {record.id}) on cohort {record.cohort!r}: {record.status}"
         )
@@ -115,14 +117,23 @@ def cmd_persona_set(args: argparse.Namespace) -> int:
         if not rows:
             say("no persona sets yet: persona-pipeline persona-set create --name NAME --cohort COHORT")
             return 0
-        say(f"{'name':<32} {'personas':>8}  {'cohort':<22} {'status':<9} built at")
+        say(f"{'name':<32} {'personas':>8}  {'cohort':<22} {'status':<9} {'explore':<7}  built at")
         for r in rows:
             k = len(store.read_personas(engine, r.id)) if r.current_build else 0
             built = r.built_at.strftime("%Y-%m-%d %H:%M") if r.built_at else "-"
-            say(f"{_clip(r.name, 32):<32} {k or '-':>8}  {_clip(r.cohort, 22):<22} {r.status:<9} {built}")
+            shown = "shown" if r.show_in_explore else "hidden"
+            say(
+                f"{_clip(r.name, 32):<32} {k or '-':>8}  {_clip(r.cohort, 22):<22} {r.status:<9} {shown:<7}  {built}"
+            )
         return 0
     if args.action == "show":
         return _show(engine, args.name)
+    if args.action == "explore":
+        record = store.get(engine, args.name)
+        changed = store.set_show_in_explore(engine, record.id, args.show)
+        state = "shown in" if args.show else "hidden from"
+        say(f"{record.name!r} is {state} Explore" + ("" if changed else " (it already was)"))
+        return 0
     if args.action == "rename-persona":
         record = store.get(engine, args.name)
         store.rename_persona(engine, record.id, args.persona, args.to)
@@ -287,6 +298,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from persona_pipeline import studies
+    from persona_pipeline.runner import refresh_explore
+
+    engine = _engine()
+    if args.out:
+        path, table = studies.write_explore(engine, args.out)
+    else:
+        result = refresh_explore(lambda _: None)
+        if not result.success:
+            say(f"Explore failed: {result.message}")
+            return 1
+        path, table = studies.default_explore_path(), studies.explore_sizes(studies.explore_sets(engine))
+    if table.empty:
+        say("no ready persona set is shown in Explore: persona-pipeline persona-set explore NAME --show")
+    for set_name, rows in table.groupby("persona_set", sort=False):
+        say(f"\n{set_name}: {rows['population'].sum():,} contacts, {len(rows)} personas")
+        for row in rows.itertuples():
+            traits = "; ".join(row.top_traits)
+            say(f"  {_clip(row.persona, 34):<34} {row.population:>9,} {row.share:>6.1%}  {_clip(traits, 70)}")
+    say(str(path))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from persona_pipeline.studies import export_csv
 
@@ -412,6 +447,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             personas=None,
             seed=args.seed,
             analysis_traits="state,preferred_channel",
+            explore=True,
         )
     )
     code = cmd_persona_set(argparse.Namespace(action="build", name=name, max_quarantine_share=None))
@@ -426,6 +462,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if all(ok for _, ok, _ in outcomes):
             refresh_study(name, lambda _: None, ["persona_flow", "persona_report"])
             say(f"report: {default_report_path(store.get(engine, name))}")
+    if code == 0:
+        from persona_pipeline.runner import refresh_explore
+        from persona_pipeline.studies import default_explore_path
+
+        if refresh_explore(lambda _: None).success:
+            say(f"explore: {default_explore_path()}")
     say(
         f"\ndemo finished in {time.perf_counter() - start:.1f}s. Explore it: make dagster (then open http://127.0.0.1:3000)"
     )
@@ -474,6 +516,17 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--personas", type=int, help="number of personas, 2..8 (default: chosen by the data)")
     create.add_argument("--seed", type=int, default=0)
     create.add_argument("--analysis-traits", help="extra traits to study, not cluster on, comma separated")
+    create.add_argument(
+        "--explore",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show the set in Explore once built (default: shown)",
+    )
+    explore_set = ps_sub.add_parser("explore", help="show or hide the set in Explore (no rebuild)")
+    explore_set.add_argument("name")
+    toggle = explore_set.add_mutually_exclusive_group(required=True)
+    toggle.add_argument("--show", dest="show", action="store_true")
+    toggle.add_argument("--hide", dest="show", action="store_false")
     ps_sub.add_parser("list")
     rename = ps_sub.add_parser("rename-persona", help="give a persona your own name; rebuilds keep it")
     rename.add_argument("name")
@@ -533,6 +586,10 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("name")
     report.add_argument("--out", help="where to write it (default: PERSONA_HOME/reports/)")
     report.set_defaults(func=cmd_report)
+
+    explore = sub.add_parser("explore", help="compare the persona sets shown in Explore, side by side")
+    explore.add_argument("--out", help="where to write the page (default: PERSONA_HOME/reports/explore.html)")
+    explore.set_defaults(func=cmd_explore)
 
     export = sub.add_parser("export", help="stream memberships, analysis, flow or history to CSV")
     export.add_argument("name")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, build_schedule_from_partitioned_job, define_asset_job
 from dagster._loggers import colored_console_logger
 
+from persona_pipeline.defs.explore_assets import explore_job, explore_refresh, persona_explore
 from persona_pipeline.defs.io import BuildsIOManager
 from persona_pipeline.defs.persona_assets import (
     PERSONA_SET_ASSET_NAMES,
@@ -61,6 +62,7 @@ def make_definitions() -> Definitions:
             *persona_set_assets(cohort_keys()),
             *STUDY_ASSETS,
             membership_snapshot,
+            persona_explore,
         ],
         jobs=[
             sql_models_job,
@@ -68,6 +70,7 @@ def make_definitions() -> Definitions:
             study_persona_set_job,
             snapshot_memberships_job,
             score_pipeline_job,
+            explore_job,
         ],
         schedules=[daily_snapshot_schedule],
         sensors=[
@@ -75,6 +78,7 @@ def make_definitions() -> Definitions:
             *build_outcome_sensors(build_persona_set_job),
             scheduled_pipelines,
             changed_contacts,
+            explore_refresh,
         ],
         loggers={"console": colored_console_logger, PROGRESS_LOGGER: progress_logger},
         resources={

@@ -170,6 +170,18 @@ def take_snapshots(days: list[dt.date], say: Say) -> list[tuple[dt.date, bool, s
     return outcomes
 
 
+def refresh_explore(say: Say) -> BuildReport:
+    """Materialize the Explore page now (the explore_refresh sensor does it when shown sets change)."""
+    from persona_pipeline.defs.explore_assets import EXPLORE_JOB
+
+    start = time.perf_counter()
+    result = _run(EXPLORE_JOB, say)
+    seconds = time.perf_counter() - start
+    return BuildReport(
+        result.success, result.run_id, seconds, "done" if result.success else _failure_text(result)
+    )
+
+
 def run_pipeline(name: str, say: Say) -> BuildReport:
     """Run a scoring pipeline now, through the same job the sensors launch (every bucket, in this process)."""
     from persona_pipeline import pipelines

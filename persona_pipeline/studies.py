@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import os
 import re
 from pathlib import Path
 
@@ -13,10 +16,13 @@ from sqlalchemy.engine import Engine
 
 from persona_pipeline.core import flow
 from persona_pipeline.core.analysis import AnalysisError, OrderQuality, analyse
+from persona_pipeline.core.explore import ExploreSet, geography
+from persona_pipeline.core.explore import render as render_explore
+from persona_pipeline.core.explore import sizes as explore_sizes
 from persona_pipeline.core.model import PersonaModel
 from persona_pipeline.core.report import ReportData
 from persona_pipeline.core.report import render as render_report
-from persona_pipeline.core.traits import CatalogError, Trait
+from persona_pipeline.core.traits import CatalogError, Trait, TraitKind
 from persona_pipeline.settings import persona_home
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame, stream_csv, write_frame
@@ -356,6 +362,69 @@ def write_report(engine: Engine, name: str, out: str | Path | None = None) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_report(data), encoding="utf-8")
     return path
+
+
+# --- Explore ----------------------------------------------------------------------------------------------
+
+
+def geography_trait(engine: Engine) -> str | None:
+    """The categorical trait Explore maps personas over (PERSONA_GEOGRAPHY_TRAIT, default state), if catalogued."""
+    name = os.environ.get("PERSONA_GEOGRAPHY_TRAIT", "state")
+    catalog = load_catalog(engine)
+    return name if name in catalog and catalog[name].kind == TraitKind.CATEGORICAL else None
+
+
+def explore_sets(engine: Engine) -> list[ExploreSet]:
+    """The ready persona sets shown in Explore, oldest first."""
+    return [
+        ExploreSet(r.name, r.cohort, r.current_build, r.built_at, store.read_personas(engine, r.id))
+        for r in store.list_all(engine)
+        if r.show_in_explore and r.status == "ready" and r.current_build is not None
+    ]
+
+
+def explore_geography(engine: Engine, sets: list[ExploreSet], trait: str) -> pd.DataFrame:
+    """Members per persona per region for the shown sets, counted in the warehouse."""
+    ids = {r.name: r.id for r in store.list_all(engine)}
+    region = quote(engine, trait)
+    statement = sa.text(
+        f"SELECT m.persona_set_id, m.persona_id, c.{region} AS region, COUNT(*) AS members "  # noqa: S608 - quoted
+        "FROM persona_memberships m JOIN contacts c ON c.contact_id = m.contact_id "
+        f"WHERE m.persona_set_id IN :ids GROUP BY m.persona_set_id, m.persona_id, c.{region}"
+    ).bindparams(sa.bindparam("ids", expanding=True))
+    with engine.connect() as conn:
+        counts = pd.DataFrame(
+            conn.execute(statement, {"ids": [ids[s.name] for s in sets]}).all(),
+            columns=["persona_set_id", "persona_id", "region", "members"],
+        )
+    names = {v: k for k, v in ids.items()}
+    counts["persona_set"] = counts["persona_set_id"].map(names)
+    return geography(counts.drop(columns="persona_set_id"))
+
+
+def explore_fingerprint(engine: Engine) -> str:
+    """Changes exactly when the Explore page would: which sets are shown, their builds and persona names."""
+    shown = [
+        (s.name, s.build, [(p["persona_id"], p["name"]) for p in s.personas]) for s in explore_sets(engine)
+    ]
+    return hashlib.sha256(json.dumps(shown).encode()).hexdigest()[:16]
+
+
+def default_explore_path() -> Path:
+    folder = persona_home() / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "explore.html"
+
+
+def write_explore(engine: Engine, out: str | Path | None = None) -> tuple[Path, pd.DataFrame]:
+    """Write the Explore page; returns its path and the side-by-side sizes table."""
+    sets = explore_sets(engine)
+    trait = geography_trait(engine)
+    geo = explore_geography(engine, sets, trait) if sets and trait else None
+    path = Path(out) if out else default_explore_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_explore(sets, geo, trait), encoding="utf-8")
+    return path, explore_sizes(sets)
 
 
 # --- Export -----------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class PersonaSet:
     built_at: dt.datetime | None
     current_build: int | None
     analysis_traits: list[str]
+    show_in_explore: bool = True
 
     @property
     def partition_key(self) -> str:
@@ -80,6 +81,7 @@ def _record(row: Any) -> PersonaSet:
         built_at=row.built_at,
         current_build=row.current_build,
         analysis_traits=json.loads(row.analysis_traits) if row.analysis_traits else [],
+        show_in_explore=bool(row.show_in_explore),
     )
 
 
@@ -91,6 +93,7 @@ def create(
     n_personas: int | None = None,
     seed: int = 0,
     analysis_traits: list[str] | None = None,
+    show_in_explore: bool = True,
 ) -> PersonaSet:
     """Queue a new persona set; names are free text (stored as given, always bound as parameters)."""
     ensure_catalog_tables(engine)
@@ -114,6 +117,7 @@ def create(
                 n_personas=n_personas,
                 seed=seed,
                 analysis_traits=json.dumps(analysis_traits) if analysis_traits else None,
+                show_in_explore=show_in_explore,
                 status="queued",
                 created_at=now,
                 updated_at=now,
@@ -197,6 +201,19 @@ def update_config(
             persona_sets.update()
             .where(persona_sets.c.id == persona_set_id)
             .values(**values, status="queued", error=None, updated_at=_now())
+        )
+    return True
+
+
+def set_show_in_explore(engine: Engine, persona_set_id: int, show: bool) -> bool:
+    """Show or hide the set in Explore (no rebuild needed); returns whether anything changed."""
+    if get_by_id(engine, persona_set_id).show_in_explore == show:
+        return False
+    with engine.begin() as conn:
+        conn.execute(
+            persona_sets.update()
+            .where(persona_sets.c.id == persona_set_id)
+            .values(show_in_explore=show)  # not updated_at: it keys the queued build's run
         )
     return True
 

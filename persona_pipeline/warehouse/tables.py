@@ -40,6 +40,7 @@ persona_sets = sa.Table(
     sa.Column("built_at", sa.DateTime, nullable=True),
     sa.Column("current_build", sa.Integer, nullable=True),
     sa.Column("analysis_traits", sa.Text, nullable=True),  # JSON list: studied, not clustered on
+    sa.Column("show_in_explore", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 persona_builds = sa.Table(
@@ -169,7 +170,10 @@ pipeline_scores = score_table("pipeline_scores", metadata, per_pipeline=True)
 
 
 # Columns added after a table first shipped: (table, column, SQL type). Older warehouses get them on start.
-ADDED_COLUMNS = [("persona_sets", "analysis_traits", "TEXT")]
+ADDED_COLUMNS = [
+    ("persona_sets", "analysis_traits", "TEXT"),
+    ("persona_sets", "show_in_explore", "BOOLEAN NOT NULL DEFAULT TRUE"),
+]
 
 
 _ensured: weakref.WeakSet = weakref.WeakSet()
