@@ -382,8 +382,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             f"pipeline {args.name!r}: {'done' if report.success else 'failed: ' + report.message} in {report.seconds:.1f}s"
         )
         return 0 if report.success else 1
-    pipelines.delete(engine, args.name)
-    say(f"deleted pipeline {args.name!r} (its destination table and CSV are left in place)")
+    from persona_pipeline.deletion import delete_pipeline
+
+    for removed in delete_pipeline(engine, args.name):
+        say(f"deleted {removed}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Deleting persona sets and cohorts, behind the lineage guard: refused while anything consumes them."""
+"""Deleting persona sets, cohorts and pipelines behind the lineage guard: refused while anything consumes them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline import pipelines
-from persona_pipeline.core.lineage import cohort_consumers, guard, persona_set_consumers
+from persona_pipeline.core.lineage import Consumer, cohort_consumers, guard, persona_set_consumers
 from persona_pipeline.sql_models import discover, require_cohort
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import quote
@@ -28,6 +28,14 @@ def delete_persona_set(engine: Engine, name: str) -> list[str]:
         f"persona set {record.name!r}",
         persona_set_consumers(record.name, pipelines.refs(engine)),
         "Remove it from those pipelines' payload, or delete them (persona-pipeline pipeline delete NAME), first.",
+    )
+    guard(
+        f"persona set {record.name!r}",
+        [
+            Consumer("Dagster run", run.run_id, f"{run.job_name} running on it now")
+            for run in _runs_in_progress(tags={"dagster/partition": record.partition_key})
+        ],
+        "Wait for the run to finish, or terminate it in the Dagster UI, then delete again.",
     )
     report = default_report_path(record)
     store.delete(engine, record.id)
@@ -65,3 +73,43 @@ def delete_cohort(engine: Engine, cohort: str) -> list[str]:
     model.path.rename(kept)
     removed.append(f"model file (kept as {kept})")
     return removed
+
+
+def _runs_in_progress(job_name: str | None = None, tags: dict[str, str] | None = None) -> list:
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from persona_pipeline.runner import instance
+
+    in_progress = [
+        DagsterRunStatus.QUEUED,
+        DagsterRunStatus.NOT_STARTED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED,
+        DagsterRunStatus.CANCELING,
+    ]
+    return instance().get_runs(RunsFilter(job_name=job_name, tags=tags or {}, statuses=in_progress))
+
+
+def running_scoring_runs(name: str) -> list[str]:
+    """Ids of the score_pipeline runs in progress for this pipeline, however they were launched."""
+    from persona_pipeline.defs.pipeline_defs import SCORE_JOB
+
+    runs = _runs_in_progress(SCORE_JOB)
+    return [
+        run.run_id
+        for run in runs
+        if (run.run_config or {}).get("ops", {}).get("plan_buckets", {}).get("config", {}).get("pipeline")
+        == name
+    ]
+
+
+def delete_pipeline(engine: Engine, name: str) -> list[str]:
+    """Delete a pipeline and its internally kept scores; refused while a run is scoring it."""
+    pipeline = pipelines.get(engine, name)
+    guard(
+        f"pipeline {pipeline.name!r}",
+        [Consumer("Dagster run", run_id, "scoring it now") for run_id in running_scoring_runs(pipeline.name)],
+        "Wait for the run to finish, or terminate it in the Dagster UI, then delete again.",
+    )
+    pipelines.delete(engine, pipeline.name)
+    return [f"pipeline {pipeline.name!r} and its stored scores (its destination table and CSV stay)"]

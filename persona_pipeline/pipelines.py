@@ -138,6 +138,7 @@ def create(
     with engine.begin() as conn:
         if conn.execute(sa.select(pipelines_table.c.id).where(pipelines_table.c.name == clean)).first():
             raise PipelineError(f"a pipeline named {clean!r} exists already")
+        _require_free_destinations(conn, destination_table, str(csv_path) if csv_path else None)
         conn.execute(
             pipelines_table.insert().values(
                 name=clean,
@@ -151,6 +152,30 @@ def create(
             )
         )
     return get(engine, clean)
+
+
+def _require_free_destinations(conn: sa.Connection, table: str | None, csv: str | None) -> None:
+    """Two pipelines writing one destination would replace each other's rows bucket by bucket: refuse."""
+    for column, value, what in (
+        (pipelines_table.c.destination_table, table, "table"),
+        (pipelines_table.c.destination_csv, csv, "CSV file"),
+    ):
+        if value is None:
+            continue
+        owner = conn.execute(sa.select(pipelines_table.c.name).where(column == value)).scalar()
+        if owner is not None:
+            raise PipelineError(
+                f"the {what} {value!r} is already the destination of pipeline {owner!r}; give each pipeline "
+                "its own destination (or add this payload to that pipeline)"
+            )
+    if table and sa.inspect(conn).has_table(table):
+        present = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+        missing = [c for c in SCORE_COLUMNS if c not in present]
+        if missing:
+            raise PipelineError(
+                f"table {table!r} exists and is not a scoring destination (it lacks {', '.join(missing)}); "
+                "name a new table, which the first run creates"
+            )
 
 
 def _reserved_tables() -> set[str]:
@@ -182,8 +207,10 @@ def delete(engine: Engine, name: str) -> None:
     """Remove a pipeline and its stored scores (its destination table and CSV stay: they are the user's)."""
     pipeline = get(engine, name)
     with engine.begin() as conn:
-        conn.execute(scores_table.delete().where(scores_table.c.pipeline_id == pipeline.id))
+        # the pipeline row first: it waits for a bucket being written (see _store), whose rows the next
+        # statement then sees and removes, so a racing run leaves nothing behind
         conn.execute(pipelines_table.delete().where(pipelines_table.c.id == pipeline.id))
+        conn.execute(scores_table.delete().where(scores_table.c.pipeline_id == pipeline.id))
 
 
 def _population_sql(engine: Engine, pipeline: Pipeline) -> str:
@@ -280,6 +307,7 @@ def _store(
     )
     with engine.begin() as conn:
         for table, internal in targets:
+            _require_still_there(conn, pipeline)
             if not internal:
                 _ensure_destination(conn, table)
             name = quote(engine, table)
@@ -295,6 +323,19 @@ def _store(
                     )
                     conn.execute(statement, {"pid": pipeline.id, "ids": only[start : start + 5_000]})
             write_frame(conn, table, rows.assign(pipeline_id=pipeline.id) if internal else rows)
+
+
+def _require_still_there(conn: sa.Connection, pipeline: Pipeline) -> None:
+    """Hold the pipeline's row for this transaction (a delete waits for it), or fail if it was deleted."""
+    query = sa.select(pipelines_table.c.id).where(pipelines_table.c.id == pipeline.id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    else:  # SQLite: take the write lock now, so a delete cannot slip in between this check and the write
+        conn.execute(pipelines_table.update().where(pipelines_table.c.id == -1).values(name=""))
+    if conn.execute(query).first() is None:
+        raise PipelineError(
+            f"pipeline {pipeline.name!r} was deleted while this run was scoring it; this bucket wrote nothing"
+        )
 
 
 def _ensure_destination(conn: sa.Connection, table: str) -> None:
@@ -345,6 +386,12 @@ def run(
         say(f"  bucket {bucket[0] + 1}/{BUCKETS}: {total:,} contacts scored")
     finish_run(engine, pipeline)
     return total
+
+
+def payload_builds(engine: Engine, pipeline: Pipeline) -> list[tuple[int, int]] | None:
+    """(persona set id, current build) for the payload, or None while any of its sets has never been built."""
+    builds = [(i, store.get_by_id(engine, i).current_build) for i in pipeline.payload]
+    return None if any(b is None for _, b in builds) else builds
 
 
 def changed_since(

@@ -199,3 +199,20 @@ def test_lineage_guard_with_pipelines(ready: Engine, capsys: pytest.CaptureFixtu
     assert "pipeline 'nightly' (population)" in err and "persona set 'Leads'" in err
     assert main(["pipeline", "delete", "nightly"]) == 0
     assert main(["persona-set", "delete", "Customers"]) == 0
+
+
+def test_a_destination_belongs_to_one_pipeline(ready: Engine) -> None:
+    pipelines.create(
+        ready, "first", ["customers"], ["Customers"], destination_table="shared", destination_csv="s.csv"
+    )
+    with pytest.raises(pipelines.PipelineError, match="already the destination of pipeline 'first'"):
+        pipelines.create(ready, "second", ["leads"], ["Leads"], destination_table="shared")
+    with pytest.raises(pipelines.PipelineError, match="CSV file .* already the destination"):
+        pipelines.create(ready, "second", ["leads"], ["Leads"], destination_csv="./s.csv")
+    with ready.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE crm_notes (contact_id BIGINT, note TEXT)"))
+    with pytest.raises(pipelines.PipelineError, match="not a scoring destination .* persona_set"):
+        pipelines.create(ready, "second", ["leads"], ["Leads"], destination_table="crm_notes")
+    assert [p.name for p in pipelines.list_all(ready)] == ["first"]
+    assert main(["pipeline", "delete", "first"]) == 0
+    pipelines.create(ready, "second", ["leads"], ["Leads"], destination_table="shared")  # free again
