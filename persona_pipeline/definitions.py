@@ -12,7 +12,12 @@ from persona_pipeline.defs.persona_assets import (
     persona_set_assets,
     persona_set_partitions,
 )
-from persona_pipeline.defs.pipeline_defs import changed_contacts, scheduled_pipelines, score_pipeline_job
+from persona_pipeline.defs.pipeline_defs import (
+    changed_contacts,
+    fresh_payloads,
+    scheduled_pipelines,
+    score_pipeline_job,
+)
 from persona_pipeline.defs.progress import PROGRESS_LOGGER, progress_logger
 from persona_pipeline.defs.resources import WarehouseResource
 from persona_pipeline.defs.sensors import build_outcome_sensors, queued_persona_sets_sensor
@@ -78,6 +83,7 @@ def make_definitions() -> Definitions:
             *build_outcome_sensors(build_persona_set_job),
             scheduled_pipelines,
             changed_contacts,
+            fresh_payloads,
             explore_refresh,
         ],
         loggers={"console": colored_console_logger, PROGRESS_LOGGER: progress_logger},

@@ -29,3 +29,13 @@ def builds_dir() -> Path:
     path = persona_home() / "builds"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def sensor_interval(default: int) -> int:
+    """Seconds between a sensor's ticks: PERSONA_SENSOR_INTERVAL overrides every sensor's default."""
+    value = os.environ.get("PERSONA_SENSOR_INTERVAL", "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"PERSONA_SENSOR_INTERVAL must be a whole number of seconds, not {value!r}")
+    return int(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from persona_pipeline.warehouse.engine import _engine
 from persona_pipeline.warehouse.sources import replace_sources
 
 PG_URL = os.environ.get("PERSONA_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+REPO = Path(__file__).resolve().parent.parent
 END_DATE = dt.date(2026, 11, 1)
 BACKENDS = ["sqlite", "postgres"]
 
@@ -58,6 +60,25 @@ def warehouse(
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A Dagster instance keeping runs, events and sensor state in a fresh PostgreSQL database (deploy/dagster.yaml)."""
+    database = f"dagster_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    home = tmp_path / "dagster_pg"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    base = PG_URL.rsplit("/", 1)[0]
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_PG_URL", f"{base}/{database}")
+    yield home
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -16,8 +14,6 @@ from persona_pipeline.cli import main
 from persona_pipeline.runner import build_persona_set
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline_tests.conftest import PG_URL
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def test_demo_then_list_and_show(warehouse: Engine, capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,24 +50,6 @@ def test_cli_errors_are_clear_and_change_nothing(
     assert hostile in capsys.readouterr().out
     assert main(["persona-set", "show", "missing"]) == 2
     assert "no persona set named 'missing'" in capsys.readouterr().err
-
-
-@pytest.fixture
-def postgres_dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    database = f"dagster_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
-    home = tmp_path / "dagster_pg"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    base = PG_URL.rsplit("/", 1)[0]
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("DAGSTER_PG_URL", f"{base}/{database}")
-    yield home
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_build_with_dagster_storage_on_postgres(seeded: Engine, postgres_dagster_home: Path) -> None:

@@ -18,6 +18,7 @@ from dagster import (
 from persona_pipeline import studies
 from persona_pipeline.defs.metadata import markdown_table
 from persona_pipeline.defs.resources import WarehouseResource
+from persona_pipeline.settings import sensor_interval
 
 EXPLORE_JOB = "explore_persona_sets"
 
@@ -57,7 +58,7 @@ explore_job = define_asset_job(
 @sensor(
     name="explore_refresh",
     job=explore_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=sensor_interval(30),
     default_status=DefaultSensorStatus.RUNNING,
     description="Refreshes Explore when a shown set is built, renamed, shown or hidden (one run per change).",
 )

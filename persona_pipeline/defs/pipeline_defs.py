@@ -20,6 +20,7 @@ from dagster import (
 
 from persona_pipeline import pipelines
 from persona_pipeline.defs.resources import WarehouseResource
+from persona_pipeline.settings import sensor_interval
 
 SCORE_JOB = "score_pipeline"
 CHANGE_CHUNK = 100_000  # changed contacts per run: a burst becomes several runs, never a dropped tick
@@ -95,7 +96,7 @@ def score_pipeline_job() -> None:
 @sensor(
     name="scheduled_pipelines",
     job=score_pipeline_job,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=sensor_interval(60),
     default_status=DefaultSensorStatus.RUNNING,
     description="Runs each scheduled pipeline once per due time of its cron expression (UTC).",
 )
@@ -125,13 +126,18 @@ def scheduled_pipelines(context: SensorEvaluationContext, warehouse: WarehouseRe
 @sensor(
     name="changed_contacts",
     job=score_pipeline_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=sensor_interval(30),
     default_status=DefaultSensorStatus.RUNNING,
     description="Rescores contacts created or updated since the last tick, for every on-change pipeline.",
 )
 def changed_contacts(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult:
     engine = warehouse.engine()
-    watching = [p for p in pipelines.list_all(engine) if p.trigger == "on_change"]
+    # a payload never built has nothing to score with; fresh_payloads scores everyone once it is built
+    watching = [
+        p
+        for p in pipelines.list_all(engine)
+        if p.trigger == "on_change" and pipelines.payload_builds(engine, p) is not None
+    ]
     cursor = json.loads(context.cursor) if context.cursor else None
     after = (dt.datetime.fromisoformat(cursor["t"]), int(cursor["i"])) if cursor else None
     if after is None:  # first tick: start watching from now on, do not rescore the whole base
@@ -148,3 +154,26 @@ def changed_contacts(context: SensorEvaluationContext, warehouse: WarehouseResou
     ]
     context.log.info(f"{count:,} changed contacts; {len(requests)} pipeline run(s)")
     return SensorResult(run_requests=requests, cursor=json.dumps({"t": upto[0].isoformat(), "i": upto[1]}))
+
+
+@sensor(
+    name="fresh_payloads",
+    job=score_pipeline_job,
+    minimum_interval_seconds=sensor_interval(30),
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Scores every contact of an on-change pipeline once its payload is built, and again after "
+    "each rebuild of a persona set in it, so no contact keeps a persona from an older build.",
+)
+def fresh_payloads(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult:
+    engine = warehouse.engine()
+    requests = []
+    for pipeline in pipelines.list_all(engine):
+        builds = pipelines.payload_builds(engine, pipeline) if pipeline.trigger == "on_change" else None
+        if builds is None:
+            continue
+        # one run per pipeline and payload builds: the run key makes every later tick a no-op
+        key = f"{pipeline.id}:{pipeline.name}@builds:" + ",".join(f"{s}.{b}" for s, b in builds)
+        requests.append(RunRequest(run_key=key, run_config=score_run_config(pipeline.name)))
+    if not requests:
+        return SensorResult(skip_reason="no on-change pipeline with a built payload")
+    return SensorResult(run_requests=requests)

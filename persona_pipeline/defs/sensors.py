@@ -16,13 +16,14 @@ from dagster import (
 from persona_pipeline import lifecycle, notify
 from persona_pipeline.defs.persona_assets import persona_set_partitions
 from persona_pipeline.defs.resources import WarehouseResource
+from persona_pipeline.settings import sensor_interval
 
 
 def queued_persona_sets_sensor(job):  # noqa: ANN001, ANN201 - the build job, defined with the Definitions
     @sensor(
         name="queued_persona_sets",
         job=job,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=sensor_interval(30),
         default_status=DefaultSensorStatus.RUNNING,
         description="Adds the partition of each queued persona set and launches its build (one run per queueing).",
     )
@@ -60,6 +61,7 @@ def build_outcome_sensors(job):  # noqa: ANN001, ANN201
         run_status=DagsterRunStatus.SUCCESS,
         monitored_jobs=[job],
         default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=sensor_interval(30),
         description="Marks the persona set ready and sends the notification.",
     )
     def built(context: RunStatusSensorContext, warehouse: WarehouseResource) -> None:
@@ -72,6 +74,7 @@ def build_outcome_sensors(job):  # noqa: ANN001, ANN201
         name="persona_set_failed",
         monitored_jobs=[job],
         default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=sensor_interval(30),
         description="Marks the persona set errored with the error's text and sends the notification.",
     )
     def failed(context: RunFailureSensorContext, warehouse: WarehouseResource) -> None:

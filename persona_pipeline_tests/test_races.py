@@ -1,0 +1,186 @@
+"""Concurrency and crashes: sensor ticks at once, a deletion racing a scoring run, a process killed mid-write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+from dagster import build_sensor_context
+from sqlalchemy.engine import Engine
+
+from persona_pipeline import pipelines
+from persona_pipeline.cli import main
+from persona_pipeline.definitions import make_definitions
+from persona_pipeline.defs.resources import WarehouseResource
+from persona_pipeline.runner import build_persona_set, instance, run_pipeline
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.bulk import read_frame
+from persona_pipeline_tests.conftest import table_rows
+
+
+@pytest.fixture
+def ready(seeded: Engine) -> Engine:
+    store.create(seeded, "Customers", "customers")
+    assert build_persona_set("Customers", lambda _: None, study=False).success
+    return seeded
+
+
+def _tick(name: str, cursor: str | None = None):  # noqa: ANN202
+    definitions = make_definitions()
+    context = build_sensor_context(
+        instance=instance(),
+        resources={"warehouse": WarehouseResource()},
+        definitions=definitions,
+        cursor=cursor,
+    )
+    return definitions.resolve_sensor_def(name)(context)
+
+
+def test_two_sensor_ticks_at_once_ask_for_the_same_runs(ready: Engine) -> None:
+    """Dagster launches a run key once; concurrent ticks must therefore produce identical keys and cursors."""
+    store.create(ready, "Queued", "leads")
+    pipelines.create(
+        ready, "live", ["customers"], ["Customers"], trigger="on_change", destination_table="live_personas"
+    )
+    start = _tick("changed_contacts")
+    with ready.begin() as conn:
+        conn.execute(sa.text("UPDATE contacts SET updated_at = '2031-01-01 00:00:00' WHERE contact_id < 50"))
+    barrier = threading.Barrier(2)
+
+    def tick_together(name: str, cursor: str | None = None):  # noqa: ANN202
+        barrier.wait()
+        return _tick(name, cursor)
+
+    for name, cursor in (
+        ("queued_persona_sets", None),
+        ("changed_contacts", start.cursor),
+        ("fresh_payloads", None),
+    ):
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(tick_together, [name, name], [cursor, cursor])
+        keys = [[r.run_key for r in t.run_requests] for t in (first, second)]
+        assert keys[0] and keys[0] == keys[1], name
+        assert first.cursor == second.cursor, name
+
+
+def test_fresh_payloads_scores_everyone_once_per_build(ready: Engine) -> None:
+    pipelines.create(ready, "adhoc", ["customers"], ["Customers"], destination_table="a")
+    store.create(ready, "Later", "leads", n_personas=2)
+    pipelines.create(ready, "waiting", ["leads"], ["Later"], trigger="on_change", destination_table="w")
+    pipelines.create(ready, "live", ["customers"], ["Customers"], trigger="on_change", destination_table="l")
+    (request,) = _tick("fresh_payloads").run_requests  # ad hoc is not rescored; "waiting" has no build yet
+    assert request.run_config["ops"]["plan_buckets"]["config"] == {"pipeline": "live"}
+    assert _tick("fresh_payloads").run_requests[0].run_key == request.run_key  # launched once
+    store.queue(ready, store.get(ready, "Customers").id)
+    assert build_persona_set("Customers", lambda _: None, study=False).success
+    assert build_persona_set("Later", lambda _: None, study=False).success
+    after = {r.run_key for r in _tick("fresh_payloads").run_requests}
+    assert len(after) == 2 and request.run_key not in after  # a rebuild means a new full scoring
+
+
+def _block_writes(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Make the next bucket write wait inside its transaction until released."""
+    entered, release = threading.Event(), threading.Event()
+    real = pipelines.write_frame
+
+    def waiting(conn, table, frame):  # noqa: ANN001, ANN202
+        entered.set()
+        assert release.wait(60)
+        return real(conn, table, frame)
+
+    monkeypatch.setattr(pipelines, "write_frame", waiting)
+    return entered, release
+
+
+def test_deleting_a_pipeline_while_a_bucket_is_written_leaves_nothing_behind(
+    ready: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipelines.create(ready, "csv only", ["customers"], ["Customers"], destination_csv="c.csv")
+    pipeline = pipelines.get(ready, "csv only")
+    bucket = pipelines.plan(ready)[0]
+    entered, release = _block_writes(monkeypatch)
+    with ThreadPoolExecutor(2) as pool:
+        scoring = pool.submit(pipelines.score_bucket, ready, pipeline, bucket)
+        assert entered.wait(30)
+        deleting = pool.submit(pipelines.delete, ready, "csv only")
+        with pytest.raises(TimeoutError):
+            deleting.result(timeout=1)  # the delete waits for the bucket's transaction
+        release.set()
+        assert scoring.result(timeout=60) > 0
+        deleting.result(timeout=60)
+    assert pipelines.list_all(ready) == [] and table_rows(ready, "pipeline_scores") == 0
+
+    # and the other way round: a bucket that starts after the delete writes nothing
+    monkeypatch.undo()
+    pipelines.create(ready, "gone", ["customers"], ["Customers"], destination_table="gone_personas")
+    stale = pipelines.get(ready, "gone")
+    pipelines.delete(ready, "gone")
+    with pytest.raises(pipelines.PipelineError, match="was deleted while this run was scoring"):
+        pipelines.score_bucket(ready, stale, bucket)
+    assert table_rows(ready, "pipeline_scores") == 0 and not sa.inspect(ready).has_table("gone_personas")
+
+
+def test_pipeline_delete_is_refused_while_a_run_scores_it(
+    ready: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipelines.create(ready, "nightly", ["customers"], ["Customers"], destination_table="nightly_personas")
+    entered, release = _block_writes(monkeypatch)
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(run_pipeline, "nightly", lambda _: None)
+        assert entered.wait(60)
+        assert main(["pipeline", "delete", "nightly"]) == 2
+        err = capsys.readouterr().err
+        assert "Dagster run" in err and "scoring it now" in err and "Nothing was deleted" in err
+        assert pipelines.get(ready, "nightly")
+        release.set()
+        assert run.result(timeout=120).success
+    assert main(["pipeline", "delete", "nightly"]) == 0
+    assert table_rows(ready, "nightly_personas") == table_rows(ready, "customers")  # the user's table stays
+
+
+KILL_AT_BUCKET_FIVE = """
+import os, signal, sys
+from persona_pipeline import pipelines
+from persona_pipeline.cli import main
+
+real, seen = pipelines.write_frame, []
+
+def write_then_die(conn, table, frame):
+    seen.append(1)
+    real(conn, table, frame)
+    if len(seen) == 6:  # bucket five's rows are sent, its transaction is open: die before the commit
+        os.kill(os.getpid(), signal.SIGKILL)
+
+pipelines.write_frame = write_then_die
+sys.exit(main(["pipeline", "run", "nightly"]))
+"""
+
+
+def test_a_process_killed_mid_write_leaves_no_duplicates_and_the_rerun_no_gaps(ready: Engine) -> None:
+    pipelines.create(ready, "nightly", ["customers"], ["Customers"], destination_table="nightly_personas")
+    assert run_pipeline("nightly", lambda _: None).success
+    before = read_frame(ready, "SELECT contact_id, scored_at FROM nightly_personas").set_index("contact_id")
+    with ready.begin() as conn:  # make the next run's rows recognisable
+        conn.execute(sa.text("UPDATE nightly_personas SET scored_at = '2000-01-01 00:00:00'"))
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_AT_BUCKET_FIVE], env=os.environ.copy(), capture_output=True, timeout=300
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    half = read_frame(ready, "SELECT contact_id, scored_at FROM nightly_personas")
+    assert not half["contact_id"].duplicated().any() and sorted(half["contact_id"]) == sorted(before.index)
+    fresh = half["scored_at"].astype(str) > "2000-01-01 00:00:00"
+    assert 0 < fresh.sum() < len(half)  # some buckets committed; the killed one rolled back to the old rows
+
+    assert main(["pipeline", "run", "nightly"]) == 0
+    after = read_frame(ready, "SELECT contact_id, scored_at FROM nightly_personas")
+    assert not after["contact_id"].duplicated().any()
+    assert sorted(after["contact_id"]) == sorted(
+        read_frame(ready, "SELECT contact_id FROM customers")["contact_id"]
+    )
+    assert (after["scored_at"].astype(str) > "2000-01-01 00:00:00").all()
