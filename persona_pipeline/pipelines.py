@@ -223,8 +223,14 @@ Bucket = tuple[
 ]  # index, first contact_id (None: open), end (exclusive; None: open)
 
 
-def plan(engine: Engine, buckets: int = BUCKETS) -> list[Bucket]:
-    """Split the contact_id space into ranges; the outer ones are open so contacts added meanwhile are covered."""
+def plan(engine: Engine, pipeline: Pipeline, buckets: int = BUCKETS) -> list[Bucket]:
+    """Split the contact_id space into ranges; the outer ones are open so contacts added meanwhile are covered.
+
+    The destination table is created here, once, before buckets run side by side and could race to create it.
+    """
+    if pipeline.destination_table:
+        with engine.begin() as conn:
+            _ensure_destination(conn, pipeline.destination_table)
     with engine.connect() as conn:
         low, high = conn.execute(sa.text("SELECT MIN(contact_id), MAX(contact_id) FROM contacts")).one()
     if low is None:
@@ -308,8 +314,6 @@ def _store(
     with engine.begin() as conn:
         for table, internal in targets:
             _require_still_there(conn, pipeline)
-            if not internal:
-                _ensure_destination(conn, table)
             name = quote(engine, table)
             scope = "pipeline_id = :pid AND " if internal else ""
             if only is None:
@@ -381,7 +385,7 @@ def run(
     """Score the whole population (or the changed contacts) bucket by bucket, in this process."""
     pipeline = get(engine, name)
     total = 0
-    for bucket in plan(engine):
+    for bucket in plan(engine, pipeline):
         total += score_bucket(engine, pipeline, bucket, changed=changed)
         say(f"  bucket {bucket[0] + 1}/{BUCKETS}: {total:,} contacts scored")
     finish_run(engine, pipeline)

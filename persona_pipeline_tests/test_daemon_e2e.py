@@ -120,7 +120,17 @@ def test_daemon_builds_scores_and_rescores_without_anyone_pressing_a_button(
     try:
         runs = instance.get_runs(RunsFilter())
         failed = [r for r in runs if r.status == DagsterRunStatus.FAILURE]
-        assert not failed, [r.run_id for r in failed]
+        assert not failed, [
+            (
+                r.job_name,
+                [
+                    e.message
+                    for e in instance.all_logs(r.run_id)
+                    if e.is_dagster_event and e.dagster_event.is_failure
+                ],
+            )
+            for r in failed
+        ]
         keys = [r.tags.get("dagster/run_key") for r in runs if r.tags.get("dagster/run_key")]
         assert len(keys) == len(set(keys))  # every request launched once
         assert sum(r.job_name == "build_persona_set" for r in runs) == 1

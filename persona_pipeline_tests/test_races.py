@@ -103,7 +103,7 @@ def test_deleting_a_pipeline_while_a_bucket_is_written_leaves_nothing_behind(
 ) -> None:
     pipelines.create(ready, "csv only", ["customers"], ["Customers"], destination_csv="c.csv")
     pipeline = pipelines.get(ready, "csv only")
-    bucket = pipelines.plan(ready)[0]
+    bucket = pipelines.plan(ready, pipeline)[0]
     entered, release = _block_writes(monkeypatch)
     with ThreadPoolExecutor(2) as pool:
         scoring = pool.submit(pipelines.score_bucket, ready, pipeline, bucket)

@@ -56,8 +56,10 @@ def score_run_config(name: str, window: tuple[dt.datetime, int, dt.datetime, int
 @op(out=DynamicOut(list))
 def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource):  # noqa: ANN201
     engine = warehouse.engine()
-    pipelines.get(engine, config.pipeline)  # an unknown pipeline fails here, before any work
-    for bucket in pipelines.plan(engine):  # ranges fixed once, so buckets neither overlap nor leave gaps
+    pipeline = pipelines.get(engine, config.pipeline)  # an unknown pipeline fails here, before any work
+    for bucket in pipelines.plan(
+        engine, pipeline
+    ):  # ranges fixed once, so buckets neither overlap nor leave gaps
         yield DynamicOutput(list(bucket), mapping_key=f"bucket_{bucket[0]}")
 
 
