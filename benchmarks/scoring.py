@@ -2,8 +2,8 @@
 
     PERSONA_WAREHOUSE_URL=postgresql+psycopg2://postgres@127.0.0.1:5432/test python benchmarks/scoring.py
 
-Ours: `pipeline run` through the Dagster job (SQL models of the population, 8 hash buckets: COPY out, assign,
-replace the bucket's rows with COPY into pipeline_scores and the destination table, then the CSV-free finish).
+Ours: `pipeline run` through the Dagster job (SQL models of the population, 8 contact_id-range buckets, each
+scored as two halves side by side: COPY out, assign, replace the range's rows with COPY into the destination).
 Baseline: read_sql of the population's traits, assign everyone, to_sql. Each measured run is a fresh process,
 so its peak memory is its own. Real-time: Scorer.score on 10,000 contacts, one call each.
 """

@@ -13,6 +13,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from persona_pipeline.warehouse.tables import pipeline_scores as scores_table
 from persona_pipeline.warehouse.tables import pipelines as pipelines_table
 
 BUCKETS = 8
+SLICES = 2  # a bucket's ranges, each replaced in its own transaction
+SIDE_BY_SIDE = 2  # ranges scored at once: the warehouse works on one while this process assigns another
 TRIGGERS = ("ad_hoc", "schedule", "on_change")
 TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SCORE_COLUMNS = ["contact_id", "persona_set", "persona_id", "persona_name", "confidence", "scored_at"]
@@ -213,8 +216,12 @@ def delete(engine: Engine, name: str) -> None:
         conn.execute(scores_table.delete().where(scores_table.c.pipeline_id == pipeline.id))
 
 
-def _population_sql(engine: Engine, pipeline: Pipeline) -> str:
-    union = " UNION ".join(f"SELECT contact_id FROM {quote(engine, c)}" for c in pipeline.population)  # noqa: S608
+def _population_sql(engine: Engine, pipeline: Pipeline, where: str) -> str:
+    """The population's contact ids matching `where`: the bucket's range, so each cohort's index limits the scan."""
+    union = " UNION ".join(
+        f"SELECT contact_id FROM {quote(engine, c)} WHERE {where}"  # noqa: S608 - quoted
+        for c in pipeline.population
+    )
     return f"({union})"
 
 
@@ -252,13 +259,14 @@ def _range(column: str, bucket: Bucket) -> tuple[str, dict[str, int]]:
     return " AND ".join(parts), params
 
 
-def score_bucket(
-    engine: Engine,
-    pipeline: Pipeline,
-    bucket: Bucket,
-    changed: tuple[dt.datetime, int, dt.datetime, int] | None = None,
-) -> int:
-    """Score one bucket of the population (or only contacts changed in a window) and store the rows."""
+@dataclass(frozen=True)
+class _Payload:
+    sets: list[store.PersonaSet]
+    models: dict[int, PersonaModel]
+    names: dict[int, dict[int, str]]
+
+
+def _payload(engine: Engine, pipeline: Pipeline) -> _Payload:
     sets = [store.get_by_id(engine, i) for i in pipeline.payload]
     for record in sets:
         if record.status != "ready" and record.current_build is None:
@@ -267,10 +275,58 @@ def score_bucket(
             )
     models = {r.id: PersonaModel.from_json(store.latest_build(engine, r.id)["model"]) for r in sets}
     names = {r.id: {p["persona_id"]: p["name"] for p in store.read_personas(engine, r.id)} for r in sets}
+    return _Payload(sets, models, names)
+
+
+def _slices(engine: Engine, bucket: Bucket, parts: int) -> list[Bucket]:
+    """The bucket cut into `parts` ranges of contact ids (open ends stay open), or whole when too small."""
+    in_range, params = _range("contact_id", bucket)
+    with engine.connect() as conn:
+        low, high = conn.execute(
+            sa.text(f"SELECT MIN(contact_id), MAX(contact_id) FROM contacts WHERE {in_range}"),  # noqa: S608
+            params,
+        ).one()
+    if low is None or high - low < parts:
+        return [bucket]
+    cuts = [low + (high + 1 - low) * i // parts for i in range(1, parts)]
+    bounds = [bucket[1], *cuts, bucket[2]]
+    return [(bucket[0], bounds[i], bounds[i + 1]) for i in range(parts)]
+
+
+def score_bucket(
+    engine: Engine,
+    pipeline: Pipeline,
+    bucket: Bucket,
+    changed: tuple[dt.datetime, int, dt.datetime, int] | None = None,
+) -> int:
+    """Score one bucket of the population (or only contacts changed in a window) and store the rows.
+
+    A whole bucket is scored as two halves side by side, each replaced in its own transaction: the warehouse
+    reads or writes one while this process assigns the other, so both cores work even in a single process.
+    """
+    payload = _payload(engine, pipeline)
+    if changed is not None:
+        return _score_range(engine, pipeline, payload, bucket, changed)
+    slices = _slices(engine, bucket, SLICES)
+    with ThreadPoolExecutor(SIDE_BY_SIDE) as pool:
+        scored = [pool.submit(_score_range, engine, pipeline, payload, part, None) for part in slices]
+        return sum(future.result() for future in scored)
+
+
+def _score_range(
+    engine: Engine,
+    pipeline: Pipeline,
+    payload: _Payload,
+    bucket: Bucket,
+    changed: tuple[dt.datetime, int, dt.datetime, int] | None,
+) -> int:
+    sets, models, names = payload.sets, payload.models, payload.names
     traits = sorted({t for m in models.values() for t in m.transform.trait_names})
     columns = ", ".join(f"c.{quote(engine, t)}" for t in ["contact_id", *traits])
     in_range, params = _range("c.contact_id", bucket)
-    where = f"c.contact_id IN {_population_sql(engine, pipeline)} AND {in_range}"
+    where = (
+        f"c.contact_id IN {_population_sql(engine, pipeline, _range('contact_id', bucket)[0])} AND {in_range}"
+    )
     if changed is not None:
         where += (
             " AND (c.updated_at > :after_time OR (c.updated_at = :after_time AND c.contact_id > :after_id))"
