@@ -32,9 +32,22 @@ def missing_partitions(engine: Engine, existing: set[str]) -> tuple[list[str], l
     return [r.partition_key for r in records], restored
 
 
-def build_finished(engine: Engine, partition_key: str, success: bool, error: str | None) -> tuple[str, str]:
-    """Settle the set's status after its build run and return the notification's subject and body."""
+def build_finished(
+    engine: Engine, partition_key: str, success: bool, error: str | None, personas_built: bool = False
+) -> tuple[str, str]:
+    """Settle the set's status after its build run and return the notification's subject and body.
+
+    personas_built: the failed run wrote the memberships before failing (in the Analysis or the report), so
+    the set stays ready and the message says what failed.
+    """
     record = store.get_by_id(engine, store.id_from_partition_key(partition_key))
+    if not success and personas_built and record.status == "ready":
+        return (
+            f"Persona set {record.name!r} is ready, but its Analysis or report failed",
+            f"The personas of {record.name!r} were built (build {record.current_build}), then this failed:\n\n"
+            f"{error or 'see the run in the Dagster UI'}\n\nRefresh them with: persona-pipeline analyse "
+            f"{record.name!r}\n",
+        )
     if success and record.status == "ready":
         personas = store.read_personas(engine, record.id)
         lines = [f"- {p['name']}: {p['population']:,} contacts ({p['share']:.1%})" for p in personas]

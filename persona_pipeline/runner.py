@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from dagster import AssetKey, DagsterInstance
 
 from persona_pipeline.definitions import BUILD_JOB, SNAPSHOT_JOB, SQL_MODELS_JOB, STUDY_JOB
-from persona_pipeline.defs.persona_assets import persona_set_partitions
+from persona_pipeline.defs.persona_assets import PERSONA_SET_ASSET_NAMES, persona_set_partitions
 from persona_pipeline.settings import dagster_home
 from persona_pipeline.sql_models import discover, execution_order, require_cohort
 from persona_pipeline.warehouse import persona_sets as store
@@ -104,7 +104,7 @@ def build_persona_set(
     study: bool = True,
 ) -> BuildReport:
     """Materialize the whole chain for one persona set now, after rebuilding the SQL models its cohort needs;
-    with `study`, then refresh its Analysis and report (a second run: a failure there leaves the set ready)."""
+    with `study`, its Analysis and report in the same run (a failure there leaves the set ready)."""
     engine = get_engine()
     record = store.get(engine, name)
     require_cohort(discover(), record.cohort)
@@ -121,16 +121,14 @@ def build_persona_set(
     run_config = {}
     if max_quarantine_share is not None:
         run_config = {"ops": {"validated_traits": {"config": {"max_quarantine_share": max_quarantine_share}}}}
-    result = _run(BUILD_JOB, say, partition_key=record.partition_key, run_config=run_config)
+    chain = None if study else [AssetKey(a) for a in PERSONA_SET_ASSET_NAMES]
+    result = _run(BUILD_JOB, say, chain, partition_key=record.partition_key, run_config=run_config)
     seconds = time.perf_counter() - start
     refreshed = store.get_by_id(engine, record.id)
-    if result.success and refreshed.status == "ready":
-        report = BuildReport(True, result.run_id, seconds, f"ready in {seconds:.1f}s")
-        if study:
-            studied = refresh_study(record.name, say, ["persona_analysis", "persona_report"])
-            if not studied.success:
-                say(f"the analysis or report failed (the personas are built and ready): {studied.message}")
-        return report
+    if refreshed.status == "ready" and refreshed.current_build != record.current_build:  # a new build landed
+        if not result.success:  # the personas are built; only the analysis or the report failed
+            say(f"the analysis or report failed (the personas are built and ready): {_failure_text(result)}")
+        return BuildReport(True, result.run_id, seconds, f"ready in {seconds:.1f}s")
     message = refreshed.error or _failure_text(result)
     if refreshed.status != "errored":
         store.set_status(engine, record.id, "errored", message)

@@ -12,7 +12,6 @@ from aiosmtpd.controller import Controller
 from dagster import (
     DagsterEventType,
     DagsterInstance,
-    EventRecordsFilter,
     build_run_status_sensor_context,
     build_sensor_context,
 )
@@ -81,7 +80,7 @@ def test_queued_sets_are_launched_once_per_queueing(seeded: Engine) -> None:
 
 
 def _run_event(run_id: str, event_type: DagsterEventType):  # noqa: ANN202
-    records = DagsterInstance.get().get_event_records(EventRecordsFilter(event_type=event_type), limit=50)
+    records = DagsterInstance.get().fetch_run_status_changes(event_type, limit=50).records
     return next(r.event_log_entry.dagster_event for r in records if r.run_id == run_id)
 
 
@@ -224,3 +223,29 @@ def test_deletion_goes_through_the_lineage_guard(
     instance().delete_dynamic_partition("persona_sets", keep.partition_key)  # behind the guard's back
     tick = _sensor_tick("queued_persona_sets")
     assert tick.dynamic_partitions_requests[0].partition_keys == [keep.partition_key]
+
+
+def test_a_failed_analysis_leaves_the_built_set_ready(seeded: Engine, smtp_server: _Inbox) -> None:
+    import sqlalchemy as sa
+
+    store.create(seeded, "Everyone", "all_contacts")
+    with seeded.begin() as conn:  # the Analysis reads orders; the personas do not
+        conn.execute(sa.text("ALTER TABLE orders RENAME TO orders_elsewhere"))
+    lines: list[str] = []
+    report = build_persona_set("Everyone", lines.append)
+    assert report.success and store.get(seeded, "Everyone").status == "ready"
+    assert any("analysis or report failed" in line for line in lines)
+    dagster = instance()
+    run = dagster.get_run_by_id(report.run_id)
+    assert run.status.value == "FAILURE"  # the one run built the personas, then its Analysis failed
+    context = build_run_status_sensor_context(
+        sensor_name="persona_set_failed",
+        dagster_event=_run_event(report.run_id, DagsterEventType.RUN_FAILURE),
+        dagster_instance=dagster,
+        dagster_run=run,
+        resources={"warehouse": WarehouseResource()},
+    ).for_run_failure()
+    make_definitions().resolve_sensor_def("persona_set_failed")(context)
+    _, message = smtp_server.messages[-1]
+    assert "is ready, but its Analysis or report failed" in message["Subject"]
+    assert store.get(seeded, "Everyone").status == "ready"  # not marked errored

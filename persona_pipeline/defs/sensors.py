@@ -1,6 +1,8 @@
 """Sensors: queued persona sets are built without anyone pressing a button; finished builds notify."""
 
 from dagster import (
+    AssetKey,
+    DagsterEventType,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
@@ -81,7 +83,11 @@ def build_outcome_sensors(job):  # noqa: ANN001, ANN201
         key = _partition(context)
         if key:
             error = context.failure_event.message if context.failure_event else None
-            subject, body = lifecycle.build_finished(warehouse.engine(), key, False, error)
+            materialized = context.instance.all_logs(
+                context.dagster_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+            )
+            built = any(e.dagster_event.asset_key == AssetKey("persona_memberships") for e in materialized)
+            subject, body = lifecycle.build_finished(warehouse.engine(), key, False, error, built)
             context.log.info(f"{subject} -> {notify.send(subject, body)}")
 
     return [built, failed]
