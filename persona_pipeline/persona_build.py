@@ -67,7 +67,7 @@ def extract_cohort(engine: Engine, ctx: BuildContext) -> pd.DataFrame:
         f"ORDER BY {quote(engine, 'contact_id')}"  # the same rows in the same order on every backend: determinism
     )
     try:
-        frame = read_frame(engine, sql, categorical=True)
+        frame = read_frame(engine, sql, categorical=True, split_on="contact_id")
     except sa.exc.DBAPIError as exc:
         raise SqlModelError(f"reading cohort {cohort!r} failed: {str(exc).splitlines()[0]}") from exc
     return _typed_for_handoff(frame, ctx.traits)

@@ -83,3 +83,13 @@ def test_bulk_round_trip_keeps_nulls_and_types(warehouse: sa.Engine) -> None:
     assert [None if pd.isna(v) else v for v in back["state"]] == ["CA", None, 'N,Y "q"', None]
     assert back["score"].isna().tolist() == [False, True, False, False]
     assert back.loc[back["flag"].notna(), "flag"].astype(bool).tolist() == [True, False, True]
+
+
+def test_a_read_split_in_halves_equals_one_read(seeded: sa.Engine) -> None:
+    sql = (
+        "SELECT contact_id, age, state, dog_owner FROM contacts WHERE contact_id % 3 <> 0 ORDER BY contact_id"
+    )
+    whole = read_frame(seeded, sql, categorical=True)
+    split = read_frame(seeded, sql, categorical=True, split_on="contact_id")
+    assert len(whole) > 1000
+    pd.testing.assert_frame_equal(whole, split, check_categorical=False)
