@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from memory import peak_rss_mb
 
 SCHEMA = "bench_build"
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,10 +31,6 @@ def _url() -> str:
     if not base.startswith("postgresql"):
         raise SystemExit("this benchmark measures PostgreSQL: set PERSONA_WAREHOUSE_URL to a postgresql URL")
     return base.split("?")[0] + f"?options=-csearch_path%3D{SCHEMA}"
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def seed(contacts: int) -> None:
@@ -72,7 +69,7 @@ def run_ours(home: str) -> dict:
     if not report.success:
         raise SystemExit(f"build failed: {report.message}")
     build = store.latest_build(engine, store.get(engine, name).id)
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "k": build["k"], "log": lines}
+    return {"seconds": seconds, "peak_mb": peak_rss_mb(), "k": build["k"], "log": lines}
 
 
 def run_baseline() -> dict:
@@ -110,7 +107,7 @@ def run_baseline() -> dict:
     out.to_sql("baseline_memberships", engine, if_exists="replace", index=False, chunksize=10_000)
     seconds = time.perf_counter() - start
     parts["to_sql"] = seconds - parts["read_sql"] - parts["features_and_kmeans"]
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "log": [f"{k}: {v:.1f}s" for k, v in parts.items()]}
+    return {"seconds": seconds, "peak_mb": peak_rss_mb(), "log": [f"{k}: {v:.1f}s" for k, v in parts.items()]}
 
 
 def main() -> None:

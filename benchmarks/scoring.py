@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import tempfile
 import time
 
 import sqlalchemy as sa
+from memory import peak_rss_mb
 
 SCHEMA = "bench_scoring"
 
@@ -28,10 +28,6 @@ SCHEMA = "bench_scoring"
 def _url(schema: str) -> str:
     base = os.environ.get("PERSONA_WAREHOUSE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
     return base.split("?")[0] + f"?options=-csearch_path%3D{schema}"
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def seed(contacts: int, schema: str) -> None:
@@ -65,7 +61,7 @@ def run_ours() -> dict:
     report = run_pipeline("rescore", lambda _: None)
     if not report.success:
         raise SystemExit(report.message)
-    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
+    return {"seconds": time.perf_counter() - start, "peak_mb": peak_rss_mb()}
 
 
 def run_baseline() -> dict:
@@ -86,7 +82,7 @@ def run_baseline() -> dict:
     persona, confidence = model.assign(frame)
     out = pd.DataFrame({"contact_id": frame["contact_id"], "persona_id": persona, "confidence": confidence})
     out.to_sql("baseline_scores", engine, if_exists="replace", index=False, chunksize=10_000)
-    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
+    return {"seconds": time.perf_counter() - start, "peak_mb": peak_rss_mb()}
 
 
 def latency() -> dict:

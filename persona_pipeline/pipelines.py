@@ -34,8 +34,8 @@ from persona_pipeline.warehouse.tables import pipeline_scores as scores_table
 from persona_pipeline.warehouse.tables import pipelines as pipelines_table
 
 BUCKETS = 8
-SLICES = 2  # a bucket's ranges, each replaced in its own transaction
-SIDE_BY_SIDE = 2  # ranges scored at once: the warehouse works on one while this process assigns another
+SLICE_CONTACTS = 65_536  # contacts per slice of a bucket: what one thread holds in memory, at any scale
+SIDE_BY_SIDE = 2  # slices scored at once, each replaced in its own transaction
 TRIGGERS = ("ad_hoc", "schedule", "on_change")
 TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SCORE_COLUMNS = ["contact_id", "persona_set", "persona_id", "persona_name", "confidence", "scored_at"]
@@ -278,15 +278,21 @@ def _payload(engine: Engine, pipeline: Pipeline) -> _Payload:
     return _Payload(sets, models, names)
 
 
-def _slices(engine: Engine, bucket: Bucket, parts: int) -> list[Bucket]:
-    """The bucket cut into `parts` ranges of contact ids (open ends stay open), or whole when too small."""
+def _slices(engine: Engine, bucket: Bucket) -> list[Bucket]:
+    """The bucket cut into id ranges of about SLICE_CONTACTS contacts, at least two (open ends stay open)."""
     in_range, params = _range("contact_id", bucket)
     with engine.connect() as conn:
-        low, high = conn.execute(
-            sa.text(f"SELECT MIN(contact_id), MAX(contact_id) FROM contacts WHERE {in_range}"),  # noqa: S608
+        low, high, count = conn.execute(
+            sa.text(f"SELECT MIN(contact_id), MAX(contact_id), COUNT(*) FROM contacts WHERE {in_range}"),  # noqa: S608
             params,
         ).one()
-    if low is None or high - low < parts:
+    return cut_bucket(bucket, low, high, count)
+
+
+def cut_bucket(bucket: Bucket, low: int | None, high: int | None, count: int) -> list[Bucket]:
+    """Contiguous ranges covering the bucket exactly, cut evenly between its lowest and highest contact id."""
+    parts = max(SIDE_BY_SIDE, -(-count // SLICE_CONTACTS))
+    if low is None or high is None or high - low < parts:
         return [bucket]
     cuts = [low + (high + 1 - low) * i // parts for i in range(1, parts)]
     bounds = [bucket[1], *cuts, bucket[2]]
@@ -301,14 +307,15 @@ def score_bucket(
 ) -> int:
     """Score one bucket of the population (or only contacts changed in a window) and store the rows.
 
-    A whole bucket is scored as two halves side by side, each replaced in its own transaction: the warehouse
-    reads or writes one while this process assigns the other, so both cores work even in a single process.
+    A whole bucket is scored in slices, two at a time, each replaced in its own transaction: the warehouse
+    reads or writes one while this process assigns the other, so both cores work even in a single process,
+    and memory stays the same at any population size.
     """
     payload = _payload(engine, pipeline)
     if changed is not None:
         return _score_range(engine, pipeline, payload, bucket, changed)
-    slices = _slices(engine, bucket, SLICES)
-    with ThreadPoolExecutor(SIDE_BY_SIDE) as pool:
+    slices = _slices(engine, bucket)
+    with ThreadPoolExecutor(min(SIDE_BY_SIDE, len(slices))) as pool:
         scored = [pool.submit(_score_range, engine, pipeline, payload, part, None) for part in slices]
         return sum(future.result() for future in scored)
 

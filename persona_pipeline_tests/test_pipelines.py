@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from dagster import build_sensor_context
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from persona_pipeline import pipelines
@@ -216,3 +218,24 @@ def test_a_destination_belongs_to_one_pipeline(ready: Engine) -> None:
     assert [p.name for p in pipelines.list_all(ready)] == ["first"]
     assert main(["pipeline", "delete", "first"]) == 0
     pipelines.create(ready, "second", ["leads"], ["Leads"], destination_table="shared")  # free again
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 10**9),
+    st.integers(0, 10**7),
+    st.integers(0, 10**6),
+    st.booleans(),
+    st.booleans(),
+)
+def test_bucket_slices_cover_the_bucket_exactly(
+    low: int, span: int, count: int, open_low: bool, open_high: bool
+) -> None:
+    high = low + span
+    bucket = (3, None if open_low else low, None if open_high else high + 1)
+    slices = pipelines.cut_bucket(bucket, low, high, count)
+    assert slices[0][1] == bucket[1] and slices[-1][2] == bucket[2] and {s[0] for s in slices} == {3}
+    for before, after in zip(slices, slices[1:], strict=False):
+        assert before[2] == after[1] and low < before[2] <= high  # contiguous, cut inside the ids present
+    if len(slices) > 1:
+        assert len(slices) >= max(2, -(-count // pipelines.SLICE_CONTACTS))

@@ -57,9 +57,8 @@ def score_run_config(name: str, window: tuple[dt.datetime, int, dt.datetime, int
 def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource):  # noqa: ANN201
     engine = warehouse.engine()
     pipeline = pipelines.get(engine, config.pipeline)  # an unknown pipeline fails here, before any work
-    for bucket in pipelines.plan(
-        engine, pipeline
-    ):  # ranges fixed once, so buckets neither overlap nor leave gaps
+    # ranges fixed once, so buckets neither overlap nor leave gaps
+    for bucket in pipelines.plan(engine, pipeline):
         yield DynamicOutput(list(bucket), mapping_key=f"bucket_{bucket[0]}")
 
 
