@@ -60,6 +60,8 @@ def run_ours(home: str) -> dict:
     from persona_pipeline.warehouse.engine import get_engine
 
     engine = get_engine()
+    for leftover in store.list_all(engine):  # from runs of an older version of this script
+        store.delete(engine, leftover.id)
     name = f"bench {time.time_ns()}"
     store.create(engine, name, "all_contacts")
     lines: list[str] = []
@@ -68,7 +70,9 @@ def run_ours(home: str) -> dict:
     seconds = time.perf_counter() - start
     if not report.success:
         raise SystemExit(f"build failed: {report.message}")
-    build = store.latest_build(engine, store.get(engine, name).id)
+    record = store.get(engine, name)
+    build = store.latest_build(engine, record.id)
+    store.delete(engine, record.id)  # every run starts from the same warehouse: no other set's memberships
     return {"seconds": seconds, "peak_mb": peak_rss_mb(), "k": build["k"], "log": lines}
 
 
