@@ -151,5 +151,11 @@ def test_explore_compares_shown_sets(seeded: Engine, capsys: pytest.CaptureFixtu
     renamed = _tick(hidden.cursor)
     assert renamed.run_requests and renamed.cursor not in seen
     assert "Our Leads" in studies.write_explore(seeded)[0].read_text("utf-8")
+    assert main(["persona-set", "explore", "Private", "--hide"]) == 0  # back to what it showed before
+    back = _tick(renamed.cursor)
+    assert back.run_requests and back.run_requests[0].run_key not in {
+        r.run_key for r in (first, hidden, renamed) for r in r.run_requests
+    }
     assert main(["persona-set", "explore", "Nobody", "--show"]) == 2
-    assert store.get(seeded, "Private").show_in_explore and not store.get(seeded, HOSTILE).show_in_explore
+    assert not store.get(seeded, "Private").show_in_explore and not store.get(seeded, HOSTILE).show_in_explore
+    assert store.get(seeded, "Leads").show_in_explore

@@ -1,5 +1,7 @@
 """Explore in Dagster: the side-by-side page of the shown persona sets, refreshed when what it shows changes."""
 
+import json
+
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
@@ -64,6 +66,12 @@ explore_job = define_asset_job(
 )
 def explore_refresh(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult:
     fingerprint = studies.explore_fingerprint(warehouse.engine())
-    if fingerprint == context.cursor:
+    seen = json.loads(context.cursor) if context.cursor else {"changes": 0, "fingerprint": None}
+    if fingerprint == seen["fingerprint"]:
         return SensorResult(skip_reason="Explore is up to date")
-    return SensorResult(run_requests=[RunRequest(run_key=f"explore@{fingerprint}")], cursor=fingerprint)
+    # counted, so going back to an earlier state (hide, then show again) is a new run, not a used run key
+    changes = seen["changes"] + 1
+    return SensorResult(
+        run_requests=[RunRequest(run_key=f"explore-{changes}@{fingerprint}")],
+        cursor=json.dumps({"changes": changes, "fingerprint": fingerprint}),
+    )
