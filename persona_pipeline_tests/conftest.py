@@ -97,3 +97,21 @@ def seeded(warehouse: Engine, small_base: SyntheticBase) -> Engine:
 def table_rows(engine: Engine, table: str) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.text(f'SELECT COUNT(*) FROM "{table}"')).scalar_one())
+
+
+def sensor_tick(name: str, cursor: str | None = None):  # noqa: ANN201 - the sensor's own result type
+    """One evaluation of a sensor of the Definitions, as the daemon would run it, before it launches anything."""
+    from dagster import build_sensor_context
+
+    from persona_pipeline.definitions import make_definitions
+    from persona_pipeline.defs.resources import WarehouseResource
+    from persona_pipeline.runner import instance
+
+    definitions = make_definitions()
+    context = build_sensor_context(
+        instance=instance(),
+        resources={"warehouse": WarehouseResource()},
+        definitions=definitions,
+        cursor=cursor,
+    )
+    return definitions.resolve_sensor_def(name)(context)

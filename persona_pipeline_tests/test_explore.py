@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from dagster import build_sensor_context
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
@@ -12,11 +11,10 @@ from sqlalchemy.engine import Engine
 from persona_pipeline import studies
 from persona_pipeline.cli import main
 from persona_pipeline.core.explore import ExploreSet, geography, render, top_regions
-from persona_pipeline.definitions import make_definitions
-from persona_pipeline.defs.resources import WarehouseResource
 from persona_pipeline.runner import build_persona_set, instance
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
+from persona_pipeline_tests.conftest import sensor_tick
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -81,17 +79,6 @@ def test_page_escapes_user_text() -> None:
     assert "No ready persona set" in render([], None, "state")
 
 
-def _tick(cursor: str | None):  # noqa: ANN202
-    definitions = make_definitions()
-    context = build_sensor_context(
-        instance=instance(),
-        resources={"warehouse": WarehouseResource()},
-        definitions=definitions,
-        cursor=cursor,
-    )
-    return definitions.resolve_sensor_def("explore_refresh")(context)
-
-
 def test_explore_compares_shown_sets(seeded: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["persona-set", "create", "--name", HOSTILE, "--cohort", "customers"]) == 0
     assert main(["persona-set", "create", "--name", "Leads", "--cohort", "leads", "--personas", "3"]) == 0
@@ -113,9 +100,9 @@ def test_explore_compares_shown_sets(seeded: Engine, capsys: pytest.CaptureFixtu
     )
     for name in (HOSTILE, "Leads", "Private"):
         assert build_persona_set(name, lambda _: None, study=False).success
-    first = _tick(None)
+    first = sensor_tick("explore_refresh", None)
     (request,) = first.run_requests
-    assert _tick(first.cursor).skip_reason  # nothing changed since: no second run
+    assert sensor_tick("explore_refresh", first.cursor).skip_reason  # nothing changed since: no second run
 
     capsys.readouterr()
     assert main(["explore"]) == 0
@@ -141,18 +128,18 @@ def test_explore_compares_shown_sets(seeded: Engine, capsys: pytest.CaptureFixtu
     # hiding, showing and renaming each change what Explore shows, so each makes the sensor run it again
     seen = {first.cursor}
     assert main(["persona-set", "explore", HOSTILE, "--hide"]) == 0
-    hidden = _tick(first.cursor)
+    hidden = sensor_tick("explore_refresh", first.cursor)
     assert hidden.run_requests and hidden.cursor not in seen
     seen.add(hidden.cursor)
     path, table = studies.write_explore(seeded)
     assert set(table["persona_set"]) == {"Leads"}
     assert main(["persona-set", "explore", "Private", "--show"]) == 0
     assert main(["persona-set", "rename-persona", "Leads", "--persona", "1", "--to", "Our Leads"]) == 0
-    renamed = _tick(hidden.cursor)
+    renamed = sensor_tick("explore_refresh", hidden.cursor)
     assert renamed.run_requests and renamed.cursor not in seen
     assert "Our Leads" in studies.write_explore(seeded)[0].read_text("utf-8")
     assert main(["persona-set", "explore", "Private", "--hide"]) == 0  # back to what it showed before
-    back = _tick(renamed.cursor)
+    back = sensor_tick("explore_refresh", renamed.cursor)
     assert back.run_requests and back.run_requests[0].run_key not in {
         r.run_key for r in (first, hidden, renamed) for r in r.run_requests
     }

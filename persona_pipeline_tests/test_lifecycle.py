@@ -13,7 +13,6 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     build_run_status_sensor_context,
-    build_sensor_context,
 )
 from sqlalchemy.engine import Engine
 
@@ -22,6 +21,7 @@ from persona_pipeline.definitions import make_definitions
 from persona_pipeline.defs.resources import WarehouseResource
 from persona_pipeline.runner import build_persona_set, instance
 from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline_tests.conftest import sensor_tick
 
 HOSTILE = "Q4\r\nBcc: everyone@example.com <b>bold</b>"
 
@@ -51,31 +51,20 @@ def smtp_server(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     controller.stop()
 
 
-def _sensor_tick(name: str):  # noqa: ANN202
-    definitions = make_definitions()
-    sensor = definitions.resolve_sensor_def(name)
-    context = build_sensor_context(
-        instance=instance(),
-        resources={"warehouse": WarehouseResource()},
-        definitions=definitions,
-    )
-    return sensor(context)  # the sensor's own answer, before the daemon resolves and launches it
-
-
 def test_queued_sets_are_launched_once_per_queueing(seeded: Engine) -> None:
-    assert _sensor_tick("queued_persona_sets").skip_reason.skip_message == "no queued persona set"
+    assert sensor_tick("queued_persona_sets").skip_reason.skip_message == "no queued persona set"
     record = store.create(seeded, "Customers", "customers")
-    first, second = _sensor_tick("queued_persona_sets"), _sensor_tick("queued_persona_sets")
+    first, second = sensor_tick("queued_persona_sets"), sensor_tick("queued_persona_sets")
     assert [r.partition_key for r in first.run_requests] == [record.partition_key]
     assert [r.run_key for r in first.run_requests] == [r.run_key for r in second.run_requests]  # deduplicated
     assert first.dynamic_partitions_requests[0].partition_keys == [record.partition_key]
     instance().add_dynamic_partitions("persona_sets", [record.partition_key])
-    assert not _sensor_tick("queued_persona_sets").dynamic_partitions_requests
+    assert not sensor_tick("queued_persona_sets").dynamic_partitions_requests
     assert build_persona_set("Customers", lambda _: None, study=False).success
-    assert _sensor_tick("queued_persona_sets").skip_reason.skip_message == "no queued persona set"
+    assert sensor_tick("queued_persona_sets").skip_reason.skip_message == "no queued persona set"
     time.sleep(1.1)  # queued again later: a new run key, so a new run
     store.set_status(seeded, record.id, "queued")
-    again = _sensor_tick("queued_persona_sets").run_requests
+    again = sensor_tick("queued_persona_sets").run_requests
     assert len(again) == 1 and again[0].run_key != first.run_requests[0].run_key
 
 
@@ -84,21 +73,26 @@ def _run_event(run_id: str, event_type: DagsterEventType):  # noqa: ANN202
     return next(r.event_log_entry.dagster_event for r in records if r.run_id == run_id)
 
 
+def _run_status_sensor(name: str, run_id: str, event_type: DagsterEventType) -> None:
+    """Evaluate a run-status sensor on a finished run, as the daemon does when it sees the run's status."""
+    dagster = instance()
+    context = build_run_status_sensor_context(
+        sensor_name=name,
+        dagster_event=_run_event(run_id, event_type),
+        dagster_instance=dagster,
+        dagster_run=dagster.get_run_by_id(run_id),
+        resources={"warehouse": WarehouseResource()},
+    )
+    if event_type == DagsterEventType.RUN_FAILURE:
+        context = context.for_run_failure()
+    make_definitions().resolve_sensor_def(name)(context)
+
+
 def test_build_outcomes_notify_by_smtp(seeded: Engine, smtp_server: _Inbox) -> None:
     store.create(seeded, HOSTILE, "customers")
     report = build_persona_set(HOSTILE, lambda _: None, study=False)
     assert report.success
-    definitions = make_definitions()
-    dagster = instance()
-    run = dagster.get_run_by_id(report.run_id)
-    context = build_run_status_sensor_context(
-        sensor_name="persona_set_built",
-        dagster_event=_run_event(report.run_id, DagsterEventType.RUN_SUCCESS),
-        dagster_instance=dagster,
-        dagster_run=run,
-        resources={"warehouse": WarehouseResource()},
-    )
-    definitions.resolve_sensor_def("persona_set_built")(context)
+    _run_status_sensor("persona_set_built", report.run_id, DagsterEventType.RUN_SUCCESS)
     recipients, message = smtp_server.messages[-1]
     assert recipients == ["a@example.test", "b@example.test"]
     assert "is ready" in message["Subject"] and "\n" not in message["Subject"] and message["Bcc"] is None
@@ -221,7 +215,7 @@ def test_deletion_goes_through_the_lineage_guard(
     )
 
     instance().delete_dynamic_partition("persona_sets", keep.partition_key)  # behind the guard's back
-    tick = _sensor_tick("queued_persona_sets")
+    tick = sensor_tick("queued_persona_sets")
     assert tick.dynamic_partitions_requests[0].partition_keys == [keep.partition_key]
 
 
@@ -235,17 +229,9 @@ def test_a_failed_analysis_leaves_the_built_set_ready(seeded: Engine, smtp_serve
     report = build_persona_set("Everyone", lines.append)
     assert report.success and store.get(seeded, "Everyone").status == "ready"
     assert any("analysis or report failed" in line for line in lines)
-    dagster = instance()
-    run = dagster.get_run_by_id(report.run_id)
+    run = instance().get_run_by_id(report.run_id)
     assert run.status.value == "FAILURE"  # the one run built the personas, then its Analysis failed
-    context = build_run_status_sensor_context(
-        sensor_name="persona_set_failed",
-        dagster_event=_run_event(report.run_id, DagsterEventType.RUN_FAILURE),
-        dagster_instance=dagster,
-        dagster_run=run,
-        resources={"warehouse": WarehouseResource()},
-    ).for_run_failure()
-    make_definitions().resolve_sensor_def("persona_set_failed")(context)
+    _run_status_sensor("persona_set_failed", report.run_id, DagsterEventType.RUN_FAILURE)
     _, message = smtp_server.messages[-1]
     assert "is ready, but its Analysis or report failed" in message["Subject"]
     assert store.get(seeded, "Everyone").status == "ready"  # not marked errored

@@ -9,20 +9,17 @@ import time
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from dagster import build_sensor_context
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from persona_pipeline import pipelines
 from persona_pipeline.cli import main
-from persona_pipeline.definitions import make_definitions
 from persona_pipeline.defs import pipeline_defs
-from persona_pipeline.defs.resources import WarehouseResource
-from persona_pipeline.runner import _run, build_persona_set, instance, run_pipeline
+from persona_pipeline.runner import _run, build_persona_set, run_pipeline
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
-from persona_pipeline_tests.conftest import table_rows
+from persona_pipeline_tests.conftest import sensor_tick, table_rows
 
 
 @pytest.fixture
@@ -126,17 +123,6 @@ def test_bad_pipelines_are_refused(ready: Engine) -> None:
     assert main(["pipeline", "run", "missing"]) == 2
 
 
-def _tick(name: str, cursor: str | None = None):  # noqa: ANN202
-    definitions = make_definitions()
-    context = build_sensor_context(
-        instance=instance(),
-        resources={"warehouse": WarehouseResource()},
-        definitions=definitions,
-        cursor=cursor,
-    )
-    return definitions.resolve_sensor_def(name)(context)
-
-
 def test_scheduled_pipelines_run_once_per_due_time(ready: Engine) -> None:
     pipelines.create(
         ready,
@@ -147,10 +133,12 @@ def test_scheduled_pipelines_run_once_per_due_time(ready: Engine) -> None:
         cron="* * * * *",
         destination_table="m",
     )
-    assert _tick("scheduled_pipelines").skip_reason  # created after the last due minute: nothing due yet
+    assert sensor_tick(
+        "scheduled_pipelines"
+    ).skip_reason  # created after the last due minute: nothing due yet
     with ready.begin() as conn:
         conn.execute(sa.text("UPDATE pipelines SET created_at = :t"), {"t": dt.datetime(2026, 1, 1)})
-    first, second = _tick("scheduled_pipelines"), _tick("scheduled_pipelines")
+    first, second = sensor_tick("scheduled_pipelines"), sensor_tick("scheduled_pipelines")
     assert len(first.run_requests) == 1 and first.run_requests[0].run_key.startswith("minutely@")
     assert (
         first.run_requests[0].run_key == second.run_requests[0].run_key
@@ -165,7 +153,7 @@ def test_changed_contacts_are_rescored_in_chunks(ready: Engine, monkeypatch: pyt
     )
     assert run_pipeline("live", lambda _: None).success
     before = _scores(ready, "live_personas").set_index("contact_id")
-    start = _tick("changed_contacts")
+    start = sensor_tick("changed_contacts")
     assert start.skip_reason and start.cursor  # starts watching from now
     changed = read_frame(ready, "SELECT contact_id FROM customers ORDER BY contact_id")[
         "contact_id"
@@ -179,9 +167,9 @@ def test_changed_contacts_are_rescored_in_chunks(ready: Engine, monkeypatch: pyt
         )
     monkeypatch.setattr(pipeline_defs, "CHANGE_CHUNK", 2)
     time.sleep(1.1)  # scored_at has one-second resolution: let a rescore be told from the first run
-    first = _tick("changed_contacts", start.cursor)
-    second = _tick("changed_contacts", first.cursor)
-    assert _tick("changed_contacts", second.cursor).skip_reason  # all changes taken, none twice
+    first = sensor_tick("changed_contacts", start.cursor)
+    second = sensor_tick("changed_contacts", first.cursor)
+    assert sensor_tick("changed_contacts", second.cursor).skip_reason  # all changes taken, none twice
     for result in (first, second):
         (request,) = result.run_requests
         assert _run(pipeline_defs.SCORE_JOB, lambda _: None, run_config=request.run_config).success

@@ -11,17 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
-from dagster import build_sensor_context
 from sqlalchemy.engine import Engine
 
 from persona_pipeline import pipelines
 from persona_pipeline.cli import main
-from persona_pipeline.definitions import make_definitions
-from persona_pipeline.defs.resources import WarehouseResource
-from persona_pipeline.runner import build_persona_set, instance, run_pipeline
+from persona_pipeline.runner import build_persona_set, run_pipeline
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
-from persona_pipeline_tests.conftest import table_rows
+from persona_pipeline_tests.conftest import sensor_tick, table_rows
 
 
 @pytest.fixture
@@ -31,31 +28,20 @@ def ready(seeded: Engine) -> Engine:
     return seeded
 
 
-def _tick(name: str, cursor: str | None = None):  # noqa: ANN202
-    definitions = make_definitions()
-    context = build_sensor_context(
-        instance=instance(),
-        resources={"warehouse": WarehouseResource()},
-        definitions=definitions,
-        cursor=cursor,
-    )
-    return definitions.resolve_sensor_def(name)(context)
-
-
 def test_two_sensor_ticks_at_once_ask_for_the_same_runs(ready: Engine) -> None:
     """Dagster launches a run key once; concurrent ticks must therefore produce identical keys and cursors."""
     store.create(ready, "Queued", "leads")
     pipelines.create(
         ready, "live", ["customers"], ["Customers"], trigger="on_change", destination_table="live_personas"
     )
-    start = _tick("changed_contacts")
+    start = sensor_tick("changed_contacts")
     with ready.begin() as conn:
         conn.execute(sa.text("UPDATE contacts SET updated_at = '2031-01-01 00:00:00' WHERE contact_id < 50"))
     barrier = threading.Barrier(2)
 
     def tick_together(name: str, cursor: str | None = None):  # noqa: ANN202
         barrier.wait()
-        return _tick(name, cursor)
+        return sensor_tick(name, cursor)
 
     for name, cursor in (
         ("queued_persona_sets", None),
@@ -74,13 +60,15 @@ def test_fresh_payloads_scores_everyone_once_per_build(ready: Engine) -> None:
     store.create(ready, "Later", "leads", n_personas=2)
     pipelines.create(ready, "waiting", ["leads"], ["Later"], trigger="on_change", destination_table="w")
     pipelines.create(ready, "live", ["customers"], ["Customers"], trigger="on_change", destination_table="l")
-    (request,) = _tick("fresh_payloads").run_requests  # ad hoc is not rescored; "waiting" has no build yet
+    (request,) = sensor_tick(
+        "fresh_payloads"
+    ).run_requests  # ad hoc is not rescored; "waiting" has no build yet
     assert request.run_config["ops"]["plan_buckets"]["config"] == {"pipeline": "live"}
-    assert _tick("fresh_payloads").run_requests[0].run_key == request.run_key  # launched once
+    assert sensor_tick("fresh_payloads").run_requests[0].run_key == request.run_key  # launched once
     store.queue(ready, store.get(ready, "Customers").id)
     assert build_persona_set("Customers", lambda _: None, study=False).success
     assert build_persona_set("Later", lambda _: None, study=False).success
-    after = {r.run_key for r in _tick("fresh_payloads").run_requests}
+    after = {r.run_key for r in sensor_tick("fresh_payloads").run_requests}
     assert len(after) == 2 and request.run_key not in after  # a rebuild means a new full scoring
 
 
