@@ -312,7 +312,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
             return 1
         path, table = studies.default_explore_path(), studies.explore_sizes(studies.explore_sets(engine))
     if table.empty:
-        say("no ready persona set is shown in Explore: persona-pipeline persona-set explore NAME --show")
+        say("no built persona set is shown in Explore: persona-pipeline persona-set explore NAME --show")
     for set_name, rows in table.groupby("persona_set", sort=False):
         say(f"\n{set_name}: {rows['population'].sum():,} contacts, {len(rows)} personas")
         for row in rows.itertuples():

@@ -375,11 +375,12 @@ def geography_trait(engine: Engine) -> str | None:
 
 
 def explore_sets(engine: Engine) -> list[ExploreSet]:
-    """The ready persona sets shown in Explore, oldest first."""
+    """The built persona sets shown in Explore, oldest first: a set being rebuilt, or whose rebuild failed,
+    keeps showing its current build rather than vanishing from the comparison."""
     return [
         ExploreSet(r.name, r.cohort, r.current_build, r.built_at, store.read_personas(engine, r.id))
         for r in store.list_all(engine)
-        if r.show_in_explore and r.status == "ready" and r.current_build is not None
+        if r.show_in_explore and r.current_build is not None
     ]
 
 

@@ -76,7 +76,7 @@ def test_page_escapes_user_text() -> None:
     page = render([ExploreSet(HOSTILE, "c<b>", 1, None, [persona])], None, None)
     assert "<script>alert" not in page and "<img src=x" not in page and "c<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "no region trait" in page
-    assert "No ready persona set" in render([], None, "state")
+    assert "No built persona set" in render([], None, "state")
 
 
 def test_explore_compares_shown_sets(seeded: Engine, capsys: pytest.CaptureFixture[str]) -> None:
@@ -146,3 +146,7 @@ def test_explore_compares_shown_sets(seeded: Engine, capsys: pytest.CaptureFixtu
     assert main(["persona-set", "explore", "Nobody", "--show"]) == 2
     assert not store.get(seeded, "Private").show_in_explore and not store.get(seeded, HOSTILE).show_in_explore
     assert store.get(seeded, "Leads").show_in_explore
+    store.queue(
+        seeded, store.get(seeded, "Leads").id
+    )  # being rebuilt: still compared, with its current build
+    assert "Leads" in set(studies.write_explore(seeded)[1]["persona_set"])

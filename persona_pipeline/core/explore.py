@@ -158,7 +158,7 @@ def render(sets: list[ExploreSet], geo: pd.DataFrame | None, geography_trait: st
         body = f"<div class='sets'>{columns}</div>"
     else:
         body = (
-            "<p class='empty'>No ready persona set is shown in Explore. Show one with "
+            "<p class='empty'>No built persona set is shown in Explore. Show one with "
             "<code>persona-pipeline persona-set explore NAME --show</code>.</p>"
         )
     note = (
