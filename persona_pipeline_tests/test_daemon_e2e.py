@@ -27,6 +27,13 @@ from persona_pipeline.warehouse.bulk import read_frame
 from persona_pipeline_tests.conftest import REPO, table_rows
 
 TIMEOUT = 240
+UNFINISHED = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
 
 
 def _wait(what: str, condition: Callable[[], bool], daemon: subprocess.Popen, log: Path) -> None:
@@ -40,6 +47,14 @@ def _wait(what: str, condition: Callable[[], bool], daemon: subprocess.Popen, lo
             )
         time.sleep(1)
     pytest.fail(f"timed out after {TIMEOUT}s waiting for {what}; daemon log:\n{log.read_text()[-4000:]}")
+
+
+def _runs_in_progress() -> list:
+    instance = DagsterInstance.get()
+    try:
+        return instance.get_runs(RunsFilter(statuses=UNFINISHED))
+    finally:
+        instance.dispose()
 
 
 def _scores(engine: Engine) -> pd.DataFrame:
@@ -108,6 +123,8 @@ def test_daemon_builds_scores_and_rescores_without_anyone_pressing_a_button(
         _wait("the changed contacts to be rescored", lambda: rescored() == sorted(changed), daemon, log)
         time.sleep(6)  # a few more ticks: nothing else is rescored, nothing twice
         assert rescored() == sorted(changed) and len(_scores(seeded)) == population
+        # let runs still finishing (a last step, the worker's exit) end before the daemon and its workers stop
+        _wait("every run to finish", lambda: not _runs_in_progress(), daemon, log)
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
