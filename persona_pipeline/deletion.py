@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
+from dagster import DagsterRunStatus, RunsFilter
 from sqlalchemy.engine import Engine
 
 from persona_pipeline import pipelines
@@ -75,32 +76,29 @@ def delete_cohort(engine: Engine, cohort: str) -> list[str]:
     return removed
 
 
-def _runs_in_progress(job_name: str | None = None, tags: dict[str, str] | None = None) -> list:
-    from dagster import DagsterRunStatus, RunsFilter
+# Runs not finished yet: queued or waiting to start count too, since they will touch the data.
+UNFINISHED_RUN_STATUSES = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
 
+
+def _runs_in_progress(job_name: str | None = None, tags: dict[str, str] | None = None) -> list:
     from persona_pipeline.runner import instance
 
-    in_progress = [
-        DagsterRunStatus.QUEUED,
-        DagsterRunStatus.NOT_STARTED,
-        DagsterRunStatus.STARTING,
-        DagsterRunStatus.STARTED,
-        DagsterRunStatus.CANCELING,
-    ]
-    return instance().get_runs(RunsFilter(job_name=job_name, tags=tags or {}, statuses=in_progress))
+    return instance().get_runs(
+        RunsFilter(job_name=job_name, tags=tags or {}, statuses=UNFINISHED_RUN_STATUSES)
+    )
 
 
 def running_scoring_runs(name: str) -> list[str]:
     """Ids of the score_pipeline runs in progress for this pipeline, however they were launched."""
-    from persona_pipeline.defs.pipeline_defs import SCORE_JOB
+    from persona_pipeline.defs.pipeline_defs import SCORE_JOB, pipeline_of
 
-    runs = _runs_in_progress(SCORE_JOB)
-    return [
-        run.run_id
-        for run in runs
-        if (run.run_config or {}).get("ops", {}).get("plan_buckets", {}).get("config", {}).get("pipeline")
-        == name
-    ]
+    return [run.run_id for run in _runs_in_progress(SCORE_JOB) if pipeline_of(run.run_config) == name]
 
 
 def delete_pipeline(engine: Engine, name: str) -> list[str]:

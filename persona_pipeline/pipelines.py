@@ -369,27 +369,25 @@ def _score_range(
 def _store(
     engine: Engine, pipeline: Pipeline, rows: pd.DataFrame, bucket: Bucket, only: list[int] | None
 ) -> None:
-    """Replace the bucket's rows (or only these contacts' rows) in one transaction, in every table destination."""
+    """Replace the bucket's rows (or only these contacts' rows) in one transaction."""
     # the destination table is the store when there is one; pipeline_scores keeps the rows of CSV-only pipelines
-    targets = (
-        [(pipeline.destination_table, False)] if pipeline.destination_table else [("pipeline_scores", True)]
-    )
+    internal = not pipeline.destination_table
+    table = "pipeline_scores" if internal else pipeline.destination_table
+    name = quote(engine, table)
+    scope = "pipeline_id = :pid AND " if internal else ""
     with engine.begin() as conn:
-        for table, internal in targets:
-            _require_still_there(conn, pipeline)
-            name = quote(engine, table)
-            scope = "pipeline_id = :pid AND " if internal else ""
-            if only is None:
-                in_range, params = _range("contact_id", bucket)
-                statement = sa.text(f"DELETE FROM {name} WHERE {scope}{in_range}")  # noqa: S608 - quoted
-                conn.execute(statement, {"pid": pipeline.id, **params})
-            else:
-                for start in range(0, len(only), 5_000):
-                    statement = sa.text(f"DELETE FROM {name} WHERE {scope}contact_id IN :ids").bindparams(  # noqa: S608
-                        sa.bindparam("ids", expanding=True)
-                    )
-                    conn.execute(statement, {"pid": pipeline.id, "ids": only[start : start + 5_000]})
-            write_frame(conn, table, rows.assign(pipeline_id=pipeline.id) if internal else rows)
+        _require_still_there(conn, pipeline)
+        if only is None:
+            in_range, params = _range("contact_id", bucket)
+            statement = sa.text(f"DELETE FROM {name} WHERE {scope}{in_range}")  # noqa: S608 - quoted
+            conn.execute(statement, {"pid": pipeline.id, **params})
+        else:
+            statement = sa.text(f"DELETE FROM {name} WHERE {scope}contact_id IN :ids").bindparams(  # noqa: S608
+                sa.bindparam("ids", expanding=True)
+            )
+            for start in range(0, len(only), 5_000):
+                conn.execute(statement, {"pid": pipeline.id, "ids": only[start : start + 5_000]})
+        write_frame(conn, table, rows.assign(pipeline_id=pipeline.id) if internal else rows)
 
 
 def _require_still_there(conn: sa.Connection, pipeline: Pipeline) -> None:

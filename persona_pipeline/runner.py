@@ -151,6 +151,11 @@ def refresh_study(name: str, say: Say, assets: list[str], window_days: int | Non
         partition_key=record.partition_key,
         run_config=run_config,
     )
+    return _report(result, start)
+
+
+def _report(result, start: float) -> BuildReport:  # noqa: ANN001 - Dagster's ExecuteInProcessResult
+    """A finished run as the CLI reports it: its success, id, duration and, on failure, the error's text."""
     seconds = time.perf_counter() - start
     return BuildReport(
         result.success, result.run_id, seconds, "done" if result.success else _failure_text(result)
@@ -173,11 +178,7 @@ def refresh_explore(say: Say) -> BuildReport:
     from persona_pipeline.defs.explore_assets import EXPLORE_JOB
 
     start = time.perf_counter()
-    result = _run(EXPLORE_JOB, say)
-    seconds = time.perf_counter() - start
-    return BuildReport(
-        result.success, result.run_id, seconds, "done" if result.success else _failure_text(result)
-    )
+    return _report(_run(EXPLORE_JOB, say), start)
 
 
 def run_pipeline(name: str, say: Say) -> BuildReport:
@@ -191,8 +192,4 @@ def run_pipeline(name: str, say: Say) -> BuildReport:
         return BuildReport(
             False, "", time.perf_counter() - start, f"the population's SQL models failed: {failure}"
         )
-    result = _run(SCORE_JOB, say, run_config=score_run_config(name))
-    seconds = time.perf_counter() - start
-    return BuildReport(
-        result.success, result.run_id, seconds, "done" if result.success else _failure_text(result)
-    )
+    return _report(_run(SCORE_JOB, say, run_config=score_run_config(name)), start)

@@ -378,7 +378,7 @@ def explore_sets(engine: Engine) -> list[ExploreSet]:
     """The built persona sets shown in Explore, oldest first: a set being rebuilt, or whose rebuild failed,
     keeps showing its current build rather than vanishing from the comparison."""
     return [
-        ExploreSet(r.name, r.cohort, r.current_build, r.built_at, store.read_personas(engine, r.id))
+        ExploreSet(r.id, r.name, r.cohort, r.current_build, r.built_at, store.read_personas(engine, r.id))
         for r in store.list_all(engine)
         if r.show_in_explore and r.current_build is not None
     ]
@@ -386,7 +386,6 @@ def explore_sets(engine: Engine) -> list[ExploreSet]:
 
 def explore_geography(engine: Engine, sets: list[ExploreSet], trait: str) -> pd.DataFrame:
     """Members per persona per region for the shown sets, counted in the warehouse."""
-    ids = {r.name: r.id for r in store.list_all(engine)}
     region = quote(engine, trait)
     statement = sa.text(
         f"SELECT m.persona_set_id, m.persona_id, c.{region} AS region, COUNT(*) AS members "  # noqa: S608 - quoted
@@ -395,11 +394,10 @@ def explore_geography(engine: Engine, sets: list[ExploreSet], trait: str) -> pd.
     ).bindparams(sa.bindparam("ids", expanding=True))
     with engine.connect() as conn:
         counts = pd.DataFrame(
-            conn.execute(statement, {"ids": [ids[s.name] for s in sets]}).all(),
+            conn.execute(statement, {"ids": [s.id for s in sets]}).all(),
             columns=["persona_set_id", "persona_id", "region", "members"],
         )
-    names = {v: k for k, v in ids.items()}
-    counts["persona_set"] = counts["persona_set_id"].map(names)
+    counts["persona_set"] = counts["persona_set_id"].map({s.id: s.name for s in sets})
     return geography(counts.drop(columns="persona_set_id"))
 
 

@@ -22,18 +22,12 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.cli import main
+from persona_pipeline.deletion import UNFINISHED_RUN_STATUSES
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
 from persona_pipeline_tests.conftest import REPO, table_rows
 
 TIMEOUT = 240
-UNFINISHED = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.CANCELING,
-]
 
 
 def _wait(what: str, condition: Callable[[], bool], daemon: subprocess.Popen, log: Path) -> None:
@@ -52,7 +46,7 @@ def _wait(what: str, condition: Callable[[], bool], daemon: subprocess.Popen, lo
 def _runs_in_progress() -> list:
     instance = DagsterInstance.get()
     try:
-        return instance.get_runs(RunsFilter(statuses=UNFINISHED))
+        return instance.get_runs(RunsFilter(statuses=UNFINISHED_RUN_STATUSES))
     finally:
         instance.dispose()
 

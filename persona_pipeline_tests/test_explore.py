@@ -73,7 +73,7 @@ def test_page_escapes_user_text() -> None:
         "avatar_svg": "<svg></svg>",
         "defining_traits": [{"text": "<img src=x onerror=alert(2)>"}],
     }
-    page = render([ExploreSet(HOSTILE, "c<b>", 1, None, [persona])], None, None)
+    page = render([ExploreSet(1, HOSTILE, "c<b>", 1, None, [persona])], None, None)
     assert "<script>alert" not in page and "<img src=x" not in page and "c<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "no region trait" in page
     assert "No built persona set" in render([], None, "state")

@@ -22,6 +22,7 @@ MIN_REGION_MEMBERS = 20  # a region with fewer members of a persona gives a lift
 
 @dataclass(frozen=True)
 class ExploreSet:
+    id: int
     name: str
     cohort: str
     build: int

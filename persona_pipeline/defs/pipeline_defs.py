@@ -53,6 +53,11 @@ def score_run_config(name: str, window: tuple[dt.datetime, int, dt.datetime, int
     return {"ops": {step: {"config": config} for step in ("plan_buckets", "score_bucket", "finish_scoring")}}
 
 
+def pipeline_of(run_config: dict | None) -> str | None:
+    """The pipeline a score_pipeline run scores, read back from the run config score_run_config wrote."""
+    return (run_config or {}).get("ops", {}).get("plan_buckets", {}).get("config", {}).get("pipeline")
+
+
 @op(out=DynamicOut(list))
 def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource):  # noqa: ANN201
     engine = warehouse.engine()
