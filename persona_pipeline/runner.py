@@ -15,7 +15,7 @@ from dagster import AssetKey, DagsterInstance
 from persona_pipeline.definitions import BUILD_JOB, SNAPSHOT_JOB, SQL_MODELS_JOB, STUDY_JOB
 from persona_pipeline.defs.persona_assets import PERSONA_SET_ASSET_NAMES, persona_set_partitions
 from persona_pipeline.settings import dagster_home
-from persona_pipeline.sql_models import discover, execution_order, require_cohort
+from persona_pipeline.sql_models import discover, execution_order, require_cohort, stale_models
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import get_engine
 
@@ -71,10 +71,22 @@ def _run(job_name: str, say: Say, asset_selection: list[AssetKey] | None = None,
         )
 
 
-def run_sql_models(say: Say, only: list[str] | None = None) -> tuple[bool, str]:
-    """Rebuild SQL models (with `only`, those and what they need); returns success and the failure's text."""
+def run_sql_models(say: Say, only: list[str] | None = None, changed_only: bool = False) -> tuple[bool, str]:
+    """Rebuild SQL models (with `only`, those and what they need); returns success and the failure's text.
+
+    With `changed_only`, models whose SQL and inputs are as they were at their last build are left as they
+    are (a build or a scoring run then reads a cohort that is already current, without rebuilding it).
+    """
     models = discover()
     order = execution_order(models, only)
+    if changed_only:
+        stale = stale_models(get_engine(), models, order)
+        current = [n for n in order if n not in stale]
+        if current:
+            say(f"SQL models up to date (their SQL and sources unchanged since built): {', '.join(current)}")
+        if not stale:
+            return True, ""
+        order = stale
     say(f"SQL models: {', '.join(order)}")
     from persona_pipeline.defs.sql_assets import model_key
 
@@ -110,7 +122,7 @@ def build_persona_set(
     require_cohort(discover(), record.cohort)
     start = time.perf_counter()
     if refresh_models:
-        ok, failure = run_sql_models(say, [record.cohort])
+        ok, failure = run_sql_models(say, [record.cohort], changed_only=True)
         if not ok:
             message = f"the cohort's SQL models failed: {failure}"
             store.set_status(engine, record.id, "errored", message)
@@ -187,7 +199,7 @@ def run_pipeline(name: str, say: Say) -> BuildReport:
     from persona_pipeline.defs.pipeline_defs import SCORE_JOB, score_run_config
 
     start = time.perf_counter()
-    ok, failure = run_sql_models(say, pipelines.get(get_engine(), name).population)
+    ok, failure = run_sql_models(say, pipelines.get(get_engine(), name).population, changed_only=True)
     if not ok:
         return BuildReport(
             False, "", time.perf_counter() - start, f"the population's SQL models failed: {failure}"

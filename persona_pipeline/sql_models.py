@@ -7,7 +7,10 @@ config(materialized='view') makes a model a view (staging models: no copy, alway
 
 from __future__ import annotations
 
+import datetime as dt
 import graphlib
+import hashlib
+import json
 import os
 import re
 from collections.abc import Callable
@@ -18,8 +21,9 @@ import jinja2
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from persona_pipeline.warehouse import changes
 from persona_pipeline.warehouse.engine import quote
-from persona_pipeline.warehouse.tables import SOURCE_TABLES
+from persona_pipeline.warehouse.tables import SOURCE_TABLES, ensure_catalog_tables, sql_model_state
 
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 COHORT_FOLDER = "cohorts"
@@ -172,8 +176,64 @@ def _drop(conn: sa.Connection, name: str) -> None:
         conn.execute(sa.text(f"DROP TABLE {quoted}"))
 
 
-def run_model(engine: Engine, model: SqlModel) -> int:
-    """Rebuild one model's table (or view); on any error the previous one stays as it was."""
+def fingerprints(engine: Engine, models: dict[str, SqlModel], names: list[str]) -> dict[str, str | None]:
+    """For these models and what they need: a hash of what a rebuild now would be built from.
+
+    That is the model's SQL, the change counts of its sources, what its upstream tables were last built from
+    (a table holds the data of its last build) and the same, recursively, for upstream views (a view is live).
+    None where an input cannot be known: such a model is always rebuilt.
+    """
+    order = execution_order(models, names)
+    sources = sorted({s for n in order for s in models[n].sources})
+    counts = changes.versions(engine, sources) if sources else {}
+    built = _built_from(engine)
+    result: dict[str, str | None] = {}
+    for name in order:
+        model = models[name]
+        inputs = [result[r] if models[r].materialized == "view" else built.get(r) for r in model.refs] + [
+            counts[s] for s in model.sources
+        ]
+        if any(value is None for value in inputs):
+            result[name] = None
+            continue
+        described = [model.materialized, render(model, engine), *model.refs, *model.sources, *inputs]
+        result[name] = hashlib.sha256(json.dumps(described).encode()).hexdigest()
+    return result
+
+
+def stale_models(engine: Engine, models: dict[str, SqlModel], names: list[str]) -> list[str]:
+    """These models and what they need, in order, keeping those a rebuild would change (or that are missing)."""
+    current = fingerprints(engine, models, names)
+    built = _built_from(engine)
+    inspector = sa.inspect(engine)
+    present = set(inspector.get_table_names()) | set(inspector.get_view_names())
+    stale: list[str] = []
+    for name in execution_order(models, names):
+        if (
+            current[name] is None
+            or built.get(name) != current[name]
+            or name not in present
+            or any(r in stale for r in models[name].refs)
+        ):
+            stale.append(name)
+    return stale
+
+
+def _built_from(engine: Engine) -> dict[str, str]:
+    ensure_catalog_tables(engine)
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(sa.select(sql_model_state.c.model, sql_model_state.c.fingerprint)).tuples().all()
+        )
+
+
+def run_model(engine: Engine, model: SqlModel, models: dict[str, SqlModel]) -> int:
+    """Rebuild one model's table (or view); on any error the previous one stays as it was.
+
+    What it was built from is recorded in the same transaction (taken before the build: a write that lands
+    meanwhile makes the model look changed next time, never unchanged).
+    """
+    fingerprint = fingerprints(engine, models, [model.name])[model.name]
     sql = render(model, engine)
     target = quote(engine, model.name)
     staging = quote(engine, f"{model.name}__building")
@@ -205,6 +265,15 @@ def run_model(engine: Engine, model: SqlModel) -> int:
                 if postgres:
                     conn.execute(sa.text(f"ANALYZE {target}"))  # statistics, so joins on the model plan well
             rows = conn.execute(sa.text(f"SELECT COUNT(*) FROM {target}")).scalar_one()  # noqa: S608 - quoted
+            conn.execute(sql_model_state.delete().where(sql_model_state.c.model == model.name))
+            if fingerprint is not None:
+                conn.execute(
+                    sql_model_state.insert().values(
+                        model=model.name,
+                        fingerprint=fingerprint,
+                        built_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+                    )
+                )
     except sa.exc.DBAPIError as exc:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise SqlModelError(f"{model.path}: the SQL failed: {detail}") from exc
@@ -212,7 +281,7 @@ def run_model(engine: Engine, model: SqlModel) -> int:
 
 
 def run_models(engine: Engine, models: dict[str, SqlModel], only: list[str] | None = None) -> dict[str, int]:
-    return {name: run_model(engine, models[name]) for name in execution_order(models, only)}
+    return {name: run_model(engine, models[name], models) for name in execution_order(models, only)}
 
 
 def cohort_names(models: dict[str, SqlModel]) -> list[str]:

@@ -72,15 +72,15 @@ def test_failing_sql_keeps_the_previous_table(seeded: Engine, tmp_path: Path) ->
         tmp_path / "good",
         {"cohorts/picked.sql": "SELECT contact_id FROM {{ source('contacts') }} WHERE contact_id <= 10"},
     )
-    run_model(seeded, discover(good)["picked"])
+    run_model(seeded, discover(good)["picked"], discover(good))
     bad = _write(
         tmp_path / "bad",
         {"cohorts/picked.sql": "SELECT contact_id FROM {{ source('contacts') }} WHERE nope > 1"},
     )
     with pytest.raises(SqlModelError, match=r"picked\.sql: the SQL failed"):
-        run_model(seeded, discover(bad)["picked"])
+        run_model(seeded, discover(bad)["picked"], discover(bad))
     assert table_rows(seeded, "picked") == 10
     no_id = _write(tmp_path / "noid", {"cohorts/picked.sql": "SELECT age FROM {{ source('contacts') }}"})
     with pytest.raises(SqlModelError, match="must return a contact_id column"):
-        run_model(seeded, discover(no_id)["picked"])
+        run_model(seeded, discover(no_id)["picked"], discover(no_id))
     assert table_rows(seeded, "picked") == 10

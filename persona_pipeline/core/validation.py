@@ -11,6 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+
+# pandera imports its pandas checks on the first validation (half a second, hypothesis included): at import
+# time instead, so a build does not pay for it between reading the cohort and fitting
+import pandera.backends.pandas.builtin_checks  # noqa: F401
 from pandera.errors import SchemaErrors
 
 from persona_pipeline.core.traits import BOOLEAN_WORDS, Trait, TraitKind
@@ -121,14 +125,16 @@ def validate(frame: pd.DataFrame, traits: list[Trait]) -> ValidationResult:
         raise ValidationError(
             "the cohort is empty: its SQL model returned no contacts; check the cohort's query"
         )
-    frame = _normalize_booleans(frame.reset_index(drop=True).copy(), traits)
+    # copy-on-write (pandas 3): the caller's frame is not changed by the normalizing below, without a copy
+    frame = _normalize_booleans(frame.reset_index(drop=True), traits)
     schema = schema_for(traits)
     by_name = {t.name: t for t in traits}
     keep = np.ones(len(frame), dtype=bool)
     found: list[pd.DataFrame] = []
     while True:  # a failed type coercion hides the column's other checks: validate again without those rows
         try:
-            valid = schema.validate(frame[keep], lazy=True)
+            candidates = frame if keep.all() else frame[keep]
+            valid = schema.validate(candidates, lazy=True, inplace=True)  # inplace: no copy of a local frame
             break
         except SchemaErrors as exc:
             cases = exc.failure_cases

@@ -43,7 +43,7 @@ def _model_asset(model: SqlModel, models: dict[str, SqlModel]) -> AssetsDefiniti
     )
     def _run(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         engine = warehouse.engine()
-        rows = run_model(engine, model)
+        rows = run_model(engine, model, models)
         context.log.info(f"{model.name}: {rows:,} rows")
         return MaterializeResult(
             metadata={

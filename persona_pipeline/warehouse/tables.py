@@ -149,6 +149,24 @@ pipelines = sa.Table(
 )
 
 
+# One row per source table: how many committed writes changed it (kept by triggers; see warehouse/changes.py).
+source_versions = sa.Table(
+    "source_versions",
+    metadata,
+    sa.Column("source", sa.String(63), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
+# What each SQL model's table was last built from (a hash of its SQL and inputs), to skip unchanged rebuilds.
+sql_model_state = sa.Table(
+    "sql_model_state",
+    metadata,
+    sa.Column("model", sa.String(63), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("built_at", sa.DateTime, nullable=False),
+)
+
+
 def score_table(name: str, meta: sa.MetaData, per_pipeline: bool) -> sa.Table:
     """The shape of a scoring output row; pipeline_scores keys rows by pipeline, a user's destination by contact."""
     return sa.Table(
