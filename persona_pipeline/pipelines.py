@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.lineage import PipelineRef
 from persona_pipeline.core.model import PersonaModel
-from persona_pipeline.settings import persona_home
+from persona_pipeline.settings import persona_home, score_buckets
 from persona_pipeline.sql_models import discover, require_cohort
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame, stream_csv, write_frame
@@ -33,7 +33,6 @@ from persona_pipeline.warehouse.tables import SOURCE_TABLES, ensure_catalog_tabl
 from persona_pipeline.warehouse.tables import pipeline_scores as scores_table
 from persona_pipeline.warehouse.tables import pipelines as pipelines_table
 
-BUCKETS = 8
 SLICE_CONTACTS = 65_536  # contacts per slice of a bucket: what one thread holds in memory, at any scale
 SIDE_BY_SIDE = 2  # slices scored at once, each replaced in its own transaction
 TRIGGERS = ("ad_hoc", "schedule", "on_change")
@@ -230,8 +229,11 @@ Bucket = tuple[
 ]  # index, first contact_id (None: open), end (exclusive; None: open)
 
 
-def plan(engine: Engine, pipeline: Pipeline, buckets: int = BUCKETS) -> list[Bucket]:
+def plan(engine: Engine, pipeline: Pipeline, buckets: int | None = None) -> list[Bucket]:
     """Split the contact_id space into ranges; the outer ones are open so contacts added meanwhile are covered.
+
+    Each bucket is a step of the run (a process under the multiprocess executor, a pod under Kubernetes'), so
+    the count is the fan-out: one per core by default. Slices, not buckets, bound memory.
 
     The destination table is created here, once, before buckets run side by side and could race to create it.
     """
@@ -242,6 +244,7 @@ def plan(engine: Engine, pipeline: Pipeline, buckets: int = BUCKETS) -> list[Buc
         low, high = conn.execute(sa.text("SELECT MIN(contact_id), MAX(contact_id) FROM contacts")).one()
     if low is None:
         return [(0, None, None)]
+    buckets = buckets or score_buckets()
     edges = [int(low + (high + 1 - low) * i / buckets) for i in range(1, buckets)]
     bounds = [None, *edges, None]
     return [(i, bounds[i], bounds[i + 1]) for i in range(buckets)]
@@ -446,9 +449,10 @@ def run(
     """Score the whole population (or the changed contacts) bucket by bucket, in this process."""
     pipeline = get(engine, name)
     total = 0
-    for bucket in plan(engine, pipeline):
+    buckets = plan(engine, pipeline)
+    for bucket in buckets:
         total += score_bucket(engine, pipeline, bucket, changed=changed)
-        say(f"  bucket {bucket[0] + 1}/{BUCKETS}: {total:,} contacts scored")
+        say(f"  bucket {bucket[0] + 1}/{len(buckets)}: {total:,} contacts scored")
     finish_run(engine, pipeline)
     return total
 

@@ -31,6 +31,16 @@ def builds_dir() -> Path:
     return path
 
 
+def score_buckets() -> int:
+    """Buckets a scoring run fans out over: one per core here (PERSONA_SCORE_BUCKETS: more, for more workers)."""
+    value = os.environ.get("PERSONA_SCORE_BUCKETS", "").strip()
+    if not value:
+        return max(2, os.cpu_count() or 2)
+    if not value.isdigit() or not 1 <= int(value) <= 1024:
+        raise ValueError(f"PERSONA_SCORE_BUCKETS must be a whole number from 1 to 1024, not {value!r}")
+    return int(value)
+
+
 def sensor_interval(default: int) -> int:
     """Seconds between a sensor's ticks: PERSONA_SENSOR_INTERVAL overrides every sensor's default."""
     value = os.environ.get("PERSONA_SENSOR_INTERVAL", "").strip()

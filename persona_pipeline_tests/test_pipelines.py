@@ -70,13 +70,14 @@ def test_a_run_that_dies_midway_is_completed_by_the_next(
 ) -> None:
     pipelines.create(ready, "nightly", ["customers"], ["Customers"], destination_table="nightly_personas")
     real = pipelines.score_bucket
+    monkeypatch.setenv("PERSONA_SCORE_BUCKETS", "4")
 
-    def dies_at_bucket_five(engine, pipeline, bucket, **kwargs):  # noqa: ANN001, ANN003, ANN202
-        if bucket[0] == 5:
+    def dies_at_bucket_three(engine, pipeline, bucket, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        if bucket[0] == 2:
             raise RuntimeError("killed")
         return real(engine, pipeline, bucket, **kwargs)
 
-    monkeypatch.setattr(pipelines, "score_bucket", dies_at_bucket_five)
+    monkeypatch.setattr(pipelines, "score_bucket", dies_at_bucket_three)
     with pytest.raises(RuntimeError):
         pipelines.run(ready, "nightly", lambda _: None)
     half = _scores(ready, "nightly_personas")
@@ -227,3 +228,22 @@ def test_bucket_slices_cover_the_bucket_exactly(
         assert before[2] == after[1] and low < before[2] <= high  # contiguous, cut inside the ids present
     if len(slices) > 1:
         assert len(slices) >= max(2, -(-count // pipelines.SLICE_CONTACTS))
+
+
+def test_runs_fan_out_over_as_many_buckets_as_configured(
+    ready: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = pipelines.create(ready, "fan", ["customers"], ["Customers"], destination_table="fan_out")
+    monkeypatch.setenv("PERSONA_SCORE_BUCKETS", "5")
+    buckets = pipelines.plan(ready, pipeline)
+    assert [b[0] for b in buckets] == list(range(5))
+    assert buckets[0][1] is None and buckets[-1][2] is None  # open ends: contacts added meanwhile are covered
+    assert all(before[2] == after[1] for before, after in zip(buckets, buckets[1:], strict=False))
+    said: list[str] = []
+    scored = pipelines.run(ready, "fan", said.append)
+    assert scored == table_rows(ready, "customers") == table_rows(ready, "fan_out")
+    assert said[-1].startswith("  bucket 5/5: ")
+    for wrong in ("0", "many", "2000"):
+        monkeypatch.setenv("PERSONA_SCORE_BUCKETS", wrong)
+        with pytest.raises(ValueError, match="PERSONA_SCORE_BUCKETS must be a whole number from 1 to 1024"):
+            pipelines.plan(ready, pipeline)

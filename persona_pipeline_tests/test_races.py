@@ -160,7 +160,10 @@ def test_a_process_killed_mid_write_leaves_no_duplicates_and_the_rerun_no_gaps(r
     with ready.begin() as conn:  # make the next run's rows recognisable
         conn.execute(sa.text("UPDATE nightly_personas SET scored_at = '2000-01-01 00:00:00'"))
     killed = subprocess.run(
-        [sys.executable, "-c", KILL_AT_BUCKET_FIVE], env=os.environ.copy(), capture_output=True, timeout=300
+        [sys.executable, "-c", KILL_AT_BUCKET_FIVE],
+        env={**os.environ, "PERSONA_SCORE_BUCKETS": "8"},  # 16 slices: the sixth write is mid-run
+        capture_output=True,
+        timeout=300,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     half = read_frame(ready, "SELECT contact_id, scored_at FROM nightly_personas")

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 # pandera imports its pandas checks on the first validation (half a second, hypothesis included): at import
 # time instead, so a build does not pay for it between reading the cohort and fitting
 import pandera.backends.pandas.builtin_checks  # noqa: F401
+import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from persona_pipeline.core.traits import BOOLEAN_WORDS, Trait, TraitKind
