@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from persona_pipeline.cli import main
 from persona_pipeline.runner import build_persona_set
 from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.tables import MEMBERSHIP_KEY, ensure_catalog_tables
 from persona_pipeline_tests.conftest import PG_URL
 
 
@@ -70,3 +71,37 @@ def test_build_with_dagster_storage_on_postgres(seeded: Engine, postgres_dagster
         runs = conn.execute(sa.text("SELECT COUNT(*) FROM runs")).scalar_one()
     engine.dispose()
     assert runs >= 2  # the cohort's SQL models and the build, both recorded in PostgreSQL
+
+
+def test_memberships_stored_under_the_old_key_keep_every_row_under_the_new_one(warehouse: Engine) -> None:
+    shipped = sa.MetaData()  # the table as it shipped before: keyed by set and contact
+    old = sa.Table(
+        "persona_memberships",
+        shipped,
+        sa.Column("persona_set_id", sa.Integer, primary_key=True),
+        sa.Column("contact_id", sa.BigInteger, primary_key=True),
+        sa.Column("persona_id", sa.Integer, nullable=False),
+        sa.Column("confidence", sa.Float, nullable=False),
+        sa.Column("build", sa.Integer, nullable=False),
+    )
+    shipped.create_all(warehouse)
+    rows = [(1, 10, 2, 0.5, 3), (1, 11, 1, 0.25, 3), (2, 10, 4, 0.75, 1)]
+    keys = ["persona_set_id", "contact_id", "persona_id", "confidence", "build"]
+    with warehouse.begin() as conn:
+        conn.execute(old.insert(), [dict(zip(keys, r, strict=True)) for r in rows])
+    ensure_catalog_tables(warehouse)
+    key = sa.inspect(warehouse).get_pk_constraint("persona_memberships")["constrained_columns"]
+    assert tuple(key) == MEMBERSHIP_KEY
+    with warehouse.begin() as conn:
+        stored = conn.execute(
+            sa.text(f"SELECT {', '.join(keys)} FROM persona_memberships ORDER BY 1, 2")
+        ).all()
+        assert [tuple(r) for r in stored] == rows
+        # the next build of the same contacts goes in beside the old one's deleted rows, under its own keys
+        conn.execute(sa.text("DELETE FROM persona_memberships WHERE persona_set_id = 1"))
+        conn.execute(sa.text("INSERT INTO persona_memberships VALUES (1, 10, 3, 0.5, 4)"))
+    with warehouse.connect() as conn:
+        builds = conn.execute(
+            sa.text("SELECT persona_set_id, build FROM persona_memberships ORDER BY 1")
+        ).all()
+    assert [tuple(b) for b in builds] == [(1, 4), (2, 1)]

@@ -70,10 +70,13 @@ def usable_traits(frame: pd.DataFrame, traits: list[Trait], explicit: bool) -> t
     constant = []
     for trait in traits:
         column = frame[trait.name]
-        values = column.dropna()
-        if trait.kind is TraitKind.NUMERIC:
-            values = pd.to_numeric(values, errors="coerce").dropna()
-        if values.nunique() <= 1:
+        if trait.kind is TraitKind.NUMERIC:  # min == max: no hashing of a million floats
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            values = values[~np.isnan(values)]
+            single = values.size == 0 or values.min() == values.max()
+        else:
+            single = column.nunique(dropna=True) <= 1
+        if single:
             constant.append(trait.name)
     if constant and explicit:
         raise FeatureError(

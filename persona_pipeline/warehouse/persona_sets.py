@@ -335,7 +335,9 @@ def replace_memberships(engine: Engine, persona_set_id: int, build: int, members
 def read_memberships(engine: Engine, persona_set_id: int) -> pd.DataFrame:
     return read_frame(
         engine,
-        "SELECT contact_id, persona_id, confidence FROM persona_memberships WHERE persona_set_id = :id ORDER BY contact_id",
+        # one build is stored per set; naming it lets the key's order serve the ORDER BY
+        "SELECT contact_id, persona_id, confidence FROM persona_memberships WHERE persona_set_id = :id "
+        "AND build = (SELECT current_build FROM persona_sets WHERE id = :id) ORDER BY contact_id",
         {"id": persona_set_id},
     )
 
