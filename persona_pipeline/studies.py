@@ -68,7 +68,8 @@ def _member_traits(engine: Engine, persona_set_id: int, traits: list[Trait]) -> 
     columns = ", ".join(f"c.{quote(engine, t.name)}" for t in traits)
     sql = (
         f"SELECT m.contact_id, {columns} FROM persona_memberships m "  # noqa: S608 - identifiers quoted
-        f"JOIN contacts c ON c.contact_id = m.contact_id WHERE m.persona_set_id = :id ORDER BY m.contact_id"
+        f"JOIN contacts c ON c.contact_id = m.contact_id WHERE m.persona_set_id = :id AND {store.CURRENT_MEMBERSHIPS} "
+        "ORDER BY m.contact_id"
     )
     return read_frame(engine, sql, {"id": persona_set_id}, categorical=True)
 
@@ -390,7 +391,7 @@ def explore_geography(engine: Engine, sets: list[ExploreSet], trait: str) -> pd.
     statement = sa.text(
         f"SELECT m.persona_set_id, m.persona_id, c.{region} AS region, COUNT(*) AS members "  # noqa: S608 - quoted
         "FROM persona_memberships m JOIN contacts c ON c.contact_id = m.contact_id "
-        f"WHERE m.persona_set_id IN :ids GROUP BY m.persona_set_id, m.persona_id, c.{region}"
+        f"WHERE m.persona_set_id IN :ids AND {store.CURRENT_MEMBERSHIPS} GROUP BY m.persona_set_id, m.persona_id, c.{region}"
     ).bindparams(sa.bindparam("ids", expanding=True))
     with engine.connect() as conn:
         counts = pd.DataFrame(
@@ -439,9 +440,10 @@ def export_csv(engine: Engine, name: str, what: str, out: Path) -> int:
     if what != "flow":
         require_ready(record)
     queries = {
-        "memberships": "SELECT m.contact_id, m.persona_id, p.name AS persona_name, m.confidence, m.build "
+        "memberships": "SELECT m.contact_id, m.persona_id, p.name AS persona_name, m.confidence, m.build "  # noqa: S608
         "FROM persona_memberships m JOIN personas p ON p.persona_set_id = m.persona_set_id "
-        "AND p.build = m.build AND p.persona_id = m.persona_id WHERE m.persona_set_id = :id ORDER BY m.contact_id",
+        "AND p.build = m.build AND p.persona_id = m.persona_id "
+        f"WHERE m.persona_set_id = :id AND {store.CURRENT_MEMBERSHIPS} ORDER BY m.contact_id",
         "analysis": 'SELECT section, persona_id, trait, role, bucket, "count", share, value, lift '
         "FROM persona_analysis WHERE persona_set_id = :id",
         "history": "SELECT contact_id, persona_id, valid_from, valid_to, build FROM membership_history "

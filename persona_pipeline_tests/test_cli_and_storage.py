@@ -105,3 +105,29 @@ def test_memberships_stored_under_the_old_key_keep_every_row_under_the_new_one(w
             sa.text("SELECT persona_set_id, build FROM persona_memberships ORDER BY 1")
         ).all()
     assert [tuple(b) for b in builds] == [(1, 4), (2, 1)]
+
+
+def test_readers_see_a_sets_current_build_only_until_the_next_one_is_switched_in(warehouse: Engine) -> None:
+    import pandas as pd
+
+    from persona_pipeline.warehouse.bulk import write_frame
+
+    record = store.create(warehouse, "Switch", "all_contacts")
+
+    def build(persona: int, contacts: range) -> pd.DataFrame:
+        return pd.DataFrame({"contact_id": list(contacts), "persona_id": persona, "confidence": 0.5})
+
+    assert store.replace_memberships(warehouse, record.id, 1, build(1, range(1, 101))) == 100
+    # an attempt at build 2 that died after writing half its rows, before its switch
+    died = build(2, range(1, 51)).assign(persona_set_id=record.id, build=2)
+    with warehouse.begin() as conn:
+        write_frame(conn, "persona_memberships", died)
+    seen = store.read_memberships(warehouse, record.id)
+    assert len(seen) == 100 and set(seen["persona_id"]) == {1}
+    assert store.replace_memberships(warehouse, record.id, 2, build(3, range(1, 121))) == 120
+    seen = store.read_memberships(warehouse, record.id)
+    assert len(seen) == 120 and set(seen["persona_id"]) == {3} and seen["contact_id"].is_unique
+    with warehouse.connect() as conn:
+        stored = conn.execute(sa.text("SELECT build, COUNT(*) FROM persona_memberships GROUP BY build")).all()
+    assert [tuple(r) for r in stored] == [(2, 120)]  # the old build and the dead attempt's rows are gone
+    assert store.get_by_id(warehouse, record.id).current_build == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.warehouse.bulk import read_frame, write_frame
+from persona_pipeline.warehouse.engine import is_postgres
 from persona_pipeline.warehouse.tables import (
     ensure_catalog_tables,
     persona_builds,
@@ -314,16 +316,34 @@ def record_build(
         )
 
 
+# The memberships a reader sees: the set's current build only (a new build's rows go in before it becomes current).
+CURRENT_MEMBERSHIPS = "m.build = (SELECT s.current_build FROM persona_sets s WHERE s.id = m.persona_set_id)"
+
+
 def replace_memberships(engine: Engine, persona_set_id: int, build: int, memberships: pd.DataFrame) -> int:
-    """Swap the set's memberships for this build's in one transaction (COPY on PostgreSQL)."""
+    """Store this build's memberships, then make it the set's current build in one short transaction.
+
+    The rows go in first under the new build number (in two halves on two connections on PostgreSQL, COPY);
+    readers see only a set's current build, so they see the old memberships until the switch and the new ones
+    after it, never a mix. Rows of an attempt that died before its switch are cleared on the next one.
+    """
     frame = memberships[["contact_id", "persona_id", "confidence"]].assign(
         persona_set_id=persona_set_id, build=build
     )
+    of_set = persona_memberships.c.persona_set_id == persona_set_id
     with engine.begin() as conn:
-        conn.execute(
-            persona_memberships.delete().where(persona_memberships.c.persona_set_id == persona_set_id)
-        )
-        written = write_frame(conn, "persona_memberships", frame)
+        conn.execute(persona_memberships.delete().where(of_set & (persona_memberships.c.build == build)))
+
+    def write(part: pd.DataFrame) -> int:
+        with engine.begin() as conn:
+            return write_frame(conn, "persona_memberships", part)
+
+    middle = len(frame) // 2
+    parts = [frame.iloc[:middle], frame.iloc[middle:]] if is_postgres(engine) and middle else [frame]
+    with ThreadPoolExecutor(len(parts)) as pool:
+        written = sum(pool.map(write, parts))
+    with engine.begin() as conn:
+        conn.execute(persona_memberships.delete().where(of_set & (persona_memberships.c.build != build)))
         conn.execute(
             persona_sets.update()
             .where(persona_sets.c.id == persona_set_id)
@@ -335,9 +355,8 @@ def replace_memberships(engine: Engine, persona_set_id: int, build: int, members
 def read_memberships(engine: Engine, persona_set_id: int) -> pd.DataFrame:
     return read_frame(
         engine,
-        # one build is stored per set; naming it lets the key's order serve the ORDER BY
-        "SELECT contact_id, persona_id, confidence FROM persona_memberships WHERE persona_set_id = :id "
-        "AND build = (SELECT current_build FROM persona_sets WHERE id = :id) ORDER BY contact_id",
+        "SELECT m.contact_id, m.persona_id, m.confidence FROM persona_memberships m "  # noqa: S608 - a constant
+        f"WHERE m.persona_set_id = :id AND {CURRENT_MEMBERSHIPS} ORDER BY m.contact_id",
         {"id": persona_set_id},
     )
 
