@@ -240,6 +240,9 @@ def run_model(engine: Engine, model: SqlModel, models: dict[str, SqlModel]) -> i
     postgres = engine.dialect.name == "postgresql"
     try:
         with engine.begin() as conn:
+            if postgres:  # one rebuild of a model at a time: two would race for its __building table
+                key = int(hashlib.sha256(model.name.encode()).hexdigest()[:15], 16)
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             if model.materialized == "view":
                 if postgres and model.name in sa.inspect(conn).get_view_names():
                     # views that depend on this one stay valid: PostgreSQL replaces in place

@@ -126,3 +126,28 @@ def test_builds_and_runs_skip_current_models(seeded: Engine) -> None:
     said.clear()
     assert run_sql_models(said.append, ["customers"], changed_only=True) == (True, "")
     assert any(line == "SQL models: stg_orders, stg_customer_value, customers" for line in said)
+
+
+def test_a_build_without_the_cli_reads_its_cohort_as_the_data_is_now(seeded: Engine) -> None:
+    """Builds launched by the sensor skip the CLI's model run: the chain itself rebuilds a stale cohort."""
+    from persona_pipeline.runner import build_persona_set
+    from persona_pipeline.warehouse import persona_sets as store
+
+    run_models(seeded, discover())
+    with seeded.connect() as conn:
+        lead = conn.execute(sa.text("SELECT MIN(contact_id) FROM leads")).scalar_one()
+    with seeded.begin() as conn:  # the lead orders: from now on a customer
+        conn.execute(
+            sa.text(
+                "INSERT INTO orders (order_id, contact_id, ordered_at, amount, product_category) "
+                "SELECT MAX(order_id) + 1, :lead, MAX(ordered_at), 50, MIN(product_category) FROM orders"
+            ),
+            {"lead": lead},
+        )
+    store.create(seeded, "Leads", "leads")
+    said: list[str] = []
+    assert build_persona_set("Leads", said.append, refresh_models=False, study=False).success
+    assert not any(line.startswith("SQL models") for line in said)  # no model run before the job
+    members = store.read_memberships(seeded, store.get(seeded, "Leads").id)
+    assert lead not in set(members["contact_id"]) and len(members) > 0
+    assert stale_models(seeded, discover(), ["leads"]) == []

@@ -65,6 +65,9 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
         with marks_errors(engine, context.partition_key):
             ctx = steps.context_for(engine, context.partition_key)
             store.set_status(engine, ctx.record.id, "building")
+            refreshed = steps.refresh_cohort(engine, ctx.record.cohort)
+            if refreshed:
+                context.log.info(f"rebuilt SQL models whose SQL or sources changed: {', '.join(refreshed)}")
             frame = steps.extract_cohort(engine, ctx)
             context.log.info(
                 f"cohort {ctx.record.cohort!r}: {len(frame):,} contacts, {len(ctx.traits)} traits"
@@ -75,6 +78,7 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
                     "dagster/row_count": len(frame),
                     "persona_set": ctx.record.name,
                     "cohort": ctx.record.cohort,
+                    "rebuilt models": ", ".join(refreshed) or "none (the cohort was current)",
                     "traits": ", ".join(t.name for t in ctx.traits),
                     "preview": markdown_table(frame.head(5)),
                 },
