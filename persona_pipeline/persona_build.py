@@ -18,7 +18,7 @@ from persona_pipeline.core.model import BuildOutcome, PersonaModel, build_model
 from persona_pipeline.core.personas import Persona, describe_personas
 from persona_pipeline.core.traits import Trait, TraitCatalog, TraitKind
 from persona_pipeline.core.validation import ValidationResult, validate
-from persona_pipeline.sql_models import SqlModelError, discover, run_model, stale_models
+from persona_pipeline.sql_models import SqlModelError
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
 from persona_pipeline.warehouse.engine import quote
@@ -43,19 +43,6 @@ def context_for(engine: Engine, partition: str) -> BuildContext:
     traits = catalog.select(record.traits)
     latest = store.latest_build(engine, record.id)
     return BuildContext(record, catalog, traits, (latest["build"] if latest else 0) + 1)
-
-
-def refresh_cohort(engine: Engine, cohort: str) -> list[str]:
-    """Rebuild the cohort's SQL models whose SQL or sources changed since they were built (usually none).
-
-    A build the sensor launches has no CLI step rebuilding models before it: a set rebuilt after new data
-    must still read its cohort as the data is now.
-    """
-    models = discover()
-    stale = stale_models(engine, models, [cohort])
-    for name in stale:
-        run_model(engine, models[name], models)
-    return stale
 
 
 def extract_cohort(engine: Engine, ctx: BuildContext) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from persona_pipeline.core.lineage import PipelineRef
 from persona_pipeline.core.model import PersonaModel
 from persona_pipeline.settings import persona_home, score_buckets
-from persona_pipeline.sql_models import discover, require_cohort
+from persona_pipeline.sql_models import discover, refresh_stale, require_cohort
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame, stream_csv, write_frame
 from persona_pipeline.warehouse.engine import quote
@@ -229,14 +229,22 @@ Bucket = tuple[
 ]  # index, first contact_id (None: open), end (exclusive; None: open)
 
 
-def plan(engine: Engine, pipeline: Pipeline, buckets: int | None = None) -> list[Bucket]:
+def plan(
+    engine: Engine, pipeline: Pipeline, buckets: int | None = None, say: Callable[[str], None] | None = None
+) -> list[Bucket]:
     """Split the contact_id space into ranges; the outer ones are open so contacts added meanwhile are covered.
+
+    The population's SQL models are brought up to date first (usually nothing to do), so a run the sensor
+    launches for new contacts finds them in their cohorts.
 
     Each bucket is a step of the run (a process under the multiprocess executor, a pod under Kubernetes'), so
     the count is the fan-out: one per core by default. Slices, not buckets, bound memory.
 
     The destination table is created here, once, before buckets run side by side and could race to create it.
     """
+    rebuilt = refresh_stale(engine, pipeline.population)
+    if rebuilt and say:
+        say(f"rebuilt the population's SQL models whose SQL or sources changed: {', '.join(rebuilt)}")
     if pipeline.destination_table:
         with engine.begin() as conn:
             _ensure_destination(conn, pipeline.destination_table)

@@ -219,6 +219,19 @@ def stale_models(engine: Engine, models: dict[str, SqlModel], names: list[str]) 
     return stale
 
 
+def refresh_stale(engine: Engine, names: list[str]) -> list[str]:
+    """Rebuild, in order, those of these models (and what they need) that are stale; returns their names.
+
+    For work that reads cohorts without the CLI's model run before it (runs the sensors launch): it must
+    still see the data as it is now, e.g. a contact added since the cohort was built.
+    """
+    models = discover()
+    stale = stale_models(engine, models, names)
+    for name in stale:
+        run_model(engine, models[name], models)
+    return stale
+
+
 def _built_from(engine: Engine) -> dict[str, str]:
     ensure_catalog_tables(engine)
     with engine.connect() as conn:

@@ -247,3 +247,25 @@ def test_runs_fan_out_over_as_many_buckets_as_configured(
         monkeypatch.setenv("PERSONA_SCORE_BUCKETS", wrong)
         with pytest.raises(ValueError, match="PERSONA_SCORE_BUCKETS must be a whole number from 1 to 1024"):
             pipelines.plan(ready, pipeline)
+
+
+def test_a_new_contact_is_scored_by_the_on_change_run_without_a_cli_model_run(ready: Engine) -> None:
+    pipelines.create(
+        ready, "everyone live", ["all_contacts"], ["Leads"], trigger="on_change", destination_table="all_live"
+    )
+    assert run_pipeline("everyone live", lambda _: None).success
+    start = sensor_tick("changed_contacts")
+    with ready.begin() as conn:  # a new contact arrives: all_contacts, a table, does not hold it yet
+        new = conn.execute(sa.text("SELECT MAX(contact_id) + 1 FROM contacts")).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO contacts (contact_id, created_at, updated_at, age) "
+                "SELECT :id, MAX(created_at), :t, 35 FROM contacts"
+            ),
+            {"id": new, "t": dt.datetime(2030, 1, 1)},
+        )
+    tick = sensor_tick("changed_contacts", start.cursor)
+    (request,) = tick.run_requests
+    assert _run(pipeline_defs.SCORE_JOB, lambda _: None, run_config=request.run_config).success
+    scored = _scores(ready, "all_live")
+    assert new in set(scored["contact_id"]) and len(scored) == table_rows(ready, "contacts")

@@ -27,6 +27,7 @@ from persona_pipeline.core.model import BuildOutcome
 from persona_pipeline.core.validation import DEFAULT_MAX_QUARANTINE_SHARE
 from persona_pipeline.defs.metadata import markdown_table
 from persona_pipeline.defs.resources import WarehouseResource
+from persona_pipeline.sql_models import refresh_stale
 from persona_pipeline.warehouse import persona_sets as store
 
 persona_set_partitions = DynamicPartitionsDefinition(name="persona_sets")
@@ -65,7 +66,7 @@ def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
         with marks_errors(engine, context.partition_key):
             ctx = steps.context_for(engine, context.partition_key)
             store.set_status(engine, ctx.record.id, "building")
-            refreshed = steps.refresh_cohort(engine, ctx.record.cohort)
+            refreshed = refresh_stale(engine, [ctx.record.cohort])  # sensor-launched builds have no CLI step
             if refreshed:
                 context.log.info(f"rebuilt SQL models whose SQL or sources changed: {', '.join(refreshed)}")
             frame = steps.extract_cohort(engine, ctx)

@@ -63,7 +63,7 @@ def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: Wa
     engine = warehouse.engine()
     pipeline = pipelines.get(engine, config.pipeline)  # an unknown pipeline fails here, before any work
     # ranges fixed once, so buckets neither overlap nor leave gaps
-    for bucket in pipelines.plan(engine, pipeline):
+    for bucket in pipelines.plan(engine, pipeline, say=context.log.info):
         yield DynamicOutput(list(bucket), mapping_key=f"bucket_{bucket[0]}")
 
 
