@@ -75,8 +75,9 @@ personas = sa.Table(
     sa.Column("rules", sa.Text, nullable=False),  # JSON list of rules
 )
 
-# Keyed by build too: a rebuild deletes the old build's rows and inserts the new one's in one transaction, and
-# with the same keys PostgreSQL would check each new key against its deleted twin (2x slower at 1M contacts).
+# Keyed by build too: a new build's rows are stored beside the current build's until the switch (see
+# persona_sets.replace_memberships), and inserting keys equal to just-deleted ones made PostgreSQL check each
+# against its deleted twin (2x slower at 1M contacts).
 MEMBERSHIP_KEY = ("persona_set_id", "build", "contact_id")
 persona_memberships = sa.Table(
     "persona_memberships",
