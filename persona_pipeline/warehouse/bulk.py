@@ -15,6 +15,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from persona_pipeline.warehouse import pgbinary
 from persona_pipeline.warehouse.engine import is_postgres, quote
 
 
@@ -157,11 +158,17 @@ def write_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     columns = ", ".join(quote(conn.engine, c) for c in frame.columns)
     target = quote(conn.engine, table)
     if conn.dialect.name == "postgresql":
-        buffer = io.BytesIO()
-        pacsv.write_csv(_arrow_for_copy(frame), buffer, pacsv.WriteOptions(include_header=False))
-        buffer.seek(0)
         cursor = conn.connection.dbapi_connection.cursor()
-        cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+        encoded = pgbinary.encode(frame, _column_types(cursor, target))
+        if encoded is not None:
+            cursor.copy_expert(
+                f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(encoded)
+            )
+        else:
+            buffer = io.BytesIO()
+            pacsv.write_csv(_arrow_for_copy(frame), buffer, pacsv.WriteOptions(include_header=False))
+            buffer.seek(0)
+            cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
         cursor.close()
         return len(frame)
     placeholders = ", ".join("?" for _ in frame.columns)
@@ -170,6 +177,16 @@ def write_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     cursor.executemany(insert, _python_rows(frame))
     cursor.close()
     return len(frame)
+
+
+def _column_types(cursor: Any, quoted_table: str) -> dict[str, str]:
+    """Column name to type (pg_type.typname) of a table as the caller's search path resolves it."""
+    cursor.execute(
+        "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+        " WHERE a.attrelid = CAST(%s AS regclass) AND a.attnum > 0 AND NOT a.attisdropped",
+        (quoted_table,),
+    )
+    return dict(cursor.fetchall())
 
 
 def stream_csv(engine: Engine, sql: str, out: Any, params: Mapping[str, Any] | None = None) -> None:
