@@ -14,7 +14,7 @@ from dagster import AssetKey, DagsterInstance
 
 from persona_pipeline.definitions import BUILD_JOB, SNAPSHOT_JOB, SQL_MODELS_JOB, STUDY_JOB
 from persona_pipeline.defs.persona_assets import PERSONA_SET_ASSET_NAMES, persona_set_partitions
-from persona_pipeline.settings import dagster_home
+from persona_pipeline.settings import dagster_home, score_buckets
 from persona_pipeline.sql_models import discover, execution_order, require_cohort, stale_models
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import get_engine
@@ -204,4 +204,5 @@ def run_pipeline(name: str, say: Say) -> BuildReport:
         return BuildReport(
             False, "", time.perf_counter() - start, f"the population's SQL models failed: {failure}"
         )
-    return _report(_run(SCORE_JOB, say, run_config=score_run_config(name)), start)
+    config = score_run_config(name, buckets=score_buckets(in_process=True))
+    return _report(_run(SCORE_JOB, say, run_config=config), start)

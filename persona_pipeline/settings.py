@@ -31,11 +31,15 @@ def builds_dir() -> Path:
     return path
 
 
-def score_buckets() -> int:
-    """Buckets a scoring run fans out over: one per core here (PERSONA_SCORE_BUCKETS: more, for more workers)."""
+def score_buckets(in_process: bool = False) -> int:
+    """Buckets a scoring run fans out over: one per core here (PERSONA_SCORE_BUCKETS: more, for more workers).
+
+    A run whose steps execute one after another in one process (the CLI's) gets one bucket by default: more
+    would add steps, and a pause between them, without adding workers (each bucket already uses both cores).
+    """
     value = os.environ.get("PERSONA_SCORE_BUCKETS", "").strip()
     if not value:
-        return max(2, os.cpu_count() or 2)
+        return 1 if in_process else max(2, os.cpu_count() or 2)
     if not value.isdigit() or not 1 <= int(value) <= 1024:
         raise ValueError(f"PERSONA_SCORE_BUCKETS must be a whole number from 1 to 1024, not {value!r}")
     return int(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 
 import pandas as pd
@@ -17,6 +18,7 @@ from persona_pipeline import pipelines
 from persona_pipeline.cli import main
 from persona_pipeline.defs import pipeline_defs
 from persona_pipeline.runner import _run, build_persona_set, run_pipeline
+from persona_pipeline.settings import score_buckets
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
 from persona_pipeline_tests.conftest import sensor_tick, table_rows
@@ -247,6 +249,25 @@ def test_runs_fan_out_over_as_many_buckets_as_configured(
         monkeypatch.setenv("PERSONA_SCORE_BUCKETS", wrong)
         with pytest.raises(ValueError, match="PERSONA_SCORE_BUCKETS must be a whole number from 1 to 1024"):
             pipelines.plan(ready, pipeline)
+
+
+def test_a_run_in_one_process_scores_in_one_bucket_unless_told_otherwise(
+    ready: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipelines.create(ready, "single", ["customers"], ["Customers"], destination_table="single_out")
+    monkeypatch.delenv("PERSONA_SCORE_BUCKETS", raising=False)
+    assert score_buckets(in_process=True) == 1
+    assert score_buckets() == max(2, os.cpu_count() or 2)  # runs the daemon launches fan out
+    said: list[str] = []
+    assert run_pipeline("single", said.append).success
+    scored = [line for line in said if "contacts scored" in line and "bucket " in line]
+    assert len(scored) == 1 and "bucket 0:" in scored[0], said
+    assert table_rows(ready, "single_out") == table_rows(ready, "customers")
+    monkeypatch.setenv("PERSONA_SCORE_BUCKETS", "3")
+    said.clear()
+    assert run_pipeline("single", said.append).success
+    assert sum("contacts scored" in line and "bucket " in line for line in said) == 3, said
+    assert table_rows(ready, "single_out") == table_rows(ready, "customers")
 
 
 def test_a_new_contact_is_scored_by_the_on_change_run_without_a_cli_model_run(ready: Engine) -> None:

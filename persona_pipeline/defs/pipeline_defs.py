@@ -32,6 +32,7 @@ class ScoreConfig(Config):
     after_id: int = 0
     upto_time: str | None = None
     upto_id: int = 0
+    buckets: int = 0  # 0: one per core (PERSONA_SCORE_BUCKETS); runs executed in one process ask for theirs
 
 
 def _window(config: ScoreConfig) -> tuple[dt.datetime, int, dt.datetime, int] | None:
@@ -41,8 +42,10 @@ def _window(config: ScoreConfig) -> tuple[dt.datetime, int, dt.datetime, int] | 
     return after, config.after_id, dt.datetime.fromisoformat(config.upto_time), config.upto_id
 
 
-def score_run_config(name: str, window: tuple[dt.datetime, int, dt.datetime, int] | None = None) -> dict:
-    config: dict = {"pipeline": name}
+def score_run_config(
+    name: str, window: tuple[dt.datetime, int, dt.datetime, int] | None = None, buckets: int = 0
+) -> dict:
+    config: dict = {"pipeline": name} | ({"buckets": buckets} if buckets else {})
     if window is not None:
         config |= {
             "after_time": window[0].isoformat(),
@@ -63,7 +66,7 @@ def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: Wa
     engine = warehouse.engine()
     pipeline = pipelines.get(engine, config.pipeline)  # an unknown pipeline fails here, before any work
     # ranges fixed once, so buckets neither overlap nor leave gaps
-    for bucket in pipelines.plan(engine, pipeline, say=context.log.info):
+    for bucket in pipelines.plan(engine, pipeline, config.buckets or None, say=context.log.info):
         yield DynamicOutput(list(bucket), mapping_key=f"bucket_{bucket[0]}")
 
 
