@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from memory import peak_rss_mb
+from settle import vacuum_analyze
 
 SCHEMA = "bench_build"
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,7 @@ def seed(contacts: int) -> None:
         from persona_pipeline.runner import run_sql_models
 
         assert run_sql_models(lambda _: None, ["all_contacts"])[0]
+    vacuum_analyze(_url().split("?")[0], SCHEMA)
     print(
         f"seeded {contacts:,} contacts x {len(base.catalog.traits)} traits in {time.perf_counter() - start:.1f}s"
     )
