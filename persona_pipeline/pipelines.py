@@ -38,7 +38,7 @@ from persona_pipeline.warehouse.tables import pipeline_scores as scores_table
 from persona_pipeline.warehouse.tables import pipelines as pipelines_table
 
 SLICE_CONTACTS = 65_536  # contacts per slice of a bucket: what one thread holds in memory, at any scale
-SIDE_BY_SIDE = 2  # slices scored at once, each replaced in its own transaction
+SIDE_BY_SIDE = 2  # slices read ahead, and written behind, while a bucket assigns the next
 TRIGGERS = ("ad_hoc", "schedule", "on_change")
 TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SCORE_COLUMNS = ["contact_id", "persona_set", "persona_id", "persona_name", "confidence", "scored_at"]

@@ -24,6 +24,7 @@ COLUMNS = [
     sa.Column("label", sa.Text),
     sa.Column("level", sa.String(50)),
     sa.Column("stamp", sa.DateTime),
+    sa.Column("day", sa.Date),
 ]
 POSTGRES_TYPES = {
     "row_id": "int4",
@@ -33,6 +34,7 @@ POSTGRES_TYPES = {
     "label": "text",
     "level": "varchar",
     "stamp": "timestamp",
+    "day": "date",
 }
 
 # text the warehouse stores verbatim: no NUL (PostgreSQL refuses it), no lone surrogates (not UTF-8)
@@ -56,6 +58,7 @@ def frames(draw: st.DrawFn) -> pd.DataFrame:
     levels = draw(st.lists(texts, min_size=1, max_size=4, unique=True))
     level = draw(rows(st.none() | st.sampled_from(levels), min_size=n, max_size=n))
     stamp = draw(rows(st.none() | stamps, min_size=n, max_size=n))
+    day = draw(rows(st.none() | st.dates(dt.date(1900, 1, 1), dt.date(2200, 1, 1)), min_size=n, max_size=n))
     return pd.DataFrame(
         {
             "row_id": np.arange(n, dtype=np.int32),
@@ -65,6 +68,7 @@ def frames(draw: st.DrawFn) -> pd.DataFrame:
             "label": pd.Series(label, dtype=object),
             "level": pd.Categorical(level, categories=levels),
             "stamp": pd.to_datetime(pd.Series(stamp, dtype=object)).astype("datetime64[us]"),
+            "day": pd.to_datetime(pd.Series(day, dtype=object)).astype("datetime64[us]"),
         }
     )
 
@@ -91,6 +95,12 @@ def _same(stored: pd.DataFrame, frame: pd.DataFrame) -> None:
         pd.to_datetime(stored["stamp"].astype(object), format="mixed") if len(stored) else stored["stamp"]
     )
     assert plain(stored_stamps) == plain(frame["stamp"])
+    stored_days = (
+        pd.to_datetime(stored["day"].astype(object), format="mixed") if len(stored) else stored["day"]
+    )
+    assert [None if v is None else v.date() for v in plain(stored_days)] == [
+        None if v is None else v.date() for v in plain(frame["day"])
+    ]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -111,6 +121,8 @@ def test_a_written_frame_reads_back_exactly(warehouse: Engine, frame: pd.DataFra
         ("big", pd.Series([1.0, 2.0]), "int8"),  # floats for an integer column
         ("label", pd.Series([1, "two"], dtype=object), "text"),  # numbers in a text column
         ("big", pd.Series([2**40, 1]), "int4"),  # out of the column's range: the server must say so
+        ("big", pd.Series([2**63, 1], dtype="uint64"), "int8"),
+        ("stamp", pd.Series(pd.to_datetime(["2026-01-01"]).tz_localize("UTC")), "timestamp"),
     ],
 )
 def test_values_without_an_exact_binary_form_fall_back_to_csv(

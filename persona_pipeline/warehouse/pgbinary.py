@@ -154,6 +154,8 @@ def _column(series: pd.Series, kind: str) -> _Column | None:
         if kind.startswith("int"):
             if not pd.api.types.is_integer_dtype(dtype):
                 return None
+            if pd.api.types.is_unsigned_integer_dtype(dtype) and len(series) and series.max() >= 2**63:
+                return None  # beyond int64 before any column's range
             values = series.to_numpy(dtype="int64", na_value=0)
             info = np.iinfo(target.newbyteorder("="))
             if values.size and (values.min() < info.min or values.max() > info.max):
@@ -165,13 +167,12 @@ def _column(series: pd.Series, kind: str) -> _Column | None:
         if np.isinf(values).any():
             raise ValueError(f"column {series.name!r} holds an infinite value; the warehouse cannot store it")
         return _Column(values.astype(target), ~np.isnan(values))  # NaN is stored as NULL, as from CSV
-    if kind in ("timestamp", "timestamptz", "date"):
+    if kind in ("timestamp", "date"):  # naive values only: a zone's meaning is the server's to decide
         if not pd.api.types.is_datetime64_any_dtype(dtype):
             return None
-        aware = isinstance(dtype, pd.DatetimeTZDtype)
-        if aware != (kind == "timestamptz"):
+        if isinstance(dtype, pd.DatetimeTZDtype):
             return None
-        stamps = series.dt.tz_convert("UTC").dt.tz_localize(None) if aware else series
+        stamps = series
         present = stamps.notna().to_numpy()
         if kind == "date":
             days = stamps.to_numpy(dtype="datetime64[D]") - _POSTGRES_EPOCH.astype("datetime64[D]")
