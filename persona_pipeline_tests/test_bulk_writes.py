@@ -104,8 +104,11 @@ def _same(stored: pd.DataFrame, frame: pd.DataFrame) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(frame=frames())
-def test_a_written_frame_reads_back_exactly(warehouse: Engine, frame: pd.DataFrame) -> None:
+@given(frame=frames(), rows_per_chunk=st.integers(1, 8))
+def test_a_written_frame_reads_back_exactly(
+    warehouse: Engine, monkeypatch: pytest.MonkeyPatch, frame: pd.DataFrame, rows_per_chunk: int
+) -> None:
+    monkeypatch.setattr(pgbinary, "ROWS_PER_CHUNK", rows_per_chunk)  # streams of many chunks, each its shapes
     if warehouse.dialect.name == "postgresql":  # the binary path is the one under test, not the CSV fallback
         assert pgbinary.encode(frame, POSTGRES_TYPES) is not None
     table = _table(warehouse)

@@ -168,9 +168,7 @@ def write_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
         cursor = conn.connection.dbapi_connection.cursor()
         encoded = pgbinary.encode(frame, _column_types(cursor, target))
         if encoded is not None:
-            cursor.copy_expert(
-                f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(encoded)
-            )
+            cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT binary)", _Chunks(encoded))
         else:
             buffer = io.BytesIO()
             pacsv.write_csv(_arrow_for_copy(frame), buffer, pacsv.WriteOptions(include_header=False))
@@ -184,6 +182,16 @@ def write_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     cursor.executemany(insert, _python_rows(frame))
     cursor.close()
     return len(frame)
+
+
+class _Chunks:
+    """A file-like view of byte chunks for copy_expert, which sends whatever each read() returns."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+
+    def read(self, size: int = -1) -> bytes:  # noqa: ARG002 - a whole chunk, whatever size is asked
+        return next(self._chunks, b"")
 
 
 def _column_types(cursor: Any, quoted_table: str) -> dict[str, str]:

@@ -12,6 +12,8 @@ falls back to CSV, which lets the server convert.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -20,6 +22,7 @@ TRAILER = (-1).to_bytes(2, "big", signed=True)
 _POSTGRES_EPOCH = np.datetime64("2000-01-01T00:00:00", "us")
 _FIXED = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float4": ">f4", "float8": ">f8", "bool": "u1"}
 _TEXT = {"text", "varchar"}
+ROWS_PER_CHUNK = 65_536  # rows encoded at a time while the server reads the stream
 MAX_SHAPES = 256  # distinct row shapes beyond this (many text lengths and NULL patterns): CSV does better
 
 
@@ -56,8 +59,11 @@ class _Column:
         return self.lengths, self.present.astype(np.int64)
 
 
-def encode(frame: pd.DataFrame, types: dict[str, str]) -> bytes | None:
-    """The frame as a binary COPY stream for columns of these PostgreSQL types (pg_type.typname), or None."""
+def encode(frame: pd.DataFrame, types: dict[str, str]) -> Iterator[bytes] | None:
+    """The frame as a binary COPY stream for columns of these PostgreSQL types (pg_type.typname), or None.
+
+    The stream is made chunk by chunk as it is read, so a million rows never sit in memory encoded.
+    """
     columns = []
     for name in frame.columns:
         kind = types.get(name)
@@ -65,21 +71,33 @@ def encode(frame: pd.DataFrame, types: dict[str, str]) -> bytes | None:
         if column is None:
             return None
         columns.append(column)
-    n = len(frame)
-    shape_of_row, shapes = _shapes(columns, n)
+    shape_of_row, shapes = _shapes(columns, len(frame))
     if shapes is None:
         return None
-    parts = [HEADER]
-    if shape_of_row is None:  # one shape: every row as it is, no gathering
-        parts.extend(_encode_shape(columns, shape, slice(None), n) for shape in shapes)
-    else:
-        order = np.argsort(shape_of_row, kind="stable")  # radix sort of small integers
-        bounds = np.searchsorted(shape_of_row[order], np.arange(len(shapes) + 1))
+    return _stream(columns, shape_of_row, shapes, len(frame), ROWS_PER_CHUNK)
+
+
+def _stream(
+    columns: list[_Column],
+    shape_of_row: np.ndarray | None,
+    shapes: list[tuple[int, ...]],
+    n: int,
+    rows_per_chunk: int,
+) -> Iterator[bytes]:
+    yield HEADER
+    for start in range(0, n, rows_per_chunk):
+        stop = min(n, start + rows_per_chunk)
+        if shape_of_row is None:  # one shape: the rows as they are, no gathering
+            yield _encode_shape(columns, shapes[0], slice(start, stop), stop - start)
+            continue
+        part = shape_of_row[start:stop]
+        order = np.argsort(part, kind="stable")  # radix sort of small integers
+        bounds = np.searchsorted(part[order], np.arange(len(shapes) + 1))
         for index, shape in enumerate(shapes):
-            rows = order[bounds[index] : bounds[index + 1]]
-            parts.append(_encode_shape(columns, shape, rows, len(rows)))
-    parts.append(TRAILER)
-    return b"".join(parts)
+            if bounds[index + 1] > bounds[index]:
+                rows = order[bounds[index] : bounds[index + 1]] + start
+                yield _encode_shape(columns, shape, rows, len(rows))
+    yield TRAILER
 
 
 def _shapes(columns: list[_Column], n: int) -> tuple[np.ndarray | None, list[tuple[int, ...]] | None]:
