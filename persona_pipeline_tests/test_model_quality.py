@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 from sklearn.metrics import adjusted_rand_score
 
 from persona_pipeline.core import clustering
-from persona_pipeline.core.features import FeatureTransform
+from persona_pipeline.core.features import FeatureTransform, category_codes
 from persona_pipeline.core.model import FeatureError, PersonaModel, build_model
 from persona_pipeline.core.personas import describe_personas
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG, SEGMENTS, generate
@@ -129,3 +129,25 @@ def test_identity_matching_recovers_a_relabelling(labels: np.ndarray, permutatio
     present = np.unique(labels)
     assert all(ids[c] == permutation[c] for c in present)
     assert sorted(ids) == sorted(set(ids))
+
+
+words = st.text("abcé ", max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.none() | words, max_size=30),
+    levels=st.lists(words, min_size=1, max_size=5, unique=True),
+    numeric=st.booleans(),
+)
+def test_level_codes_of_a_categorical_column_match_those_of_the_same_values_as_objects(
+    values: list, levels: list[str], numeric: bool
+) -> None:
+    """Categories read from the warehouse come in any order and may hold levels the model never saw."""
+    objects = pd.Series(values, dtype=object)
+    if numeric:  # categories that are not text at all match no level
+        objects = objects.map(lambda v: None if v is None else len(v))
+    codes = category_codes(objects.astype("category"), levels)
+    assert codes.tolist() == category_codes(objects, levels).tolist()
+    expected = [levels.index(v) if isinstance(v, str) and v in levels else -1 for v in objects]
+    assert codes.tolist() == expected

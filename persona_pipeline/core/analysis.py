@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from persona_pipeline.core.features import category_codes
+from persona_pipeline.core.features import category_codes, numbers
 from persona_pipeline.core.traits import Trait, TraitKind
 
 COHORT = 0
@@ -112,7 +112,7 @@ def trait_rows(frame: pd.DataFrame, persona: np.ndarray, trait: Trait, role: str
     ids = np.unique(persona)
     column = frame[trait.name]
     if trait.kind is TraitKind.NUMERIC:
-        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        values = numbers(column)
         values = np.where(np.isfinite(values), values, np.nan)
         edges = numeric_edges(values)
         codes = np.where(

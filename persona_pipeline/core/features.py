@@ -20,9 +20,18 @@ CLIP = 5.0  # a standardized value beyond this is an outlier: it must not own a 
 
 def category_codes(column: pd.Series, levels: list[str] | tuple[str, ...]) -> np.ndarray:
     """Index of each value in `levels`, -1 for missing or unknown; fast for pandas categories."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return column.cat.set_categories(list(levels)).cat.codes.to_numpy()
+    if isinstance(column.dtype, pd.CategoricalDtype):  # a lookup from the column's few categories to ours
+        position = {level: i for i, level in enumerate(levels)}
+        lookup = np.array([position.get(c, -1) for c in column.cat.categories] + [-1], dtype=np.int64)
+        return lookup[column.cat.codes.to_numpy()]  # code -1 (missing) takes the appended -1
     return pd.Categorical(column.astype(object), categories=list(levels)).codes
+
+
+def numbers(column: pd.Series) -> np.ndarray:
+    """Numbers as float64 with NaN for missing; text that is not a number counts as missing."""
+    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+        return column.to_numpy(dtype="float64", na_value=np.nan)  # no parsing pass for numbers already
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
 @dataclass
@@ -64,7 +73,7 @@ class FeatureTransform:
         for trait in traits:
             column = frame[trait.name]
             if trait.kind is TraitKind.NUMERIC:
-                values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+                values = numbers(column)
                 present = values[np.isfinite(values)]
                 if present.size == 0:
                     encodings.append(TraitEncoding(trait.name, trait.kind, scale=1.0))
@@ -107,14 +116,17 @@ class FeatureTransform:
         for enc in self.encodings:
             column = frame[enc.name] if enc.name in frame else pd.Series([None] * n, index=frame.index)
             if enc.kind == TraitKind.NUMERIC:
-                values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+                values = numbers(column)
                 if enc.log:
                     with np.errstate(invalid="ignore"):
                         values = np.log1p(np.maximum(values, 0))
                 values = np.where(np.isfinite(values), values, enc.fill)
                 out[col] = np.clip((values - enc.center) / enc.scale, -CLIP, CLIP)
             elif enc.kind == TraitKind.BOOLEAN:
-                values = column.astype("boolean").astype("float64").to_numpy(dtype="float64", na_value=np.nan)
+                if pd.api.types.is_bool_dtype(column.dtype):  # numpy or nullable booleans, as read
+                    values = column.to_numpy(dtype="float64", na_value=np.nan)
+                else:
+                    values = column.astype("boolean").to_numpy(dtype="float64", na_value=np.nan)
                 values = np.where(np.isnan(values), enc.fill, values)
                 out[col] = (values - enc.center) / enc.scale
             else:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from persona_pipeline.core import clustering
-from persona_pipeline.core.features import FeatureTransform
+from persona_pipeline.core.features import FeatureTransform, numbers
 from persona_pipeline.core.traits import Trait, TraitKind
 
 
@@ -71,7 +71,7 @@ def usable_traits(frame: pd.DataFrame, traits: list[Trait], explicit: bool) -> t
     for trait in traits:
         column = frame[trait.name]
         if trait.kind is TraitKind.NUMERIC:  # min == max: no hashing of a million floats
-            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            values = numbers(column)
             values = values[~np.isnan(values)]
             single = values.size == 0 or values.min() == values.max()
         else:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
-from persona_pipeline.core.features import category_codes
+from persona_pipeline.core.features import category_codes, numbers
 from persona_pipeline.core.traits import Trait, TraitKind
 
 DEFINING_MIN_EFFECT = 0.3  # standardized difference below which a trait does not define a persona
@@ -58,7 +58,7 @@ def trait_effects(
     for trait in traits:
         column = frame[trait.name]
         if trait.kind is TraitKind.NUMERIC:
-            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            values = numbers(column)
             known = ~np.isnan(values)
             std = float(np.std(values[known], ddof=1)) if known.sum() > 1 else 1.0
             std = std or 1.0
