@@ -134,7 +134,8 @@ class FeatureTransform:
                 # row j of the lookup is level j's encoded vector; the last row (code -1) is "missing": all zeros
                 lookup = (np.vstack([np.eye(len(enc.levels)), shares[None, :]]) - shares) / enc.scale
                 codes = category_codes(column, enc.levels)
-                np.take(lookup.T.astype(dtype), codes, axis=1, out=out[col : col + enc.width])
+                # code -1 wraps to the last column; "raise" mode would copy the output through a buffer
+                np.take(lookup.T.astype(dtype), codes, axis=1, out=out[col : col + enc.width], mode="wrap")
             col += enc.width
         return out.T
 
