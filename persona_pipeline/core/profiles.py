@@ -148,8 +148,9 @@ def _rule_matrix(
     for trait in traits:
         column = frame[trait.name]
         if trait.kind is TraitKind.NUMERIC:
-            values = pd.to_numeric(column, errors="coerce").astype("float64")
-            columns.append(values.fillna(values.median()).to_numpy())
+            values = numbers(column)
+            known = ~np.isnan(values)
+            columns.append(np.where(known, values, np.median(values[known]) if known.any() else np.nan))
             names.append((trait, None))
         elif trait.kind is TraitKind.BOOLEAN:
             columns.append(column.astype("boolean").fillna(False).astype("float64").to_numpy())

@@ -129,11 +129,6 @@ def _pyformat(sql: str) -> str:
 
 def _arrow_for_copy(frame: pd.DataFrame) -> pa.Table:
     """The frame as Arrow for a CSV COPY: Arrow's writer is several times faster than DataFrame.to_csv."""
-    for name in frame.columns:
-        if pd.api.types.is_float_dtype(frame[name]):
-            values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
-            if np.isinf(values).any():
-                raise ValueError(f"column {name!r} holds an infinite value; the warehouse cannot store it")
     table = pa.Table.from_pandas(frame, preserve_index=False)
     columns = []
     for column in table.columns:
@@ -165,6 +160,12 @@ def write_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     columns = ", ".join(quote(conn.engine, c) for c in frame.columns)
     target = quote(conn.engine, table)
     if conn.dialect.name == "postgresql":
+        for name in frame.columns:  # refused before either COPY path is chosen
+            if pd.api.types.is_float_dtype(frame[name]):
+                if np.isinf(frame[name].to_numpy(dtype="float64", na_value=np.nan)).any():
+                    raise ValueError(
+                        f"column {name!r} holds an infinite value; the warehouse cannot store it"
+                    )
         cursor = conn.connection.dbapi_connection.cursor()
         encoded = pgbinary.encode(frame, _column_types(cursor, target))
         if encoded is not None:

@@ -182,8 +182,6 @@ def _column(series: pd.Series, kind: str) -> _Column | None:
         if not (pd.api.types.is_float_dtype(dtype) or pd.api.types.is_integer_dtype(dtype)):
             return None
         values = series.to_numpy(dtype="float64", na_value=np.nan)
-        if np.isinf(values).any():
-            raise ValueError(f"column {series.name!r} holds an infinite value; the warehouse cannot store it")
         return _Column(values.astype(target), ~np.isnan(values))  # NaN is stored as NULL, as from CSV
     if kind in ("timestamp", "date"):  # naive values only: a zone's meaning is the server's to decide
         if not pd.api.types.is_datetime64_any_dtype(dtype):
