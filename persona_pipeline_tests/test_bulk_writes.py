@@ -158,3 +158,21 @@ def test_an_infinite_value_is_refused_with_its_column_and_nothing_is_written(war
         with warehouse.begin() as conn:
             write_frame(conn, table, frame)
         assert np.isinf(read_frame(warehouse, f'SELECT ratio FROM "{table}" WHERE row_id = 1')["ratio"]).all()  # noqa: S608
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+def test_text_that_looks_like_numbers_reads_back_as_text(warehouse: Engine, categorical: bool) -> None:
+    table = _table(warehouse)
+    frame = pd.DataFrame({"row_id": [0, 1, 2], "label": ["02134", "7", None], "level": ["1.50", "t", "1e3"]})
+    with warehouse.begin() as conn:
+        write_frame(conn, table, frame)
+    stored = read_frame(
+        warehouse,
+        f'SELECT row_id, label, level, big FROM "{table}" ORDER BY row_id',  # noqa: S608
+        categorical=categorical,
+    )
+    assert [None if pd.isna(v) else v for v in stored["label"].astype(object)] == ["02134", "7", None]
+    assert stored["level"].astype(object).tolist() == ["1.50", "t", "1e3"]
+    assert pd.api.types.is_integer_dtype(stored["row_id"])  # numbers are still numbers
+    if categorical:
+        assert isinstance(stored["label"].dtype, pd.CategoricalDtype)

@@ -77,13 +77,19 @@ def _copy_out(
 ) -> pa.Table | None:
     """COPY a query's rows out of PostgreSQL as CSV and parse them with Arrow (None: no columns came back).
 
-    With `categorical`, text columns of few distinct values are dictionary-encoded as they are parsed, which
-    costs half as much as categorizing the strings afterwards.
+    Columns the server types as text are parsed as text whatever they hold, so a zip code '02134' or a
+    label '7' comes back as written rather than as a number. With `categorical`, they are dictionary-encoded
+    as they are parsed, which costs half as much as categorizing the strings afterwards.
     """
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         bound = cursor.mogrify(_pyformat(sql), dict(params or {})).decode() if params else sql
+        cursor.execute(f"SELECT * FROM ({bound}) AS result_shape LIMIT 0")  # noqa: S608 - planned, not run
+        text_type = pa.dictionary(pa.int32(), pa.string()) if categorical else pa.string()
+        column_types = {
+            column.name: text_type for column in cursor.description if column.type_code not in _INFERRED_TYPES
+        }
         buffer = io.BytesIO()
         cursor.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
         cursor.close()
@@ -104,9 +110,14 @@ def _copy_out(
             null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
-            auto_dict_encode=categorical,
+            column_types=column_types,
         ),
     )
+
+
+# PostgreSQL type OIDs whose CSV text Arrow's inference reads right: numbers, booleans, dates and times.
+# Every other column (text, varchar, uuid, json, enums) is read as text.
+_INFERRED_TYPES = frozenset({16, 20, 21, 23, 26, 700, 701, 1700, 1082, 1083, 1114, 1184})
 
 
 def _arrow_to_pandas(table: pa.Table, categorical: bool) -> pd.DataFrame:
