@@ -1,9 +1,14 @@
 """Scoring pipelines: a population (cohorts, unioned) scored with a payload (persona sets) into destinations.
 
-Scoring is split into buckets, ranges of contact_id fixed at the start of a run, so runs can fan out; each
-bucket's rows replace that bucket's previous rows in one transaction, so a rerun after a crash leaves no
-duplicates and no gaps. Ranges (not hashes) let reads and deletes use the contact_id index: a hash bucket
-made every bucket's delete scan the whole table.
+Scoring is split into buckets, ranges of contact_id fixed at the start of a run, so runs can fan out.
+Ranges (not hashes) let reads and deletes use the contact_id index: a hash bucket made every bucket's delete
+scan the whole table. Where the rows go keeps a rerun after a crash free of duplicates and gaps:
+
+- a full run into a destination table persona-pipeline created on PostgreSQL fills one shadow table per
+  bucket and swaps them in as the table's partitions at the end (warehouse.replacement): a run that dies
+  changes nothing;
+- otherwise (SQLite, a table that was there before, the internal store of CSV-only pipelines, and runs over
+  changed contacts) each slice's rows replace that slice's previous rows in one transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import datetime as dt
 import json
 import os
 import re
+import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +39,17 @@ from persona_pipeline.sql_models import discover, refresh_stale, require_cohort
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame, stream_csv, write_frame
 from persona_pipeline.warehouse.engine import quote
+from persona_pipeline.warehouse.replacement import (
+    STALE_AFTER,
+    Bucket,
+    Replacement,
+    create_partitioned,
+    drop_shadows,
+    is_partitioned,
+    prepare_shadow,
+    shadow_name,
+    swap_in,
+)
 from persona_pipeline.warehouse.tables import SOURCE_TABLES, ensure_catalog_tables, metadata, score_table
 from persona_pipeline.warehouse.tables import pipeline_scores as scores_table
 from persona_pipeline.warehouse.tables import pipelines as pipelines_table
@@ -228,11 +245,6 @@ def _population_sql(engine: Engine, pipeline: Pipeline, where: str) -> str:
     return f"({union})"
 
 
-Bucket = tuple[
-    int, int | None, int | None
-]  # index, first contact_id (None: open), end (exclusive; None: open)
-
-
 def plan(
     engine: Engine, pipeline: Pipeline, buckets: int | None = None, say: Callable[[str], None] | None = None
 ) -> list[Bucket]:
@@ -319,8 +331,12 @@ def score_bucket(
     pipeline: Pipeline,
     bucket: Bucket,
     changed: tuple[dt.datetime, int, dt.datetime, int] | None = None,
+    replacement: Replacement | None = None,
 ) -> int:
     """Score one bucket of the population (or only contacts changed in a window) and store the rows.
+
+    With a `replacement` (a full run, see start_replacement), the rows go to the bucket's shadow table,
+    which finish_run swaps in; otherwise they replace the stored rows slice by slice.
 
     A whole bucket is scored in slices, each replaced in its own transaction, as a pipeline: up to two
     slices are being read and two written while this thread assigns the next, so the warehouse's reads and
@@ -332,6 +348,10 @@ def score_bucket(
         frame = _read_range(engine, pipeline, payload, bucket, changed)
         _store(engine, pipeline, _score_rows(payload, frame), bucket, frame["contact_id"].tolist())
         return len(frame)
+    into = None
+    if replacement is not None:
+        with engine.begin() as conn:
+            into = prepare_shadow(conn, pipeline.destination_table, replacement, bucket)
     slices = iter(_slices(engine, bucket))
     scored = 0
     # slices already keep both cores busy: BLAS's own threads would only spin against them (and the
@@ -357,7 +377,7 @@ def score_bucket(
             rows = _score_rows(payload, frame)
             while len(writes) >= SIDE_BY_SIDE:
                 writes.popleft().result()
-            writes.append(writers.submit(_store, engine, pipeline, rows, part, None))
+            writes.append(writers.submit(_store, engine, pipeline, rows, part, None, into))
             scored += len(frame)
         for writing in writes:
             writing.result()
@@ -425,9 +445,14 @@ def _names_of(ids: np.ndarray, names: dict[int, str]) -> pd.Categorical:
 
 
 def _store(
-    engine: Engine, pipeline: Pipeline, rows: pd.DataFrame, bucket: Bucket, only: list[int] | None
+    engine: Engine,
+    pipeline: Pipeline,
+    rows: pd.DataFrame,
+    bucket: Bucket,
+    only: list[int] | None,
+    into: str | None = None,
 ) -> None:
-    """Replace the bucket's rows (or only these contacts' rows) in one transaction."""
+    """Replace the bucket's rows (or only these contacts' rows) in one transaction; or add them to a shadow."""
     # the destination table is the store when there is one; pipeline_scores keeps the rows of CSV-only pipelines
     internal = not pipeline.destination_table
     table = "pipeline_scores" if internal else pipeline.destination_table
@@ -435,6 +460,9 @@ def _store(
     scope = "pipeline_id = :pid AND " if internal else ""
     with engine.begin() as conn:
         _require_still_there(conn, pipeline)
+        if into is not None:  # a shadow of this run's, emptied when its bucket began: nothing to replace
+            write_frame(conn, into, rows)
+            return
         if only is None:
             in_range, params = _range("contact_id", bucket)
             statement = sa.text(f"DELETE FROM {name} WHERE {scope}{in_range}")  # noqa: S608 - quoted
@@ -462,12 +490,39 @@ def _require_still_there(conn: sa.Connection, pipeline: Pipeline) -> None:
 
 
 def _ensure_destination(conn: sa.Connection, table: str) -> None:
-    if not sa.inspect(conn).has_table(table):
+    if sa.inspect(conn).has_table(table):
+        return
+    if conn.dialect.name == "postgresql":
+        create_partitioned(conn, score_table(table, sa.MetaData(), per_pipeline=False, partitioned=True))
+    else:
         score_table(table, sa.MetaData(), per_pipeline=False).create(conn)
 
 
-def finish_run(engine: Engine, pipeline: Pipeline) -> Path | None:
-    """After every bucket: write the CSV destination (atomically) and record the run."""
+def start_replacement(engine: Engine, pipeline: Pipeline) -> Replacement | None:
+    """A full run's shadows, where its destination is partitioned (after plan created it); else None.
+
+    Shadows a dead run left behind (started over an hour before this one) are dropped here.
+    """
+    table = pipeline.destination_table
+    if not table:
+        return None
+    with engine.begin() as conn:
+        if not is_partitioned(conn, table):
+            return None
+        since = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        drop_shadows(conn, table, before=since - STALE_AFTER)
+    return Replacement(uuid.uuid4().hex[:8], since)
+
+
+def finish_run(
+    engine: Engine,
+    pipeline: Pipeline,
+    replacement: Replacement | None = None,
+    buckets: list[Bucket] | None = None,
+) -> Path | None:
+    """After every bucket: swap a full run's shadows in, write the CSV destination (atomically), record the run."""
+    if replacement is not None:
+        _swap(engine, pipeline, replacement, buckets or [])
     path = None
     if pipeline.destination_csv:
         path = Path(pipeline.destination_csv)
@@ -505,10 +560,11 @@ def run(
     pipeline = get(engine, name)
     total = 0
     buckets = plan(engine, pipeline)
+    replacement = start_replacement(engine, pipeline) if changed is None else None
     for bucket in buckets:
-        total += score_bucket(engine, pipeline, bucket, changed=changed)
+        total += score_bucket(engine, pipeline, bucket, changed=changed, replacement=replacement)
         say(f"  bucket {bucket[0] + 1}/{len(buckets)}: {total:,} contacts scored")
-    finish_run(engine, pipeline)
+    finish_run(engine, pipeline, replacement, buckets)
     return total
 
 
@@ -535,3 +591,25 @@ def changed_since(
         return after, 0
     last = frame.iloc[-1]
     return (pd.Timestamp(last["updated_at"]).to_pydatetime(), int(last["contact_id"])), len(frame)
+
+
+def _swap(engine: Engine, pipeline: Pipeline, replacement: Replacement, buckets: list[Bucket]) -> None:
+    """The run's shadows become the destination's partitions, unless the pipeline was deleted meanwhile."""
+    table = pipeline.destination_table
+    missing = [
+        b[0] for b in buckets if not sa.inspect(engine).has_table(shadow_name(table, replacement.token, b[0]))
+    ]
+    try:
+        with engine.begin() as conn:
+            _require_still_there(conn, pipeline)
+            if missing:
+                raise PipelineError(
+                    f"the rows of bucket(s) {', '.join(map(str, missing))} of this run of {pipeline.name!r} are "
+                    f"gone from the warehouse (a later run cleared them); {table!r} keeps its previous scores: "
+                    "run the pipeline again"
+                )
+            swap_in(conn, table, replacement, buckets)
+    except PipelineError:
+        with engine.begin() as conn:
+            drop_shadows(conn, table, token=replacement.token)
+        raise

@@ -9,6 +9,7 @@ from dagster import (
     DynamicOut,
     DynamicOutput,
     OpExecutionContext,
+    Out,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
@@ -21,6 +22,7 @@ from dagster import (
 from persona_pipeline import pipelines
 from persona_pipeline.defs.resources import WarehouseResource
 from persona_pipeline.settings import sensor_interval
+from persona_pipeline.warehouse.replacement import Replacement
 
 SCORE_JOB = "score_pipeline"
 CHANGE_CHUNK = 100_000  # changed contacts per run: a burst becomes several runs, never a dropped tick
@@ -61,36 +63,55 @@ def pipeline_of(run_config: dict | None) -> str | None:
     return (run_config or {}).get("ops", {}).get("plan_buckets", {}).get("config", {}).get("pipeline")
 
 
-@op(out=DynamicOut(list))
+def _replacement_of(work: dict) -> Replacement | None:
+    shadows = work["replacement"]
+    return shadows and Replacement(shadows["token"], dt.datetime.fromisoformat(shadows["since"]))
+
+
+@op(out=DynamicOut(dict))
 def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource):  # noqa: ANN201
+    """Each bucket's work: its contact_id range and, for a full run, the shadows its rows go to."""
     engine = warehouse.engine()
     pipeline = pipelines.get(engine, config.pipeline)  # an unknown pipeline fails here, before any work
     # ranges fixed once, so buckets neither overlap nor leave gaps
-    for bucket in pipelines.plan(engine, pipeline, config.buckets or None, say=context.log.info):
-        yield DynamicOutput(list(bucket), mapping_key=f"bucket_{bucket[0]}")
+    buckets = pipelines.plan(engine, pipeline, config.buckets or None, say=context.log.info)
+    replacement = pipelines.start_replacement(engine, pipeline) if _window(config) is None else None
+    shadows = replacement and {"token": replacement.token, "since": replacement.since.isoformat()}
+    for bucket in buckets:
+        yield DynamicOutput(
+            {"bucket": list(bucket), "replacement": shadows}, mapping_key=f"bucket_{bucket[0]}"
+        )
 
 
-@op
+@op(out=Out(dict))
 def score_bucket(
-    context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource, bucket: list
-) -> int:
+    context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource, work: dict
+) -> dict:
     engine = warehouse.engine()
     pipeline = pipelines.get(engine, config.pipeline)
-    scored = pipelines.score_bucket(engine, pipeline, tuple(bucket), changed=_window(config))
+    bucket = tuple(work["bucket"])
+    scored = pipelines.score_bucket(
+        engine, pipeline, bucket, changed=_window(config), replacement=_replacement_of(work)
+    )
     context.log.info(f"bucket {bucket[0]}: {scored:,} contacts scored")
-    return scored
+    return work | {"scored": scored}
 
 
 @op
 def finish_scoring(
-    context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource, counts: list[int]
+    context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource, done: list[dict]
 ) -> int:
     engine = warehouse.engine()
-    path = pipelines.finish_run(engine, pipelines.get(engine, config.pipeline))
+    pipeline = pipelines.get(engine, config.pipeline)
+    replacement = _replacement_of(done[0]) if done else None
+    path = pipelines.finish_run(engine, pipeline, replacement, sorted(tuple(d["bucket"]) for d in done))
+    scored = sum(d["scored"] for d in done)
     context.log.info(
-        f"pipeline {config.pipeline!r}: {sum(counts):,} contacts scored" + (f"; CSV {path}" if path else "")
+        f"pipeline {config.pipeline!r}: {scored:,} contacts scored"
+        + (f" (swapped in as {len(done)} partitions)" if replacement else "")
+        + (f"; CSV {path}" if path else "")
     )
-    return sum(counts)
+    return scored
 
 
 @job(

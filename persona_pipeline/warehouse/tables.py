@@ -172,8 +172,11 @@ sql_model_state = sa.Table(
 )
 
 
-def score_table(name: str, meta: sa.MetaData, per_pipeline: bool) -> sa.Table:
-    """The shape of a scoring output row; pipeline_scores keys rows by pipeline, a user's destination by contact."""
+def score_table(name: str, meta: sa.MetaData, per_pipeline: bool, partitioned: bool = False) -> sa.Table:
+    """The shape of a scoring output row; pipeline_scores keys rows by pipeline, a user's destination by contact.
+
+    `partitioned`: by contact_id range on PostgreSQL, so a full run can swap its rows in (warehouse.replacement).
+    """
     return sa.Table(
         name,
         meta,
@@ -186,6 +189,7 @@ def score_table(name: str, meta: sa.MetaData, per_pipeline: bool) -> sa.Table:
         sa.Column("persona_name", sa.String(200), nullable=False),
         sa.Column("confidence", sa.Float, nullable=False),
         sa.Column("scored_at", sa.DateTime, nullable=False),
+        **({"postgresql_partition_by": "RANGE (contact_id)"} if partitioned else {}),
     )
 
 
