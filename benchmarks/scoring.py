@@ -5,7 +5,8 @@
 Ours: `pipeline run` through the Dagster job, in one process as the CLI runs it (the population's SQL models,
 rebuilt only if their SQL or sources changed; one contact_id-range bucket, as for any run executed in one
 process, scored in slices of ~65,536 contacts as a pipeline: up to two slices read ahead (COPY out), one
-assigned, up to two written behind (each slice's rows replaced by a binary COPY in its own transaction)).
+assigned, up to two written behind (binary COPY into the bucket's shadow table, swapped in as the
+destination's partitions once every bucket is done: see persona_pipeline/warehouse/replacement.py).
 The seeded schema is vacuumed and analyzed once, as autovacuum (off on this server) would after the load.
 Baseline: read_sql of the population's traits, assign everyone, to_sql. Each measured run is a fresh process,
 so its peak memory is its own. Real-time: Scorer.score on 10,000 contacts, one call each.

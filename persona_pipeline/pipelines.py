@@ -338,7 +338,7 @@ def score_bucket(
     With a `replacement` (a full run, see start_replacement), the rows go to the bucket's shadow table,
     which finish_run swaps in; otherwise they replace the stored rows slice by slice.
 
-    A whole bucket is scored in slices, each replaced in its own transaction, as a pipeline: up to two
+    A whole bucket is scored in slices, each written in its own transaction, as a pipeline: up to two
     slices are being read and two written while this thread assigns the next, so the warehouse's reads and
     writes and this process's arithmetic overlap (slices scored in lockstep left the warehouse idle while
     they were assigned), and memory stays the same at any population size.
@@ -596,6 +596,8 @@ def changed_since(
 def _swap(engine: Engine, pipeline: Pipeline, replacement: Replacement, buckets: list[Bucket]) -> None:
     """The run's shadows become the destination's partitions, unless the pipeline was deleted meanwhile."""
     table = pipeline.destination_table
+    if not buckets:  # detaching every partition and attaching none would leave the table unwritable
+        raise ValueError("a run's shadows are swapped in with the buckets that filled them")
     missing = [
         b[0] for b in buckets if not sa.inspect(engine).has_table(shadow_name(table, replacement.token, b[0]))
     ]
