@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import re
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -56,6 +57,10 @@ from persona_pipeline.warehouse.tables import pipelines as pipelines_table
 
 SLICE_CONTACTS = 65_536  # contacts per slice of a bucket: what one thread holds in memory, at any scale
 SIDE_BY_SIDE = 2  # slices read ahead, and written behind, while a bucket assigns the next
+# a swap waits this long at a time for queries on the destination to finish (and readers queued behind its
+# lock request wait no longer), then lets them through and tries again
+SWAP_LOCK_WAIT = dt.timedelta(seconds=2)
+SWAP_ATTEMPTS = 60
 TRIGGERS = ("ad_hoc", "schedule", "on_change")
 TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SCORE_COLUMNS = ["contact_id", "persona_set", "persona_id", "persona_name", "confidence", "scored_at"]
@@ -602,15 +607,29 @@ def _swap(engine: Engine, pipeline: Pipeline, replacement: Replacement, buckets:
         b[0] for b in buckets if not sa.inspect(engine).has_table(shadow_name(table, replacement.token, b[0]))
     ]
     try:
-        with engine.begin() as conn:
-            _require_still_there(conn, pipeline)
-            if missing:
-                raise PipelineError(
-                    f"the rows of bucket(s) {', '.join(map(str, missing))} of this run of {pipeline.name!r} are "
-                    f"gone from the warehouse (a later run cleared them); {table!r} keeps its previous scores: "
-                    "run the pipeline again"
-                )
-            swap_in(conn, table, replacement, buckets)
+        for _ in range(SWAP_ATTEMPTS):
+            try:
+                with engine.begin() as conn:
+                    _require_still_there(conn, pipeline)
+                    if missing:
+                        raise PipelineError(
+                            f"the rows of bucket(s) {', '.join(map(str, missing))} of this run of "
+                            f"{pipeline.name!r} are gone from the warehouse (a later run cleared them); "
+                            f"{table!r} keeps its previous scores: run the pipeline again"
+                        )
+                    swap_in(conn, table, replacement, buckets, lock_wait=SWAP_LOCK_WAIT)
+                return
+            except sa.exc.OperationalError as exc:
+                if (
+                    getattr(exc.orig, "pgcode", None) != "55P03"
+                ):  # lock_not_available: a query holds the table
+                    raise
+                time.sleep(0.2)  # the readers that queued behind the swap's lock request go first
+        raise PipelineError(
+            f"{table!r} stayed in use by other queries through {SWAP_ATTEMPTS} tries to swap this run's scores "
+            f"in ({SWAP_LOCK_WAIT.total_seconds():g} s each); it keeps its previous scores and this run's were "
+            "discarded: run the pipeline again when the long queries on it are done"
+        )
     except PipelineError:
         with engine.begin() as conn:
             drop_shadows(conn, table, token=replacement.token)

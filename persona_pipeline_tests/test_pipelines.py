@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 import time
 
 import pandas as pd
@@ -390,3 +391,55 @@ def test_shadows_of_dead_runs_are_cleared_by_a_later_run_once_an_hour_old(ready:
     assert left == [shadow_name("nightly_out", recent.token, buckets[0][0])]
     assert sa.inspect(ready).has_table("nightly_out_notes")
     assert table_rows(ready, "nightly_out") == table_rows(ready, "customers")
+
+
+def test_a_swap_waits_for_queries_on_the_destination_and_gives_up_cleanly(
+    ready: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = pipelines.create(
+        ready, "nightly", ["customers"], ["Customers"], destination_table="nightly_out"
+    )
+    customers = table_rows(ready, "customers")
+    if ready.dialect.name != "postgresql":  # SQLite: no swap, each slice's transaction waits its turn
+        assert (
+            pipelines.run(ready, "nightly", lambda _: None) == customers == table_rows(ready, "nightly_out")
+        )
+        return
+    pipelines.run(ready, "nightly", lambda _: None)
+    before = _scores(ready, "nightly_out")
+    monkeypatch.setattr(pipelines, "SWAP_LOCK_WAIT", dt.timedelta(milliseconds=200))
+    monkeypatch.setattr(pipelines, "SWAP_ATTEMPTS", 3)
+
+    def scored_run() -> tuple[pipelines.Replacement, list]:
+        buckets = pipelines.plan(ready, pipeline, 2)
+        replacement = pipelines.start_replacement(ready, pipeline)
+        for bucket in buckets:
+            pipelines.score_bucket(ready, pipeline, bucket, replacement=replacement)
+        return replacement, buckets
+
+    replacement, buckets = scored_run()
+    with ready.connect() as reader:  # a long report query holds the table for the whole swap budget
+        reader.execute(sa.text("SELECT count(*) FROM nightly_out"))
+        with pytest.raises(pipelines.PipelineError, match="stayed in use by other queries through 3 tries"):
+            pipelines.finish_run(ready, pipeline, replacement, buckets)
+        reader.rollback()
+    pd.testing.assert_frame_equal(
+        _scores(ready, "nightly_out").sort_values("contact_id", ignore_index=True),
+        before.sort_values("contact_id", ignore_index=True),
+    )
+    with ready.connect() as conn:
+        assert unattached_shadows(conn, "nightly_out") == []  # the discarded run's shadows are gone
+
+    # a query that ends within the budget only delays the swap
+    monkeypatch.setattr(pipelines, "SWAP_ATTEMPTS", 30)
+    replacement, buckets = scored_run()
+    reader = ready.connect()
+    reader.execute(sa.text("SELECT count(*) FROM nightly_out"))
+    timer = threading.Timer(1.0, reader.close)  # returns the connection, ending its transaction
+    timer.start()
+    pipelines.finish_run(ready, pipeline, replacement, buckets)
+    timer.join()
+    assert _partitions(ready, "nightly_out") == sorted(
+        shadow_name("nightly_out", replacement.token, b[0]) for b in buckets
+    )
+    assert len(_scores(ready, "nightly_out")) == customers

@@ -79,13 +79,17 @@ def prepare_shadow(conn: Connection, table: str, replacement: Replacement, bucke
     return name
 
 
-def swap_in(conn: Connection, table: str, replacement: Replacement, buckets: list[Bucket]) -> None:
+def swap_in(
+    conn: Connection, table: str, replacement: Replacement, buckets: list[Bucket], lock_wait: dt.timedelta
+) -> None:
     """The shadows become the partitions and the old partitions are dropped, in the caller's transaction.
 
     Rows another run wrote meanwhile (the on-change sensor rescoring a contact after this run read it) are
-    newer than this run's and are kept.
+    newer than this run's and are kept. Waiting for any lock (the table's, a partition's) longer than
+    `lock_wait` raises PostgreSQL's lock_not_available (55P03) and changes nothing.
     """
     parent = _q(conn, table)
+    conn.execute(sa.text(f"SET LOCAL lock_timeout = {int(lock_wait.total_seconds() * 1000)}"))
     conn.execute(sa.text(f"LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE"))
     old = _partitions(conn, table)
     conn.execute(
