@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+PARTITION_KEY = "RANGE (contact_id)"
 STALE_AFTER = dt.timedelta(hours=1)  # a shadow this much older than a new run is a dead run's: dropped
 _COMMENT = "persona-pipeline scores of {table}, run {token}, started {since}"
 
@@ -34,12 +35,14 @@ class Replacement:
 
 
 def is_partitioned(conn: Connection, table: str) -> bool:
+    """Partitioned as create_partitioned does it (a user's table partitioned otherwise is left alone)."""
     if conn.dialect.name != "postgresql":
         return False
-    kind = conn.execute(
-        sa.text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": _q(conn, table)}
+    key = conn.execute(
+        sa.text("SELECT pg_get_partkeydef(oid) FROM pg_class WHERE oid = to_regclass(:t) AND relkind = 'p'"),
+        {"t": _q(conn, table)},
     ).scalar()
-    return kind == "p"
+    return key == PARTITION_KEY
 
 
 def create_partitioned(conn: Connection, table: sa.Table) -> None:

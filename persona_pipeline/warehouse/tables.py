@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from persona_pipeline.core.traits import TraitCatalog, TraitKind
+from persona_pipeline.warehouse.replacement import PARTITION_KEY
 
 SOURCE_TABLES = ("contacts", "trait_history", "orders")
 HIDDEN_TRUTH_TABLE = (
@@ -189,7 +190,7 @@ def score_table(name: str, meta: sa.MetaData, per_pipeline: bool, partitioned: b
         sa.Column("persona_name", sa.String(200), nullable=False),
         sa.Column("confidence", sa.Float, nullable=False),
         sa.Column("scored_at", sa.DateTime, nullable=False),
-        **({"postgresql_partition_by": "RANGE (contact_id)"} if partitioned else {}),
+        **({"postgresql_partition_by": PARTITION_KEY} if partitioned else {}),
     )
 
 
