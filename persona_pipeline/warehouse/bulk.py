@@ -88,7 +88,9 @@ def _copy_out(
         cursor.execute(f"SELECT * FROM ({bound}) AS result_shape LIMIT 0")  # noqa: S608 - planned, not run
         text_type = pa.dictionary(pa.int32(), pa.string()) if categorical else pa.string()
         column_types = {
-            column.name: text_type for column in cursor.description if column.type_code not in _INFERRED_TYPES
+            column.name: text_type
+            for column in cursor.description or ()
+            if column.type_code not in _INFERRED_TYPES
         }
         buffer = io.BytesIO()
         cursor.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
