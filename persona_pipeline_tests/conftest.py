@@ -9,11 +9,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.synthetic import SyntheticBase, generate
+from persona_pipeline.runner import build_persona_set
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.bulk import read_frame
 from persona_pipeline.warehouse.engine import _engine
 from persona_pipeline.warehouse.sources import replace_sources
 
@@ -92,6 +96,22 @@ def seeded(warehouse: Engine, small_base: SyntheticBase) -> Engine:
         small_base.segments,
     )
     return warehouse
+
+
+@pytest.fixture
+def ready(seeded: Engine) -> Engine:
+    """The seeded warehouse with the persona set Customers built on the customers cohort (no study)."""
+    store.create(seeded, "Customers", "customers")
+    assert build_persona_set("Customers", lambda _: None, study=False).success
+    return seeded
+
+
+def stored_scores(engine: Engine, table: str = "pipeline_scores") -> pd.DataFrame:
+    """A scoring destination's rows (the internal store of CSV-only pipelines by default)."""
+    return read_frame(
+        engine,
+        f'SELECT contact_id, persona_set, persona_id, persona_name, confidence, scored_at FROM "{table}"',  # noqa: S608
+    )
 
 
 def table_rows(engine: Engine, table: str) -> int:

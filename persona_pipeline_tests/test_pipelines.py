@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import threading
 import time
 
 import pandas as pd
@@ -22,31 +21,17 @@ from persona_pipeline.runner import _run, build_persona_set, run_pipeline
 from persona_pipeline.settings import score_buckets
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
-from persona_pipeline.warehouse.replacement import (
-    Replacement,
-    prepare_shadow,
-    shadow_name,
-    unattached_shadows,
-)
-from persona_pipeline_tests.conftest import sensor_tick, table_rows
+from persona_pipeline_tests.conftest import sensor_tick, stored_scores, table_rows
 
 
 @pytest.fixture
-def ready(seeded: Engine) -> Engine:
-    for name, cohort in (("Customers", "customers"), ("Leads", "leads")):
-        store.create(seeded, name, cohort)
-        assert build_persona_set(name, lambda _: None, study=False).success
-    return seeded
+def leads(ready: Engine) -> None:
+    """A second persona set, for the tests that need two (a build costs seconds: the rest go without)."""
+    store.create(ready, "Leads", "leads")
+    assert build_persona_set("Leads", lambda _: None, study=False).success
 
 
-def _scores(engine: Engine, table: str = "pipeline_scores") -> pd.DataFrame:
-    return read_frame(
-        engine,
-        f'SELECT contact_id, persona_set, persona_id, persona_name, confidence, scored_at FROM "{table}"',
-    )
-
-
-def test_pipeline_scores_its_population_into_every_destination(ready: Engine) -> None:
+def test_pipeline_scores_its_population_into_every_destination(ready: Engine, leads: None) -> None:
     pipelines.create(
         ready,
         "everyone",
@@ -57,7 +42,7 @@ def test_pipeline_scores_its_population_into_every_destination(ready: Engine) ->
     )
     assert run_pipeline("everyone", lambda _: None).success
     population = table_rows(ready, "contacts")  # customers and leads together are everyone
-    scores = _scores(ready, "contact_personas")
+    scores = stored_scores(ready, "contact_personas")
     assert len(scores) == 2 * population and not scores.duplicated(["contact_id", "persona_set"]).any()
     names = {p["persona_id"]: p["name"] for p in store.read_personas(ready, store.get(ready, "Leads").id)}
     leads = scores[scores["persona_set"] == "Leads"]
@@ -89,14 +74,14 @@ def test_a_run_that_dies_midway_is_completed_by_the_next(
     monkeypatch.setattr(pipelines, "score_bucket", dies_at_bucket_three)
     with pytest.raises(RuntimeError):
         pipelines.run(ready, "nightly", lambda _: None)
-    half = _scores(ready, "nightly_personas")
+    half = stored_scores(ready, "nightly_personas")
     if ready.dialect.name == "postgresql":  # the buckets done wait in their shadows for the whole run
         assert half.empty
     else:
         assert 0 < len(half) < table_rows(ready, "customers") and not half["contact_id"].duplicated().any()
     monkeypatch.setattr(pipelines, "score_bucket", real)
     pipelines.run(ready, "nightly", lambda _: None)
-    done = _scores(ready, "nightly_personas")
+    done = stored_scores(ready, "nightly_personas")
     assert sorted(done["contact_id"]) == sorted(
         read_frame(ready, "SELECT contact_id FROM customers")["contact_id"]
     )
@@ -165,7 +150,7 @@ def test_changed_contacts_are_rescored_in_chunks(ready: Engine, monkeypatch: pyt
         ready, "live", ["customers"], ["Customers"], trigger="on_change", destination_table="live_personas"
     )
     assert run_pipeline("live", lambda _: None).success
-    before = _scores(ready, "live_personas").set_index("contact_id")
+    before = stored_scores(ready, "live_personas").set_index("contact_id")
     start = sensor_tick("changed_contacts")
     assert start.skip_reason and start.cursor  # starts watching from now
     changed = read_frame(ready, "SELECT contact_id FROM customers ORDER BY contact_id")[
@@ -188,12 +173,12 @@ def test_changed_contacts_are_rescored_in_chunks(ready: Engine, monkeypatch: pyt
         assert _run(pipeline_defs.SCORE_JOB, lambda _: None, run_config=request.run_config).success
     windows = [json.loads(r.cursor) for r in (first, second)]
     assert windows[0] != windows[1]
-    after = _scores(ready, "live_personas").set_index("contact_id")
+    after = stored_scores(ready, "live_personas").set_index("contact_id")
     rescored = after.index[after["scored_at"] > before["scored_at"].reindex(after.index)]
     assert sorted(rescored) == sorted(changed)
 
 
-def test_lineage_guard_with_pipelines(ready: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lineage_guard_with_pipelines(ready: Engine, leads: None, capsys: pytest.CaptureFixture[str]) -> None:
     pipelines.create(ready, "nightly", ["leads"], ["Customers"], destination_table="n")
     assert main(["persona-set", "delete", "Customers"]) == 2
     assert "pipeline 'nightly' (payload)" in capsys.readouterr().err
@@ -204,7 +189,7 @@ def test_lineage_guard_with_pipelines(ready: Engine, capsys: pytest.CaptureFixtu
     assert main(["persona-set", "delete", "Customers"]) == 0
 
 
-def test_a_destination_belongs_to_one_pipeline(ready: Engine) -> None:
+def test_a_destination_belongs_to_one_pipeline(ready: Engine, leads: None) -> None:
     pipelines.create(
         ready, "first", ["customers"], ["Customers"], destination_table="shared", destination_csv="s.csv"
     )
@@ -280,7 +265,9 @@ def test_a_run_in_one_process_scores_in_one_bucket_unless_told_otherwise(
     assert table_rows(ready, "single_out") == table_rows(ready, "customers")
 
 
-def test_a_new_contact_is_scored_by_the_on_change_run_without_a_cli_model_run(ready: Engine) -> None:
+def test_a_new_contact_is_scored_by_the_on_change_run_without_a_cli_model_run(
+    ready: Engine, leads: None
+) -> None:
     pipelines.create(
         ready, "everyone live", ["all_contacts"], ["Leads"], trigger="on_change", destination_table="all_live"
     )
@@ -298,168 +285,5 @@ def test_a_new_contact_is_scored_by_the_on_change_run_without_a_cli_model_run(re
     tick = sensor_tick("changed_contacts", start.cursor)
     (request,) = tick.run_requests
     assert _run(pipeline_defs.SCORE_JOB, lambda _: None, run_config=request.run_config).success
-    scored = _scores(ready, "all_live")
+    scored = stored_scores(ready, "all_live")
     assert new in set(scored["contact_id"]) and len(scored) == table_rows(ready, "contacts")
-
-
-def _partitions(engine: Engine, table: str) -> list[str]:
-    sql = "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass(:t)"
-    with engine.connect() as conn:
-        return sorted(conn.execute(sa.text(sql), {"t": table}).scalars())
-
-
-def test_a_full_run_swaps_its_rows_in_whole_and_keeps_rows_scored_meanwhile(ready: Engine) -> None:
-    pipeline = pipelines.create(
-        ready, "nightly", ["customers"], ["Customers"], destination_table="nightly_out"
-    )
-    customers = table_rows(ready, "customers")
-    buckets = pipelines.plan(ready, pipeline, 3)
-    replacement = pipelines.start_replacement(ready, pipeline)
-    if ready.dialect.name != "postgresql":  # SQLite has no partitions: rows are replaced slice by slice
-        assert replacement is None
-        assert (
-            pipelines.run(ready, "nightly", lambda _: None) == customers == table_rows(ready, "nightly_out")
-        )
-        return
-    with ready.begin() as conn:  # a view and an index of the user's own over the destination
-        conn.execute(sa.text("CREATE VIEW nightly_report AS SELECT persona_name FROM nightly_out"))
-        conn.execute(sa.text("CREATE INDEX nightly_by_persona ON nightly_out (persona_id)"))
-    for bucket in buckets:
-        pipelines.score_bucket(ready, pipeline, bucket, replacement=replacement)
-    assert table_rows(ready, "nightly_out") == 0  # nothing shows until the swap
-    # meanwhile the on-change sensor rescores a contact: its row is newer than this run's and must survive
-    someone = int(read_frame(ready, "SELECT MIN(contact_id) AS c FROM customers")["c"].iloc[0])
-    newer = pd.DataFrame(
-        {
-            "contact_id": [someone],
-            "persona_set": ["Customers"],
-            "persona_id": [99],
-            "persona_name": ["Rescored meanwhile"],
-            "confidence": [1.0],
-            "scored_at": [replacement.since + dt.timedelta(seconds=1)],
-        }
-    )
-    pipelines._store(ready, pipeline, newer, buckets[0], [someone])
-    pipelines.finish_run(ready, pipeline, replacement, buckets)
-
-    done = _scores(ready, "nightly_out")
-    assert len(done) == customers and not done["contact_id"].duplicated().any()
-    assert done.set_index("contact_id").loc[someone, "persona_name"] == "Rescored meanwhile"
-    assert table_rows(ready, "nightly_report") == customers  # the view (and grants) stay with the parent
-    partitions = _partitions(ready, "nightly_out")
-    assert partitions == sorted(shadow_name("nightly_out", replacement.token, b[0]) for b in buckets)
-    with ready.connect() as conn:  # each partition carries both indexes, so lookups stay indexed
-        indexed = conn.execute(
-            sa.text("SELECT indexdef FROM pg_indexes WHERE tablename = :t"), {"t": partitions[0]}
-        )
-        assert sorted("(persona_id)" in d for d in indexed.scalars()) == [False, True]
-
-    # a run that finds its pipeline deleted swaps nothing in and clears its shadows
-    again = pipelines.start_replacement(ready, pipeline)
-    for bucket in buckets:
-        pipelines.score_bucket(ready, pipeline, bucket, replacement=again)
-    pipelines.delete(ready, "nightly")
-    with pytest.raises(pipelines.PipelineError, match="was deleted while this run was scoring"):
-        pipelines.finish_run(ready, pipeline, again, buckets)
-    with ready.connect() as conn:
-        assert unattached_shadows(conn, "nightly_out") == []
-    assert len(_scores(ready, "nightly_out")) == customers  # the user's table keeps its last scores
-
-
-def test_shadows_of_dead_runs_are_cleared_by_a_later_run_once_an_hour_old(ready: Engine) -> None:
-    if (
-        ready.dialect.name != "postgresql"
-    ):  # no shadows on SQLite: a dead run's slices were committed in place
-        pipeline = pipelines.create(ready, "n", ["customers"], ["Customers"], destination_table="n_out")
-        pipelines.plan(ready, pipeline)
-        assert pipelines.start_replacement(ready, pipeline) is None
-        return
-    pipeline = pipelines.create(
-        ready, "nightly", ["customers"], ["Customers"], destination_table="nightly_out"
-    )
-    buckets = pipelines.plan(ready, pipeline, 2)
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    dead = Replacement("deadbeef", now - dt.timedelta(hours=2))
-    recent = Replacement("0a1b2c3d", now - dt.timedelta(minutes=10))  # maybe still running: kept
-    with ready.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE nightly_out_notes (note text)"))  # not a shadow: never touched
-        for replacement in (dead, recent):
-            prepare_shadow(conn, "nightly_out", replacement, buckets[0])
-    pipelines.run(ready, "nightly", lambda _: None)
-    with ready.connect() as conn:
-        left = [name for name, _ in unattached_shadows(conn, "nightly_out")]
-    assert left == [shadow_name("nightly_out", recent.token, buckets[0][0])]
-    assert sa.inspect(ready).has_table("nightly_out_notes")
-    assert table_rows(ready, "nightly_out") == table_rows(ready, "customers")
-
-
-def test_a_swap_waits_for_queries_on_the_destination_and_gives_up_cleanly(
-    ready: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pipeline = pipelines.create(
-        ready, "nightly", ["customers"], ["Customers"], destination_table="nightly_out"
-    )
-    customers = table_rows(ready, "customers")
-    if ready.dialect.name != "postgresql":  # SQLite: no swap, each slice's transaction waits its turn
-        assert (
-            pipelines.run(ready, "nightly", lambda _: None) == customers == table_rows(ready, "nightly_out")
-        )
-        return
-    pipelines.run(ready, "nightly", lambda _: None)
-    before = _scores(ready, "nightly_out")
-    monkeypatch.setattr(pipelines, "SWAP_LOCK_WAIT", dt.timedelta(milliseconds=200))
-    monkeypatch.setattr(pipelines, "SWAP_ATTEMPTS", 3)
-
-    def scored_run() -> tuple[pipelines.Replacement, list]:
-        buckets = pipelines.plan(ready, pipeline, 2)
-        replacement = pipelines.start_replacement(ready, pipeline)
-        for bucket in buckets:
-            pipelines.score_bucket(ready, pipeline, bucket, replacement=replacement)
-        return replacement, buckets
-
-    replacement, buckets = scored_run()
-    with ready.connect() as reader:  # a long report query holds the table for the whole swap budget
-        reader.execute(sa.text("SELECT count(*) FROM nightly_out"))
-        with pytest.raises(pipelines.PipelineError, match="stayed in use by other queries through 3 tries"):
-            pipelines.finish_run(ready, pipeline, replacement, buckets)
-        reader.rollback()
-    pd.testing.assert_frame_equal(
-        _scores(ready, "nightly_out").sort_values("contact_id", ignore_index=True),
-        before.sort_values("contact_id", ignore_index=True),
-    )
-    with ready.connect() as conn:
-        assert unattached_shadows(conn, "nightly_out") == []  # the discarded run's shadows are gone
-
-    # a query that ends within the budget only delays the swap
-    monkeypatch.setattr(pipelines, "SWAP_ATTEMPTS", 30)
-    replacement, buckets = scored_run()
-    reader = ready.connect()
-    reader.execute(sa.text("SELECT count(*) FROM nightly_out"))
-    timer = threading.Timer(1.0, reader.close)  # returns the connection, ending its transaction
-    timer.start()
-    pipelines.finish_run(ready, pipeline, replacement, buckets)
-    timer.join()
-    assert _partitions(ready, "nightly_out") == sorted(
-        shadow_name("nightly_out", replacement.token, b[0]) for b in buckets
-    )
-    assert len(_scores(ready, "nightly_out")) == customers
-
-
-def test_a_users_table_partitioned_otherwise_is_written_in_place(ready: Engine) -> None:
-    columns = "contact_id BIGINT NOT NULL, persona_set VARCHAR(200) NOT NULL, persona_id INTEGER NOT NULL, "
-    columns += "persona_name VARCHAR(200) NOT NULL, confidence FLOAT NOT NULL, scored_at TIMESTAMP NOT NULL"
-    postgres = ready.dialect.name == "postgresql"
-    with ready.begin() as conn:
-        if postgres:  # theirs, partitioned by persona set: a swap by contact_id range would not fit it
-            conn.execute(sa.text(f"CREATE TABLE theirs ({columns}) PARTITION BY LIST (persona_set)"))
-            conn.execute(sa.text("CREATE TABLE theirs_all PARTITION OF theirs DEFAULT"))
-        else:
-            conn.execute(sa.text(f"CREATE TABLE theirs ({columns})"))
-    pipeline = pipelines.create(ready, "theirs", ["customers"], ["Customers"], destination_table="theirs")
-    pipelines.plan(ready, pipeline)
-    assert pipelines.start_replacement(ready, pipeline) is None
-    for _ in range(2):  # the second run replaces the first's rows
-        assert pipelines.run(ready, "theirs", lambda _: None) == table_rows(ready, "customers")
-        assert table_rows(ready, "theirs") == table_rows(ready, "customers")
-    if postgres:
-        assert _partitions(ready, "theirs") == ["theirs_all"]

@@ -23,13 +23,6 @@ from persona_pipeline.warehouse.tables import score_table
 from persona_pipeline_tests.conftest import sensor_tick, table_rows
 
 
-@pytest.fixture
-def ready(seeded: Engine) -> Engine:
-    store.create(seeded, "Customers", "customers")
-    assert build_persona_set("Customers", lambda _: None, study=False).success
-    return seeded
-
-
 def test_two_sensor_ticks_at_once_ask_for_the_same_runs(ready: Engine) -> None:
     """Dagster launches a run key once; concurrent ticks must therefore produce identical keys and cursors."""
     store.create(ready, "Queued", "leads")
