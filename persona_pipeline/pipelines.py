@@ -50,6 +50,7 @@ from persona_pipeline.warehouse.replacement import (
     prepare_shadow,
     shadow_name,
     swap_in,
+    unattached_shadows,
 )
 from persona_pipeline.warehouse.tables import SOURCE_TABLES, ensure_catalog_tables, metadata, score_table
 from persona_pipeline.warehouse.tables import pipeline_scores as scores_table
@@ -603,14 +604,15 @@ def _swap(engine: Engine, pipeline: Pipeline, replacement: Replacement, buckets:
     table = pipeline.destination_table
     if not buckets:  # detaching every partition and attaching none would leave the table unwritable
         raise ValueError("a run's shadows are swapped in with the buckets that filled them")
-    missing = [
-        b[0] for b in buckets if not sa.inspect(engine).has_table(shadow_name(table, replacement.token, b[0]))
-    ]
     try:
         for _ in range(SWAP_ATTEMPTS):
             try:
                 with engine.begin() as conn:
                     _require_still_there(conn, pipeline)
+                    waiting = {name for name, _ in unattached_shadows(conn, table)}
+                    missing = [
+                        b[0] for b in buckets if shadow_name(table, replacement.token, b[0]) not in waiting
+                    ]
                     if missing:
                         raise PipelineError(
                             f"the rows of bucket(s) {', '.join(map(str, missing))} of this run of "
@@ -620,9 +622,8 @@ def _swap(engine: Engine, pipeline: Pipeline, replacement: Replacement, buckets:
                     swap_in(conn, table, replacement, buckets, lock_wait=SWAP_LOCK_WAIT)
                 return
             except sa.exc.OperationalError as exc:
-                if (
-                    getattr(exc.orig, "pgcode", None) != "55P03"
-                ):  # lock_not_available: a query holds the table
+                # only lock_not_available (a query holds the table) is worth another try
+                if getattr(exc.orig, "pgcode", None) != "55P03":
                     raise
                 time.sleep(0.2)  # the readers that queued behind the swap's lock request go first
         raise PipelineError(

@@ -22,7 +22,6 @@ from dagster import (
 from persona_pipeline import pipelines
 from persona_pipeline.defs.resources import WarehouseResource
 from persona_pipeline.settings import sensor_interval
-from persona_pipeline.warehouse.replacement import Replacement
 
 SCORE_JOB = "score_pipeline"
 CHANGE_CHUNK = 100_000  # changed contacts per run: a burst becomes several runs, never a dropped tick
@@ -63,11 +62,6 @@ def pipeline_of(run_config: dict | None) -> str | None:
     return (run_config or {}).get("ops", {}).get("plan_buckets", {}).get("config", {}).get("pipeline")
 
 
-def _replacement_of(work: dict) -> Replacement | None:
-    shadows = work["replacement"]
-    return shadows and Replacement(shadows["token"], dt.datetime.fromisoformat(shadows["since"]))
-
-
 @op(out=DynamicOut(dict))
 def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource):  # noqa: ANN201
     """Each bucket's work: its contact_id range and, for a full run, the shadows its rows go to."""
@@ -76,10 +70,9 @@ def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: Wa
     # ranges fixed once, so buckets neither overlap nor leave gaps
     buckets = pipelines.plan(engine, pipeline, config.buckets or None, say=context.log.info)
     replacement = pipelines.start_replacement(engine, pipeline) if _window(config) is None else None
-    shadows = replacement and {"token": replacement.token, "since": replacement.since.isoformat()}
-    for bucket in buckets:
+    for bucket in buckets:  # step outputs are pickled: the Replacement travels as it is
         yield DynamicOutput(
-            {"bucket": list(bucket), "replacement": shadows}, mapping_key=f"bucket_{bucket[0]}"
+            {"bucket": list(bucket), "replacement": replacement}, mapping_key=f"bucket_{bucket[0]}"
         )
 
 
@@ -91,7 +84,7 @@ def score_bucket(
     pipeline = pipelines.get(engine, config.pipeline)
     bucket = tuple(work["bucket"])
     scored = pipelines.score_bucket(
-        engine, pipeline, bucket, changed=_window(config), replacement=_replacement_of(work)
+        engine, pipeline, bucket, changed=_window(config), replacement=work["replacement"]
     )
     context.log.info(f"bucket {bucket[0]}: {scored:,} contacts scored")
     return work | {"scored": scored}
@@ -103,7 +96,7 @@ def finish_scoring(
 ) -> int:
     engine = warehouse.engine()
     pipeline = pipelines.get(engine, config.pipeline)
-    replacement = _replacement_of(done[0]) if done else None
+    replacement = done[0]["replacement"] if done else None
     path = pipelines.finish_run(engine, pipeline, replacement, sorted(tuple(d["bucket"]) for d in done))
     scored = sum(d["scored"] for d in done)
     context.log.info(
