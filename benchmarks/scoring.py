@@ -8,8 +8,8 @@ process, scored in slices of ~65,536 contacts as a pipeline: up to two slices re
 assigned, up to two written behind (binary COPY into the bucket's shadow table, swapped in as the
 destination's partitions once every bucket is done: see persona_pipeline/warehouse/replacement.py).
 The seeded schema is vacuumed and analyzed once, as autovacuum (off on this server) would after the load.
-Baseline: read_sql of the population's traits, assign everyone, to_sql. Each measured run is a fresh process,
-so its peak memory is its own. Real-time: Scorer.score on 10,000 contacts, one call each.
+Baseline: read_sql of the population's traits, assign everyone, to_sql. Runs alternate (ours, baseline, ...);
+each is a fresh process, so its peak memory is its own. Real-time: Scorer.score on 10,000 contacts, one call each.
 """
 
 from __future__ import annotations
@@ -157,12 +157,12 @@ def main() -> None:
         schema = f"{SCHEMA}_{size // 1000}k"
         if not args.skip_seed:
             seed(size, schema)
-        ours = [_child("ours", schema) for _ in range(args.runs)]
-        base = (
-            [_child("baseline", schema) for _ in range(args.runs)]
-            if size == sizes[0] and not args.no_baseline
-            else []
-        )
+        with_baseline = size == sizes[0] and not args.no_baseline
+        ours, base = [], []
+        for _ in range(args.runs):  # interleaved, so drift on a noisy machine hits both alike
+            ours.append(_child("ours", schema))
+            if with_baseline:
+                base.append(_child("baseline", schema))
         rows.append((size, ours, base))
         print(
             f"{size:,}: ours {[round(r['seconds'], 1) for r in ours]}, baseline {[round(r['seconds'], 1) for r in base]}",
