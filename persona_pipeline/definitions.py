@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, build_schedule_from_partitioned_job, define_asset_job
 from dagster._loggers import colored_console_logger
 
+from persona_pipeline.defs.executor import step_executor
 from persona_pipeline.defs.explore_assets import explore_job, explore_refresh, persona_explore
 from persona_pipeline.defs.io import BuildsIOManager
 from persona_pipeline.defs.persona_assets import (
@@ -87,6 +88,7 @@ def make_definitions() -> Definitions:
             explore_refresh,
         ],
         loggers={"console": colored_console_logger, PROGRESS_LOGGER: progress_logger},
+        executor=step_executor(),
         resources={
             "warehouse": WarehouseResource(),
             "io_manager": BuildsIOManager(),

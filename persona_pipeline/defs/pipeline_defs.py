@@ -14,12 +14,12 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     job,
-    multiprocess_executor,
     op,
     sensor,
 )
 
 from persona_pipeline import pipelines
+from persona_pipeline.defs.executor import step_executor
 from persona_pipeline.defs.resources import WarehouseResource
 from persona_pipeline.settings import sensor_interval
 
@@ -109,7 +109,7 @@ def finish_scoring(
 
 @job(
     name=SCORE_JOB,
-    executor_def=multiprocess_executor.configured({"max_concurrent": 2}),
+    executor_def=step_executor(max_concurrent=2),
     description="Score a pipeline's population with its payload, one step per contact_id bucket (both cores).",
 )
 def score_pipeline_job() -> None:
