@@ -87,8 +87,10 @@ UNFINISHED_RUN_STATUSES = [
 
 
 def _runs_in_progress(job_name: str | None = None, tags: dict[str, str] | None = None) -> list:
-    from persona_pipeline.runner import instance
+    """Unfinished runs, once those a killed CLI process left behind are marked failed (they hold nothing up)."""
+    from persona_pipeline.runner import fail_orphaned_runs, instance
 
+    fail_orphaned_runs(instance())
     return instance().get_runs(
         RunsFilter(job_name=job_name, tags=tags or {}, statuses=UNFINISHED_RUN_STATUSES)
     )

@@ -6,11 +6,13 @@ import datetime as dt
 import functools
 import os
 import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from persona_pipeline.definitions import BUILD_JOB, SNAPSHOT_JOB, SQL_MODELS_JOB, STUDY_JOB
 from persona_pipeline.defs.persona_assets import PERSONA_SET_ASSET_NAMES, persona_set_partitions
@@ -51,21 +53,93 @@ class BuildReport:
     message: str
 
 
+# Runs executed in process carry the process that executes them: "host:pid:start", start being the process's
+# start time in clock ticks since boot where /proc tells it, so that a pid reused later is not taken for it.
+PROCESS_TAG = "persona-pipeline/process"
+_IN_PROCESS_UNFINISHED = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+
+
+def _process_identity(pid: int) -> str | None:
+    """This host's process `pid` as PROCESS_TAG writes it, or None if no such process is running."""
+    try:
+        started = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        if Path("/proc/self/stat").exists():
+            return None  # /proc works here and has no such process
+        try:  # no /proc (macOS): a live pid is all that can be told
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        started = ""
+    return f"{socket.gethostname()}:{pid}:{started}"
+
+
+def fail_orphaned_runs(dagster: DagsterInstance, say: Say | None = None) -> list[str]:
+    """Mark failed the in-process runs whose process on this host is gone, and return their ids.
+
+    A CLI run killed (or its machine restarted) never reports its end: it would stay "started" for good,
+    and the deletion guard would refuse on its account. Runs from another host are left alone.
+    """
+    failed = []
+    for run in dagster.get_runs(RunsFilter(statuses=_IN_PROCESS_UNFINISHED)):
+        recorded = run.tags.get(PROCESS_TAG)
+        if not recorded or recorded.rsplit(":", 2)[0] != socket.gethostname():
+            continue
+        pid = int(recorded.rsplit(":", 2)[1])
+        if _process_identity(pid) == recorded:
+            continue
+        message = (
+            f"The process that executed this run (pid {pid} on {socket.gethostname()}) ended before the run "
+            "did: it was killed or its machine restarted. Marked failed by persona-pipeline; run it again."
+        )
+        dagster.report_run_failed(run, message)
+        _settle_killed_build(dagster, run.job_name, run.tags.get("dagster/partition"), message)
+        failed.append(run.run_id)
+        if say:
+            say(f"run {run.run_id} ({run.job_name}) was left unfinished by a killed process: marked failed")
+    return failed
+
+
+def _settle_killed_build(
+    dagster: DagsterInstance, job_name: str, partition_key: str | None, message: str
+) -> None:
+    """A killed build left its persona set "building": errored now, with the reason (a set it made ready stays)."""
+    from persona_pipeline.deletion import UNFINISHED_RUN_STATUSES
+
+    if job_name != BUILD_JOB or not partition_key:
+        return
+    others = RunsFilter(statuses=UNFINISHED_RUN_STATUSES, tags={"dagster/partition": partition_key})
+    if dagster.get_runs(others, limit=1):
+        return  # another run is on the set now and will settle its status
+    engine = get_engine()
+    try:
+        record = store.get_by_id(engine, store.id_from_partition_key(partition_key))
+    except store.PersonaSetError:
+        return  # deleted since
+    if record.status == "building":
+        store.set_status(engine, record.id, "errored", message)
+
+
 def _run(job_name: str, say: Say, asset_selection: list[AssetKey] | None = None, **kwargs):  # noqa: ANN003, ANN202
     """Execute a job of the Definitions in this process, printing its steps' log lines compactly."""
     from persona_pipeline.definitions import make_definitions
     from persona_pipeline.defs.progress import PROGRESS_LOGGER, progress_sink
 
     run_config = {**kwargs.pop("run_config", {}), "loggers": {PROGRESS_LOGGER: {}}}
+    dagster = instance()
+    fail_orphaned_runs(dagster, say)
     with progress_sink(say):
         return (
             make_definitions()
             .resolve_job_def(job_name)
             .execute_in_process(
                 run_config=run_config,
-                instance=instance(),
+                instance=dagster,
                 asset_selection=asset_selection,
                 raise_on_error=False,
+                tags={PROCESS_TAG: _process_identity(os.getpid()) or ""},
                 **kwargs,
             )
         )

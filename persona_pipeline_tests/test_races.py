@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -11,11 +12,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
+from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 from sqlalchemy.engine import Engine
 
 from persona_pipeline import pipelines
 from persona_pipeline.cli import main
-from persona_pipeline.runner import build_persona_set, run_pipeline
+from persona_pipeline.defs.pipeline_defs import SCORE_JOB
+from persona_pipeline.deletion import running_scoring_runs
+from persona_pipeline.runner import (
+    _process_identity,
+    build_persona_set,
+    fail_orphaned_runs,
+    instance,
+    run_pipeline,
+)
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
 from persona_pipeline.warehouse.replacement import unattached_shadows
@@ -176,6 +186,11 @@ def test_a_process_killed_mid_write_leaves_no_duplicates_and_the_rerun_no_gaps(
     else:  # some slices committed; the killed one rolled back to the old rows
         assert 0 < fresh.sum() < len(half)
 
+    # the killed run never reported its end; the deletion guard's look marks it failed and it holds nothing up
+    (orphan,) = instance().get_runs(RunsFilter(job_name=SCORE_JOB, statuses=[DagsterRunStatus.STARTED]))
+    assert running_scoring_runs("nightly") == []
+    _assert_failed_as_killed(orphan.run_id)
+
     assert main(["pipeline", "run", "nightly"]) == 0
     after = read_frame(ready, "SELECT contact_id, scored_at FROM nightly_personas")
     assert not after["contact_id"].duplicated().any()
@@ -183,3 +198,54 @@ def test_a_process_killed_mid_write_leaves_no_duplicates_and_the_rerun_no_gaps(
         read_frame(ready, "SELECT contact_id FROM customers")["contact_id"]
     )
     assert (after["scored_at"].astype(str) > "2000-01-01 00:00:00").all()
+
+
+def _assert_failed_as_killed(run_id: str) -> None:
+    dagster = instance()
+    assert dagster.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE
+    (failure,) = dagster.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
+    assert "was killed or its machine restarted" in failure.message
+
+
+KILL_IN_FIT = """
+import os, signal, sys
+from persona_pipeline import persona_build
+from persona_pipeline.cli import main
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+persona_build.fit_personas = die
+sys.exit(main(["persona-set", "build", "Customers"]))
+"""
+
+
+def test_a_build_killed_midway_leaves_the_set_errored_and_its_run_failed_not_running(ready: Engine) -> None:
+    built = store.get(ready, "Customers").current_build
+    killed = subprocess.run([sys.executable, "-c", KILL_IN_FIT], capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    assert store.get(ready, "Customers").status == "building"
+
+    alive = instance().get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+    assert len(alive) == 1
+    assert fail_orphaned_runs(instance()) == [alive[0].run_id]
+    _assert_failed_as_killed(alive[0].run_id)
+    record = store.get(ready, "Customers")
+    assert record.status == "errored" and "killed" in (record.error or "")
+    assert record.current_build == built  # the personas it had still serve
+    assert fail_orphaned_runs(instance()) == []  # once
+
+
+def test_a_process_is_known_by_its_pid_and_start_so_a_reused_pid_is_not_it() -> None:
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        identity = _process_identity(child.pid)
+        assert identity is not None and identity == _process_identity(child.pid)
+        host, pid, started = identity.rsplit(":", 2)
+        assert host == socket.gethostname() and pid == str(child.pid)
+        assert started.isdigit()  # Linux: clock ticks since boot
+        assert _process_identity(os.getpid()) != identity
+    finally:
+        child.kill()
+        child.wait()
+    assert _process_identity(child.pid) is None
