@@ -30,6 +30,14 @@ def queued_persona_sets_sensor(job):  # noqa: ANN001, ANN201 - the build job, de
         description="Adds the partition of each queued persona set and launches its build (one run per queueing).",
     )
     def _sensor(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult:
+        from persona_pipeline.runner import fail_orphaned_runs  # runner imports the Definitions
+
+        orphaned = fail_orphaned_runs(context.instance)
+        if orphaned:
+            context.log.warning(
+                f"marked failed {len(orphaned)} run(s) whose `persona-pipeline` process on this host was "
+                f"killed before they finished: {', '.join(orphaned)}"
+            )
         engine = warehouse.engine()
         existing = set(context.instance.get_dynamic_partitions(persona_set_partitions.name))
         missing, restored = lifecycle.missing_partitions(engine, existing)
