@@ -55,6 +55,7 @@ class BuildReport:
 
 # Runs executed in process carry the process that executes them: "host:pid:start", start being the process's
 # start time in clock ticks since boot where /proc tells it, so that a pid reused later is not taken for it.
+# The host includes the pid namespace: containers sharing a hostname (host networking) do not share pids.
 PROCESS_TAG = "persona-pipeline/process"
 _IN_PROCESS_UNFINISHED = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
@@ -73,7 +74,14 @@ def _process_identity(pid: int) -> str | None:
         except PermissionError:
             pass
         started = ""
-    return f"{socket.gethostname()}:{pid}:{started}"
+    return f"{_this_host()}:{pid}:{started}"
+
+
+def _this_host() -> str:
+    try:
+        return f"{socket.gethostname()}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return socket.gethostname()
 
 
 def fail_orphaned_runs(dagster: DagsterInstance, say: Say | None = None) -> list[str]:
@@ -85,11 +93,13 @@ def fail_orphaned_runs(dagster: DagsterInstance, say: Say | None = None) -> list
     failed = []
     for run in dagster.get_runs(RunsFilter(statuses=_IN_PROCESS_UNFINISHED)):
         recorded = run.tags.get(PROCESS_TAG)
-        if not recorded or recorded.rsplit(":", 2)[0] != socket.gethostname():
+        if not recorded or recorded.rsplit(":", 2)[0] != _this_host():
             continue
         pid = int(recorded.rsplit(":", 2)[1])
         if _process_identity(pid) == recorded:
             continue
+        if dagster.get_run_by_id(run.run_id).status not in _IN_PROCESS_UNFINISHED:
+            continue  # it finished, or another reaper got there first, since the list was read
         message = (
             f"The process that executed this run (pid {pid} on {socket.gethostname()}) ended before the run "
             "did: it was killed or its machine restarted. Marked failed by persona-pipeline; run it again."
