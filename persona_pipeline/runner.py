@@ -106,6 +106,7 @@ def fail_orphaned_runs(dagster: DagsterInstance, say: Say | None = None) -> list
         )
         dagster.report_run_failed(run, message)
         _settle_killed_build(dagster, run.job_name, run.tags.get("dagster/partition"), message)
+        _drop_killed_runs_shadows(run)
         failed.append(run.run_id)
         if say:
             say(f"run {run.run_id} ({run.job_name}) was left unfinished by a killed process: marked failed")
@@ -130,6 +131,15 @@ def _settle_killed_build(
         return  # deleted since
     if record.status == "building":
         store.set_status(engine, record.id, "errored", message)
+
+
+def _drop_killed_runs_shadows(run) -> None:  # noqa: ANN001 - a DagsterRun
+    from persona_pipeline import pipelines
+    from persona_pipeline.defs.pipeline_defs import SCORE_JOB, pipeline_of
+
+    name = pipeline_of(run.run_config)
+    if run.job_name == SCORE_JOB and name:
+        pipelines.abandon_run(get_engine(), name, pipelines.run_token(run.run_id))
 
 
 def _run(job_name: str, say: Say, asset_selection: list[AssetKey] | None = None, **kwargs):  # noqa: ANN003, ANN202

@@ -112,6 +112,34 @@ def test_shadows_of_dead_runs_are_cleared_by_a_later_run_once_an_hour_old(ready:
     assert table_rows(ready, "nightly_out") == table_rows(ready, "customers")
 
 
+def test_a_run_whose_bucket_fails_drops_its_shadows_and_changes_nothing(
+    ready: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persona_pipeline.runner import run_pipeline
+
+    pipelines.create(ready, "nightly", ["customers"], ["Customers"], destination_table="nightly_out")
+    assert run_pipeline("nightly", lambda _: None).success
+    before = stored_scores(ready, "nightly_out").sort_values("contact_id", ignore_index=True)
+    real, writes = pipelines.write_frame, []
+
+    def fail_on_the_second_write(conn, table, frame):  # noqa: ANN001, ANN202
+        writes.append(table)
+        if len(writes) == 2:  # a bucket has two slices at least: the first is in its shadow
+            raise OSError("disk full while writing scores")
+        return real(conn, table, frame)
+
+    monkeypatch.setattr(pipelines, "write_frame", fail_on_the_second_write)
+    report = run_pipeline("nightly", lambda _: None)
+    assert not report.success and "disk full while writing scores" in report.message
+    after = stored_scores(ready, "nightly_out").sort_values("contact_id", ignore_index=True)
+    assert not after["contact_id"].duplicated().any() and len(after) == len(before)
+    if ready.dialect.name == "postgresql":  # the rows went to a shadow, which the failure hook dropped
+        assert writes[0] != "nightly_out"
+        with ready.connect() as conn:
+            assert unattached_shadows(conn, "nightly_out") == []
+        assert after.equals(before)
+
+
 def test_a_swap_waits_for_queries_on_the_destination_and_gives_up_cleanly(
     ready: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,11 +8,13 @@ from dagster import (
     DefaultSensorStatus,
     DynamicOut,
     DynamicOutput,
+    HookContext,
     OpExecutionContext,
     Out,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
+    failure_hook,
     job,
     op,
     sensor,
@@ -69,7 +71,9 @@ def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: Wa
     pipeline = pipelines.get(engine, config.pipeline)  # an unknown pipeline fails here, before any work
     # ranges fixed once, so buckets neither overlap nor leave gaps
     buckets = pipelines.plan(engine, pipeline, config.buckets or None, say=context.log.info)
-    replacement = pipelines.start_replacement(engine, pipeline) if _window(config) is None else None
+    replacement = None
+    if _window(config) is None:
+        replacement = pipelines.start_replacement(engine, pipeline, pipelines.run_token(context.run_id))
     for bucket in buckets:  # step outputs are pickled: the Replacement travels as it is
         yield DynamicOutput(
             {"bucket": list(bucket), "replacement": replacement}, mapping_key=f"bucket_{bucket[0]}"
@@ -107,13 +111,26 @@ def finish_scoring(
     return scored
 
 
+@failure_hook(required_resource_keys={"warehouse"})
+def drop_shadows_of_failed_run(context: HookContext) -> None:
+    """A bucket or the swap failed: the run's shadows go now, not when a run an hour later finds them."""
+    config = context.op_config
+    if config.get("upto_time") is not None:
+        return  # an on-change run writes in place: no shadows
+    engine = context.resources.warehouse.engine()
+    dropped = pipelines.abandon_run(engine, config["pipeline"], pipelines.run_token(context.run_id))
+    if dropped:
+        context.log.info(f"dropped this failed run's shadow tables: {', '.join(dropped)}")
+
+
 @job(
     name=SCORE_JOB,
     executor_def=step_executor(max_concurrent=2),
     description="Score a pipeline's population with its payload, one step per contact_id bucket (both cores).",
 )
 def score_pipeline_job() -> None:
-    finish_scoring(plan_buckets().map(score_bucket).collect())
+    cleanup = {drop_shadows_of_failed_run}
+    finish_scoring.with_hooks(cleanup)(plan_buckets().map(score_bucket.with_hooks(cleanup)).collect())
 
 
 @sensor(
