@@ -240,6 +240,10 @@ def delete(engine: Engine, name: str) -> None:
         # statement then sees and removes, so a racing run leaves nothing behind
         conn.execute(pipelines_table.delete().where(pipelines_table.c.id == pipeline.id))
         conn.execute(scores_table.delete().where(scores_table.c.pipeline_id == pipeline.id))
+        # shadows are runs' leftovers, not the user's scores, and no run of this pipeline will swap them in
+        table = pipeline.destination_table
+        if table and is_partitioned(conn, table):
+            drop_shadows(conn, table, before=dt.datetime.max)
 
 
 def _population_sql(engine: Engine, pipeline: Pipeline, where: str) -> str:

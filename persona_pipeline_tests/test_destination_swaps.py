@@ -78,6 +78,8 @@ def test_a_full_run_swaps_its_rows_in_whole_and_keeps_rows_scored_meanwhile(read
     for bucket in buckets:
         pipelines.score_bucket(ready, pipeline, bucket, replacement=again)
     pipelines.delete(ready, "nightly")
+    with ready.connect() as conn:  # the delete drops them (no run of the pipeline will ever swap them in)
+        assert unattached_shadows(conn, "nightly_out") == []
     with pytest.raises(pipelines.PipelineError, match="was deleted while this run was scoring"):
         pipelines.finish_run(ready, pipeline, again, buckets)
     with ready.connect() as conn:
