@@ -104,25 +104,25 @@ def fail_orphaned_runs(dagster: DagsterInstance, say: Say | None = None) -> list
             f"The process that executed this run (pid {pid} on {socket.gethostname()}) ended before the run "
             "did: it was killed or its machine restarted. Marked failed by persona-pipeline; run it again."
         )
-        dagster.report_run_failed(run, message)
-        _settle_killed_build(dagster, run.job_name, run.tags.get("dagster/partition"), message)
+        # the warehouse first: should it fail, the run stays unfinished and the next look tries again
+        _settle_killed_build(dagster, run, message)
         _drop_killed_runs_shadows(run)
+        dagster.report_run_failed(run, message)
         failed.append(run.run_id)
         if say:
             say(f"run {run.run_id} ({run.job_name}) was left unfinished by a killed process: marked failed")
     return failed
 
 
-def _settle_killed_build(
-    dagster: DagsterInstance, job_name: str, partition_key: str | None, message: str
-) -> None:
+def _settle_killed_build(dagster: DagsterInstance, run, message: str) -> None:  # noqa: ANN001 - a DagsterRun
     """A killed build left its persona set "building": errored now, with the reason (a set it made ready stays)."""
     from persona_pipeline.deletion import UNFINISHED_RUN_STATUSES
 
-    if job_name != BUILD_JOB or not partition_key:
+    partition_key = run.tags.get("dagster/partition")
+    if run.job_name != BUILD_JOB or not partition_key:
         return
-    others = RunsFilter(statuses=UNFINISHED_RUN_STATUSES, tags={"dagster/partition": partition_key})
-    if dagster.get_runs(others, limit=1):
+    on_the_set = RunsFilter(statuses=UNFINISHED_RUN_STATUSES, tags={"dagster/partition": partition_key})
+    if any(other.run_id != run.run_id for other in dagster.get_runs(on_the_set)):
         return  # another run is on the set now and will settle its status
     engine = get_engine()
     try:
