@@ -64,3 +64,16 @@ def build_finished(
         f"The build of persona set {record.name!r} failed:\n\n{text}\n\n"
         f"Fix the cause, then: persona-pipeline persona-set build {record.name!r}\n",
     )
+
+
+def build_killed(engine: Engine, partition_key: str, message: str) -> None:
+    """A build whose process was killed left its set "building": errored, with the reason.
+
+    A set the build had already made ready stays ready, and a set deleted since is left alone.
+    """
+    try:
+        record = store.get_by_id(engine, store.id_from_partition_key(partition_key))
+    except store.PersonaSetError:
+        return
+    if record.status == "building":
+        store.set_status(engine, record.id, "errored", message)

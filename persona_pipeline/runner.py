@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
+from persona_pipeline import lifecycle
 from persona_pipeline.definitions import BUILD_JOB, SNAPSHOT_JOB, SQL_MODELS_JOB, STUDY_JOB
 from persona_pipeline.defs.persona_assets import PERSONA_SET_ASSET_NAMES, persona_set_partitions
 from persona_pipeline.settings import dagster_home, score_buckets
@@ -93,10 +94,10 @@ def fail_orphaned_runs(dagster: DagsterInstance, say: Say | None = None) -> list
     failed = []
     for run in dagster.get_runs(RunsFilter(statuses=_IN_PROCESS_UNFINISHED)):
         recorded = run.tags.get(PROCESS_TAG)
-        if not recorded or recorded.rsplit(":", 2)[0] != _this_host():
+        if not recorded:
             continue
-        pid = int(recorded.rsplit(":", 2)[1])
-        if _process_identity(pid) == recorded:
+        host, pid, _ = recorded.rsplit(":", 2)
+        if host != _this_host() or _process_identity(int(pid)) == recorded:
             continue
         if dagster.get_run_by_id(run.run_id).status not in _IN_PROCESS_UNFINISHED:
             continue  # it finished, or another reaper got there first, since the list was read
@@ -115,7 +116,7 @@ def fail_orphaned_runs(dagster: DagsterInstance, say: Say | None = None) -> list
 
 
 def _settle_killed_build(dagster: DagsterInstance, run, message: str) -> None:  # noqa: ANN001 - a DagsterRun
-    """A killed build left its persona set "building": errored now, with the reason (a set it made ready stays)."""
+    """A killed build's set is settled unless another run is on it now (that run settles it)."""
     from persona_pipeline.deletion import UNFINISHED_RUN_STATUSES
 
     partition_key = run.tags.get("dagster/partition")
@@ -124,13 +125,7 @@ def _settle_killed_build(dagster: DagsterInstance, run, message: str) -> None:  
     on_the_set = RunsFilter(statuses=UNFINISHED_RUN_STATUSES, tags={"dagster/partition": partition_key})
     if any(other.run_id != run.run_id for other in dagster.get_runs(on_the_set)):
         return  # another run is on the set now and will settle its status
-    engine = get_engine()
-    try:
-        record = store.get_by_id(engine, store.id_from_partition_key(partition_key))
-    except store.PersonaSetError:
-        return  # deleted since
-    if record.status == "building":
-        store.set_status(engine, record.id, "errored", message)
+    lifecycle.build_killed(get_engine(), partition_key, message)
 
 
 def _drop_killed_runs_shadows(run) -> None:  # noqa: ANN001 - a DagsterRun
