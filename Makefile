@@ -28,6 +28,7 @@ browser:
 test: install-test browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	PERSONA_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 dagster: install

@@ -53,7 +53,7 @@ def seed(contacts: int) -> None:
     os.environ["PERSONA_WAREHOUSE_URL"] = _url()
     with tempfile.TemporaryDirectory() as home:  # the cohort, built once as after any load
         os.environ["PERSONA_HOME"] = home
-        from persona_pipeline.runner import run_sql_models
+        from persona_pipeline.runtime.jobs import run_sql_models
 
         assert run_sql_models(lambda _: None, ["all_contacts"])[0]
     vacuum_analyze(_url().split("?")[0], SCHEMA)
@@ -71,7 +71,8 @@ def run_ours(home: str, changed_sources: bool) -> dict:
 
         with get_engine().begin() as conn:
             conn.execute(sa.text("UPDATE contacts SET updated_at = updated_at WHERE contact_id = 1"))
-    from persona_pipeline.runner import build_persona_set
+    from persona_pipeline.persona_sets import catalog
+    from persona_pipeline.runtime.jobs import build_persona_set
     from persona_pipeline.warehouse import persona_sets as store
     from persona_pipeline.warehouse.engine import get_engine
 
@@ -79,7 +80,7 @@ def run_ours(home: str, changed_sources: bool) -> dict:
     for leftover in store.list_all(engine):  # from runs of an older version of this script
         store.delete(engine, leftover.id)
     name = f"bench {time.time_ns()}"
-    store.create(engine, name, "all_contacts")
+    catalog.create(engine, name, "all_contacts")
     lines: list[str] = []
     start = time.perf_counter()
     report = build_persona_set(name, lines.append, study=False)  # the chain; studies: benchmarks/study.py
@@ -87,12 +88,12 @@ def run_ours(home: str, changed_sources: bool) -> dict:
     if not report.success:
         raise SystemExit(f"build failed: {report.message}")
     record = store.get(engine, name)
-    build = store.latest_build(engine, record.id)
+    build = store.current_build(engine, record)
     store.delete(engine, record.id)  # every run starts from the same warehouse: no other set's memberships
     # and without the deleted rows, which autovacuum (off on this server) would otherwise clear in the background
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM persona_memberships"))
-    return {"seconds": seconds, "peak_mb": peak_rss_mb(), "k": build["k"], "log": lines}
+    return {"seconds": seconds, "peak_mb": peak_rss_mb(), "k": build.k, "log": lines}
 
 
 def run_baseline() -> dict:
@@ -102,7 +103,7 @@ def run_baseline() -> dict:
 
     from persona_pipeline.core.clustering import faraday_rule
     from persona_pipeline.warehouse.engine import get_engine
-    from persona_pipeline.warehouse.sources import load_catalog
+    from persona_pipeline.warehouse.trait_catalog import load_catalog
 
     engine = get_engine()
     catalog = load_catalog(engine)

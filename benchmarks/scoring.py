@@ -36,10 +36,10 @@ def _url(schema: str) -> str:
 
 
 def seed(contacts: int, schema: str) -> None:
-    from persona_pipeline import pipelines
     from persona_pipeline.core.synthetic import generate
-    from persona_pipeline.runner import build_persona_set
-    from persona_pipeline.warehouse import persona_sets as store
+    from persona_pipeline.persona_sets import catalog
+    from persona_pipeline.runtime.jobs import build_persona_set
+    from persona_pipeline.scoring import pipelines
     from persona_pipeline.warehouse.engine import get_engine
     from persona_pipeline.warehouse.sources import replace_sources
 
@@ -53,7 +53,7 @@ def seed(contacts: int, schema: str) -> None:
     replace_sources(engine, base.catalog, base.contacts, base.trait_history, base.orders, base.segments)
     del base
     os.environ["PERSONA_WAREHOUSE_URL"] = _url(schema)
-    store.create(engine, "Everyone", "all_contacts")
+    catalog.create(engine, "Everyone", "all_contacts")
     assert build_persona_set("Everyone", lambda _: None, study=False).success
     pipelines.create(engine, "rescore", ["all_contacts"], ["Everyone"], destination_table="contact_personas")
     vacuum_analyze(_url(schema).split("?")[0], schema)
@@ -61,7 +61,7 @@ def seed(contacts: int, schema: str) -> None:
 
 
 def run_ours() -> dict:
-    from persona_pipeline.runner import run_pipeline
+    from persona_pipeline.runtime.jobs import run_pipeline
 
     start = time.perf_counter()
     report = run_pipeline("rescore", lambda _: None)
@@ -85,7 +85,7 @@ def run_baseline() -> dict:
 
     engine = get_engine()
     record = store.get(engine, "Everyone")
-    model = PersonaModel.from_json(store.latest_build(engine, record.id)["model"])
+    model = PersonaModel.from_json(store.current_build(engine, record).model)
     start = time.perf_counter()
     columns = ", ".join(["contact_id", *model.transform.trait_names])
     frame = pd.read_sql(
@@ -100,7 +100,7 @@ def run_baseline() -> dict:
 def latency() -> dict:
     import numpy as np
 
-    from persona_pipeline.realtime import load_scorer
+    from persona_pipeline.scoring.realtime import load_scorer
     from persona_pipeline.warehouse.bulk import read_frame
     from persona_pipeline.warehouse.engine import get_engine
 

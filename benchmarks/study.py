@@ -2,7 +2,7 @@
 
     PERSONA_WAREHOUSE_URL=postgresql+psycopg2://postgres@127.0.0.1:5432/test python benchmarks/study.py
 
-Ours calls the same functions the Dagster assets call (studies.run_analysis, studies.snapshot_day). The naive
+Ours calls the same functions the Dagster assets call (studies.analysis.run_analysis, studies.flow.snapshot_day). The naive
 baseline is what a notebook does: read_sql, pandas groupbys, and for a snapshot: read the day's trait versions,
 assign everyone, to_sql the full snapshot (one row per contact per day). The naive 90-day backfill is not run
 (about half an hour): its time and size are the measured per-day figures times 90, and are labelled so.
@@ -94,10 +94,11 @@ def main() -> None:
     os.environ["PERSONA_WAREHOUSE_URL"] = _url()
     os.environ.setdefault("PERSONA_HOME", tempfile.mkdtemp())
 
-    from persona_pipeline import studies
     from persona_pipeline.core.model import PersonaModel
     from persona_pipeline.core.synthetic import generate
-    from persona_pipeline.runner import build_persona_set
+    from persona_pipeline.persona_sets import catalog
+    from persona_pipeline.runtime.jobs import build_persona_set
+    from persona_pipeline.studies import analysis, flow
     from persona_pipeline.warehouse import persona_sets as store
     from persona_pipeline.warehouse.engine import get_engine
     from persona_pipeline.warehouse.sources import replace_sources
@@ -118,19 +119,19 @@ def main() -> None:
             flush=True,
         )
         del base
-        store.create(engine, "Everyone", "all_contacts", analysis_traits=["state", "preferred_channel"])
+        catalog.create(engine, "Everyone", "all_contacts", analysis_traits=["state", "preferred_channel"])
         assert build_persona_set("Everyone", lambda _: None, study=False).success
     record = store.get(engine, "Everyone")
-    from persona_pipeline.warehouse.sources import load_catalog
+    from persona_pipeline.warehouse.trait_catalog import load_catalog
 
     clustering = [t.name for t in load_catalog(engine).select(record.traits)]
     names = list(dict.fromkeys([*clustering, *record.analysis_traits]))
-    model = PersonaModel.from_json(store.latest_build(engine, record.id)["model"])
+    model = PersonaModel.from_json(store.current_build(engine, record).model)
 
     ours_analysis, naive_analysis_times = [], []
     for _ in range(args.runs):
         start = time.perf_counter()
-        studies.run_analysis(engine, record.id)
+        analysis.run_analysis(engine, record.id)
         ours_analysis.append(time.perf_counter() - start)
         naive_analysis_times.append(naive_analysis(engine, record.id, names))
     print(
@@ -146,7 +147,7 @@ def main() -> None:
     backfill_start = time.perf_counter()
     for day in days:
         start = time.perf_counter()
-        studies.snapshot_day(engine, day)
+        flow.snapshot_day(engine, day)
         per_day.append(time.perf_counter() - start)
     backfill = time.perf_counter() - backfill_start
     naive_days = [naive_snapshot(engine, model, "all_contacts", day) for day in days[-args.runs :]]

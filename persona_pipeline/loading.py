@@ -17,17 +17,14 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from persona_pipeline.config import persona_home
 from persona_pipeline.core.traits import BOOLEAN_WORDS, TraitCatalog, TraitKind
-from persona_pipeline.settings import persona_home
+from persona_pipeline.errors import LoadError
 from persona_pipeline.warehouse.sources import replace_sources
 
 COMMA_DECIMAL = re.compile(r"^-?\d{1,3}(\.\d{3})*,\d+$|^-?\d+,\d+$")
 ORDER_COLUMNS = ("order_id", "contact_id", "ordered_at", "amount", "product_category")
 REJECT_COLUMNS = ["file", "line", "contact_id", "column", "value", "reason"]
-
-
-class LoadError(ValueError):
-    """The file cannot be loaded at all; nothing in the warehouse was changed."""
 
 
 @dataclass

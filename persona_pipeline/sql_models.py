@@ -11,7 +11,6 @@ import datetime as dt
 import graphlib
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,16 +20,14 @@ import jinja2
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from persona_pipeline.config import sql_dir
+from persona_pipeline.errors import SqlModelError
 from persona_pipeline.warehouse import changes
 from persona_pipeline.warehouse.engine import quote
 from persona_pipeline.warehouse.tables import SOURCE_TABLES, ensure_catalog_tables, sql_model_state
 
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 COHORT_FOLDER = "cohorts"
-
-
-class SqlModelError(ValueError):
-    """A model that cannot be run; the message names its file."""
 
 
 @dataclass(frozen=True)
@@ -49,9 +46,9 @@ class SqlModel:
 
 
 def default_models_dir() -> Path:
-    configured = os.environ.get("PERSONA_SQL_DIR")
+    configured = sql_dir()
     if configured:
-        return Path(configured).resolve()
+        return configured
     beside_package = Path(__file__).resolve().parent.parent / "dbt_like_sql"
     return beside_package if beside_package.is_dir() else Path("dbt_like_sql").resolve()
 

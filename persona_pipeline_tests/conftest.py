@@ -1,29 +1,26 @@
-"""Fixtures: a warehouse on the embedded SQLite default and on a real PostgreSQL (its own schema per test)."""
+"""Fixtures: a warehouse on the embedded SQLite default and on a real PostgreSQL (its own schema per test).
+
+Helpers that tests call (row counts, sensor ticks, constants) are in helpers.py.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.synthetic import SyntheticBase, generate
-from persona_pipeline.runner import build_persona_set
-from persona_pipeline.warehouse import persona_sets as store
-from persona_pipeline.warehouse.bulk import read_frame
-from persona_pipeline.warehouse.engine import _engine
+from persona_pipeline.persona_sets import catalog
+from persona_pipeline.runtime.jobs import build_persona_set
+from persona_pipeline.warehouse.engine import engine_for, forget_engines
 from persona_pipeline.warehouse.sources import replace_sources
+from persona_pipeline_tests.helpers import END_DATE, PG_URL, REPO
 
-PG_URL = os.environ.get("PERSONA_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
-REPO = Path(__file__).resolve().parent.parent
-END_DATE = dt.date(2026, 11, 1)
 BACKENDS = ["sqlite", "postgres"]
 
 
@@ -55,10 +52,10 @@ def warehouse(
         admin.dispose()
         url = _postgres_url(schema)
     monkeypatch.setenv("PERSONA_WAREHOUSE_URL", url)
-    engine = _engine(url)
+    engine = engine_for(url)
     yield engine
     engine.dispose()
-    _engine.cache_clear()
+    forget_engines()
     if schema:
         admin = sa.create_engine(PG_URL)
         with admin.begin() as conn:
@@ -101,37 +98,6 @@ def seeded(warehouse: Engine, small_base: SyntheticBase) -> Engine:
 @pytest.fixture
 def ready(seeded: Engine) -> Engine:
     """The seeded warehouse with the persona set Customers built on the customers cohort (no study)."""
-    store.create(seeded, "Customers", "customers")
+    catalog.create(seeded, "Customers", "customers")
     assert build_persona_set("Customers", lambda _: None, study=False).success
     return seeded
-
-
-def stored_scores(engine: Engine, table: str = "pipeline_scores") -> pd.DataFrame:
-    """A scoring destination's rows (the internal store of CSV-only pipelines by default)."""
-    return read_frame(
-        engine,
-        f'SELECT contact_id, persona_set, persona_id, persona_name, confidence, scored_at FROM "{table}"',  # noqa: S608
-    )
-
-
-def table_rows(engine: Engine, table: str) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(sa.text(f'SELECT COUNT(*) FROM "{table}"')).scalar_one())
-
-
-def sensor_tick(name: str, cursor: str | None = None):  # noqa: ANN201 - the sensor's own result type
-    """One evaluation of a sensor of the Definitions, as the daemon would run it, before it launches anything."""
-    from dagster import build_sensor_context
-
-    from persona_pipeline.definitions import make_definitions
-    from persona_pipeline.defs.resources import WarehouseResource
-    from persona_pipeline.runner import instance
-
-    definitions = make_definitions()
-    context = build_sensor_context(
-        instance=instance(),
-        resources={"warehouse": WarehouseResource()},
-        definitions=definitions,
-        cursor=cursor,
-    )
-    return definitions.resolve_sensor_def(name)(context)

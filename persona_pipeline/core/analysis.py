@@ -13,14 +13,11 @@ import pandas as pd
 
 from persona_pipeline.core.features import category_codes, numbers
 from persona_pipeline.core.traits import Trait, TraitKind
+from persona_pipeline.errors import AnalysisError
 
 COHORT = 0
 MAX_BINS = 8
 ANALYSIS_COLUMNS = ["section", "persona_id", "trait", "role", "bucket", "count", "share", "value", "lift"]
-
-
-class AnalysisError(ValueError):
-    """An analysis request that cannot be answered; the message says how to fix it."""
 
 
 @dataclass(frozen=True)

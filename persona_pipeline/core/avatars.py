@@ -7,11 +7,10 @@ traits, so two personas that differ look different and the same persona looks th
 from __future__ import annotations
 
 import hashlib
-import html
 
-from persona_pipeline.core.profiles import TraitEffect
-
-PALETTE = ("#2E86AB", "#E07A5F", "#3D9970", "#9B5DE5", "#F2A541", "#0081A7", "#C44536", "#6A994E")
+from persona_pipeline.core.domain import TraitEffect
+from persona_pipeline.core.render.html import escape
+from persona_pipeline.core.render.palette import colour_for
 
 # Simple shapes on a 24x24 grid, chosen by trait name; anything else gets a shape from its name's hash.
 GLYPHS = {
@@ -45,10 +44,6 @@ FALLBACK_GLYPHS = (
 )
 
 
-def _colour(key: str) -> str:
-    return PALETTE[int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(PALETTE)]
-
-
 def _glyph(trait: str) -> str:
     if trait in GLYPHS:
         return GLYPHS[trait]
@@ -58,11 +53,11 @@ def _glyph(trait: str) -> str:
 def avatar_svg(name: str, defining: list[TraitEffect], size: int = 96) -> str:
     """A square SVG badge: colour from the strongest trait, a large glyph for it and small ones for the next two."""
     lead = defining[0] if defining else None
-    colour = _colour(f"{lead.trait}={lead.level}" if lead else name)
+    colour = colour_for(f"{lead.trait}={lead.level}" if lead else name)
     glyphs = [_glyph(e.trait) for e in defining[:3]] or [FALLBACK_GLYPHS[0]]
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 96 96" role="img">',
-        f"<title>{html.escape(name)}</title>",
+        f"<title>{escape(name)}</title>",
         f'<rect width="96" height="96" rx="20" fill="{colour}"/>',
         '<circle cx="48" cy="40" r="27" fill="#ffffff" fill-opacity="0.22"/>',
         f'<g transform="translate(27 19) scale(1.75)" fill="#ffffff" stroke="#ffffff" stroke-width="0.6">{glyphs[0]}</g>',

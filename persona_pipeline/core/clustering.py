@@ -18,6 +18,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
+from persona_pipeline.errors import ClusteringError
+
 K_MIN, K_MAX = 2, 8
 CHOOSE_SAMPLE = 20_000  # rows used to choose k: the elbow and stability settle well before this
 FIT_SAMPLE = (
@@ -30,10 +32,6 @@ KEEP_K_ELBOW_SHARE = 0.75  # a rebuild keeps the previous k while its elbow is a
 KEEP_PREVIOUS = 0.995  # a fresh fit must beat the warm-started one by 0.5% inertia to replace it
 
 Progress = Callable[[str], None]
-
-
-class ClusteringError(ValueError):
-    """The cohort cannot be split as asked; the message says why and what to change."""
 
 
 def faraday_rule(cohort_size: int) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from persona_pipeline.errors import LineageError
+
 
 @dataclass(frozen=True)
 class Consumer:
@@ -18,15 +20,6 @@ class Consumer:
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name!r} ({self.how})"
-
-
-class LineageError(ValueError):
-    """A deletion refused because something still consumes the target; nothing was deleted."""
-
-    def __init__(self, target: str, consumers: list[Consumer], advice: str) -> None:
-        self.consumers = consumers
-        listed = "; ".join(str(c) for c in consumers)
-        super().__init__(f"cannot delete {target}: it is used by {listed}. {advice} Nothing was deleted.")
 
 
 @dataclass(frozen=True)

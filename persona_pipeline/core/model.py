@@ -11,10 +11,7 @@ import pandas as pd
 from persona_pipeline.core import clustering
 from persona_pipeline.core.features import FeatureTransform, numbers
 from persona_pipeline.core.traits import Trait, TraitKind
-
-
-class FeatureError(ValueError):
-    """A trait that cannot be used for clustering, with the fix."""
+from persona_pipeline.errors import FeatureError
 
 
 @dataclass

@@ -6,7 +6,7 @@ faces: a name should describe what the data shows, not a stereotype.
 
 from __future__ import annotations
 
-from persona_pipeline.core.profiles import TraitEffect
+from persona_pipeline.core.domain import TraitEffect
 from persona_pipeline.core.traits import TraitCatalog, TraitKind
 
 FALLBACK_NOUN = "People"

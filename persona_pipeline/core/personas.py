@@ -2,48 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from persona_pipeline.core.avatars import avatar_svg
+from persona_pipeline.core.domain import Persona
 from persona_pipeline.core.naming import unique_names
-from persona_pipeline.core.profiles import Rule, TraitEffect, defining_traits, membership_rules, trait_effects
+from persona_pipeline.core.profiles import defining_traits, membership_rules, trait_effects
 from persona_pipeline.core.traits import Trait, TraitCatalog
-
-
-@dataclass
-class Persona:
-    persona_id: int
-    name: str
-    population: int
-    share: float
-    defining: list[TraitEffect]
-    rules: list[Rule]
-    avatar_svg: str
-
-    def to_view(self) -> dict[str, Any]:
-        """As a plain dict with the defining traits and rules as lists (what the views render)."""
-        return {
-            **self.to_row(),
-            "defining_traits": [d.to_dict() for d in self.defining],
-            "rules": [r.to_dict() for r in self.rules],
-        }
-
-    def to_row(self) -> dict[str, Any]:
-        """As a row of the personas table (defining traits and rules as JSON text)."""
-        return {
-            "persona_id": self.persona_id,
-            "name": self.name,
-            "avatar_svg": self.avatar_svg,
-            "population": self.population,
-            "share": self.share,
-            "defining_traits": json.dumps([d.to_dict() for d in self.defining]),
-            "rules": json.dumps([r.to_dict() for r in self.rules]),
-        }
 
 
 def describe_personas(

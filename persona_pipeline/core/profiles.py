@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
+from persona_pipeline.core.domain import Rule, TraitEffect
 from persona_pipeline.core.features import category_codes, numbers
 from persona_pipeline.core.traits import Trait, TraitKind
 
 DEFINING_MIN_EFFECT = 0.3  # standardized difference below which a trait does not define a persona
 RULE_SAMPLE = 30_000
-
-
-@dataclass(frozen=True)
-class TraitEffect:
-    """One trait (or one level of it) where a persona differs from its cohort; effect is a standardized gap."""
-
-    trait: str
-    level: str | None  # the level for categorical traits, "true" for booleans, "high"/"low" for numeric
-    effect: float
-    persona_value: float
-    cohort_value: float
-    text: str
-
-    def to_dict(self) -> dict[str, object]:
-        return self.__dict__.copy()
 
 
 def _fmt(value: float) -> str:
@@ -119,25 +103,6 @@ def defining_traits(effects: list[TraitEffect], limit: int = 5) -> list[TraitEff
         if len(chosen) == limit:
             break
     return chosen
-
-
-@dataclass(frozen=True)
-class Rule:
-    conditions: list
-    precision: float  # share of contacts matching the rule that are in the persona
-    coverage: float  # share of the persona's contacts that match the rule
-
-    @property
-    def text(self) -> str:
-        return " and ".join(self.conditions)
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "conditions": self.conditions,
-            "precision": self.precision,
-            "coverage": self.coverage,
-            "text": self.text,
-        }
 
 
 def _rule_matrix(

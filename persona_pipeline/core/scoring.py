@@ -17,10 +17,7 @@ import pandas as pd
 from persona_pipeline.core.features import CLIP, FeatureTransform
 from persona_pipeline.core.model import PersonaModel
 from persona_pipeline.core.traits import BOOLEAN_WORDS, TraitKind
-
-
-class ScoringError(ValueError):
-    """A contact that cannot be scored: unknown traits or values of the wrong type; the message names them."""
+from persona_pipeline.errors import ScoringError
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from persona_pipeline.errors import CatalogError
+
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RESERVED_COLUMNS = frozenset({"contact_id", "created_at", "updated_at", "valid_from", "valid_to"})
 # How booleans arrive from files, warehouses and JSON as text: one list for loading, validation and scoring.
@@ -24,10 +26,6 @@ class TraitKind(StrEnum):
     NUMERIC = "numeric"
     CATEGORICAL = "categorical"
     BOOLEAN = "boolean"
-
-
-class CatalogError(ValueError):
-    """A trait catalog that cannot be used; the message says which entry and how to fix it."""
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,9 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from persona_pipeline.core.traits import BOOLEAN_WORDS, Trait, TraitKind
+from persona_pipeline.errors import ValidationError
 
 QUARANTINE_COLUMNS = ["contact_id", "column", "value", "reason"]
-DEFAULT_MAX_QUARANTINE_SHARE = 0.05
-
-
-class ValidationError(ValueError):
-    """The data cannot be validated at all (a missing column, an empty cohort); nothing was written."""
 
 
 def _reason(check: str, trait: Trait | None) -> str:

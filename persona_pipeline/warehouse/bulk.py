@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from collections.abc import Iterable, Mapping
@@ -230,8 +231,6 @@ def stream_csv(engine: Engine, sql: str, out: Any, params: Mapping[str, Any] | N
         finally:
             raw.close()
         return
-    import csv
-
     text = io.TextIOWrapper(out, encoding="utf-8", newline="")
     try:
         with engine.connect() as conn:

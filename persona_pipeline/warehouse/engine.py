@@ -7,11 +7,12 @@ from functools import lru_cache
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from persona_pipeline.settings import warehouse_url
+from persona_pipeline.config import warehouse_url
 
 
 @lru_cache(maxsize=8)
-def _engine(url: str) -> Engine:
+def engine_for(url: str) -> Engine:
+    """One engine (and its connection pool) per URL in this process."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 60})
 
@@ -35,7 +36,7 @@ def normalize_url(url: str) -> str:
 
 
 def get_engine(url: str | None = None) -> Engine:
-    return _engine(normalize_url(url or warehouse_url()))
+    return engine_for(normalize_url(url or warehouse_url()))
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -50,3 +51,8 @@ def quote(engine: Engine, identifier: str) -> str:
 def describe(engine: Engine) -> str:
     """The URL without its password, for messages and metadata."""
     return engine.url.render_as_string(hide_password=True)
+
+
+def forget_engines() -> None:
+    """Forget the cached engines (a test's private warehouse goes away; its engine was disposed)."""
+    engine_for.cache_clear()

@@ -1,21 +1,25 @@
-"""Persona sets in the warehouse catalog: their definition, status, builds and results."""
+"""Persona sets' catalog rows: their definition, status, builds and personas (SQLAlchemy only, no pandas).
+
+Status is written only through `write_status` and `make_current`, which persona_sets.lifecycle calls: this
+module stores a status, it never decides one. The memberships themselves are in warehouse.memberships.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from persona_pipeline.warehouse.bulk import read_frame, write_frame
-from persona_pipeline.warehouse.engine import is_postgres
+from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSet, PersonaSetStatus
+from persona_pipeline.errors import PersonaSetError
 from persona_pipeline.warehouse.tables import (
     ensure_catalog_tables,
+    flow_days,
+    membership_history,
+    persona_analysis,
     persona_builds,
     persona_memberships,
     persona_sets,
@@ -23,48 +27,9 @@ from persona_pipeline.warehouse.tables import (
     quarantine,
 )
 
-MAX_NAME_LENGTH = 200
-STATUSES = ("queued", "building", "ready", "errored")
 
-
-class PersonaSetError(ValueError):
-    """A persona set request that cannot be carried out; the message says how to fix it."""
-
-
-@dataclass(frozen=True)
-class PersonaSet:
-    id: int
-    name: str
-    cohort: str
-    traits: list[str] | None
-    n_personas: int | None
-    seed: int
-    status: str
-    error: str | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    built_at: dt.datetime | None
-    current_build: int | None
-    analysis_traits: list[str]
-    show_in_explore: bool = True
-
-    @property
-    def partition_key(self) -> str:
-        return partition_key(self.id)
-
-
-def partition_key(persona_set_id: int) -> str:
-    """Dagster partition of a persona set: by id, so a rename never orphans its runs."""
-    return f"set-{persona_set_id}"
-
-
-def id_from_partition_key(key: str) -> int:
-    if not key.startswith("set-") or not key[4:].isdigit():
-        raise PersonaSetError(f"{key!r} is not a persona set partition (expected 'set-<id>')")
-    return int(key[4:])
-
-
-def _now() -> dt.datetime:
+def now() -> dt.datetime:
+    """The time stamps the catalog stores: UTC, naive, to the second (the same on SQLite and PostgreSQL)."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
@@ -76,7 +41,7 @@ def _record(row: Any) -> PersonaSet:
         traits=json.loads(row.traits) if row.traits else None,
         n_personas=row.n_personas,
         seed=row.seed,
-        status=row.status,
+        status=PersonaSetStatus(row.status),
         error=row.error,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -87,45 +52,39 @@ def _record(row: Any) -> PersonaSet:
     )
 
 
-def create(
+def insert(
     engine: Engine,
     name: str,
     cohort: str,
-    traits: list[str] | None = None,
-    n_personas: int | None = None,
-    seed: int = 0,
-    analysis_traits: list[str] | None = None,
-    show_in_explore: bool = True,
+    traits: list[str] | None,
+    n_personas: int | None,
+    seed: int,
+    analysis_traits: list[str] | None,
+    show_in_explore: bool,
+    status: PersonaSetStatus,
 ) -> PersonaSet:
-    """Queue a new persona set; names are free text (stored as given, always bound as parameters)."""
+    """Store a new persona set, validated by the service; names are bound as parameters, never inlined."""
     ensure_catalog_tables(engine)
-    clean = name.strip()
-    if not clean:
-        raise PersonaSetError("a persona set needs a name: pass --name NAME")
-    if len(clean) > MAX_NAME_LENGTH:
-        raise PersonaSetError(f"the name is {len(clean)} characters long; keep it to {MAX_NAME_LENGTH}")
-    if n_personas is not None and not 2 <= n_personas <= 8:
-        raise PersonaSetError(f"--personas must be between 2 and 8, not {n_personas}")
-    now = _now()
+    stamp = now()
     with engine.begin() as conn:
-        exists = conn.execute(sa.select(persona_sets.c.id).where(persona_sets.c.name == clean)).first()
+        exists = conn.execute(sa.select(persona_sets.c.id).where(persona_sets.c.name == name)).first()
         if exists:
-            raise PersonaSetError(f"a persona set named {clean!r} exists already; choose another name")
+            raise PersonaSetError(f"a persona set named {name!r} exists already; choose another name")
         conn.execute(
             persona_sets.insert().values(
-                name=clean,
+                name=name,
                 cohort=cohort,
-                traits=json.dumps(traits) if traits else None,
+                traits=traits_column(traits),
                 n_personas=n_personas,
                 seed=seed,
                 analysis_traits=json.dumps(analysis_traits) if analysis_traits else None,
                 show_in_explore=show_in_explore,
-                status="queued",
-                created_at=now,
-                updated_at=now,
+                status=status.value,
+                created_at=stamp,
+                updated_at=stamp,
             )
         )
-    return get(engine, clean)
+    return get(engine, name)
 
 
 def get(engine: Engine, name: str) -> PersonaSet:
@@ -156,55 +115,16 @@ def list_all(engine: Engine) -> list[PersonaSet]:
     return [_record(r) for r in rows]
 
 
-def set_status(engine: Engine, persona_set_id: int, status: str, error: str | None = None) -> None:
-    if status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}")
+def write_status(
+    engine: Engine, persona_set_id: int, status: PersonaSetStatus, error: str | None = None, **values: Any
+) -> None:
+    """Store a status (and any definition changes decided with it); only persona_sets.lifecycle calls this."""
     with engine.begin() as conn:
         conn.execute(
             persona_sets.update()
             .where(persona_sets.c.id == persona_set_id)
-            .values(status=status, error=error, updated_at=_now())
+            .values(**values, status=PersonaSetStatus(status).value, error=error, updated_at=now())
         )
-
-
-def queue(engine: Engine, persona_set_id: int) -> None:
-    """Ask for a rebuild: the queued-set sensor (or `persona-set build`) takes it from here."""
-    set_status(engine, persona_set_id, "queued")
-
-
-_UNSET = object()
-
-
-def update_config(
-    engine: Engine,
-    persona_set_id: int,
-    cohort: str | None = None,
-    traits: list[str] | None | object = _UNSET,
-    n_personas: int | None | object = _UNSET,
-) -> bool:
-    """Change how the set is built; returns whether anything changed, in which case the set is queued.
-
-    traits=None resets to the catalog's defaults; n_personas=None lets the data choose again.
-    """
-    record = get_by_id(engine, persona_set_id)
-    values: dict[str, Any] = {}
-    if cohort is not None and cohort != record.cohort:
-        values["cohort"] = cohort
-    if traits is not _UNSET and traits != record.traits:
-        values["traits"] = json.dumps(traits) if traits else None
-    if n_personas is not _UNSET and n_personas != record.n_personas:
-        if n_personas is not None and not 2 <= n_personas <= 8:
-            raise PersonaSetError(f"--personas must be between 2 and 8, not {n_personas}")
-        values["n_personas"] = n_personas
-    if not values:
-        return False
-    with engine.begin() as conn:
-        conn.execute(
-            persona_sets.update()
-            .where(persona_sets.c.id == persona_set_id)
-            .values(**values, status="queued", error=None, updated_at=_now())
-        )
-    return True
 
 
 def set_show_in_explore(engine: Engine, persona_set_id: int, show: bool) -> bool:
@@ -220,29 +140,17 @@ def set_show_in_explore(engine: Engine, persona_set_id: int, show: bool) -> bool
     return True
 
 
-def rename_persona(engine: Engine, persona_set_id: int, persona_id: int, new_name: str) -> None:
-    """Rename a persona of the current build; later builds keep the name while the persona survives."""
-    record = get_by_id(engine, persona_set_id)
-    clean = new_name.strip()
-    if not clean or len(clean) > MAX_NAME_LENGTH:
-        raise PersonaSetError(f"a persona name needs 1 to {MAX_NAME_LENGTH} characters")
-    current = {p["persona_id"]: p["name"] for p in read_personas(engine, persona_set_id)}
-    if persona_id not in current:
-        raise PersonaSetError(
-            f"persona set {record.name!r} has no persona {persona_id}; its personas are "
-            + ", ".join(f"{pid} ({name})" for pid, name in current.items())
-        )
-    if any(name == clean and pid != persona_id for pid, name in current.items()):
-        raise PersonaSetError(f"another persona of {record.name!r} is already named {clean!r}")
+def rename_persona(engine: Engine, record: PersonaSet, persona_id: int, new_name: str) -> None:
+    """Rename a persona of the current build (the service checked the name); later builds keep it."""
     with engine.begin() as conn:
         conn.execute(
             personas.update()
             .where(
-                (personas.c.persona_set_id == persona_set_id)
+                (personas.c.persona_set_id == record.id)
                 & (personas.c.build == record.current_build)
                 & (personas.c.persona_id == persona_id)
             )
-            .values(name=clean)
+            .values(name=new_name)
         )
 
 
@@ -252,33 +160,48 @@ def set_analysis_traits(engine: Engine, persona_set_id: int, names: list[str]) -
         conn.execute(
             persona_sets.update()
             .where(persona_sets.c.id == persona_set_id)
-            .values(analysis_traits=json.dumps(names) if names else None, updated_at=_now())
+            .values(analysis_traits=json.dumps(names) if names else None, updated_at=now())
         )
 
 
-def latest_build(engine: Engine, persona_set_id: int) -> dict[str, Any] | None:
+def _summary(row: Any) -> BuildSummary:
+    return BuildSummary(
+        build=row.build,
+        k=row.k,
+        k_reason=row.k_reason,
+        k_scores=row.k_scores,
+        stability=row.stability,
+        model=row.model,
+        cohort_size=row.cohort_size,
+        quarantined=row.quarantined,
+        kept_from_previous=row.kept_from_previous,
+        built_at=row.built_at,
+    )
+
+
+def current_build(engine: Engine, record: PersonaSet) -> BuildSummary | None:
+    """The build every reader uses: the set's current one, never merely the newest recorded."""
+    if record.current_build is None:
+        return None
     with engine.connect() as conn:
         row = conn.execute(
-            sa.select(persona_builds)
-            .where(persona_builds.c.persona_set_id == persona_set_id)
-            .order_by(persona_builds.c.build.desc())
-            .limit(1)
-        ).first()
-    return dict(row._mapping) if row else None
-
-
-def record_quarantine(engine: Engine, persona_set_id: int, build: int, rows: pd.DataFrame) -> int:
-    """Replace this build's quarantined rows: a re-run of the same build does not double them."""
-    with engine.begin() as conn:
-        conn.execute(
-            quarantine.delete().where(
-                (quarantine.c.persona_set_id == persona_set_id) & (quarantine.c.build == build)
+            sa.select(persona_builds).where(
+                (persona_builds.c.persona_set_id == record.id)
+                & (persona_builds.c.build == record.current_build)
             )
-        )
-        frame = rows.assign(persona_set_id=persona_set_id, build=build)
-        return write_frame(
-            conn, "quarantine", frame[["persona_set_id", "build", "contact_id", "column", "value", "reason"]]
-        )
+        ).first()
+    return _summary(row) if row else None
+
+
+def latest_build_number(engine: Engine, persona_set_id: int) -> int:
+    """The highest build number ever recorded for the set (0 if none): a new build takes the next one."""
+    with engine.connect() as conn:
+        value = conn.execute(
+            sa.select(sa.func.max(persona_builds.c.build)).where(
+                persona_builds.c.persona_set_id == persona_set_id
+            )
+        ).scalar()
+    return int(value or 0)
 
 
 def quarantined_rows(engine: Engine, persona_set_id: int, build: int) -> int:
@@ -293,98 +216,55 @@ def quarantined_rows(engine: Engine, persona_set_id: int, build: int) -> int:
         )
 
 
-def record_build(
-    engine: Engine, persona_set_id: int, build: dict[str, Any], persona_rows: list[dict[str, Any]]
-) -> None:
-    """Store one build's model and personas, and make it the set's current build."""
+def record_build(engine: Engine, persona_set_id: int, build: BuildSummary, built: list[Persona]) -> None:
+    """Store one build's model and personas (it becomes current only with make_current)."""
     with engine.begin() as conn:
-        conn.execute(
-            persona_builds.delete().where(
-                (persona_builds.c.persona_set_id == persona_set_id)
-                & (persona_builds.c.build == build["build"])
+        for table in (persona_builds, personas):
+            conn.execute(
+                table.delete().where(
+                    (table.c.persona_set_id == persona_set_id) & (table.c.build == build.build)
+                )
             )
-        )
-        conn.execute(
-            personas.delete().where(
-                (personas.c.persona_set_id == persona_set_id) & (personas.c.build == build["build"])
-            )
-        )
-        conn.execute(persona_builds.insert().values(persona_set_id=persona_set_id, **build))
+        conn.execute(persona_builds.insert().values(persona_set_id=persona_set_id, **build.__dict__))
         conn.execute(
             personas.insert(),
-            [{"persona_set_id": persona_set_id, "build": build["build"], **p} for p in persona_rows],
+            [{"persona_set_id": persona_set_id, "build": build.build, **p.to_row()} for p in built],
         )
 
 
-# The memberships a reader sees: the set's current build only (a new build's rows go in before it becomes current).
-CURRENT_MEMBERSHIPS = "m.build = (SELECT s.current_build FROM persona_sets s WHERE s.id = m.persona_set_id)"
-
-
-def replace_memberships(engine: Engine, persona_set_id: int, build: int, memberships: pd.DataFrame) -> int:
-    """Store this build's memberships, then make it the set's current build in one short transaction.
-
-    The rows go in first under the new build number (in two halves on two connections on PostgreSQL, COPY);
-    readers see only a set's current build, so they see the old memberships until the switch and the new ones
-    after it, never a mix. Rows of an attempt that died before its switch are cleared on the next one.
-    """
-    frame = memberships[["contact_id", "persona_id", "confidence"]].assign(
-        persona_set_id=persona_set_id, build=build
-    )
+def make_current(conn: Connection, persona_set_id: int, build: int, status: PersonaSetStatus) -> None:
+    """In the caller's transaction: the build becomes the one readers see, older builds' memberships go."""
     of_set = persona_memberships.c.persona_set_id == persona_set_id
-    with engine.begin() as conn:
-        conn.execute(persona_memberships.delete().where(of_set & (persona_memberships.c.build == build)))
-
-    def write(part: pd.DataFrame) -> int:
-        with engine.begin() as conn:
-            return write_frame(conn, "persona_memberships", part)
-
-    middle = len(frame) // 2
-    parts = [frame.iloc[:middle], frame.iloc[middle:]] if is_postgres(engine) and middle else [frame]
-    with ThreadPoolExecutor(len(parts)) as pool:
-        written = sum(pool.map(write, parts))
-    with engine.begin() as conn:
-        conn.execute(persona_memberships.delete().where(of_set & (persona_memberships.c.build != build)))
-        conn.execute(
-            persona_sets.update()
-            .where(persona_sets.c.id == persona_set_id)
-            .values(status="ready", error=None, built_at=_now(), updated_at=_now(), current_build=build)
-        )
-    return written
-
-
-def read_memberships(engine: Engine, persona_set_id: int) -> pd.DataFrame:
-    return read_frame(
-        engine,
-        "SELECT m.contact_id, m.persona_id, m.confidence FROM persona_memberships m "  # noqa: S608 - a constant
-        f"WHERE m.persona_set_id = :id AND {CURRENT_MEMBERSHIPS} ORDER BY m.contact_id",
-        {"id": persona_set_id},
+    conn.execute(persona_memberships.delete().where(of_set & (persona_memberships.c.build != build)))
+    stamp = now()
+    conn.execute(
+        persona_sets.update()
+        .where(persona_sets.c.id == persona_set_id)
+        .values(status=status.value, error=None, built_at=stamp, updated_at=stamp, current_build=build)
     )
 
 
-def read_personas(engine: Engine, persona_set_id: int, build: int | None = None) -> list[dict[str, Any]]:
-    record = get_by_id(engine, persona_set_id)
-    build = build if build is not None else record.current_build
-    if build is None:
-        return []
+def read_personas(engine: Engine, persona_set_id: int, build: int | None = None) -> list[Persona]:
+    """The personas of a build (default: the set's current one, read in the same query), by id."""
+    which = (
+        personas.c.build == build
+        if build is not None
+        else personas.c.build
+        == sa.select(persona_sets.c.current_build)
+        .where(persona_sets.c.id == persona_set_id)
+        .scalar_subquery()
+    )
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(personas)
-            .where((personas.c.persona_set_id == persona_set_id) & (personas.c.build == build))
+            .where((personas.c.persona_set_id == persona_set_id) & which)
             .order_by(personas.c.persona_id)
         ).all()
-    out = []
-    for row in rows:
-        item = dict(row._mapping)
-        item["defining_traits"] = json.loads(item["defining_traits"])
-        item["rules"] = json.loads(item["rules"])
-        out.append(item)
-    return out
+    return [Persona.from_row(row) for row in rows]
 
 
 def delete(engine: Engine, persona_set_id: int) -> None:
     """Remove a persona set and everything stored for it, in one transaction (the lineage guard runs first)."""
-    from persona_pipeline.warehouse.tables import flow_days, membership_history, persona_analysis
-
     with engine.begin() as conn:
         for table in (
             persona_memberships,
@@ -397,3 +277,8 @@ def delete(engine: Engine, persona_set_id: int) -> None:
         ):
             conn.execute(table.delete().where(table.c.persona_set_id == persona_set_id))
         conn.execute(persona_sets.delete().where(persona_sets.c.id == persona_set_id))
+
+
+def traits_column(traits: list[str] | None) -> str | None:
+    """How a set's clustering traits are stored: a JSON list, or NULL for the catalog's defaults."""
+    return json.dumps(traits) if traits else None

@@ -17,13 +17,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from persona_pipeline.core.domain import ScoringBucket
+
 PARTITION_KEY = "RANGE (contact_id)"
 STALE_AFTER = dt.timedelta(hours=1)  # a shadow this much older than a new run is a dead run's: dropped
 _COMMENT = "persona-pipeline scores of {table}, run {token}, started {since}"
-
-Bucket = tuple[
-    int, int | None, int | None
-]  # index, first contact_id (None: open), end (exclusive; None: open)
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ def create_partitioned(conn: Connection, table: sa.Table) -> None:
     """The destination (declared partitioned by contact_id range) with one empty partition taking every id."""
     table.create(conn)
     first = Replacement("0" * 8, dt.datetime(1970, 1, 1))
-    shadow = prepare_shadow(conn, table.name, first, (0, None, None))
+    shadow = prepare_shadow(conn, table.name, first, ScoringBucket(0, None, None))
     conn.execute(
         sa.text(
             f"ALTER TABLE {_q(conn, table.name)} ATTACH PARTITION {_q(conn, shadow)} {_bounds(None, None)}"
@@ -62,10 +60,10 @@ def shadow_name(table: str, token: str, index: int) -> str:
     return f"{_prefix(table)}{token}_{index}"
 
 
-def prepare_shadow(conn: Connection, table: str, replacement: Replacement, bucket: Bucket) -> str:
+def prepare_shadow(conn: Connection, table: str, replacement: Replacement, bucket: ScoringBucket) -> str:
     """An empty shadow for one bucket (emptied again if a retried step finds it), bounded like its partition."""
-    index, low, high = bucket
-    name = shadow_name(table, replacement.token, index)
+    low, high = bucket.low, bucket.high
+    name = shadow_name(table, replacement.token, bucket.index)
     shadow, parent = _q(conn, name), _q(conn, table)
     # with the parent's indexes and constraints (a user's own too), kept up as rows arrive in contact_id
     # order: cheaper than building them while the swap holds its lock
@@ -83,7 +81,11 @@ def prepare_shadow(conn: Connection, table: str, replacement: Replacement, bucke
 
 
 def swap_in(
-    conn: Connection, table: str, replacement: Replacement, buckets: list[Bucket], lock_wait: dt.timedelta
+    conn: Connection,
+    table: str,
+    replacement: Replacement,
+    buckets: list[ScoringBucket],
+    lock_wait: dt.timedelta,
 ) -> None:
     """The shadows become the partitions and the old partitions are dropped, in the caller's transaction.
 
@@ -104,9 +106,11 @@ def swap_in(
     )
     for name in old:
         conn.execute(sa.text(f"ALTER TABLE {parent} DETACH PARTITION {_q(conn, name)}"))
-    for index, low, high in buckets:
-        shadow = _q(conn, shadow_name(table, replacement.token, index))
-        conn.execute(sa.text(f"ALTER TABLE {parent} ATTACH PARTITION {shadow} {_bounds(low, high)}"))
+    for bucket in buckets:
+        shadow = _q(conn, shadow_name(table, replacement.token, bucket.index))
+        conn.execute(
+            sa.text(f"ALTER TABLE {parent} ATTACH PARTITION {shadow} {_bounds(bucket.low, bucket.high)}")
+        )
     conn.execute(
         sa.text(
             f"DELETE FROM {parent} AS d USING persona_newer_scores AS n "  # noqa: S608

@@ -8,7 +8,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from persona_pipeline.core.traits import CatalogError, Trait, TraitCatalog
+from persona_pipeline.core.traits import TraitCatalog
 from persona_pipeline.warehouse.bulk import write_frame
 from persona_pipeline.warehouse.engine import quote
 from persona_pipeline.warehouse.tables import (
@@ -17,18 +17,6 @@ from persona_pipeline.warehouse.tables import (
     source_tables,
     trait_catalog,
 )
-
-
-def load_catalog(engine: Engine) -> TraitCatalog:
-    """The catalog of the data now in the warehouse; a clear error when nothing was seeded or loaded yet."""
-    ensure_catalog_tables(engine)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(trait_catalog.c.definition).order_by(trait_catalog.c.position)).all()
-    if not rows:
-        raise CatalogError(
-            "the warehouse has no trait catalog yet: run `persona-pipeline seed` or `persona-pipeline load` first"
-        )
-    return TraitCatalog(tuple(Trait.from_dict(json.loads(r.definition)) for r in rows))
 
 
 def replace_sources(

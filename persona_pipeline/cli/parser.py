@@ -1,0 +1,199 @@
+"""The command line's grammar: every command and flag, and the module:function that carries it out.
+
+Imports nothing but argparse and the domain's vocabulary, so `--help` answers at Python's start-up cost;
+each command's module is imported only when that command runs (see cli.main).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from persona_pipeline.core.domain import (
+    DEFAULT_MAX_QUARANTINE_SHARE,
+    EXPORT_KINDS,
+    MAX_PERSONAS,
+    MIN_PERSONAS,
+    Trigger,
+)
+
+DESCRIPTION = (
+    "persona-pipeline: seed or load customers, run the SQL models, create, build and inspect persona sets."
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="persona-pipeline", description=DESCRIPTION)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    _data_commands(sub)
+    _persona_set_commands(sub)
+    _study_commands(sub)
+    _scoring_commands(sub)
+    _demo_command(sub)
+    return top
+
+
+def _data_commands(sub: argparse._SubParsersAction) -> None:
+    """seed, load, models: the customer base and the SQL models."""
+    seed = sub.add_parser("seed", help="write a seeded, realistic customer base to the warehouse")
+    seed.add_argument("--contacts", type=int, default=20_000)
+    seed.add_argument("--days", type=int, default=90, help="days of trait history")
+    seed.add_argument("--seed", type=int, default=0)
+    seed.add_argument("--end-date", help="last day of the history, YYYY-MM-DD (default: today)")
+    seed.set_defaults(func="data:seed")
+
+    load = sub.add_parser("load", help="load your own contacts (CSV or Parquet) with a trait catalog")
+    load.add_argument("contacts", help="contacts file (.csv, .tsv, .txt or .parquet)")
+    load.add_argument("--traits", required=True, help="trait catalog YAML declaring each trait's kind")
+    load.add_argument(
+        "--orders", help="orders file: order_id, contact_id, ordered_at, amount, product_category"
+    )
+    load.add_argument("--delimiter", help="field delimiter (default: detected)")
+    load.add_argument("--decimal", help="decimal mark, '.' or ',' (default: detected)")
+    load.add_argument("--date-format", help="strftime format of dates, e.g. %%d/%%m/%%Y (default: detected)")
+    load.add_argument("--encoding", default="utf-8", help="text encoding (default: utf-8)")
+    load.add_argument(
+        "--rejects", help="where to write rejected rows as CSV (default: beside the home folder)"
+    )
+    load.set_defaults(func="data:load")
+
+    models = sub.add_parser("models", help="list or run the SQL models in dbt_like_sql/")
+    models.add_argument("action", choices=["run", "list", "delete"])
+    models.add_argument(
+        "--only", nargs="*", help="run: these models and what they need; delete: these cohorts"
+    )
+    models.set_defaults(func="data:models")
+
+
+def _persona_set_commands(sub: argparse._SubParsersAction) -> None:
+    """persona-set: create, list, show, build and change persona sets."""
+    ps = sub.add_parser("persona-set", help="create, list, show and build persona sets")
+    ps_sub = ps.add_subparsers(dest="action", required=True)
+    create = ps_sub.add_parser("create")
+    create.add_argument("--name", required=True)
+    create.add_argument("--cohort", required=True, help="a model in dbt_like_sql/cohorts/")
+    create.add_argument("--traits", help="clustering traits, comma separated (default: the catalog's)")
+    create.add_argument(
+        "--personas",
+        type=int,
+        help=f"number of personas, {MIN_PERSONAS}..{MAX_PERSONAS} (default: chosen by the data)",
+    )
+    create.add_argument("--seed", type=int, default=0)
+    create.add_argument("--analysis-traits", help="extra traits to study, not cluster on, comma separated")
+    create.add_argument(
+        "--explore",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show the set in Explore once built (default: shown)",
+    )
+    explore_set = ps_sub.add_parser("explore", help="show or hide the set in Explore (no rebuild)")
+    explore_set.add_argument("name")
+    toggle = explore_set.add_mutually_exclusive_group(required=True)
+    toggle.add_argument("--show", dest="show", action="store_true")
+    toggle.add_argument("--hide", dest="show", action="store_false")
+    ps_sub.add_parser("list")
+    rename = ps_sub.add_parser("rename-persona", help="give a persona your own name; rebuilds keep it")
+    rename.add_argument("name")
+    rename.add_argument("--persona", type=int, required=True, help="the persona id (see persona-set show)")
+    rename.add_argument("--to", required=True)
+    update = ps_sub.add_parser(
+        "update", help="change the cohort, traits or number of personas; queues a rebuild"
+    )
+    update.add_argument("name")
+    update.add_argument("--cohort")
+    update.add_argument("--traits", help="clustering traits, comma separated")
+    update.add_argument(
+        "--default-traits", action="store_true", help="reset to the catalog's clustering traits"
+    )
+    update.add_argument("--personas", type=int)
+    update.add_argument("--auto-personas", action="store_true", help="let the data choose the number again")
+    delete = ps_sub.add_parser("delete", help="delete a persona set, its results and its partition")
+    delete.add_argument("name")
+    rebuild = ps_sub.add_parser("rebuild", help="queue a rebuild for the sensor")
+    rebuild.add_argument("name")
+    extra = ps_sub.add_parser("analysis-traits", help="set the traits studied beside the clustering ones")
+    extra.add_argument("name")
+    extra.add_argument("--set", required=True, help="comma separated trait names ('' clears them)")
+    show = ps_sub.add_parser("show")
+    show.add_argument("name")
+    build = ps_sub.add_parser("build")
+    build.add_argument("name")
+    build.add_argument(
+        "--max-quarantine-share",
+        type=float,
+        default=None,
+        help=f"stop the build when more than this share of rows fails validation (default {DEFAULT_MAX_QUARANTINE_SHARE})",
+    )
+    ps.set_defaults(func="persona_sets:persona_set")
+
+
+def _study_commands(sub: argparse._SubParsersAction) -> None:
+    """analyse, flow, report, explore, export: studying built persona sets."""
+    analyse = sub.add_parser("analyse", help="refresh a ready persona set's Analysis and print its summary")
+    analyse.add_argument("name")
+    analyse.add_argument(
+        "--window-days", type=int, default=None, help="orders window, days up to the latest order"
+    )
+    analyse.set_defaults(func="studies:analyse")
+
+    flow = sub.add_parser("flow", help="membership snapshots over time, and the flow between days")
+    flow_sub = flow.add_subparsers(dest="action", required=True)
+    snap = flow_sub.add_parser(
+        "snapshot", help="snapshot every ready persona set for a day or a range of days"
+    )
+    snap.add_argument("--day", help="the last day, YYYY-MM-DD (default: today or the history's last day)")
+    snap.add_argument("--days", type=int, default=1, help="how many days up to --day (a backfill)")
+    show_flow = flow_sub.add_parser("show", help="members per persona per day, and the from -> to matrix")
+    show_flow.add_argument("name")
+    show_flow.add_argument("--from", dest="from_day")
+    show_flow.add_argument("--to", dest="to_day")
+    flow.set_defaults(func="studies:flow")
+
+    report = sub.add_parser("report", help="write the persona set's HTML report and print its path")
+    report.add_argument("name")
+    report.add_argument("--out", help="where to write it (default: PERSONA_HOME/reports/)")
+    report.set_defaults(func="studies:report")
+
+    explore = sub.add_parser("explore", help="compare the persona sets shown in Explore, side by side")
+    explore.add_argument("--out", help="where to write the page (default: PERSONA_HOME/reports/explore.html)")
+    explore.set_defaults(func="studies:explore")
+
+    export = sub.add_parser("export", help="stream memberships, analysis, flow or history to CSV")
+    export.add_argument("name")
+    export.add_argument("--what", required=True, choices=EXPORT_KINDS)
+    export.add_argument("--out", required=True)
+    export.set_defaults(func="studies:export")
+
+
+def _scoring_commands(sub: argparse._SubParsersAction) -> None:
+    """score and pipeline: assigning contacts to personas."""
+    score = sub.add_parser("score", help="assign one contact, given as JSON, to a persona of a ready set")
+    score.add_argument("--persona-set", required=True)
+    score.add_argument(
+        "--json", required=True, help='the contact\'s traits, e.g. \'{"age": 34, "dog_owner": true}\''
+    )
+    score.set_defaults(func="scoring:score")
+
+    pipe = sub.add_parser("pipeline", help="scoring pipelines: create, list, run, delete")
+    pipe_sub = pipe.add_subparsers(dest="action", required=True)
+    pipe_create = pipe_sub.add_parser("create")
+    pipe_create.add_argument("name")
+    pipe_create.add_argument("--population", required=True, help="cohorts, comma separated (unioned)")
+    pipe_create.add_argument("--payload", required=True, help="persona sets, comma separated")
+    pipe_create.add_argument("--trigger", default=Trigger.AD_HOC.value, choices=[t.value for t in Trigger])
+    pipe_create.add_argument("--cron", help="with --trigger schedule, e.g. '0 2 * * *' (UTC)")
+    pipe_create.add_argument("--table", help="destination warehouse table")
+    pipe_create.add_argument("--csv", help="destination CSV file, inside PERSONA_EXPORT_DIR")
+    pipe_sub.add_parser("list")
+    for action in ("run", "delete"):
+        pipe_sub.add_parser(action).add_argument("name")
+    pipe.set_defaults(func="scoring:pipeline")
+
+
+def _demo_command(sub: argparse._SubParsersAction) -> None:
+    """demo: everything at once on a seeded base."""
+    demo = sub.add_parser("demo", help="seed 20,000 contacts, build a persona set and print it")
+    demo.add_argument("--contacts", type=int, default=20_000)
+    demo.add_argument("--days", type=int, default=90)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func="demo:demo")

@@ -1,0 +1,167 @@
+"""persona-set: create, list, show, build and change persona sets.
+
+`list` and `show` read the catalog with SQLAlchemy alone; the other actions import the services they need
+when they run (noted where they do), so the read-only commands answer quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.cli.output import clip, names, say, shell_quote
+from persona_pipeline.core.domain import PersonaSet, PersonaSetStatus
+from persona_pipeline.persona_sets import catalog
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.engine import get_engine
+
+
+def persona_set(args: argparse.Namespace) -> int:
+    return ACTIONS[args.action](get_engine(), args)
+
+
+def create(engine: Engine, args: argparse.Namespace) -> int:
+    record = catalog.create(
+        engine,
+        args.name,
+        args.cohort,
+        names(args.traits) or None,
+        args.personas,
+        args.seed,
+        names(args.analysis_traits),
+        args.explore,
+    )
+    say(f"created persona set {record.name!r} (id {record.id}) on cohort {record.cohort!r}: {record.status}")
+    say(f"build it with: persona-pipeline persona-set build {shell_quote(record.name)}")
+    return 0
+
+
+def list_sets(engine: Engine, _args: argparse.Namespace) -> int:
+    rows = store.list_all(engine)
+    if not rows:
+        say("no persona sets yet: persona-pipeline persona-set create --name NAME --cohort COHORT")
+        return 0
+    say(f"{'name':<32} {'personas':>8}  {'cohort':<22} {'status':<9} {'explore':<7}  built at")
+    for r in rows:
+        k = len(store.read_personas(engine, r.id))
+        built = r.built_at.strftime("%Y-%m-%d %H:%M") if r.built_at else "-"
+        shown = "shown" if r.show_in_explore else "hidden"
+        say(
+            f"{clip(r.name, 32):<32} {k or '-':>8}  {clip(r.cohort, 22):<22} {r.status:<9} {shown:<7}  {built}"
+        )
+    return 0
+
+
+def show(engine: Engine, args: argparse.Namespace) -> int:
+    print_set(engine, store.get(engine, args.name))
+    return 0
+
+
+def print_set(engine: Engine, record: PersonaSet) -> None:
+    """The set's status, its current build's figures and each persona's definition."""
+    say(f"persona set {record.name!r} · cohort {record.cohort!r} · status {record.status}")
+    if record.status is PersonaSetStatus.ERRORED and record.error:
+        say(f"  error: {record.error}")
+    build = store.current_build(engine, record)
+    if build is None:
+        say("  not built yet")
+        return
+    kept = (
+        f", {build.kept_from_previous:.1%} kept their persona" if build.kept_from_previous is not None else ""
+    )
+    say(
+        f"  build {build.build}: {build.k} personas · {build.cohort_size:,} contacts "
+        f"({build.quarantined:,} quarantined) · stability {build.stability:.2f}{kept}"
+    )
+    say(f"  k: {build.k_reason}")
+    for p in store.read_personas(engine, record.id):
+        say("")
+        say(f"  [{p.persona_id}] {p.name} — {p.population:,} contacts ({p.share:.1%})")
+        for effect in p.defining:
+            say(f"      · {effect.text}")
+        for rule in p.rules[:1]:
+            say(f"      rule: {rule.text} ({rule.precision:.0%} precise, covers {rule.coverage:.0%})")
+
+
+def explore(engine: Engine, args: argparse.Namespace) -> int:
+    record, changed = catalog.set_show_in_explore(engine, args.name, args.show)
+    state = "shown in" if args.show else "hidden from"
+    say(f"{record.name!r} is {state} Explore" + ("" if changed else " (it already was)"))
+    return 0
+
+
+def rename_persona(engine: Engine, args: argparse.Namespace) -> int:
+    new_name = catalog.rename_persona(engine, args.name, args.persona, args.to)
+    say(f"persona {args.persona} of {args.name!r} is now {new_name!r} (kept across rebuilds)")
+    return 0
+
+
+def update(engine: Engine, args: argparse.Namespace) -> int:
+    changes: dict = {}
+    if args.cohort:
+        changes["cohort"] = args.cohort
+    if args.traits or args.default_traits:
+        changes["traits"] = None if args.default_traits else names(args.traits)
+    if args.personas is not None or args.auto_personas:
+        changes["n_personas"] = None if args.auto_personas else args.personas
+    if catalog.update(engine, args.name, **changes):
+        say(f"{args.name!r} changed and queued for a rebuild (the sensor builds it; or: persona-set build)")
+    else:
+        say(f"{args.name!r}: nothing changed")
+    return 0
+
+
+def delete(engine: Engine, args: argparse.Namespace) -> int:
+    from persona_pipeline.runtime.deletion import delete_persona_set  # Dagster: the guard looks at runs
+
+    for line in delete_persona_set(engine, args.name):
+        say(f"deleted {line}")
+    return 0
+
+
+def rebuild(engine: Engine, args: argparse.Namespace) -> int:
+    record = catalog.rebuild(engine, args.name)
+    say(f"{record.name!r} queued for a rebuild (the queued_persona_sets sensor launches it)")
+    return 0
+
+
+def analysis_traits(engine: Engine, args: argparse.Namespace) -> int:
+    from persona_pipeline.runtime.jobs import refresh_study  # Dagster: the Analysis is an asset
+
+    chosen = names(args.set)
+    record = catalog.set_analysis_traits(engine, args.name, chosen)
+    say(f"analysis traits of {record.name!r}: {', '.join(chosen) or 'none'} (the personas are not rebuilt)")
+    if record.status is not PersonaSetStatus.READY:
+        return 0
+    result = refresh_study(record.name, say, ["persona_analysis", "persona_report"])
+    if not result.success:
+        say(f"analysis failed: {result.message}")
+    return 0 if result.success else 1
+
+
+def build(engine: Engine, args: argparse.Namespace) -> int:
+    from persona_pipeline.runtime.jobs import build_persona_set  # Dagster: the build is a job
+
+    report = build_persona_set(args.name, say, args.max_quarantine_share)
+    if not report.success:
+        say(f"build failed: {report.message}")
+        return 1
+    say(f"persona set {args.name!r} {report.message}")
+    print_set(engine, store.get(engine, args.name))
+    return 0
+
+
+ACTIONS: dict[str, Callable[[Engine, argparse.Namespace], int]] = {
+    "create": create,
+    "list": list_sets,
+    "show": show,
+    "explore": explore,
+    "rename-persona": rename_persona,
+    "update": update,
+    "delete": delete,
+    "rebuild": rebuild,
+    "analysis-traits": analysis_traits,
+    "build": build,
+}

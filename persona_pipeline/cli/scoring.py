@@ -1,0 +1,65 @@
+"""score and pipeline: assigning contacts to personas, one at a time or a whole population."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from persona_pipeline.cli.output import clip, names, say
+from persona_pipeline.errors import ScoringError
+from persona_pipeline.scoring import pipelines
+from persona_pipeline.warehouse import persona_sets as sets_store
+from persona_pipeline.warehouse.engine import get_engine
+
+
+def score(args: argparse.Namespace) -> int:
+    from persona_pipeline.scoring.realtime import load_scorer  # numpy, pandas: the model
+
+    try:
+        contact = json.loads(args.json)
+    except json.JSONDecodeError as exc:
+        raise ScoringError(f"--json is not valid JSON ({exc.msg} at character {exc.pos})") from exc
+    say(json.dumps(load_scorer(args.persona_set).score(contact).to_dict()))
+    return 0
+
+
+def pipeline(args: argparse.Namespace) -> int:
+    engine = get_engine()
+    if args.action == "create":
+        created = pipelines.create(
+            engine,
+            args.name,
+            names(args.population),
+            names(args.payload),
+            args.trigger,
+            args.cron,
+            args.table,
+            args.csv,
+        )
+        say(
+            f"created pipeline {created.name!r} ({created.trigger}{' ' + created.cron if created.cron else ''})"
+        )
+        return 0
+    if args.action == "list":
+        sets = {r.id: r.name for r in sets_store.list_all(engine)}
+        for p in pipelines.list_all(engine):
+            destination = ", ".join(d for d in (p.destination_table, p.destination_csv) if d)
+            last = p.last_run_at.strftime("%Y-%m-%d %H:%M") if p.last_run_at else "never run"
+            say(
+                f"{clip(p.name, 28):<28} {p.trigger:<9} {p.cron or '':<12} population {','.join(p.population)} · "
+                f"payload {','.join(sets.get(i, str(i)) for i in p.payload)} → {destination} · {last}"
+            )
+        return 0
+    if args.action == "run":
+        from persona_pipeline.runtime.jobs import run_pipeline  # Dagster: a run is a job
+
+        pipelines.get(engine, args.name)
+        report = run_pipeline(args.name, say)
+        outcome = "done" if report.success else "failed: " + report.message
+        say(f"pipeline {args.name!r}: {outcome} in {report.seconds:.1f}s")
+        return 0 if report.success else 1
+    from persona_pipeline.runtime.deletion import delete_pipeline  # Dagster: the guard looks at runs
+
+    for removed in delete_pipeline(engine, args.name):
+        say(f"deleted {removed}")
+    return 0

@@ -1,0 +1,127 @@
+"""analyse, flow, report, explore, export: studying built persona sets."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+from pathlib import Path
+
+from persona_pipeline.cli.output import clip, quiet, say
+from persona_pipeline.core.domain import names_by_id
+from persona_pipeline.core.flow import transition_matrix
+from persona_pipeline.runtime.jobs import refresh_explore, refresh_study, take_snapshots
+from persona_pipeline.studies import explore as explore_page
+from persona_pipeline.studies import flow as flows
+from persona_pipeline.studies.analysis import read_analysis, require_ready
+from persona_pipeline.studies.export import export_csv
+from persona_pipeline.studies.report import default_report_path, write_report
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.engine import get_engine
+
+
+def analyse(args: argparse.Namespace) -> int:
+    engine = get_engine()
+    record = store.get(engine, args.name)
+    require_ready(record)
+    result = refresh_study(record.name, say, ["persona_analysis", "persona_report"], args.window_days)
+    if not result.success:
+        say(f"analysis failed: {result.message}")
+        return 1
+    table = read_analysis(engine, record.id)
+    persona_names = names_by_id(store.read_personas(engine, record.id))
+    sizes = table[table["section"] == "size"].set_index("persona_id")
+    revenue = table[table["section"] == "revenue"].pivot_table(
+        index="persona_id", columns="bucket", values="value"
+    )
+    say(
+        f"\n{'persona':<40} {'contacts':>9} {'share':>7} {'revenue':>8} {'avg order':>10} {'orders/cust':>11}"
+    )
+    for pid in revenue.index:
+        row = revenue.loc[pid]
+        label = "whole cohort" if pid == 0 else persona_names.get(int(pid), str(pid))
+        say(
+            f"{clip(label, 40):<40} {int(sizes.loc[pid, 'count']):>9,} {sizes.loc[pid, 'share']:>7.1%} "
+            f"{row['revenue_share']:>8.1%} {row['average_order']:>10,.2f} {row['orders_per_customer']:>11.2f}"
+        )
+    quality = {r.bucket: int(r.count) for r in table[table["section"] == "quality"].itertuples()}
+    say(
+        f"\norders used {quality['used']:,}; left out: {quality['missing_amount']:,} missing amount, "
+        f"{quality['negative_amount']:,} negative, {quality['unknown_contact']:,} unknown contact, "
+        f"{quality['outside_cohort']:,} outside the cohort"
+    )
+    return 0
+
+
+def flow(args: argparse.Namespace) -> int:
+    engine = get_engine()
+    if args.action == "snapshot":
+        _, last = flows.history_days(engine)
+        end = dt.date.fromisoformat(args.day) if args.day else min(last, dt.date.today())
+        days = [end - dt.timedelta(days=i) for i in range(args.days)]
+        for day in days:
+            flows.require_day(engine, day)
+        start = time.perf_counter()
+        for day, ok, message in take_snapshots(days, say):
+            if not ok:
+                say(f"snapshot of {day} failed: {message}")
+                return 1
+        say(f"{len(days)} day(s) snapshotted in {time.perf_counter() - start:.1f}s")
+        return 0
+    record = store.get(engine, args.name)
+    counts = flows.flow_counts(engine, record.name)
+    persona_names = names_by_id(store.read_personas(engine, record.id))
+    pivot = counts.pivot_table(index="day", columns="persona_id", values="members", fill_value=0).astype(int)
+    pivot.columns = [clip(persona_names.get(int(c), str(c)), 24) for c in pivot.columns]
+    say(pivot.to_string())
+    days = sorted(counts["day"].unique())
+    first = dt.date.fromisoformat(args.from_day) if args.from_day else days[0]
+    second = dt.date.fromisoformat(args.to_day) if args.to_day else days[-1]
+    matrix = transition_matrix(flows.flow_transitions(engine, record.name, first, second))
+    matrix.index = [clip(persona_names.get(i, str(i)), 24) for i in matrix.index]
+    matrix.columns = [clip(persona_names.get(c, str(c)), 24) for c in matrix.columns]
+    say(f"\nfrom {first} (rows) to {second} (columns):\n{matrix.to_string()}")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    engine = get_engine()
+    record = store.get(engine, args.name)
+    require_ready(record)
+    if args.out:
+        say(str(write_report(engine, record.name, args.out)))
+        return 0
+    result = refresh_study(record.name, quiet, ["persona_report"])
+    if not result.success:
+        say(f"report failed: {result.message}")
+        return 1
+    say(str(default_report_path(record)))
+    return 0
+
+
+def explore(args: argparse.Namespace) -> int:
+    engine = get_engine()
+    if args.out:
+        path, table = explore_page.write_explore(engine, args.out)
+    else:
+        result = refresh_explore(quiet)
+        if not result.success:
+            say(f"Explore failed: {result.message}")
+            return 1
+        path = explore_page.default_explore_path()
+        table = explore_page.explore_sizes(explore_page.explore_sets(engine))
+    if table.empty:
+        say("no built persona set is shown in Explore: persona-pipeline persona-set explore NAME --show")
+    for set_name, rows in table.groupby("persona_set", sort=False):
+        say(f"\n{set_name}: {rows['population'].sum():,} contacts, {len(rows)} personas")
+        for row in rows.itertuples():
+            traits = "; ".join(row.top_traits)
+            say(f"  {clip(row.persona, 34):<34} {row.population:>9,} {row.share:>6.1%}  {clip(traits, 70)}")
+    say(str(path))
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    size = export_csv(get_engine(), args.name, args.what, Path(args.out))
+    say(f"wrote {args.what} of {args.name!r} to {args.out} ({size:,} bytes)")
+    return 0

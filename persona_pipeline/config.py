@@ -1,0 +1,201 @@
+"""Every environment variable persona-pipeline reads, read here and nowhere else.
+
+`SETTINGS` lists them with their defaults and meaning; the README's settings table is checked against it by
+a test, so a variable cannot be added without being documented. Values are read when asked for (not at import),
+so tests and runs with different homes stay apart. Imports only the standard library: the CLI reads settings
+at start-up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from persona_pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str  # as the README shows it
+    meaning: str
+
+
+SETTINGS = (
+    Setting(
+        "PERSONA_HOME", "`./.persona_home`", "embedded warehouse, Dagster storage, step outputs, load rejects"
+    ),
+    Setting(
+        "PERSONA_WAREHOUSE_URL",
+        "`sqlite:///$PERSONA_HOME/warehouse.sqlite`",
+        "any SQLAlchemy URL; `postgresql://…` uses psycopg2 and COPY",
+    ),
+    Setting(
+        "DAGSTER_HOME",
+        "`$PERSONA_HOME/dagster`",
+        "Dagster instance (SQLite storage unless its `dagster.yaml` says otherwise)",
+    ),
+    Setting("PERSONA_SQL_DIR", "`./dbt_like_sql`", "the SQL models"),
+    Setting(
+        "PERSONA_EXPORT_DIR",
+        "`$PERSONA_HOME/exports`",
+        "the only folder CSV destinations of pipelines write into",
+    ),
+    Setting("PERSONA_GEOGRAPHY_TRAIT", "`state`", "the categorical trait Explore maps personas over"),
+    Setting(
+        "PERSONA_FLOW_START",
+        "`2025-01-01`",
+        "first day of the daily membership snapshot partitions (YYYY-MM-DD)",
+    ),
+    Setting(
+        "PERSONA_SENSOR_INTERVAL",
+        "each sensor's own (30 s; 60 s for schedules)",
+        "seconds between every sensor's ticks",
+    ),
+    Setting(
+        "PERSONA_SCORE_BUCKETS",
+        "one per core (one for a run executed in one process)",
+        "buckets a scoring run fans out over (1–1024)",
+    ),
+    Setting(
+        "PERSONA_SMTP_HOST",
+        "unset: notifications go to `$PERSONA_HOME/outbox`",
+        "SMTP server for notifications",
+    ),
+    Setting("PERSONA_SMTP_PORT", "`25`", "its port"),
+    Setting("PERSONA_SMTP_SENDER", "`persona-pipeline@localhost`", "the notifications' sender"),
+    Setting("PERSONA_SMTP_RECIPIENTS", "`marketing@localhost`", "their recipients, comma separated"),
+    Setting("PERSONA_SMTP_USER", "unset", "SMTP login (optional)"),
+    Setting("PERSONA_SMTP_PASSWORD", "unset", "SMTP password (with the login)"),
+    Setting("PERSONA_SMTP_STARTTLS", "unset", "`1`: STARTTLS before the login"),
+)
+SETTING_NAMES = frozenset(s.name for s in SETTINGS)
+
+
+def setting(name: str) -> str:
+    """The variable's value, stripped ('' when unset); only registered names may be read."""
+    if name not in SETTING_NAMES:
+        raise KeyError(f"{name} is not a registered setting: add it to config.SETTINGS and the README")
+    return os.environ.get(name, "").strip()
+
+
+def persona_home() -> Path:
+    home = Path(setting("PERSONA_HOME") or ".persona_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def warehouse_url() -> str:
+    """PERSONA_WAREHOUSE_URL, or the embedded SQLite file in the home folder."""
+    return setting("PERSONA_WAREHOUSE_URL") or f"sqlite:///{persona_home() / 'warehouse.sqlite'}"
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to a folder in the home so runs from the CLI show up in `dagster dev`."""
+    path = Path(setting("DAGSTER_HOME") or persona_home() / "dagster").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def use_dagster_home() -> Path:
+    """Point Dagster at our DAGSTER_HOME: Dagster itself reads the variable when it loads its instance."""
+    home = dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def builds_dir() -> Path:
+    path = persona_home() / "builds"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def reports_dir() -> Path:
+    folder = persona_home() / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def outbox_dir() -> Path:
+    return persona_home() / "outbox"
+
+
+def exports_dir() -> Path:
+    """The only folder CSV destinations may write into (PERSONA_EXPORT_DIR, default PERSONA_HOME/exports)."""
+    folder = Path(setting("PERSONA_EXPORT_DIR") or persona_home() / "exports").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def sql_dir() -> Path | None:
+    """PERSONA_SQL_DIR if set; None lets the SQL models' module look beside the package, then here."""
+    configured = setting("PERSONA_SQL_DIR")
+    return Path(configured).resolve() if configured else None
+
+
+def geography_trait() -> str:
+    return setting("PERSONA_GEOGRAPHY_TRAIT") or "state"
+
+
+def flow_start() -> str:
+    """The first day of the daily snapshot partitions, as YYYY-MM-DD."""
+    value = setting("PERSONA_FLOW_START") or "2025-01-01"
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"PERSONA_FLOW_START must be a day as YYYY-MM-DD, not {value!r}") from exc
+    return value
+
+
+def score_buckets(in_process: bool = False) -> int:
+    """Buckets a scoring run fans out over: one per core here (PERSONA_SCORE_BUCKETS: more, for more workers).
+
+    A run whose steps execute one after another in one process (the CLI's) gets one bucket by default: more
+    would add steps, and a pause between them, without adding workers (each bucket already uses both cores).
+    """
+    value = setting("PERSONA_SCORE_BUCKETS")
+    if not value:
+        return 1 if in_process else max(2, os.cpu_count() or 2)
+    if not value.isdigit() or not 1 <= int(value) <= 1024:
+        raise ConfigError(f"PERSONA_SCORE_BUCKETS must be a whole number from 1 to 1024, not {value!r}")
+    return int(value)
+
+
+def sensor_interval(default: int) -> int:
+    """Seconds between a sensor's ticks: PERSONA_SENSOR_INTERVAL overrides every sensor's default."""
+    value = setting("PERSONA_SENSOR_INTERVAL")
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"PERSONA_SENSOR_INTERVAL must be a whole number of seconds, not {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str | None
+    port: int
+    sender: str
+    recipients: tuple[str, ...]
+    user: str | None = None
+    password: str | None = None
+    starttls: bool = False
+
+
+def smtp_settings() -> SmtpSettings:
+    """How notifications are sent: SMTP when PERSONA_SMTP_HOST is set, otherwise files in the outbox."""
+    recipients = tuple(r.strip() for r in setting("PERSONA_SMTP_RECIPIENTS").split(",") if r.strip())
+    port = setting("PERSONA_SMTP_PORT") or "25"
+    if not port.isdigit():
+        raise ConfigError(f"PERSONA_SMTP_PORT must be a port number, not {port!r}")
+    return SmtpSettings(
+        host=setting("PERSONA_SMTP_HOST") or None,
+        port=int(port),
+        sender=setting("PERSONA_SMTP_SENDER") or "persona-pipeline@localhost",
+        recipients=recipients or ("marketing@localhost",),
+        user=setting("PERSONA_SMTP_USER") or None,
+        password=os.environ.get("PERSONA_SMTP_PASSWORD") or None,  # registered above; kept unstripped
+        starttls=setting("PERSONA_SMTP_STARTTLS") == "1",
+    )

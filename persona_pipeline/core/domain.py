@@ -1,0 +1,226 @@
+"""The domain's typed records: what crosses layers (catalog rows, personas, scoring buckets, change windows).
+
+Plain dataclasses and enums over the standard library only, so every layer (and the CLI at start-up) can use
+them without importing numpy, pandas, SQLAlchemy or Dagster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+MIN_PERSONAS = 2
+MAX_PERSONAS = 8
+MAX_NAME_LENGTH = 200  # persona set, persona and pipeline names
+DEFAULT_MAX_QUARANTINE_SHARE = 0.05  # a build stops when more of the cohort's rows than this fail validation
+DEFAULT_WINDOW_DAYS = 365  # the Analysis's order window: days up to the latest order
+EXPORT_KINDS = ("memberships", "analysis", "flow", "history")
+
+
+class PersonaSetStatus(StrEnum):
+    """Where a persona set is in its life; only persona_sets.lifecycle changes it."""
+
+    QUEUED = "queued"
+    BUILDING = "building"
+    READY = "ready"
+    ERRORED = "errored"
+
+
+class Trigger(StrEnum):
+    """What starts a scoring pipeline's runs."""
+
+    AD_HOC = "ad_hoc"
+    SCHEDULE = "schedule"
+    ON_CHANGE = "on_change"
+
+
+@dataclass(frozen=True)
+class PersonaSet:
+    """A persona set's catalog row: its definition and where it is in its life."""
+
+    id: int
+    name: str
+    cohort: str
+    traits: list[str] | None  # None: the catalog's clustering traits
+    n_personas: int | None  # None: chosen by the data
+    seed: int
+    status: PersonaSetStatus
+    error: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    built_at: dt.datetime | None
+    current_build: int | None  # the build every reader sees; None until the first build lands
+    analysis_traits: list[str]
+    show_in_explore: bool = True
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """One stored build of a persona set: its model (JSON) and the figures `persona-set show` prints."""
+
+    build: int
+    k: int
+    k_reason: str
+    k_scores: str  # JSON list of per-k scores
+    stability: float | None
+    model: str  # JSON: feature transform, centroids, persona ids
+    cohort_size: int
+    quarantined: int
+    kept_from_previous: float | None
+    built_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class TraitEffect:
+    """One trait (or one level of it) where a persona differs from its cohort; effect is a standardized gap."""
+
+    trait: str
+    level: str | None  # the level for categorical traits, "true" for booleans, "high"/"low" for numeric
+    effect: float
+    persona_value: float
+    cohort_value: float
+    text: str
+
+    def to_dict(self) -> dict[str, object]:
+        return self.__dict__.copy()
+
+    @staticmethod
+    def from_dict(item: dict[str, Any]) -> TraitEffect:
+        return TraitEffect(
+            item["trait"],
+            item["level"],
+            item["effect"],
+            item["persona_value"],
+            item["cohort_value"],
+            item["text"],
+        )
+
+
+@dataclass(frozen=True)
+class Rule:
+    conditions: list
+    precision: float  # share of contacts matching the rule that are in the persona
+    coverage: float  # share of the persona's contacts that match the rule
+
+    @property
+    def text(self) -> str:
+        return " and ".join(self.conditions)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "conditions": self.conditions,
+            "precision": self.precision,
+            "coverage": self.coverage,
+            "text": self.text,
+        }
+
+    @staticmethod
+    def from_dict(item: dict[str, Any]) -> Rule:
+        return Rule(list(item["conditions"]), item["precision"], item["coverage"])
+
+
+@dataclass(frozen=True)
+class Persona:
+    """One persona of a build: who it is (name, avatar), how many, and what sets it apart."""
+
+    persona_id: int
+    name: str
+    population: int
+    share: float
+    defining: list[TraitEffect]
+    rules: list[Rule]
+    avatar_svg: str
+
+    def to_row(self) -> dict[str, Any]:
+        """As a row of the personas table (defining traits and rules as JSON text)."""
+        return {
+            "persona_id": self.persona_id,
+            "name": self.name,
+            "avatar_svg": self.avatar_svg,
+            "population": self.population,
+            "share": self.share,
+            "defining_traits": json.dumps([d.to_dict() for d in self.defining]),
+            "rules": json.dumps([r.to_dict() for r in self.rules]),
+        }
+
+    @staticmethod
+    def from_row(row: Any) -> Persona:
+        """From a row of the personas table (anything with its columns as attributes)."""
+        return Persona(
+            persona_id=int(row.persona_id),
+            name=row.name,
+            population=int(row.population),
+            share=float(row.share),
+            defining=[TraitEffect.from_dict(d) for d in json.loads(row.defining_traits)],
+            rules=[Rule.from_dict(r) for r in json.loads(row.rules)],
+            avatar_svg=row.avatar_svg,
+        )
+
+
+def names_by_id(personas: list[Persona]) -> dict[int, str]:
+    return {p.persona_id: p.name for p in personas}
+
+
+@dataclass(frozen=True)
+class ScoringBucket:
+    """A range of contact ids scored as one step of a run: [low, high), None meaning open on that side."""
+
+    index: int
+    low: int | None
+    high: int | None
+
+    def to_list(self) -> list[int | None]:
+        return [self.index, self.low, self.high]
+
+    @staticmethod
+    def from_list(values: list[int | None]) -> ScoringBucket:
+        index, low, high = values
+        return ScoringBucket(int(index), low, high)
+
+
+@dataclass(frozen=True)
+class ChangeWindow:
+    """Contacts changed after (after_time, after_id) up to and including (upto_time, upto_id).
+
+    Ordered by (updated_at, contact_id), so contacts changed in the same second are split without gaps.
+    """
+
+    after_time: dt.datetime
+    after_id: int
+    upto_time: dt.datetime
+    upto_id: int
+
+    def as_params(self) -> dict[str, Any]:
+        return {
+            "after_time": self.after_time,
+            "after_id": self.after_id,
+            "upto_time": self.upto_time,
+            "upto_id": self.upto_id,
+        }
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The last change a sensor has seen: contacts are ordered by (updated_at, contact_id)."""
+
+    time: dt.datetime
+    contact_id: int
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A scoring pipeline's catalog row."""
+
+    id: int
+    name: str
+    population: list[str]  # cohorts, unioned
+    payload: list[int]  # persona set ids
+    trigger: Trigger
+    cron: str | None
+    destination_table: str | None
+    destination_csv: str | None
+    created_at: dt.datetime
+    last_run_at: dt.datetime | None = field(default=None)

@@ -1,0 +1,1 @@
+"""Everything people read: the HTML report and Explore page, Markdown for Dagster, escaping and colours."""

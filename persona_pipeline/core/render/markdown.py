@@ -1,0 +1,48 @@
+"""Markdown for Dagster's metadata: the Definition view and small tables, user text always escaped."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Iterable, Sequence
+
+from persona_pipeline.core.domain import Persona
+
+
+def escape(text: str) -> str:
+    """User text shown as text in Markdown: HTML escaped and Markdown punctuation neutralised."""
+    escaped = html.escape(text)
+    for char in "\\`*_{}[]()#+-.!|>~":
+        escaped = escaped.replace(char, "\\" + char)
+    return escaped
+
+
+def svg_data_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def table(columns: Sequence[object], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table; every cell and header escaped (names come from users)."""
+    head = "| " + " | ".join(escape(str(c)) for c in columns) + " |"
+    rule = "|" + "---|" * len(columns)
+    body = ["| " + " | ".join(escape(str(v)) for v in row) + " |" for row in rows]
+    return "\n".join([head, rule, *body])
+
+
+def personas_markdown(set_name: str, personas: list[Persona]) -> str:
+    """The Definition view as Markdown: avatar, name, population, defining traits and rules of each persona."""
+    lines = [f"## {escape(set_name)}", ""]
+    for persona in personas:
+        lines.append(f"### ![avatar]({svg_data_uri(persona.avatar_svg)}) {escape(persona.name)}")
+        lines.append(
+            f"**{persona.population:,} contacts ({persona.share:.1%})** · persona {persona.persona_id}"
+        )
+        lines.append("")
+        for effect in persona.defining:
+            lines.append(f"- {escape(effect.text)}")
+        for rule in persona.rules:
+            lines.append(
+                f"- *rule:* {escape(rule.text)} ({rule.precision:.0%} precise, covers {rule.coverage:.0%})"
+            )
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Dagster wiring of one domain; see definitions.py."""

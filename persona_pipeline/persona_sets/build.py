@@ -1,0 +1,221 @@
+"""The steps of a persona set build between the warehouse and the core; the Dagster assets call these.
+
+Each step takes the set's id and reads what it needs; every status change goes through lifecycle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.core.clustering import Progress
+from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSet
+from persona_pipeline.core.model import BuildOutcome, PersonaModel, build_model
+from persona_pipeline.core.personas import describe_personas
+from persona_pipeline.core.traits import Trait, TraitCatalog, TraitKind
+from persona_pipeline.core.validation import ValidationResult, validate
+from persona_pipeline.errors import BuildError, SqlModelError
+from persona_pipeline.persona_sets import lifecycle
+from persona_pipeline.sql_models import refresh_stale
+from persona_pipeline.warehouse import memberships
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.bulk import read_frame
+from persona_pipeline.warehouse.engine import quote
+from persona_pipeline.warehouse.persona_sets import now
+from persona_pipeline.warehouse.trait_catalog import load_catalog
+
+
+@dataclass
+class BuildContext:
+    record: PersonaSet
+    catalog: TraitCatalog
+    traits: list[Trait]
+    build: int  # the number this build stores under: one past the highest ever recorded, never reused
+
+
+@dataclass(frozen=True)
+class QuarantineVerdict:
+    passed: bool
+    message: str
+
+
+@contextlib.contextmanager
+def marks_errors(engine: Engine, persona_set_id: int) -> Iterator[None]:
+    """Any failure of a build step marks the persona set errored with the error's text, then propagates."""
+    try:
+        yield
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            lifecycle.mark_errored(engine, persona_set_id, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def context_for(engine: Engine, persona_set_id: int) -> BuildContext:
+    record = store.get_by_id(engine, persona_set_id)
+    catalog = load_catalog(engine)
+    traits = catalog.select(record.traits)
+    return BuildContext(record, catalog, traits, store.latest_build_number(engine, record.id) + 1)
+
+
+def begin(engine: Engine, ctx: BuildContext) -> list[str]:
+    """The set is building; the SQL models its cohort needs are brought up to date (returns those rebuilt).
+
+    A build the sensor launches has no CLI step before it to refresh the cohort: this is that step.
+    """
+    lifecycle.start_building(engine, ctx.record)
+    return refresh_stale(engine, [ctx.record.cohort])
+
+
+def extract_cohort(engine: Engine, ctx: BuildContext) -> pd.DataFrame:
+    """The cohort's contacts with their clustering traits, read in bulk."""
+    cohort = ctx.record.cohort
+    if not sa.inspect(engine).has_table(cohort):
+        raise BuildError(
+            f"the cohort {cohort!r} has not been built in the warehouse yet: run `persona-pipeline models run` "
+            f"or materialize the asset cohorts/{cohort} in Dagster"
+        )
+    present = {c["name"] for c in sa.inspect(engine).get_columns("contacts")}
+    missing = [t.name for t in ctx.traits if t.name not in present]
+    if missing:
+        raise BuildError(
+            f"the contacts table has no column {', '.join(missing)} although the trait catalog declares it; "
+            "reload the data with `persona-pipeline load` or fix the catalog"
+        )
+    columns = ", ".join(quote(engine, c) for c in ["contact_id", *(t.name for t in ctx.traits)])
+    sql = (
+        f"SELECT {columns} FROM {quote(engine, 'contacts')} "  # noqa: S608 - every identifier is quoted
+        f"WHERE {quote(engine, 'contact_id')} IN (SELECT {quote(engine, 'contact_id')} FROM {quote(engine, cohort)}) "
+        f"ORDER BY {quote(engine, 'contact_id')}"  # the same rows in the same order on every backend: determinism
+    )
+    try:
+        frame = read_frame(engine, sql, categorical=True, split_on="contact_id")
+    except sa.exc.DBAPIError as exc:
+        raise SqlModelError(f"reading cohort {cohort!r} failed: {str(exc).splitlines()[0]}") from exc
+    return _typed_for_handoff(frame, ctx.traits)
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    return column.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+
+
+def _typed_for_handoff(frame: pd.DataFrame, traits: list[Trait]) -> pd.DataFrame:
+    """Categories for categorical traits; a column of mixed types (text in a number column of a user's own
+    table) becomes text, so it can be handed to the next step and validation can report each bad value."""
+    for trait in traits:
+        column = frame[trait.name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            if trait.kind is TraitKind.CATEGORICAL:
+                continue
+            column = column.astype(object)
+        if trait.kind is TraitKind.CATEGORICAL:
+            frame[trait.name] = _as_text(column).astype("category")
+        elif column.dtype == object:
+            frame[trait.name] = _as_text(column)
+    return frame
+
+
+def validate_cohort(engine: Engine, ctx: BuildContext, frame: pd.DataFrame) -> ValidationResult:
+    result = validate(frame, ctx.traits)
+    memberships.record_quarantine(engine, ctx.record.id, ctx.build, result.quarantine)
+    return result
+
+
+def judge_quarantine(
+    engine: Engine, ctx: BuildContext, result: ValidationResult, limit: float
+) -> QuarantineVerdict:
+    """Whether the quarantined share is within `limit`; over it, the set is errored with the top reasons."""
+    if result.failed_share <= limit:
+        return QuarantineVerdict(True, f"{result.failed_share:.2%} of rows quarantined (limit {limit:.1%})")
+    top = "; ".join(f"{r.column}: {r.reason} ({r.rows} rows)" for r in result.summary().head(3).itertuples())
+    message = (
+        f"{result.failed_rows:,} of {result.total_rows:,} rows ({result.failed_share:.1%}) failed validation, "
+        f"more than the allowed {limit:.1%}. Most common: {top}. The rows are in the "
+        f"quarantine table (persona_set_id={ctx.record.id}, build={ctx.build}); fix the source data or raise "
+        "max_quarantine_share."
+    )
+    lifecycle.mark_errored(engine, ctx.record.id, message)
+    return QuarantineVerdict(False, message)
+
+
+def previous_model(engine: Engine, record: PersonaSet) -> PersonaModel | None:
+    """The model of the set's current build: what a rebuild matches its personas to."""
+    build = store.current_build(engine, record)
+    return PersonaModel.from_json(build.model) if build else None
+
+
+def fit_personas(
+    engine: Engine, ctx: BuildContext, valid: pd.DataFrame, progress: Progress | None = None
+) -> BuildOutcome:
+    previous = previous_model(engine, ctx.record)
+    if previous is not None and set(previous.transform.trait_names) - {t.name for t in ctx.traits}:
+        previous = None  # the set's traits changed: identities cannot be carried over a different space
+    return build_model(
+        valid,
+        ctx.traits,
+        ctx.record.seed,
+        k=ctx.record.n_personas,
+        previous=previous,
+        explicit_traits=bool(ctx.record.traits),
+        progress=progress,
+    )
+
+
+def make_personas(
+    engine: Engine, ctx: BuildContext, valid: pd.DataFrame, outcome: BuildOutcome
+) -> list[Persona]:
+    """Describe and store the personas of this build, keeping the names of personas that survived."""
+    kept_names: dict[int, str] = {}
+    if ctx.record.current_build is not None:
+        kept_names = {p.persona_id: p.name for p in store.read_personas(engine, ctx.record.id)}
+    used = [t for t in ctx.traits if t.name in outcome.model.transform.trait_names]
+    quarantined = store.quarantined_rows(engine, ctx.record.id, ctx.build)
+    result = describe_personas(valid, outcome.persona_ids, used, ctx.catalog, ctx.record.seed, kept_names)
+    summary = BuildSummary(
+        build=ctx.build,
+        k=outcome.model.k,
+        k_reason=outcome.k_choice.reason,
+        k_scores=json.dumps(outcome.k_choice.scores),
+        stability=outcome.stability,
+        model=outcome.model.to_json(),
+        cohort_size=len(valid) + quarantined,
+        quarantined=quarantined,
+        kept_from_previous=outcome.kept_from_previous,
+        built_at=now(),
+    )
+    store.record_build(engine, ctx.record.id, summary, result)
+    return result
+
+
+def write_memberships(engine: Engine, ctx: BuildContext, valid: pd.DataFrame, outcome: BuildOutcome) -> int:
+    """Every valid contact's persona and confidence, stored as the set's current build: the set is ready."""
+    frame = pd.DataFrame(
+        {
+            "contact_id": valid["contact_id"].to_numpy(),
+            "persona_id": outcome.persona_ids,
+            "confidence": outcome.confidence,
+        }
+    )
+    frame["confidence"] = frame["confidence"].astype("float64").round(4)
+    return lifecycle.land_memberships(engine, ctx.record.id, ctx.build, frame)
+
+
+def personas_table(personas: list[Persona]) -> list[dict[str, Any]]:
+    """One row per persona for the UI's table: id, name, population, share and its top defining traits."""
+    return [
+        {
+            "persona_id": p.persona_id,
+            "name": p.name,
+            "population": p.population,
+            "share": round(p.share, 4),
+            "defining_traits": "; ".join(d.text for d in p.defining[:3]),
+        }
+        for p in personas
+    ]

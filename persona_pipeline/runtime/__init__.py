@@ -1,0 +1,1 @@
+"""Entry-point plumbing: the Dagster instance, running jobs from the CLI, guarded deletion."""

@@ -1,0 +1,193 @@
+"""Run Dagster jobs in process against the persistent instance, so CLI builds show up in `dagster dev`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dagster import AssetKey, ExecuteInProcessResult
+
+from persona_pipeline.config import score_buckets
+from persona_pipeline.definitions import make_definitions
+from persona_pipeline.defs.killed_runs import fail_killed_runs
+from persona_pipeline.defs.persona_sets.jobs import BUILD_JOB, PERSONA_SET_ASSET_NAMES
+from persona_pipeline.defs.persona_sets.partitions import partition_key, persona_set_partitions
+from persona_pipeline.defs.scoring.jobs import SCORE_JOB, score_run_config
+from persona_pipeline.defs.shared.orphans import PROCESS_TAG, process_identity
+from persona_pipeline.defs.shared.progress import PROGRESS_LOGGER, progress_sink
+from persona_pipeline.defs.sql_models.assets import model_key
+from persona_pipeline.defs.sql_models.jobs import SQL_MODELS_JOB
+from persona_pipeline.defs.studies.explore import EXPLORE_JOB
+from persona_pipeline.defs.studies.jobs import SNAPSHOT_JOB, STUDY_JOB
+from persona_pipeline.persona_sets import lifecycle
+from persona_pipeline.runtime.instance import instance
+from persona_pipeline.scoring import pipelines
+from persona_pipeline.sql_models import discover, execution_order, require_cohort, stale_models
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.engine import get_engine
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunReport:
+    """A finished run as the CLI reports it: its success, id, duration and, on failure, the error's text."""
+
+    success: bool
+    run_id: str
+    seconds: float
+    message: str
+
+
+def run_job(
+    job_name: str,
+    say: Say,
+    asset_selection: list[AssetKey] | None = None,
+    partition_key: str | None = None,
+    run_config: dict | None = None,
+) -> ExecuteInProcessResult:
+    """Execute a job of the Definitions in this process, printing its steps' log lines compactly.
+
+    Runs that a killed command left "started" are settled first; this run is tagged with this process.
+    """
+    config = {**(run_config or {}), "loggers": {PROGRESS_LOGGER: {}}}
+    dagster = instance()
+    fail_killed_runs(dagster, say)
+    with progress_sink(say):
+        return (
+            make_definitions()
+            .resolve_job_def(job_name)
+            .execute_in_process(
+                run_config=config,
+                instance=dagster,
+                asset_selection=asset_selection,
+                partition_key=partition_key,
+                raise_on_error=False,
+                tags={PROCESS_TAG: process_identity(os.getpid()) or ""},
+            )
+        )
+
+
+def run_sql_models(say: Say, only: list[str] | None = None, changed_only: bool = False) -> tuple[bool, str]:
+    """Rebuild SQL models (with `only`, those and what they need); returns success and the failure's text.
+
+    With `changed_only`, models whose SQL and inputs are as they were at their last build are left as they
+    are (a build or a scoring run then reads a cohort that is already current, without rebuilding it).
+    """
+    models = discover()
+    order = execution_order(models, only)
+    if changed_only:
+        stale = stale_models(get_engine(), models, order)
+        current = [n for n in order if n not in stale]
+        if current:
+            say(f"SQL models up to date (their SQL and sources unchanged since built): {', '.join(current)}")
+        if not stale:
+            return True, ""
+        order = stale
+    say(f"SQL models: {', '.join(order)}")
+    result = run_job(SQL_MODELS_JOB, say, [model_key(models[n]) for n in order])
+    if result.success:
+        return True, ""
+    message = failure_text(result)
+    say(f"SQL models failed: {message}")
+    return False, message
+
+
+def failure_text(result: ExecuteInProcessResult) -> str:
+    """The first failed step's error as one line, without Dagster's wrapping."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            while error.cause is not None and error.message.startswith("dagster."):
+                error = error.cause
+            return re.sub(r"^[\w.]+(Error|Exception): ", "", error.message.strip())
+    return "see the run in the Dagster UI"
+
+
+def build_persona_set(
+    name: str,
+    say: Say,
+    max_quarantine_share: float | None = None,
+    refresh_models: bool = True,
+    study: bool = True,
+) -> RunReport:
+    """Materialize the whole chain for one persona set now, after rebuilding the SQL models its cohort needs;
+    with `study`, its Analysis and report in the same run (a failure there leaves the set ready)."""
+    engine = get_engine()
+    record = store.get(engine, name)
+    require_cohort(discover(), record.cohort)
+    start = time.perf_counter()
+    if refresh_models:
+        ok, failure = run_sql_models(say, [record.cohort], changed_only=True)
+        if not ok:
+            message = f"the cohort's SQL models failed: {failure}"
+            lifecycle.mark_errored(engine, record.id, message)
+            return RunReport(False, "", time.perf_counter() - start, message)
+    key = partition_key(record.id)
+    instance().add_dynamic_partitions(persona_set_partitions.name, [key])
+    say(f"building persona set {record.name!r} (partition {key})")
+    run_config = {}
+    if max_quarantine_share is not None:
+        run_config = {"ops": {"validated_traits": {"config": {"max_quarantine_share": max_quarantine_share}}}}
+    chain = None if study else [AssetKey(a) for a in PERSONA_SET_ASSET_NAMES]
+    result = run_job(BUILD_JOB, say, chain, partition_key=key, run_config=run_config)
+    seconds = time.perf_counter() - start
+    landed, message = lifecycle.settle_build_run(engine, record, failure_text(result))
+    if landed:
+        if not result.success:  # the personas are built; only the analysis or the report failed
+            say(f"the analysis or report failed (the personas are built and ready): {failure_text(result)}")
+        return RunReport(True, result.run_id, seconds, f"ready in {seconds:.1f}s")
+    return RunReport(False, result.run_id, seconds, message)
+
+
+def _report(result: ExecuteInProcessResult, start: float) -> RunReport:
+    seconds = time.perf_counter() - start
+    return RunReport(
+        result.success, result.run_id, seconds, "done" if result.success else failure_text(result)
+    )
+
+
+def refresh_study(name: str, say: Say, assets: list[str], window_days: int | None = None) -> RunReport:
+    """Materialize some of a ready set's study assets (persona_analysis, persona_flow, persona_report) now."""
+    record = store.get(get_engine(), name)
+    key = partition_key(record.id)
+    instance().add_dynamic_partitions(persona_set_partitions.name, [key])
+    run_config = {}
+    if window_days is not None:
+        run_config = {"ops": {"persona_analysis": {"config": {"window_days": window_days}}}}
+    start = time.perf_counter()
+    result = run_job(STUDY_JOB, say, [AssetKey(a) for a in assets], partition_key=key, run_config=run_config)
+    return _report(result, start)
+
+
+def take_snapshots(days: list[dt.date], say: Say) -> list[tuple[dt.date, bool, str]]:
+    """Run the daily snapshot job for each day, oldest first; each day is its own run (a partition)."""
+    outcomes = []
+    for day in sorted(days):
+        result = run_job(SNAPSHOT_JOB, say, partition_key=day.isoformat())
+        outcomes.append((day, result.success, "" if result.success else failure_text(result)))
+        if not result.success:
+            break
+    return outcomes
+
+
+def refresh_explore(say: Say) -> RunReport:
+    """Materialize the Explore page now (the explore_refresh sensor does it when shown sets change)."""
+    start = time.perf_counter()
+    return _report(run_job(EXPLORE_JOB, say), start)
+
+
+def run_pipeline(name: str, say: Say) -> RunReport:
+    """Run a scoring pipeline now, through the same job the sensors launch (every bucket, in this process)."""
+    start = time.perf_counter()
+    ok, failure = run_sql_models(say, pipelines.get(get_engine(), name).population, changed_only=True)
+    if not ok:
+        return RunReport(
+            False, "", time.perf_counter() - start, f"the population's SQL models failed: {failure}"
+        )
+    config = score_run_config(name, buckets=score_buckets(in_process=True))
+    return _report(run_job(SCORE_JOB, say, run_config=config), start)

@@ -1,0 +1,1 @@
+"""Scoring pipelines as a domain: defining them (pipelines), running them (runs), one contact at a time (realtime)."""

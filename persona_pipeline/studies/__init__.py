@@ -1,0 +1,1 @@
+"""Studying built persona sets: Analysis, Flow over time, the report, Explore and exports."""

@@ -1,0 +1,119 @@
+"""The Analysis view of a built persona set: sizes, trait distributions with lift, purchases, product sales."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.core.analysis import OrderQuality, analyse
+from persona_pipeline.core.domain import DEFAULT_WINDOW_DAYS, PersonaSet, PersonaSetStatus
+from persona_pipeline.core.traits import Trait
+from persona_pipeline.errors import AnalysisError, CatalogError
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.bulk import read_frame, write_frame
+from persona_pipeline.warehouse.engine import quote
+from persona_pipeline.warehouse.memberships import CURRENT_MEMBERSHIPS, read_memberships
+from persona_pipeline.warehouse.tables import persona_analysis
+from persona_pipeline.warehouse.trait_catalog import load_catalog
+
+__all__ = ["DEFAULT_WINDOW_DAYS", "read_analysis", "require_ready", "run_analysis"]
+
+
+def require_ready(record: PersonaSet) -> None:
+    if record.status is not PersonaSetStatus.READY or record.current_build is None:
+        state = f"{record.status}: {record.error}" if record.error else record.status
+        raise AnalysisError(
+            f"persona set {record.name!r} is not ready ({state}); build it first: "
+            f"persona-pipeline persona-set build {record.name!r}"
+        )
+
+
+def analysis_traits(engine: Engine, record: PersonaSet) -> tuple[list[Trait], list[Trait]]:
+    """The set's clustering traits and its analysis traits (any catalog trait not clustered on)."""
+    catalog = load_catalog(engine)
+    clustering = catalog.select(record.traits)
+    try:
+        extra = catalog.select(record.analysis_traits) if record.analysis_traits else []
+    except CatalogError as exc:
+        raise AnalysisError(
+            f"persona set {record.name!r} has an analysis trait the catalog lacks: {exc}"
+        ) from exc
+    names = {t.name for t in clustering}
+    return clustering, [t for t in extra if t.name not in names]
+
+
+def _member_traits(engine: Engine, persona_set_id: int, traits: list[Trait]) -> pd.DataFrame:
+    columns = ", ".join(f"c.{quote(engine, t.name)}" for t in traits)
+    sql = (
+        f"SELECT m.contact_id, {columns} FROM persona_memberships m "  # noqa: S608 - identifiers quoted
+        f"JOIN contacts c ON c.contact_id = m.contact_id WHERE m.persona_set_id = :id AND {CURRENT_MEMBERSHIPS} "
+        "ORDER BY m.contact_id"
+    )
+    return read_frame(engine, sql, {"id": persona_set_id}, categorical=True)
+
+
+def _orders(engine: Engine, window_days: int) -> pd.DataFrame:
+    """Orders in the window ending at the latest order, with a flag for contacts the warehouse does not know."""
+    with engine.connect() as conn:
+        latest = conn.execute(sa.text("SELECT MAX(ordered_at) FROM orders")).scalar()
+    if latest is None:
+        return pd.DataFrame(columns=["contact_id", "amount", "product_category", "unknown"])
+    if isinstance(latest, str):
+        latest = dt.datetime.fromisoformat(latest)
+    cutoff = latest - dt.timedelta(days=window_days)
+    frame = read_frame(
+        engine,
+        "SELECT o.contact_id, o.amount, o.product_category, "
+        "CASE WHEN c.contact_id IS NULL THEN 1 ELSE 0 END AS unknown "
+        "FROM orders o LEFT JOIN contacts c ON c.contact_id = o.contact_id WHERE o.ordered_at >= :cutoff",
+        {"cutoff": cutoff},
+    )
+    return frame
+
+
+def run_analysis(
+    engine: Engine, name_or_id: str | int, window_days: int = DEFAULT_WINDOW_DAYS
+) -> pd.DataFrame:
+    """Compute and store the set's Analysis table; returns it."""
+    record = (
+        store.get_by_id(engine, name_or_id) if isinstance(name_or_id, int) else store.get(engine, name_or_id)
+    )
+    require_ready(record)
+    if window_days < 1:
+        raise AnalysisError(f"the order window must be at least one day, not {window_days}")
+    clustering, extra = analysis_traits(engine, record)
+    members = read_memberships(engine, record.id)
+    traits_frame = _member_traits(engine, record.id, [*clustering, *extra])
+    orders = _orders(engine, window_days)
+    amount = pd.to_numeric(orders["amount"], errors="coerce")
+    unknown = orders["unknown"].astype(int) == 1
+    missing = amount.isna() & ~unknown
+    negative = (amount < 0) & ~unknown
+    member_ids = members["contact_id"].to_numpy()
+    usable = ~unknown & ~missing & ~negative
+    in_cohort = orders["contact_id"].isin(member_ids).to_numpy()
+    quality = OrderQuality(
+        used=int((usable & in_cohort).sum()),
+        missing_amount=int(missing.sum()),
+        negative_amount=int(negative.sum()),
+        unknown_contact=int(unknown.sum()),
+        outside_cohort=int((usable & ~in_cohort).sum()),
+    )
+    clean = orders[usable & in_cohort].assign(amount=amount[usable & in_cohort])
+    table = analyse(members, traits_frame, clustering, extra, clean, quality)
+    with engine.begin() as conn:
+        conn.execute(persona_analysis.delete().where(persona_analysis.c.persona_set_id == record.id))
+        write_frame(conn, "persona_analysis", table.assign(persona_set_id=record.id))
+    return table
+
+
+def read_analysis(engine: Engine, persona_set_id: int) -> pd.DataFrame:
+    return read_frame(
+        engine,
+        'SELECT section, persona_id, trait, role, bucket, "count", share, value, lift FROM persona_analysis '
+        "WHERE persona_set_id = :id",
+        {"id": persona_set_id},
+    )

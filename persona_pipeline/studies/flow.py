@@ -1,0 +1,200 @@
+"""Flow: each ready persona set's memberships per day, stored per trait version, and the moves between days."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.core import flow
+from persona_pipeline.core.domain import PersonaSet, PersonaSetStatus
+from persona_pipeline.core.model import PersonaModel
+from persona_pipeline.errors import FlowError
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.bulk import read_frame, write_frame
+from persona_pipeline.warehouse.engine import quote
+from persona_pipeline.warehouse.tables import flow_days, membership_history
+
+ID_CHUNK = 5_000
+
+
+def history_days(engine: Engine) -> tuple[dt.date, dt.date]:
+    """The first day the trait history knows and the last day a snapshot may describe (today at the latest)."""
+    with engine.connect() as conn:
+        first, last = conn.execute(
+            sa.text("SELECT MIN(valid_from), MAX(valid_from) FROM trait_history")
+        ).one()
+    if first is None:
+        raise FlowError("the trait history is empty: seed or load contacts first")
+    first, last = (pd.Timestamp(v).date() for v in (first, last))
+    return first, max(last, dt.datetime.now(dt.UTC).date())
+
+
+def require_day(engine: Engine, day: dt.date) -> None:
+    first, last = history_days(engine)
+    if not first <= day <= last:
+        raise FlowError(
+            f"{day} is outside the trait history, which runs from {first} to {last}; pick a day in it"
+        )
+
+
+def _keys_valid_on(engine: Engine, cohort: str, day: dt.date) -> pd.DataFrame:
+    sql = (
+        "SELECT h.contact_id, h.valid_from, h.valid_to FROM trait_history h "  # noqa: S608 - quoted identifier
+        "WHERE h.valid_from < :end AND (h.valid_to IS NULL OR h.valid_to >= :end) "
+        f"AND h.contact_id IN (SELECT contact_id FROM {quote(engine, cohort)})"
+    )
+    return read_frame(engine, sql, {"end": flow.day_end(day).to_pydatetime()})
+
+
+def _stored_covering(engine: Engine, persona_set_id: int, day: dt.date) -> pd.DataFrame:
+    return read_frame(
+        engine,
+        "SELECT contact_id, valid_from, valid_to FROM membership_history WHERE persona_set_id = :id "
+        "AND valid_from < :end AND (valid_to IS NULL OR valid_to >= :end)",
+        {"id": persona_set_id, "end": flow.day_end(day).to_pydatetime()},
+    )
+
+
+def _history_rows(engine: Engine, contact_ids: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """Trait history rows of some contacts, fetched in chunks of ids (bound parameters, never inlined)."""
+    select = ", ".join(quote(engine, c) for c in ["contact_id", "valid_from", "valid_to", *columns])
+    parts = []
+    for start in range(0, len(contact_ids), ID_CHUNK):
+        ids = [int(i) for i in contact_ids[start : start + ID_CHUNK]]
+        statement = sa.text(f"SELECT {select} FROM trait_history WHERE contact_id IN :ids").bindparams(  # noqa: S608
+            sa.bindparam("ids", expanding=True)
+        )
+        with engine.connect() as conn:
+            parts.append(pd.read_sql(statement, conn, params={"ids": ids}))
+    if not parts:
+        return pd.DataFrame(columns=["contact_id", "valid_from", "valid_to", *columns])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _normalize_times(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in ("valid_from", "valid_to"):
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[us]")
+    return frame
+
+
+def snapshot_day(engine: Engine, day: dt.date) -> dict[str, int]:
+    """Store every ready persona set's memberships as of `day`; returns members per set. Idempotent."""
+    require_day(engine, day)
+    results: dict[str, int] = {}
+    for record in store.list_all(engine):
+        if record.status is not PersonaSetStatus.READY or record.current_build is None:
+            continue
+        results[record.name] = _snapshot_set(engine, record, day)
+    return results
+
+
+def _snapshot_set(engine: Engine, record: PersonaSet, day: dt.date) -> int:
+    model = PersonaModel.from_json(store.current_build(engine, record).model)
+    current = _normalize_times(_keys_valid_on(engine, record.cohort, day))
+    stored = _normalize_times(_stored_covering(engine, record.id, day))
+    fresh, moved = flow.new_versions(stored, current)
+    # stored rows that no longer cover the day: the history closed (or rewrote) their version since
+    stale = stored.merge(current, on=["contact_id", "valid_from"], how="left", indicator=True)
+    stale = stale[stale["_merge"] == "left_only"][["contact_id", "valid_from"]]
+    if len(stale):
+        actual = _normalize_times(_history_rows(engine, stale["contact_id"].unique(), []))
+        fixed = stale.merge(actual, on=["contact_id", "valid_from"], how="left")
+        moved = pd.concat([moved, fixed[["contact_id", "valid_from", "valid_to"]]], ignore_index=True)
+    traits = model.transform.trait_names
+    if len(fresh) > len(current) // 10:  # a first snapshot: read every version of the day in one COPY
+        columns = ", ".join(
+            f"h.{quote(engine, t)}" for t in ["contact_id", "valid_from", "valid_to", *traits]
+        )
+        sql = (
+            f"SELECT {columns} FROM trait_history h "  # noqa: S608 - identifiers quoted
+            "WHERE h.valid_from < :end AND (h.valid_to IS NULL OR h.valid_to >= :end) "
+            f"AND h.contact_id IN (SELECT contact_id FROM {quote(engine, record.cohort)})"
+        )
+        versions = read_frame(engine, sql, {"end": flow.day_end(day).to_pydatetime()}, categorical=True)
+    else:
+        versions = _history_rows(engine, fresh["contact_id"].unique(), traits)
+    versions = _normalize_times(versions)
+    versions = fresh.merge(versions.drop(columns=["valid_to"]), on=["contact_id", "valid_from"], how="left")
+    rows = versions[["contact_id", "valid_from", "valid_to"]].copy()
+    if len(versions):
+        persona, _ = model.assign(versions)
+        rows["persona_id"] = persona
+    else:
+        rows["persona_id"] = pd.Series(dtype="int64")
+    rows = rows.assign(persona_set_id=record.id, build=record.current_build)
+    with engine.begin() as conn:
+        write_frame(conn, "membership_history", rows)
+        if len(moved):
+            conn.execute(
+                membership_history.update()
+                .where(
+                    (membership_history.c.persona_set_id == record.id)
+                    & (membership_history.c.contact_id == sa.bindparam("cid"))
+                    & (membership_history.c.valid_from == sa.bindparam("vfrom"))
+                )
+                .values(valid_to=sa.bindparam("vto")),
+                [
+                    {
+                        "cid": int(r.contact_id),
+                        "vfrom": r.valid_from.to_pydatetime(),
+                        "vto": None if pd.isna(r.valid_to) else r.valid_to.to_pydatetime(),
+                    }  # fmt: skip
+                    for r in moved.itertuples()
+                ],
+            )
+        conn.execute(
+            flow_days.delete().where((flow_days.c.persona_set_id == record.id) & (flow_days.c.day == day))
+        )
+        conn.execute(
+            flow_days.insert().values(
+                persona_set_id=record.id,
+                day=day,
+                build=record.current_build,
+                members=len(current),
+                snapshot_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+            )  # fmt: skip
+        )
+    return len(current)
+
+
+def flow_history(engine: Engine, persona_set_id: int) -> tuple[pd.DataFrame, list[dt.date]]:
+    """The set's membership intervals and the days that were snapshotted."""
+    history = _normalize_times(
+        read_frame(
+            engine,
+            "SELECT contact_id, persona_id, valid_from, valid_to FROM membership_history WHERE persona_set_id = :id",
+            {"id": persona_set_id},
+        )
+    )
+    with engine.connect() as conn:
+        days = conn.execute(
+            sa.select(flow_days.c.day)
+            .where(flow_days.c.persona_set_id == persona_set_id)
+            .order_by(flow_days.c.day)
+        ).scalars()
+        days = [pd.Timestamp(d).date() for d in days]
+    return history, days
+
+
+def flow_counts(engine: Engine, name: str) -> pd.DataFrame:
+    record = store.get(engine, name)
+    history, days = flow_history(engine, record.id)
+    if not days:
+        raise FlowError(
+            f"persona set {record.name!r} has no snapshots yet: persona-pipeline flow snapshot --days 30"
+        )
+    return flow.daily_counts(history, days)
+
+
+def flow_transitions(engine: Engine, name: str, first: dt.date, second: dt.date) -> pd.DataFrame:
+    record = store.get(engine, name)
+    history, days = flow_history(engine, record.id)
+    for day in (first, second):
+        if day not in days:
+            shown = f"{days[0]} .. {days[-1]}" if days else "none yet"
+            raise FlowError(f"{day} has no snapshot for {record.name!r} (snapshotted days: {shown})")
+    return flow.transitions(history, first, second)

@@ -1,0 +1,72 @@
+"""Who is in which persona: a build's memberships and quarantined rows, in bulk (COPY on PostgreSQL)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.core.domain import PersonaSetStatus
+from persona_pipeline.warehouse.bulk import read_frame, write_frame
+from persona_pipeline.warehouse.engine import is_postgres
+from persona_pipeline.warehouse.persona_sets import make_current
+from persona_pipeline.warehouse.tables import persona_memberships, quarantine
+
+# The memberships a reader sees: the set's current build only (a new build's rows go in before it becomes current).
+CURRENT_MEMBERSHIPS = "m.build = (SELECT s.current_build FROM persona_sets s WHERE s.id = m.persona_set_id)"
+
+
+def record_quarantine(engine: Engine, persona_set_id: int, build: int, rows: pd.DataFrame) -> int:
+    """Replace this build's quarantined rows: a re-run of the same build does not double them."""
+    with engine.begin() as conn:
+        conn.execute(
+            quarantine.delete().where(
+                (quarantine.c.persona_set_id == persona_set_id) & (quarantine.c.build == build)
+            )
+        )
+        frame = rows.assign(persona_set_id=persona_set_id, build=build)
+        return write_frame(
+            conn, "quarantine", frame[["persona_set_id", "build", "contact_id", "column", "value", "reason"]]
+        )
+
+
+def replace_memberships(
+    engine: Engine, persona_set_id: int, build: int, memberships: pd.DataFrame, status: PersonaSetStatus
+) -> int:
+    """Store this build's memberships, then make it the set's current build with `status` in one short
+    transaction (persona_sets.lifecycle decides the status).
+
+    memberships: contact_id, persona_id, confidence; one row per contact.
+    The rows go in first under the new build number (in two halves on two connections on PostgreSQL, COPY);
+    readers see only a set's current build, so they see the old memberships until the switch and the new ones
+    after it, never a mix. Rows of an attempt that died before its switch are cleared on the next one.
+    """
+    frame = memberships[["contact_id", "persona_id", "confidence"]].assign(
+        persona_set_id=persona_set_id, build=build
+    )
+    of_set = persona_memberships.c.persona_set_id == persona_set_id
+    with engine.begin() as conn:
+        conn.execute(persona_memberships.delete().where(of_set & (persona_memberships.c.build == build)))
+
+    def write(part: pd.DataFrame) -> int:
+        with engine.begin() as conn:
+            return write_frame(conn, "persona_memberships", part)
+
+    middle = len(frame) // 2
+    parts = [frame.iloc[:middle], frame.iloc[middle:]] if is_postgres(engine) and middle else [frame]
+    with ThreadPoolExecutor(len(parts)) as pool:
+        written = sum(pool.map(write, parts))
+    with engine.begin() as conn:
+        make_current(conn, persona_set_id, build, status)
+    return written
+
+
+def read_memberships(engine: Engine, persona_set_id: int) -> pd.DataFrame:
+    """The current build's memberships: contact_id, persona_id, confidence, by contact_id."""
+    return read_frame(
+        engine,
+        "SELECT m.contact_id, m.persona_id, m.confidence FROM persona_memberships m "  # noqa: S608 - a constant
+        f"WHERE m.persona_set_id = :id AND {CURRENT_MEMBERSHIPS} ORDER BY m.contact_id",
+        {"id": persona_set_id},
+    )

@@ -1,0 +1,160 @@
+"""Scoring's warehouse side: the population's contacts by contact_id range, and where scored rows go.
+
+Ranges (not hashes) let reads and deletes use the contact_id index: a hash bucket made every bucket's delete
+scan the whole table. A destination table persona-pipeline creates on PostgreSQL is partitioned by range
+(warehouse.replacement); elsewhere rows replace their slice's previous rows in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.core.domain import ChangeWindow, Pipeline, ScoringBucket, Watermark
+from persona_pipeline.warehouse.bulk import read_frame, stream_csv, write_frame
+from persona_pipeline.warehouse.engine import quote
+from persona_pipeline.warehouse.pipelines import SCORE_COLUMNS, require_still_there
+from persona_pipeline.warehouse.replacement import create_partitioned
+from persona_pipeline.warehouse.tables import score_table
+
+DELETE_CHUNK = 5_000  # contact ids per DELETE ... IN (...) statement
+
+
+def in_range(column: str, bucket: ScoringBucket) -> tuple[str, dict[str, int]]:
+    """A WHERE clause (with its parameters) for the bucket's contact_id range."""
+    parts, params = ["1 = 1"], {}
+    if bucket.low is not None:
+        parts.append(f"{column} >= :low")
+        params["low"] = bucket.low
+    if bucket.high is not None:
+        parts.append(f"{column} < :high")
+        params["high"] = bucket.high
+    return " AND ".join(parts), params
+
+
+def contact_id_bounds(
+    engine: Engine, bucket: ScoringBucket | None = None
+) -> tuple[int | None, int | None, int]:
+    """Lowest and highest contact_id among all contacts (or the bucket's), and how many there are."""
+    where, params = in_range("contact_id", bucket) if bucket else ("1 = 1", {})
+    with engine.connect() as conn:
+        low, high, count = conn.execute(
+            sa.text(f"SELECT MIN(contact_id), MAX(contact_id), COUNT(*) FROM contacts WHERE {where}"),  # noqa: S608
+            params,
+        ).one()
+    return low, high, int(count)
+
+
+def _population_sql(engine: Engine, population: list[str], where: str) -> str:
+    """The population's contact ids matching `where`: the bucket's range, so each cohort's index limits the scan."""
+    union = " UNION ".join(
+        f"SELECT contact_id FROM {quote(engine, c)} WHERE {where}"  # noqa: S608 - quoted
+        for c in population
+    )
+    return f"({union})"
+
+
+def read_population(
+    engine: Engine,
+    population: list[str],
+    traits: list[str],
+    bucket: ScoringBucket,
+    window: ChangeWindow | None = None,
+) -> pd.DataFrame:
+    """contact_id and `traits` of the population's contacts in this range (or changed in the window)."""
+    columns = ", ".join(f"c.{quote(engine, t)}" for t in ["contact_id", *traits])
+    where_range, params = in_range("c.contact_id", bucket)
+    where = f"c.contact_id IN {_population_sql(engine, population, in_range('contact_id', bucket)[0])} AND {where_range}"
+    if window is not None:
+        where += (
+            " AND (c.updated_at > :after_time OR (c.updated_at = :after_time AND c.contact_id > :after_id))"
+            " AND (c.updated_at < :upto_time OR (c.updated_at = :upto_time AND c.contact_id <= :upto_id))"
+        )
+        params |= window.as_params()
+    return read_frame(
+        engine,
+        f"SELECT {columns} FROM contacts c WHERE {where} ORDER BY c.contact_id",  # noqa: S608 - quoted
+        params,
+        categorical=True,
+    )
+
+
+def ensure_destination(engine: Engine, table: str) -> None:
+    """Create the destination table once, before buckets run side by side and could race to create it."""
+    with engine.begin() as conn:
+        if sa.inspect(conn).has_table(table):
+            return
+        if conn.dialect.name == "postgresql":
+            create_partitioned(conn, score_table(table, sa.MetaData(), per_pipeline=False, partitioned=True))
+        else:
+            score_table(table, sa.MetaData(), per_pipeline=False).create(conn)
+
+
+def store(
+    engine: Engine,
+    pipeline: Pipeline,
+    rows: pd.DataFrame,
+    bucket: ScoringBucket,
+    only: list[int] | None,
+    into: str | None = None,
+) -> None:
+    """Replace the bucket's rows (or only these contacts' rows) in one transaction; or add them to a shadow.
+
+    rows: one per contact and persona set, SCORE_COLUMNS.
+    """
+    # the destination table is the store when there is one; pipeline_scores keeps the rows of CSV-only pipelines
+    internal = not pipeline.destination_table
+    table = "pipeline_scores" if internal else pipeline.destination_table
+    name = quote(engine, table)
+    scope = "pipeline_id = :pid AND " if internal else ""
+    with engine.begin() as conn:
+        require_still_there(conn, pipeline)
+        if into is not None:  # a shadow of this run's, emptied when its bucket began: nothing to replace
+            write_frame(conn, into, rows)
+            return
+        if only is None:
+            where, params = in_range("contact_id", bucket)
+            statement = sa.text(f"DELETE FROM {name} WHERE {scope}{where}")  # noqa: S608 - quoted
+            conn.execute(statement, {"pid": pipeline.id, **params})
+        else:
+            statement = sa.text(f"DELETE FROM {name} WHERE {scope}contact_id IN :ids").bindparams(  # noqa: S608
+                sa.bindparam("ids", expanding=True)
+            )
+            for start in range(0, len(only), DELETE_CHUNK):
+                conn.execute(statement, {"pid": pipeline.id, "ids": only[start : start + DELETE_CHUNK]})
+        write_frame(conn, table, rows.assign(pipeline_id=pipeline.id) if internal else rows)
+
+
+def stream_scores_csv(engine: Engine, pipeline: Pipeline, out: IO[bytes]) -> None:
+    """Every stored score of the pipeline as CSV, by contact and persona set, in flat memory."""
+    source, scope = (
+        (quote(engine, pipeline.destination_table), "")
+        if pipeline.destination_table
+        else ("pipeline_scores", "WHERE pipeline_id = :pid ")
+    )
+    stream_csv(
+        engine,
+        f"SELECT {', '.join(SCORE_COLUMNS)} FROM {source} {scope}ORDER BY contact_id, persona_set",  # noqa: S608
+        out,
+        {"pid": pipeline.id} if scope else None,
+    )
+
+
+def changed_since(engine: Engine, after: Watermark | None, limit: int) -> tuple[Watermark | None, int]:
+    """The watermark after the next `limit` contacts changed since `after`, and how many that is."""
+    where, params = "", {}
+    if after is not None:
+        where = "WHERE updated_at > :t OR (updated_at = :t AND contact_id > :i)"
+        params = {"t": after.time, "i": after.contact_id}
+    frame = read_frame(
+        engine,
+        f"SELECT updated_at, contact_id FROM contacts {where} ORDER BY updated_at, contact_id LIMIT {int(limit)}",  # noqa: S608
+        params,
+    )
+    if frame.empty:
+        return after, 0
+    last = frame.iloc[-1]
+    return Watermark(pd.Timestamp(last["updated_at"]).to_pydatetime(), int(last["contact_id"])), len(frame)

@@ -1,0 +1,83 @@
+"""Every Dagster definition, snapshotted: a change of wiring (an asset, an edge, a check, a job, a schedule, a
+sensor) shows up in review as a change of definitions.snapshot.json.
+
+After an intended change: PERSONA_UPDATE_SNAPSHOT=1 pytest persona_pipeline_tests/dagster/test_definitions.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from dagster import Definitions
+
+from persona_pipeline.definitions import make_definitions
+
+SNAPSHOT = Path(__file__).with_name("definitions.snapshot.json")
+
+
+def wiring(defs: Definitions) -> dict:
+    """What the UI shows of the Definitions, in a stable order: assets with their edges, checks and kinds."""
+    graph = defs.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "upstream": sorted(k.to_user_string() for k in node.parent_keys),
+            "partitioned": type(node.partitions_def).__name__ if node.partitions_def else None,
+            "kinds": sorted(node.kinds),
+            "materializable": node.is_materializable,
+            "automation": node.automation_condition is not None,
+        }
+    checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys)
+    jobs = {}
+    for job in sorted(defs.resolve_all_job_defs(), key=lambda j: j.name):
+        if job.name.startswith("__"):
+            continue  # Dagster's implicit asset job
+        jobs[job.name] = {
+            "partitioned": type(job.partitions_def).__name__ if job.partitions_def else None,
+            "ops": sorted(job.graph.node_dict),
+        }
+    schedules = {s.name: {"cron": s.cron_schedule, "job": s.job_name} for s in defs.schedules or []}
+    sensors = {
+        s.name: {"default_status": s.default_status.value, "jobs": sorted(t.job_name for t in s.targets)}
+        for s in sorted(defs.sensors or [], key=lambda s: s.name)
+    }
+    return {"assets": assets, "checks": checks, "jobs": jobs, "schedules": schedules, "sensors": sensors}
+
+
+def test_definitions_match_their_snapshot() -> None:
+    current = wiring(make_definitions())
+    text = json.dumps(current, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("PERSONA_UPDATE_SNAPSHOT") == "1":
+        SNAPSHOT.write_text(text, encoding="utf-8")
+    assert json.loads(SNAPSHOT.read_text("utf-8")) == current, (
+        "the Dagster wiring changed; if intended, rerun with PERSONA_UPDATE_SNAPSHOT=1 and review the diff"
+    )
+
+
+def test_the_snapshot_holds_what_the_ui_promises() -> None:
+    """Independent of the stored file: the chain's edges, the blocking check, every job and sensor."""
+    current = wiring(make_definitions())
+    assert current["assets"]["persona_memberships"]["upstream"] == ["persona_model", "personas", "validated_traits"]
+    assert "cohorts/customers" in current["assets"]["cohort_traits"]["upstream"]
+    assert current["checks"] == ["validated_traits:quarantine_share_within_limit"]
+    assert set(current["jobs"]) == {
+        "sql_models",
+        "build_persona_set",
+        "study_persona_set",
+        "snapshot_memberships",
+        "score_pipeline",
+        "explore_persona_sets",
+    }
+    assert set(current["sensors"]) == {
+        "queued_persona_sets",
+        "persona_set_built",
+        "persona_set_failed",
+        "scheduled_pipelines",
+        "changed_contacts",
+        "fresh_payloads",
+        "explore_refresh",
+    }

@@ -1,0 +1,218 @@
+"""The persona set chain materialized in process through Dagster, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from dagster import AssetKey, DagsterInstance
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.core.domain import PersonaSet, names_by_id
+from persona_pipeline.core.synthetic import SyntheticBase
+from persona_pipeline.defs.persona_sets.partitions import partition_key
+from persona_pipeline.errors import PersonaSetError
+from persona_pipeline.persona_sets import catalog
+from persona_pipeline.runtime.jobs import build_persona_set
+from persona_pipeline.sql_models import SqlModelError, default_models_dir, discover, run_models
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.bulk import read_frame
+from persona_pipeline.warehouse.memberships import read_memberships
+from persona_pipeline.warehouse.sources import replace_sources
+from persona_pipeline_tests.helpers import table_rows
+
+HOSTILE_NAMES = ["x'; drop table contacts;--", "<script>alert(1)</script>"]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _build(name: str, **kwargs) -> PersonaSet:  # noqa: ANN003
+    report = build_persona_set(name, _quiet, **kwargs)
+    assert report.success, report.message
+    return report
+
+
+def test_chain_builds_named_personas(seeded: Engine) -> None:
+    catalog.create(seeded, "Customers", "customers")
+    _build("Customers")
+    record = store.get(seeded, "Customers")
+    assert record.status == "ready" and record.current_build == 1 and record.built_at is not None
+    personas = store.read_personas(seeded, record.id)
+    assert 2 <= len(personas) <= 8
+    assert len({p.name for p in personas}) == len(personas)
+    assert all(p.avatar_svg.startswith("<svg") and p.defining for p in personas)
+    cohort = table_rows(seeded, "customers")
+    memberships = read_memberships(seeded, record.id)
+    assert len(memberships) == cohort == sum(p.population for p in personas)
+    assert set(memberships["persona_id"]) == {p.persona_id for p in personas}
+    assert memberships["confidence"].between(0, 1).all()
+    build = store.current_build(seeded, record)
+    assert 0 <= build.stability <= 1 and build.k == len(personas)
+
+    instance = DagsterInstance.get()
+    for name in ("cohort_traits", "validated_traits", "persona_model", "personas", "persona_memberships"):
+        event = instance.get_latest_materialization_event(AssetKey(name))
+        assert event is not None, name
+        metadata = event.asset_materialization.metadata
+        assert event.asset_materialization.partition == partition_key(record.id)
+        if name != "persona_model":
+            assert metadata["dagster/row_count"].value > 0, name
+    definition = instance.get_latest_materialization_event(
+        AssetKey("personas")
+    ).asset_materialization.metadata
+    assert "data:image/svg+xml;base64," in definition["definition"].value
+    assert instance.get_latest_materialization_event(AssetKey(["cohorts", "customers"])) is not None
+
+
+def test_rebuild_after_changes_keeps_persona_ids_and_names(seeded: Engine, small_base: SyntheticBase) -> None:
+    catalog.create(seeded, "All", "all_contacts")
+    _build("All")
+    record = store.get(seeded, "All")
+    before = read_memberships(seeded, record.id).set_index("contact_id")["persona_id"]
+    names_before = names_by_id(store.read_personas(seeded, record.id))
+
+    contacts = small_base.contacts.copy()
+    rng = np.random.default_rng(5)
+    movers = rng.choice(len(contacts), len(contacts) // 20, replace=False)
+    donors = rng.choice(len(contacts), len(movers), replace=False)
+    traits = small_base.catalog.names
+    contacts.loc[contacts.index[movers], traits] = small_base.contacts.iloc[donors][traits].to_numpy()
+    replace_sources(seeded, small_base.catalog, contacts, small_base.trait_history, small_base.orders)
+
+    _build("All")
+    after = read_memberships(seeded, record.id).set_index("contact_id")["persona_id"]
+    assert store.get(seeded, "All").current_build == 2
+    assert (after.reindex(before.index) == before).mean() >= 0.95
+    assert names_by_id(store.read_personas(seeded, record.id)) == names_before
+
+
+def _spoil_ages(engine: Engine, share: float) -> list[int]:
+    ids = read_frame(engine, "SELECT contact_id FROM customers ORDER BY contact_id")["contact_id"].tolist()
+    bad = ids[: int(len(ids) * share)]
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE contacts SET age = 500 WHERE contact_id IN :ids").bindparams(
+            sa.bindparam("ids", expanding=True)), {"ids": bad})  # fmt: skip
+    return bad
+
+
+def test_bad_rows_are_quarantined_and_too_many_stop_the_build(seeded: Engine) -> None:
+    catalog.create(seeded, "Customers", "customers")
+    _build("Customers")
+    record = store.get(seeded, "Customers")
+    good_memberships = read_memberships(seeded, record.id)
+
+    bad = _spoil_ages(seeded, 0.02)
+    _build("Customers")
+    quarantined = read_frame(seeded, "SELECT * FROM quarantine WHERE build = 2")
+    assert sorted(quarantined["contact_id"].astype(int)) == sorted(bad)
+    assert set(quarantined["column"]) == {"age"} and quarantined["reason"].str.contains("outside").all()
+    assert not set(bad) & set(read_memberships(seeded, record.id)["contact_id"])
+
+    _spoil_ages(seeded, 0.10)
+    report = build_persona_set("Customers", _quiet)
+    assert not report.success
+    record = store.get(seeded, "Customers")
+    assert record.status == "errored"
+    assert "failed validation" in record.error and "age" in record.error and "quarantine" in record.error
+    assert record.current_build == 2  # the stored personas and memberships are the last good ones
+    assert len(read_memberships(seeded, record.id)) == len(good_memberships) - len(bad)
+
+    report = build_persona_set("Customers", _quiet, max_quarantine_share=0.5)
+    assert report.success and store.get(seeded, "Customers").current_build == 3  # builds count completed ones
+
+
+def test_hostile_names_are_stored_verbatim_and_harm_nothing(seeded: Engine) -> None:
+    contacts_before = table_rows(seeded, "contacts")
+    for name in HOSTILE_NAMES:
+        catalog.create(seeded, name, "high_value_customers", n_personas=2)
+        _build(name)
+        assert store.get(seeded, name).status == "ready"
+    assert [r.name for r in store.list_all(seeded)] == HOSTILE_NAMES
+    assert table_rows(seeded, "contacts") == contacts_before
+    with pytest.raises(PersonaSetError, match="exists already"):
+        catalog.create(seeded, HOSTILE_NAMES[0], "customers")
+
+
+def _models_dir_with(tmp_path: Path, extra: dict[str, str]) -> Path:
+    root = tmp_path / "models"
+    shutil.copytree(default_models_dir(), root)
+    for name, sql in extra.items():
+        (root / "cohorts" / f"{name}.sql").write_text(sql, encoding="utf-8")
+    return root
+
+
+def test_empty_small_and_failing_cohorts_are_clear_errors(
+    seeded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _models_dir_with(
+        tmp_path,
+        {
+            "nobody": "SELECT contact_id FROM {{ ref('stg_contacts') }} WHERE contact_id < 0",
+            "three": "SELECT contact_id FROM {{ ref('stg_contacts') }} WHERE contact_id <= 3",
+            "broken": "SELECT contact_id FROM {{ ref('stg_contacts') }} WHERE no_such_column = 1",
+        },
+    )
+    monkeypatch.setenv("PERSONA_SQL_DIR", str(root))
+    catalog.create(seeded, "Empty", "nobody")
+    report = build_persona_set("Empty", _quiet)
+    assert not report.success and "cohort is empty" in report.message
+    assert store.get(seeded, "Empty").status == "errored"
+
+    catalog.create(seeded, "Tiny", "three", n_personas=5)
+    report = build_persona_set("Tiny", _quiet)
+    assert not report.success and "fewer than the 5 personas" in store.get(seeded, "Tiny").error
+
+    catalog.create(seeded, "Broken", "broken")
+    report = build_persona_set("Broken", _quiet)
+    assert not report.success
+    assert "broken.sql" in report.message and "the SQL failed" in report.message
+    with pytest.raises(SqlModelError, match="unknown cohort 'nope'"):
+        build_persona_set(catalog.create(seeded, "Nope", "nope").name, _quiet)
+
+
+def test_unknown_traits_and_constant_traits(seeded: Engine) -> None:
+    with seeded.begin() as conn:
+        conn.execute(sa.text("UPDATE contacts SET urbanicity = 'urban'"))
+    catalog.create(seeded, "Chosen", "customers", traits=["age", "urbanicity"])
+    report = build_persona_set("Chosen", _quiet)
+    assert not report.success and "urbanicity" in report.message and "single value" in report.message
+    catalog.create(seeded, "Defaults", "customers")
+    _build("Defaults")
+    model = store.current_build(seeded, store.get(seeded, "Defaults")).model
+    assert '"name": "urbanicity"' not in model
+
+
+def test_wrong_types_infinities_and_missing_columns_in_the_warehouse(seeded: Engine) -> None:
+    """A user's own contacts table may hold text where numbers belong, or infinities; a column may be gone."""
+    run_models(seeded, discover())
+    ids = read_frame(seeded, "SELECT contact_id FROM customers ORDER BY contact_id")["contact_id"].tolist()[
+        :3
+    ]
+    with seeded.begin() as conn:
+        if seeded.dialect.name == "postgresql":
+            conn.execute(sa.text("ALTER TABLE contacts ALTER COLUMN age TYPE text USING age::text"))
+        conn.execute(sa.text("UPDATE contacts SET age = 'forty' WHERE contact_id = :id"), {"id": ids[0]})
+        conn.execute(
+            sa.text("UPDATE contacts SET household_income = :inf WHERE contact_id = :id"),
+            {"inf": float("inf"), "id": ids[1]},
+        )
+    catalog.create(seeded, "Typed", "customers")
+    _build("Typed")
+    quarantined = read_frame(
+        seeded, 'SELECT contact_id, "column", reason FROM quarantine ORDER BY contact_id'
+    )
+    reasons = {(int(r.contact_id), r.column): r.reason for r in quarantined.itertuples()}
+    assert reasons[(ids[0], "age")].startswith("wrong type")
+    assert "finite" in reasons[(ids[1], "household_income")]
+    assert ids[2] in set(read_memberships(seeded, store.get(seeded, "Typed").id)["contact_id"])
+
+    with seeded.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE contacts DROP COLUMN gaming"))
+    report = build_persona_set("Typed", _quiet)
+    assert not report.success and "no column gaming" in report.message
+    assert store.get(seeded, "Typed").current_build == 1

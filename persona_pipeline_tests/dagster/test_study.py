@@ -1,0 +1,142 @@
+"""Analysis, Flow, report and export of a built persona set, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from dagster import AssetKey, DagsterInstance
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.core.domain import PersonaSet
+from persona_pipeline.core.flow import day_end
+from persona_pipeline.core.model import PersonaModel
+from persona_pipeline.errors import AnalysisError, FlowError
+from persona_pipeline.persona_sets import catalog
+from persona_pipeline.runtime.jobs import build_persona_set, refresh_study, take_snapshots
+from persona_pipeline.studies.analysis import read_analysis, run_analysis
+from persona_pipeline.studies.export import export_csv
+from persona_pipeline.studies.flow import flow_counts, flow_transitions, snapshot_day
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.bulk import read_frame
+from persona_pipeline_tests.helpers import END_DATE, table_rows
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture
+def built(seeded: Engine) -> PersonaSet:
+    catalog.create(seeded, "Customers", "customers", analysis_traits=["state"])
+    report = build_persona_set("Customers", _quiet)
+    assert report.success, report.message
+    return store.get(seeded, "Customers")
+
+
+def test_analysis_is_stored_with_analysis_traits_and_order_quality(built: PersonaSet, seeded: Engine) -> None:
+    table = read_analysis(seeded, built.id)  # the build ran the analysis
+    assert set(table[table["role"] == "analysis"]["trait"]) == {"state"}
+    sizes = table[(table["section"] == "size") & (table["persona_id"] != 0)]
+    assert sizes["count"].sum() == table_rows(seeded, "customers")
+
+    with seeded.begin() as conn:  # orders the revenue figures must not mix in
+        conn.execute(
+            sa.text(
+                "INSERT INTO orders (order_id, contact_id, ordered_at, amount, product_category) VALUES "
+                "(900001, 1, :t, -5, 'books'), (900002, 2, :t, NULL, 'books'), (900003, 99999999, :t, 10, 'books')"
+            ),
+            {"t": dt.datetime(2026, 10, 30)},
+        )
+    store.set_analysis_traits(seeded, built.id, ["preferred_channel", "gaming"])
+    assert refresh_study("Customers", _quiet, ["persona_analysis"]).success
+    table = read_analysis(seeded, built.id)
+    quality = {r.bucket: int(r.count) for r in table[table["section"] == "quality"].itertuples()}
+    assert (
+        quality["negative_amount"] == 1 and quality["missing_amount"] == 1 and quality["unknown_contact"] == 1
+    )
+    assert set(table[table["role"] == "analysis"]["trait"]) == {"preferred_channel"}  # gaming is clustered on
+    assert store.get(seeded, "Customers").current_build == 1  # analysis traits never rebuild the personas
+    revenue = table[(table["section"] == "revenue") & (table["bucket"] == "revenue")].set_index("persona_id")[
+        "value"
+    ]
+    assert abs(revenue.drop(index=0).sum() - revenue[0]) < 1e-6
+
+
+def test_analysis_refuses_sets_that_are_not_ready_and_unknown_traits(seeded: Engine) -> None:
+    catalog.create(seeded, "Later", "customers")
+    with pytest.raises(AnalysisError, match="not ready.*persona-set build"):
+        run_analysis(seeded, "Later")
+    with pytest.raises(AnalysisError, match="unknown trait.*'shoe_size'"):
+        catalog.require_analysis_traits(seeded, ["shoe_size"])
+
+
+def _naive_counts(engine: Engine, record: PersonaSet, day: dt.date) -> pd.Series:
+    """What a notebook would do: read the day's trait versions, assign everyone, count."""
+    model = PersonaModel.from_json(store.current_build(engine, record).model)
+    versions = read_frame(
+        engine,
+        "SELECT * FROM trait_history WHERE valid_from < :end AND (valid_to IS NULL OR valid_to >= :end) "
+        "AND contact_id IN (SELECT contact_id FROM customers)",
+        {"end": day_end(day).to_pydatetime()},
+    )
+    persona, _ = model.assign(versions)
+    return pd.Series(persona).value_counts().sort_index()
+
+
+def test_snapshots_match_a_day_by_day_recomputation_and_stay_compact(
+    built: PersonaSet, seeded: Engine
+) -> None:
+    days = [END_DATE - dt.timedelta(days=d) for d in (20, 13, 6, 0)]
+    assert all(ok for _, ok, _ in take_snapshots(days, _quiet))
+    assert all(ok for _, ok, _ in take_snapshots(days[-1:], _quiet))  # a second run of a day changes nothing
+    counts = flow_counts(seeded, "Customers")
+    for day in days:
+        got = counts[counts["day"] == day].set_index("persona_id")["members"].sort_index()
+        expected = _naive_counts(seeded, built, day)
+        assert got[got > 0].to_dict() == expected.to_dict(), day
+    stored = table_rows(seeded, "membership_history")
+    assert stored < 1.2 * counts[counts["day"] == days[-1]]["members"].sum()  # not days x members
+    moves = flow_transitions(seeded, "Customers", days[0], days[-1])
+    assert moves["contacts"].sum() >= counts[counts["day"] == days[-1]]["members"].sum()
+    assert (moves["from_persona"] == -1).any()  # contacts who joined between the two days
+
+    assert refresh_study("Customers", _quiet, ["persona_flow"]).success
+    event = DagsterInstance.get().get_latest_materialization_event(AssetKey("persona_flow"))
+    metadata = event.asset_materialization.metadata
+    assert metadata["days"].value == len(days) and metadata["dagster/row_count"].value == len(counts)
+    assert f"from_{days[0]}_to_{days[-1]}" in metadata
+
+
+def test_flow_errors_are_clear(built: PersonaSet, seeded: Engine) -> None:
+    with pytest.raises(FlowError, match="no snapshots yet"):
+        flow_counts(seeded, "Customers")
+    with pytest.raises(FlowError, match="outside the trait history"):
+        snapshot_day(seeded, dt.date(1990, 1, 1))
+    with pytest.raises(FlowError, match="outside the trait history"):
+        snapshot_day(seeded, dt.date.today() + dt.timedelta(days=3))
+    snapshot_day(seeded, END_DATE)
+    with pytest.raises(FlowError, match="has no snapshot"):
+        flow_transitions(seeded, "Customers", END_DATE - dt.timedelta(days=1), END_DATE)
+
+
+def test_exports_stream_every_row(built: PersonaSet, seeded: Engine, tmp_path: Path) -> None:
+    snapshot_day(seeded, END_DATE)
+    for what, table in (
+        ("memberships", "persona_memberships"),
+        ("analysis", "persona_analysis"),
+        ("history", "membership_history"),
+    ):
+        out = tmp_path / f"{what}.csv"
+        export_csv(seeded, "Customers", what, out)
+        with out.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+        assert len(rows) - 1 == table_rows(seeded, table), what
+    first = pd.read_csv(tmp_path / "memberships.csv", nrows=5)
+    assert list(first.columns) == ["contact_id", "persona_id", "persona_name", "confidence", "build"]
+    export_csv(seeded, "Customers", "flow", tmp_path / "flow.csv")
+    assert len(pd.read_csv(tmp_path / "flow.csv")) == len(flow_counts(seeded, "Customers"))

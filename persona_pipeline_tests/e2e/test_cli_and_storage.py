@@ -1,0 +1,135 @@
+"""The command line, and a build whose Dagster instance keeps its runs in PostgreSQL (deploy/dagster.yaml)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from dagster import DagsterInstance, DagsterRunStatus
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.cli import main
+from persona_pipeline.persona_sets import catalog, lifecycle
+from persona_pipeline.runtime.jobs import build_persona_set
+from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.memberships import read_memberships
+from persona_pipeline.warehouse.tables import MEMBERSHIP_KEY, ensure_catalog_tables
+from persona_pipeline_tests.helpers import PG_URL
+
+
+def test_demo_then_list_and_show(warehouse: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--contacts", "3000", "--days", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "ready in" in out and "[1]" in out and "rule:" in out
+    assert main(["persona-set", "list"]) == 0
+    listing = capsys.readouterr().out
+    row = next(line for line in listing.splitlines() if line.startswith("Customers"))
+    assert "customers" in row and "ready" in row and row.split()[1].isdigit()
+    assert main(["persona-set", "show", "Customers"]) == 0
+    assert "stability" in capsys.readouterr().out
+
+
+def test_cli_errors_are_clear_and_change_nothing(
+    warehouse: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["persona-set", "create", "--name", "x", "--cohort", "customers"]) == 2
+    assert "run `persona-pipeline seed`" in capsys.readouterr().err
+    assert main(["seed", "--contacts", "1500", "--days", "5"]) == 0
+    assert main(["persona-set", "create", "--name", "x", "--cohort", "nope"]) == 2
+    assert "unknown cohort 'nope'" in capsys.readouterr().err
+    assert (
+        main(["persona-set", "create", "--name", "x", "--cohort", "customers", "--traits", "age,shoe_size"])
+        == 2
+    )
+    assert "'shoe_size'" in capsys.readouterr().err
+    assert main(["persona-set", "create", "--name", "x", "--cohort", "customers", "--personas", "12"]) == 2
+    assert "between 2 and 8" in capsys.readouterr().err
+    assert store.list_all(warehouse) == []
+    hostile = "<script>alert(1)</script>"
+    assert main(["persona-set", "create", "--name", hostile, "--cohort", "customers", "--personas", "2"]) == 0
+    assert main(["persona-set", "show", hostile]) == 0
+    assert hostile in capsys.readouterr().out
+    assert main(["persona-set", "show", "missing"]) == 2
+    assert "no persona set named 'missing'" in capsys.readouterr().err
+
+
+def test_build_with_dagster_storage_on_postgres(seeded: Engine, postgres_dagster_home: Path) -> None:
+    catalog.create(seeded, "Customers", "customers")
+    report = build_persona_set("Customers", lambda _: None)
+    assert report.success, report.message
+    instance = DagsterInstance.get()
+    try:
+        assert "Postgres" in type(instance.run_storage).__name__
+        run = instance.get_run_by_id(report.run_id)
+        assert run is not None and run.status == DagsterRunStatus.SUCCESS
+        assert instance.get_dynamic_partitions("persona_sets") == ["set-1"]
+    finally:
+        instance.dispose()
+    database = os.environ["DAGSTER_PG_URL"].rsplit("/", 1)[1]
+    engine = sa.create_engine(PG_URL.rsplit("/", 1)[0] + f"/{database}")
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT COUNT(*) FROM runs")).scalar_one()
+    engine.dispose()
+    assert runs >= 2  # the cohort's SQL models and the build, both recorded in PostgreSQL
+
+
+def test_memberships_stored_under_the_old_key_keep_every_row_under_the_new_one(warehouse: Engine) -> None:
+    shipped = sa.MetaData()  # the table as it shipped before: keyed by set and contact
+    old = sa.Table(
+        "persona_memberships",
+        shipped,
+        sa.Column("persona_set_id", sa.Integer, primary_key=True),
+        sa.Column("contact_id", sa.BigInteger, primary_key=True),
+        sa.Column("persona_id", sa.Integer, nullable=False),
+        sa.Column("confidence", sa.Float, nullable=False),
+        sa.Column("build", sa.Integer, nullable=False),
+    )
+    shipped.create_all(warehouse)
+    rows = [(1, 10, 2, 0.5, 3), (1, 11, 1, 0.25, 3), (2, 10, 4, 0.75, 1)]
+    keys = ["persona_set_id", "contact_id", "persona_id", "confidence", "build"]
+    with warehouse.begin() as conn:
+        conn.execute(old.insert(), [dict(zip(keys, r, strict=True)) for r in rows])
+    ensure_catalog_tables(warehouse)
+    key = sa.inspect(warehouse).get_pk_constraint("persona_memberships")["constrained_columns"]
+    assert tuple(key) == MEMBERSHIP_KEY
+    with warehouse.begin() as conn:
+        stored = conn.execute(
+            sa.text(f"SELECT {', '.join(keys)} FROM persona_memberships ORDER BY 1, 2")
+        ).all()
+        assert [tuple(r) for r in stored] == rows
+        # the next build of the same contacts goes in beside the old one's deleted rows, under its own keys
+        conn.execute(sa.text("DELETE FROM persona_memberships WHERE persona_set_id = 1"))
+        conn.execute(sa.text("INSERT INTO persona_memberships VALUES (1, 10, 3, 0.5, 4)"))
+    with warehouse.connect() as conn:
+        builds = conn.execute(
+            sa.text("SELECT persona_set_id, build FROM persona_memberships ORDER BY 1")
+        ).all()
+    assert [tuple(b) for b in builds] == [(1, 4), (2, 1)]
+
+
+def test_readers_see_a_sets_current_build_only_until_the_next_one_is_switched_in(warehouse: Engine) -> None:
+    import pandas as pd
+
+    from persona_pipeline.warehouse.bulk import write_frame
+
+    record = lifecycle.create_queued(warehouse, "Switch", "all_contacts", None, None, 0, None, True)
+
+    def build(persona: int, contacts: range) -> pd.DataFrame:
+        return pd.DataFrame({"contact_id": list(contacts), "persona_id": persona, "confidence": 0.5})
+
+    assert lifecycle.land_memberships(warehouse, record.id, 1, build(1, range(1, 101))) == 100
+    # an attempt at build 2 that died after writing half its rows, before its switch
+    died = build(2, range(1, 51)).assign(persona_set_id=record.id, build=2)
+    with warehouse.begin() as conn:
+        write_frame(conn, "persona_memberships", died)
+    seen = read_memberships(warehouse, record.id)
+    assert len(seen) == 100 and set(seen["persona_id"]) == {1}
+    assert lifecycle.land_memberships(warehouse, record.id, 2, build(3, range(1, 121))) == 120
+    seen = read_memberships(warehouse, record.id)
+    assert len(seen) == 120 and set(seen["persona_id"]) == {3} and seen["contact_id"].is_unique
+    with warehouse.connect() as conn:
+        stored = conn.execute(sa.text("SELECT build, COUNT(*) FROM persona_memberships GROUP BY build")).all()
+    assert [tuple(r) for r in stored] == [(2, 120)]  # the old build and the dead attempt's rows are gone
+    assert store.get_by_id(warehouse, record.id).current_build == 2

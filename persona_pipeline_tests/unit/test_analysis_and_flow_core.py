@@ -1,0 +1,155 @@
+"""Analysis and Flow computations, without Dagster or a warehouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from persona_pipeline.core import flow
+from persona_pipeline.core.analysis import OrderQuality, analyse, numeric_edges
+from persona_pipeline.core.synthetic import BUILTIN_CATALOG
+
+TRAITS = BUILTIN_CATALOG.select(["age", "urbanicity", "dog_owner"])
+EXTRA = BUILTIN_CATALOG.select(["state"])
+
+
+def _members(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    members = pd.DataFrame({"contact_id": np.arange(1, n + 1), "persona_id": rng.integers(1, 4, n)})
+    traits = pd.DataFrame(
+        {
+            "contact_id": members["contact_id"],
+            "age": np.where(rng.random(n) < 0.05, np.nan, rng.normal(45, 15, n).clip(18, 99)),
+            "urbanicity": pd.Categorical(rng.choice(["urban", "suburban", "rural"], n)),
+            "dog_owner": pd.array(rng.random(n) < 0.4, dtype="boolean"),
+            "state": rng.choice(["CA", "TX", "NY"], n),
+        }
+    )
+    return members, traits
+
+
+def _orders(members: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    who = rng.choice(members["contact_id"], 900)
+    return pd.DataFrame(
+        {
+            "contact_id": who,
+            "amount": rng.gamma(2.0, 40.0, 900).round(2),
+            "product_category": rng.choice(["books", "toys", "pet_supplies"], 900),
+        }
+    )
+
+
+def test_distributions_sum_to_one_and_lift_compares_with_the_cohort() -> None:
+    members, traits = _members()
+    orders = _orders(members)
+    table = analyse(members, traits, TRAITS, EXTRA, orders, OrderQuality(len(orders), 0, 0, 0, 0))
+    dist = table[table["section"] == "trait"]
+    for (pid, trait), group in dist.groupby(["persona_id", "trait"]):
+        if trait != "dog_owner":  # booleans keep only the share true
+            assert abs(group.share.sum() - 1) < 1e-9, (pid, trait)
+    cohort = dist[dist["persona_id"] == 0]
+    assert np.allclose(cohort["lift"].dropna(), 1.0)
+    one = dist[
+        (dist["persona_id"] == 2) & (dist["trait"] == "urbanicity") & (dist["bucket"] == "rural")
+    ].iloc[0]
+    mine = traits[members["persona_id"] == 2]
+    share = (mine["urbanicity"] == "rural").mean()
+    assert (
+        one["share"] == share and abs(one["lift"] - share / (traits["urbanicity"] == "rural").mean()) < 1e-12
+    )
+    assert set(table[table["role"] == "analysis"]["trait"]) == {"state"}
+    ages = dist[(dist["trait"] == "age") & (dist["persona_id"] == 0)]
+    assert ages["count"].sum() == traits["age"].notna().sum()  # every known age lands in exactly one bin
+
+
+def test_purchase_metrics_match_a_direct_computation() -> None:
+    members, traits = _members()
+    orders = _orders(members)
+    table = analyse(members, traits, TRAITS, [], orders, OrderQuality(len(orders), 1, 2, 3, 4))
+    revenue = table[table["section"] == "revenue"].pivot_table(
+        index="persona_id", columns="bucket", values="value"
+    )
+    merged = orders.merge(members, on="contact_id")
+    for pid, part in merged.groupby("persona_id"):
+        assert np.isclose(revenue.loc[pid, "revenue"], part["amount"].sum())
+        assert np.isclose(revenue.loc[pid, "average_order"], part["amount"].mean())
+        assert np.isclose(revenue.loc[pid, "orders_per_customer"], len(part) / part["contact_id"].nunique())
+    assert np.isclose(revenue.drop(index=0)["revenue_share"].sum(), 1.0)
+    products = table[(table["section"] == "product") & (table["persona_id"] == 1)]
+    assert np.isclose(products["share"].sum(), 1.0)
+    quality = dict(
+        zip(
+            table[table["section"] == "quality"]["bucket"],
+            table[table["section"] == "quality"]["count"],
+            strict=True,
+        )
+    )
+    assert quality == {
+        "used": 900,
+        "missing_amount": 1,
+        "negative_amount": 2,
+        "unknown_contact": 3,
+        "outside_cohort": 4,
+    }
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=200))
+def test_numeric_edges_are_increasing(values: list[float]) -> None:
+    edges = numeric_edges(np.asarray(values))
+    assert len(edges) >= 2 and np.all(np.diff(edges) > 0)
+
+
+DAY0 = dt.date(2026, 1, 1)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> pd.DataFrame:
+    rows = []
+    for contact in range(1, draw(st.integers(1, 25)) + 1):
+        day = draw(st.integers(0, 5))
+        for _ in range(draw(st.integers(1, 4))):
+            length = draw(st.one_of(st.none(), st.integers(1, 6)))
+            start = pd.Timestamp(DAY0) + pd.Timedelta(days=day)
+            stop = None if length is None else start + pd.Timedelta(days=length)
+            rows.append(
+                {
+                    "contact_id": contact,
+                    "persona_id": draw(st.integers(1, 3)),
+                    "valid_from": start,
+                    "valid_to": stop,
+                }
+            )
+            if length is None:
+                break
+            day += length + draw(st.integers(0, 2))  # a gap: the contact left and came back
+    frame = pd.DataFrame(rows)
+    frame["valid_to"] = pd.to_datetime(frame["valid_to"])
+    return frame
+
+
+@settings(max_examples=80, deadline=None)
+@given(history=histories(), picks=st.lists(st.integers(0, 20), min_size=2, max_size=6, unique=True))
+def test_counts_transitions_and_trajectories_agree_with_day_by_day(
+    history: pd.DataFrame, picks: list[int]
+) -> None:
+    days = sorted(DAY0 + dt.timedelta(days=p) for p in picks)
+    counts = flow.daily_counts(history, days)
+    for day in days:
+        members = flow.membership_on(history, day)
+        expected = members.value_counts()
+        got = counts[counts["day"] == day].set_index("persona_id")["members"]
+        assert all(got.get(p, 0) == n for p, n in expected.items())
+        assert got.sum() == len(members)
+    paths = flow.trajectories(history, days)
+    for a, b in [(0, len(days) - 1), (len(days) // 2, 0)]:
+        direct = flow.transitions(history, days[a], days[b]).sort_values(
+            ["from_persona", "to_persona"], ignore_index=True
+        )
+        from_paths = flow.transitions_from_trajectories(paths, a, b)
+        pd.testing.assert_frame_equal(direct.reset_index(drop=True), from_paths, check_dtype=False)

@@ -1,0 +1,63 @@
+"""Names come from the catalog's words, are unique, and user text never becomes markup."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from persona_pipeline.core.avatars import avatar_svg
+from persona_pipeline.core.domain import Persona, TraitEffect
+from persona_pipeline.core.naming import FALLBACK_NOUN, persona_name, unique_names
+from persona_pipeline.core.render.markdown import escape as markdown_escape
+from persona_pipeline.core.render.markdown import personas_markdown
+from persona_pipeline.core.synthetic import BUILTIN_CATALOG
+
+
+def _effect(trait: str, level: str, effect: float) -> TraitEffect:
+    return TraitEffect(trait, level, effect, 0.0, 0.0, f"{trait} {level}")
+
+
+def test_name_is_adjectives_then_noun() -> None:
+    effects = [
+        _effect("urbanicity", "suburban", 1.2),
+        _effect("dog_owner", "true", 0.9),
+        _effect("children", "high", 0.8),
+    ]
+    assert persona_name(effects, BUILTIN_CATALOG) == "Suburban Dog-Loving Parents"
+    assert persona_name([_effect("dog_owner", "true", -2.0)], BUILTIN_CATALOG) == FALLBACK_NOUN
+
+
+def test_names_are_unique_within_a_set() -> None:
+    same = [
+        _effect("urbanicity", "urban", 1.0),
+        _effect("gaming", "true", 0.8),
+        _effect("travel", "true", 0.6),
+    ]
+    names = unique_names({1: same, 2: same, 3: same, 4: same, 5: same}, BUILTIN_CATALOG)
+    assert len(set(names.values())) == 5
+
+
+def test_avatar_is_valid_svg_and_escapes_the_name() -> None:
+    hostile = "<script>alert(1)</script>"
+    svg = avatar_svg(hostile, [_effect("dog_owner", "true", 1.0), _effect("travel", "true", 0.5)])
+    root = ET.fromstring(svg)  # well-formed
+    assert root.tag.endswith("svg") and "<script>" not in svg
+    assert root.find("{http://www.w3.org/2000/svg}title").text == hostile
+    assert avatar_svg("a", [_effect("dog_owner", "true", 1.0)]) != avatar_svg(
+        "a", [_effect("travel", "true", 1.0)]
+    )
+
+
+def test_markdown_shows_hostile_names_as_text() -> None:
+    name = "x'; drop table contacts;-- <script>alert(1)</script> [link](http://evil)"
+    row = Persona(
+        persona_id=1,
+        name=name,
+        avatar_svg=avatar_svg(name, []),
+        population=3,
+        share=1.0,
+        defining=[],
+        rules=[],
+    )
+    text = personas_markdown(name, [row])
+    assert "<script>" not in text and "](http://evil)" not in text
+    assert markdown_escape("<b>") == "&lt;b&gt;"
