@@ -32,10 +32,12 @@ RUN = "import sys; from persona_pipeline.cli import main; sys.exit(main(sys.argv
 
 
 def _run(source: Path, env: dict[str, str], args: list[str]) -> float:
+    """Seconds one command takes; run from the home folder, so `source` alone decides which code runs."""
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-c", RUN, *args],
         env={**env, "PYTHONPATH": str(source)},
+        cwd=env["PERSONA_HOME"],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -50,14 +52,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONA_", "DAGSTER_"))}
         env["PERSONA_HOME"] = str(Path(scratch) / "home")
+        Path(env["PERSONA_HOME"]).mkdir()
         for setup in (["seed", "--contacts", "2000", "--days", "7"], ["persona-set", "create", "--name",
                       "Customers", "--cohort", "customers"], ["persona-set", "build", "Customers"]):  # fmt: skip
-            subprocess.run(
-                [sys.executable, "-c", RUN, *setup],
-                env={**env, "PYTHONPATH": str(REPO)},
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+            _run(REPO, env, setup)
         sources = {"ours": REPO}
         if args.baseline:
             worktree = Path(scratch) / "baseline"
