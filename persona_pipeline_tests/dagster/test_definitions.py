@@ -61,7 +61,11 @@ def test_definitions_match_their_snapshot() -> None:
 def test_the_snapshot_holds_what_the_ui_promises() -> None:
     """Independent of the stored file: the chain's edges, the blocking check, every job and sensor."""
     current = wiring(make_definitions())
-    assert current["assets"]["persona_memberships"]["upstream"] == ["persona_model", "personas", "validated_traits"]
+    assert current["assets"]["persona_memberships"]["upstream"] == [
+        "persona_model",
+        "personas",
+        "validated_traits",
+    ]
     assert "cohorts/customers" in current["assets"]["cohort_traits"]["upstream"]
     assert current["checks"] == ["validated_traits:quarantine_share_within_limit"]
     assert set(current["jobs"]) == {
