@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from persona_pipeline.errors import ConfigError
@@ -69,7 +69,11 @@ SETTINGS = (
     Setting("PERSONA_SMTP_RECIPIENTS", "`marketing@localhost`", "their recipients, comma separated"),
     Setting("PERSONA_SMTP_USER", "unset", "SMTP login (optional)"),
     Setting("PERSONA_SMTP_PASSWORD", "unset", "SMTP password (with the login)"),
-    Setting("PERSONA_SMTP_STARTTLS", "unset", "`1`: STARTTLS before the login"),
+    Setting(
+        "PERSONA_SMTP_TLS",
+        "`starttls` when a login is set, else `none`",
+        "`starttls`, `ssl` (SMTPS) or `none`; a password never goes out in clear unless this says `none`",
+    ),
 )
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)
 
@@ -83,7 +87,12 @@ def setting(name: str) -> str:
 
 def persona_home() -> Path:
     home = Path(setting("PERSONA_HOME") or ".persona_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"PERSONA_HOME {home} cannot be created ({exc.strerror}); point it to a folder you can write"
+        ) from exc
     return home
 
 
@@ -125,7 +134,12 @@ def outbox_dir() -> Path:
 def exports_dir() -> Path:
     """The only folder CSV destinations may write into (PERSONA_EXPORT_DIR, default PERSONA_HOME/exports)."""
     folder = Path(setting("PERSONA_EXPORT_DIR") or persona_home() / "exports").resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"PERSONA_EXPORT_DIR {folder} cannot be created ({exc.strerror}); point it to a folder you can write"
+        ) from exc
     return folder
 
 
@@ -173,6 +187,9 @@ def sensor_interval(default: int) -> int:
     return int(value)
 
 
+SMTP_TLS_MODES = ("starttls", "ssl", "none")
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     host: str | None
@@ -180,8 +197,8 @@ class SmtpSettings:
     sender: str
     recipients: tuple[str, ...]
     user: str | None = None
-    password: str | None = None
-    starttls: bool = False
+    password: str | None = field(default=None, repr=False)  # never in a log line or a traceback
+    tls: str = "none"  # one of SMTP_TLS_MODES
 
 
 def smtp_settings() -> SmtpSettings:
@@ -190,12 +207,16 @@ def smtp_settings() -> SmtpSettings:
     port = setting("PERSONA_SMTP_PORT") or "25"
     if not port.isdigit():
         raise ConfigError(f"PERSONA_SMTP_PORT must be a port number, not {port!r}")
+    user = setting("PERSONA_SMTP_USER") or None
+    tls = setting("PERSONA_SMTP_TLS").lower() or ("starttls" if user else "none")
+    if tls not in SMTP_TLS_MODES:
+        raise ConfigError(f"PERSONA_SMTP_TLS must be one of {', '.join(SMTP_TLS_MODES)}, not {tls!r}")
     return SmtpSettings(
         host=setting("PERSONA_SMTP_HOST") or None,
         port=int(port),
         sender=setting("PERSONA_SMTP_SENDER") or "persona-pipeline@localhost",
         recipients=recipients or ("marketing@localhost",),
-        user=setting("PERSONA_SMTP_USER") or None,
+        user=user,
         password=os.environ.get("PERSONA_SMTP_PASSWORD") or None,  # registered above; kept unstripped
-        starttls=setting("PERSONA_SMTP_STARTTLS") == "1",
+        tls=tls,
     )

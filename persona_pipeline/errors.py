@@ -42,6 +42,10 @@ class AnalysisError(PersonaPipelineError):
     """An analysis request that cannot be answered; the message says how to fix it."""
 
 
+class NotBuiltError(AnalysisError):
+    """A persona set with no build to serve yet: nothing to analyse, report, export or score with."""
+
+
 class FlowError(PersonaPipelineError):
     """A flow request that cannot be answered (a day outside the history, a set never snapshotted)."""
 

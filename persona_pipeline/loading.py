@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from persona_pipeline import files
 from persona_pipeline.config import persona_home
 from persona_pipeline.core.traits import BOOLEAN_WORDS, TraitCatalog, TraitKind
 from persona_pipeline.errors import LoadError
@@ -128,6 +129,35 @@ def _numbers(values: pd.Series, decimal: str) -> pd.Series:
     return pd.to_numeric(text.where(text != "", None), errors="coerce")
 
 
+INT64_MAX = 2**63 - 1
+FLOAT_EXACT = 2**53  # a float column's whole numbers are exact only below this
+WHOLE = re.compile(r"^\+?0*(\d+)(?:\.0*)?$")
+
+
+def whole_ids(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Positive whole numbers that fit a 64-bit integer, parsed exactly (never through a float), and a mask of
+    the values that are not: beyond 2^63-1 they are refused, never wrapped or rounded.
+
+    values: (n,) text or numbers. Returns (n,) int64 (0 where refused) and (n,) bool refused.
+    """
+    if pd.api.types.is_float_dtype(values):
+        floats = values.to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            exact = np.isfinite(floats) & (np.abs(floats) < FLOAT_EXACT)
+        text = pd.Series(np.where(exact, values.astype(str), ""), index=values.index)
+    else:
+        text = values.astype(str).str.strip()
+    digits = text.str.extract(WHOLE, expand=False)
+    length = digits.str.len().fillna(0).to_numpy()
+    fits = (length > 0) & (
+        (length < 19) | ((length == 19) & (digits.fillna("") <= str(INT64_MAX)).to_numpy())
+    )
+    ints = np.zeros(len(values), dtype=np.int64)
+    if fits.any():
+        ints[fits] = digits[fits].to_numpy(dtype=str).astype(np.int64)  # numpy parses the text exactly
+    return pd.Series(ints, index=values.index), ~fits | (ints <= 0)
+
+
 def _dates(values: pd.Series, date_format: str | None) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
@@ -176,10 +206,12 @@ def parse_contacts(
     """Typed contacts and the rejected cells; a row with any rejected cell is left out whole."""
     rejects = _Rejects(file, frame)
     out = pd.DataFrame(index=frame.index)
-    ids = _numbers(frame["contact_id"], ".")
-    bad_id = ids.isna() | (ids % 1 != 0) | (ids <= 0)
+    ids, bad_id = whole_ids(frame["contact_id"])
     rejects.add(
-        bad_id.to_numpy(), "contact_id", frame["contact_id"], "contact_id must be a positive whole number"
+        bad_id,
+        "contact_id",
+        frame["contact_id"],
+        f"contact_id must be a positive whole number up to {INT64_MAX} (64 bits)",
     )
     duplicated = ids.duplicated(keep=False) & ~bad_id
     rejects.add(
@@ -188,7 +220,7 @@ def parse_contacts(
         frame["contact_id"],
         "duplicate contact_id: every occurrence rejected",
     )
-    out["contact_id"] = ids.fillna(0).astype("int64")
+    out["contact_id"] = ids
     for column in ("created_at", "updated_at"):
         if column in frame:
             parsed = _dates(frame[column], date_format)
@@ -252,11 +284,11 @@ def parse_orders(
     frame: pd.DataFrame, contact_ids: set[int], file: str, decimal: str, date_format: str | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     rejects = _Rejects(file, frame)
-    order_ids = _numbers(frame["order_id"], ".")
-    rejects.add((order_ids.isna() | order_ids.duplicated(keep=False)).to_numpy(), "order_id", frame["order_id"],
-                "order_id must be a unique whole number")  # fmt: skip
-    ids = _numbers(frame["contact_id"], ".")
-    known = ids.isin(list(contact_ids))
+    order_ids, bad_order = whole_ids(frame["order_id"])
+    rejects.add(bad_order | (order_ids.duplicated(keep=False).to_numpy() & ~bad_order), "order_id",
+                frame["order_id"], f"order_id must be a unique positive whole number up to {INT64_MAX}")  # fmt: skip
+    ids, bad_contact = whole_ids(frame["contact_id"])
+    known = ids.isin(list(contact_ids)) & ~bad_contact
     rejects.add(
         (~known).to_numpy(), "contact_id", frame["contact_id"], "no loaded contact has this contact_id"
     )
@@ -268,8 +300,8 @@ def parse_orders(
     )
     out = pd.DataFrame(
         {
-            "order_id": order_ids.fillna(0).astype("int64"),
-            "contact_id": ids.fillna(0).astype("int64"),
+            "order_id": order_ids,
+            "contact_id": ids,
             "ordered_at": when,
             "amount": amount,
             "product_category": frame["product_category"].astype(str).str.strip().replace("", None),
@@ -323,5 +355,5 @@ def load_files(
             if rejects_path
             else persona_home() / f"load_rejects_{dt.datetime.now():%Y%m%d_%H%M%S}.csv"
         )
-        rejected.to_csv(path, index=False)
+        files.write_text(path, rejected.to_csv(index=False))
     return LoadReport(len(contacts), len(orders), rejected, path, notes)

@@ -2,7 +2,8 @@
 
 Configured by environment (config.smtp_settings): PERSONA_SMTP_HOST (unset: write to PERSONA_HOME/outbox),
 PERSONA_SMTP_PORT, PERSONA_SMTP_SENDER, PERSONA_SMTP_RECIPIENTS, PERSONA_SMTP_USER and PERSONA_SMTP_PASSWORD
-(optional login, after STARTTLS when PERSONA_SMTP_STARTTLS=1).
+(optional login). With a login, the connection is encrypted (STARTTLS, or SMTPS with PERSONA_SMTP_TLS=ssl)
+unless PERSONA_SMTP_TLS=none says otherwise: a password never goes out in clear by default.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import smtplib
+import ssl
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
+from persona_pipeline import files
 from persona_pipeline.config import SmtpSettings, outbox_dir, smtp_settings
 
 
@@ -42,15 +45,20 @@ def send(subject: str, body: str, settings: SmtpSettings | None = None) -> str:
         outbox.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         path = outbox / f"{stamp}.eml"
-        path.write_bytes(bytes(message))
+        files.write_bytes(path, bytes(message))
         return str(path)
-    with smtplib.SMTP(settings.host, settings.port, timeout=30) as smtp:
-        if settings.starttls:
-            smtp.starttls()
+    secure = ssl.create_default_context()
+    if settings.tls == "ssl":
+        connection = smtplib.SMTP_SSL(settings.host, settings.port, timeout=30, context=secure)
+    else:
+        connection = smtplib.SMTP(settings.host, settings.port, timeout=30)
+    with connection as smtp:
+        if settings.tls == "starttls":
+            smtp.starttls(context=secure)
         if settings.user:
             smtp.login(settings.user, settings.password or "")
         smtp.send_message(message)
-    return f"smtp://{settings.host}:{settings.port}"
+    return f"{'smtps' if settings.tls == 'ssl' else 'smtp'}://{settings.host}:{settings.port}"
 
 
 def outbox_messages() -> list[Path]:

@@ -148,6 +148,11 @@ def execution_order(models: dict[str, SqlModel], only: list[str] | None = None) 
         raise SqlModelError(f"the SQL models form a cycle: {files}; remove one of these refs") from exc
     if only is None:
         return order
+    unknown = [n for n in only if n not in models]
+    if unknown:
+        raise SqlModelError(
+            f"no SQL model named {', '.join(map(repr, unknown))}; the models are {', '.join(sorted(models))}"
+        )
     needed: set[str] = set()
     stack = list(only)
     while stack:

@@ -6,12 +6,13 @@ Start-up is kept to Python's own: the parser imports no library, and a command i
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
 
 from persona_pipeline.cli.parser import parser
-from persona_pipeline.errors import PersonaPipelineError
+from persona_pipeline.errors import EXIT_USER_ERROR, PersonaPipelineError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,8 +22,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except PersonaPipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        message = environment_error(exc)
+        if message is None:
+            raise
+        print(f"error: {_one_line(message)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """What a failure of the machine or the warehouse (not of our code) means for the user, or None."""
+    database = sys.modules.get("sqlalchemy.exc")  # loaded whenever the warehouse was used
+    if database is not None and isinstance(exc, database.DBAPIError):
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
+        if "not a database" in first or "malformed" in first:
+            return (
+                f"the embedded warehouse file is damaged ({first}); restore it from a backup, or move it away "
+                "to start an empty one (PERSONA_HOME/warehouse.sqlite); nothing was changed"
+            )
+        if isinstance(exc, database.OperationalError | database.InterfaceError):
+            return (
+                f"the warehouse cannot be reached or used ({first}); check that the database is running and "
+                "that PERSONA_WAREHOUSE_URL points to it; nothing was changed"
+            )
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}: free space or fix the permissions, then run the command again"
+    return None
 
 
 if __name__ == "__main__":

@@ -11,8 +11,7 @@ from persona_pipeline.warehouse.engine import describe, get_engine
 
 
 def seed(args: argparse.Namespace) -> int:
-    end = dt.date.fromisoformat(args.end_date) if args.end_date else None
-    seed_base(args.contacts, args.days, args.seed, end)
+    seed_base(args.contacts, args.days, args.seed, args.end_date)
     return 0
 
 

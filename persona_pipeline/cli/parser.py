@@ -7,6 +7,8 @@ each command's module is imported only when that command runs (see cli.main).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+from typing import NoReturn
 
 from persona_pipeline.core.domain import (
     DEFAULT_MAX_QUARANTINE_SHARE,
@@ -21,8 +23,46 @@ DESCRIPTION = (
 )
 
 
+def positive(text: str) -> int:
+    """A whole number of at least 1 (contacts, days of a backfill, days of an order window)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def non_negative(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, not {text!r}")
+    return int(text)
+
+
+def day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, not {text!r}") from None
+
+
+def share(text: str) -> float:
+    """A share from 0 to 1: nan, inf and negative numbers are refused here, before anything runs."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, like 0.05, not {text!r}") from None
+    if not 0 <= value <= 1:  # also false for nan
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, like 0.05, not {text!r}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (what was wrong and where to read more), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="persona-pipeline", description=DESCRIPTION)
+    top = Parser(prog="persona-pipeline", description=DESCRIPTION)
     sub = top.add_subparsers(dest="command", required=True)
 
     _data_commands(sub)
@@ -36,10 +76,10 @@ def parser() -> argparse.ArgumentParser:
 def _data_commands(sub: argparse._SubParsersAction) -> None:
     """seed, load, models: the customer base and the SQL models."""
     seed = sub.add_parser("seed", help="write a seeded, realistic customer base to the warehouse")
-    seed.add_argument("--contacts", type=int, default=20_000)
-    seed.add_argument("--days", type=int, default=90, help="days of trait history")
-    seed.add_argument("--seed", type=int, default=0)
-    seed.add_argument("--end-date", help="last day of the history, YYYY-MM-DD (default: today)")
+    seed.add_argument("--contacts", type=positive, default=20_000)
+    seed.add_argument("--days", type=non_negative, default=90, help="days of trait history")
+    seed.add_argument("--seed", type=non_negative, default=0)
+    seed.add_argument("--end-date", type=day, help="last day of the history, YYYY-MM-DD (default: today)")
     seed.set_defaults(func="data:seed")
 
     load = sub.add_parser("load", help="load your own contacts (CSV or Parquet) with a trait catalog")
@@ -78,7 +118,7 @@ def _persona_set_commands(sub: argparse._SubParsersAction) -> None:
         type=int,
         help=f"number of personas, {MIN_PERSONAS}..{MAX_PERSONAS} (default: chosen by the data)",
     )
-    create.add_argument("--seed", type=int, default=0)
+    create.add_argument("--seed", type=non_negative, default=0)
     create.add_argument("--analysis-traits", help="extra traits to study, not cluster on, comma separated")
     create.add_argument(
         "--explore",
@@ -101,12 +141,14 @@ def _persona_set_commands(sub: argparse._SubParsersAction) -> None:
     )
     update.add_argument("name")
     update.add_argument("--cohort")
-    update.add_argument("--traits", help="clustering traits, comma separated")
-    update.add_argument(
+    traits = update.add_mutually_exclusive_group()
+    traits.add_argument("--traits", help="clustering traits, comma separated")
+    traits.add_argument(
         "--default-traits", action="store_true", help="reset to the catalog's clustering traits"
     )
-    update.add_argument("--personas", type=int)
-    update.add_argument("--auto-personas", action="store_true", help="let the data choose the number again")
+    personas = update.add_mutually_exclusive_group()
+    personas.add_argument("--personas", type=int)
+    personas.add_argument("--auto-personas", action="store_true", help="let the data choose the number again")
     delete = ps_sub.add_parser("delete", help="delete a persona set, its results and its partition")
     delete.add_argument("name")
     rebuild = ps_sub.add_parser("rebuild", help="queue a rebuild for the sensor")
@@ -120,7 +162,7 @@ def _persona_set_commands(sub: argparse._SubParsersAction) -> None:
     build.add_argument("name")
     build.add_argument(
         "--max-quarantine-share",
-        type=float,
+        type=share,
         default=None,
         help=f"stop the build when more than this share of rows fails validation (default {DEFAULT_MAX_QUARANTINE_SHARE})",
     )
@@ -132,7 +174,7 @@ def _study_commands(sub: argparse._SubParsersAction) -> None:
     analyse = sub.add_parser("analyse", help="refresh a ready persona set's Analysis and print its summary")
     analyse.add_argument("name")
     analyse.add_argument(
-        "--window-days", type=int, default=None, help="orders window, days up to the latest order"
+        "--window-days", type=positive, default=None, help="orders window, days up to the latest order"
     )
     analyse.set_defaults(func="studies:analyse")
 
@@ -141,12 +183,14 @@ def _study_commands(sub: argparse._SubParsersAction) -> None:
     snap = flow_sub.add_parser(
         "snapshot", help="snapshot every ready persona set for a day or a range of days"
     )
-    snap.add_argument("--day", help="the last day, YYYY-MM-DD (default: today or the history's last day)")
-    snap.add_argument("--days", type=int, default=1, help="how many days up to --day (a backfill)")
+    snap.add_argument(
+        "--day", type=day, help="the last day, YYYY-MM-DD (default: today or the history's last day)"
+    )
+    snap.add_argument("--days", type=positive, default=1, help="how many days up to --day (a backfill)")
     show_flow = flow_sub.add_parser("show", help="members per persona per day, and the from -> to matrix")
     show_flow.add_argument("name")
-    show_flow.add_argument("--from", dest="from_day")
-    show_flow.add_argument("--to", dest="to_day")
+    show_flow.add_argument("--from", dest="from_day", type=day)
+    show_flow.add_argument("--to", dest="to_day", type=day)
     flow.set_defaults(func="studies:flow")
 
     report = sub.add_parser("report", help="write the persona set's HTML report and print its path")
@@ -170,7 +214,10 @@ def _scoring_commands(sub: argparse._SubParsersAction) -> None:
     score = sub.add_parser("score", help="assign one contact, given as JSON, to a persona of a ready set")
     score.add_argument("--persona-set", required=True)
     score.add_argument(
-        "--json", required=True, help='the contact\'s traits, e.g. \'{"age": 34, "dog_owner": true}\''
+        "--json",
+        required=True,
+        help='the contact\'s traits: JSON text, e.g. \'{"age": 34, "dog_owner": true}\', @FILE to read it '
+        "from a file, or - to read it from standard input",
     )
     score.set_defaults(func="scoring:score")
 
@@ -193,7 +240,7 @@ def _scoring_commands(sub: argparse._SubParsersAction) -> None:
 def _demo_command(sub: argparse._SubParsersAction) -> None:
     """demo: everything at once on a seeded base."""
     demo = sub.add_parser("demo", help="seed 20,000 contacts, build a persona set and print it")
-    demo.add_argument("--contacts", type=int, default=20_000)
-    demo.add_argument("--days", type=int, default=90)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--contacts", type=positive, default=20_000)
+    demo.add_argument("--days", type=non_negative, default=90)
+    demo.add_argument("--seed", type=non_negative, default=0)
     demo.set_defaults(func="demo:demo")

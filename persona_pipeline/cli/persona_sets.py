@@ -133,7 +133,7 @@ def analysis_traits(engine: Engine, args: argparse.Namespace) -> int:
     chosen = names(args.set)
     record = catalog.set_analysis_traits(engine, args.name, chosen)
     say(f"analysis traits of {record.name!r}: {', '.join(chosen) or 'none'} (the personas are not rebuilt)")
-    if record.status is not PersonaSetStatus.READY:
+    if record.current_build is None:  # nothing built yet: the first build studies them
         return 0
     result = refresh_study(record.name, say, ["persona_analysis", "persona_report"])
     if not result.success:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from persona_pipeline.cli.output import clip, names, say
 from persona_pipeline.errors import ScoringError
@@ -15,12 +17,31 @@ from persona_pipeline.warehouse.engine import get_engine
 def score(args: argparse.Namespace) -> int:
     from persona_pipeline.scoring.realtime import load_scorer  # numpy, pandas: the model
 
-    try:
-        contact = json.loads(args.json)
-    except json.JSONDecodeError as exc:
-        raise ScoringError(f"--json is not valid JSON ({exc.msg} at character {exc.pos})") from exc
+    contact = _contact(args.json)
     say(json.dumps(load_scorer(args.persona_set).score(contact).to_dict()))
     return 0
+
+
+def _contact(given: str) -> dict:
+    """The contact of --json: JSON text, @FILE (a document too large for a command line), or - for stdin."""
+    source = "--json"
+    text = given
+    if given == "-":
+        source, text = "standard input", sys.stdin.read()
+    elif given.startswith("@"):
+        source = given[1:]
+        try:
+            text = Path(source).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ScoringError(f"cannot read the contact from {source}: {reason}") from exc
+    try:
+        contact = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScoringError(f"{source} is not valid JSON ({exc.msg} at character {exc.pos})") from exc
+    if not isinstance(contact, dict):
+        raise ScoringError(f'{source} must hold one JSON object of traits, like {{"age": 34}}')
+    return contact
 
 
 def pipeline(args: argparse.Namespace) -> int:

@@ -10,10 +10,11 @@ from pathlib import Path
 from persona_pipeline.cli.output import clip, quiet, say
 from persona_pipeline.core.domain import names_by_id
 from persona_pipeline.core.flow import transition_matrix
+from persona_pipeline.persona_sets.lifecycle import require_built
 from persona_pipeline.runtime.jobs import refresh_explore, refresh_study, take_snapshots
 from persona_pipeline.studies import explore as explore_page
 from persona_pipeline.studies import flow as flows
-from persona_pipeline.studies.analysis import read_analysis, require_ready
+from persona_pipeline.studies.analysis import read_analysis
 from persona_pipeline.studies.export import export_csv
 from persona_pipeline.studies.report import default_report_path, write_report
 from persona_pipeline.warehouse import persona_sets as store
@@ -23,7 +24,7 @@ from persona_pipeline.warehouse.engine import get_engine
 def analyse(args: argparse.Namespace) -> int:
     engine = get_engine()
     record = store.get(engine, args.name)
-    require_ready(record)
+    require_built(record)
     result = refresh_study(record.name, say, ["persona_analysis", "persona_report"], args.window_days)
     if not result.success:
         say(f"analysis failed: {result.message}")
@@ -57,7 +58,7 @@ def flow(args: argparse.Namespace) -> int:
     engine = get_engine()
     if args.action == "snapshot":
         _, last = flows.history_days(engine)
-        end = dt.date.fromisoformat(args.day) if args.day else min(last, dt.date.today())
+        end = args.day or min(last, dt.date.today())
         days = [end - dt.timedelta(days=i) for i in range(args.days)]
         for day in days:
             flows.require_day(engine, day)
@@ -75,8 +76,8 @@ def flow(args: argparse.Namespace) -> int:
     pivot.columns = [clip(persona_names.get(int(c), str(c)), 24) for c in pivot.columns]
     say(pivot.to_string())
     days = sorted(counts["day"].unique())
-    first = dt.date.fromisoformat(args.from_day) if args.from_day else days[0]
-    second = dt.date.fromisoformat(args.to_day) if args.to_day else days[-1]
+    first = args.from_day or days[0]
+    second = args.to_day or days[-1]
     matrix = transition_matrix(flows.flow_transitions(engine, record.name, first, second))
     matrix.index = [clip(persona_names.get(i, str(i)), 24) for i in matrix.index]
     matrix.columns = [clip(persona_names.get(c, str(c)), 24) for c in matrix.columns]
@@ -87,7 +88,7 @@ def flow(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     engine = get_engine()
     record = store.get(engine, args.name)
-    require_ready(record)
+    require_built(record)
     if args.out:
         say(str(write_report(engine, record.name, args.out)))
         return 0

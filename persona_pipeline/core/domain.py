@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from persona_pipeline.errors import PersonaPipelineError
 
 MIN_PERSONAS = 2
 MAX_PERSONAS = 8
@@ -18,6 +21,33 @@ MAX_NAME_LENGTH = 200  # persona set, persona and pipeline names
 DEFAULT_MAX_QUARANTINE_SHARE = 0.05  # a build stops when more of the cohort's rows than this fail validation
 DEFAULT_WINDOW_DAYS = 365  # the Analysis's order window: days up to the latest order
 EXPORT_KINDS = ("memberships", "analysis", "flow", "history")
+
+
+# Control characters (terminal escapes included), format characters (bidirectional overrides, zero-width
+# joiners), surrogates, private-use and unassigned code points: none belongs in a name people read.
+REFUSED_IN_NAMES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+
+
+def clean_name(text: str, what: str, error: type[PersonaPipelineError]) -> str:
+    """A user's name for something, in NFC and trimmed; refused (with `error`) when empty, too long or holding
+    characters that could disguise it on a terminal or a page."""
+    name = unicodedata.normalize("NFC", text).strip()
+    if not name:
+        raise error(f"{what} needs a name of 1 to {MAX_NAME_LENGTH} characters")
+    if len(name) > MAX_NAME_LENGTH:
+        raise error(f"the name is {len(name)} characters long; keep it to {MAX_NAME_LENGTH}")
+    hidden = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in REFUSED_IN_NAMES})
+    if hidden:
+        raise error(
+            f"{what} name {name!r} holds {', '.join(hidden[:5])}: control characters, terminal escapes and "
+            "direction overrides are not allowed in names; remove them"
+        )
+    return name
+
+
+def name_key(name: str) -> str:
+    """What makes two names the same name: Unicode composition and letter case do not ("Café" = "CAFÉ")."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 class PersonaSetStatus(StrEnum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,36 +31,70 @@ class PersonaModel:
         labels, confidence = clustering.nearest_two(self.transform.transform(frame), self.centroids)
         return np.asarray(self.persona_ids, dtype=np.int32)[labels], confidence
 
+    def to_dict(self, decimals: int | None = 6) -> dict[str, Any]:
+        """As plain data: centroids rounded for storage, or exact (decimals=None) to hand between steps."""
+        centroids = self.centroids.astype(float)
+        return {
+            "transform": self.transform.to_dict(),
+            "centroids": (centroids if decimals is None else centroids.round(decimals)).tolist(),
+            "persona_ids": self.persona_ids,
+            "seed": self.seed,
+        }
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "transform": self.transform.to_dict(),
-                "centroids": self.centroids.astype(float).round(6).tolist(),
-                "persona_ids": self.persona_ids,
-                "seed": self.seed,
-            }
+        return json.dumps(self.to_dict())
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> PersonaModel:
+        return PersonaModel(
+            FeatureTransform.from_dict(data["transform"]),
+            np.asarray(data["centroids"], dtype=np.float64),
+            [int(i) for i in data["persona_ids"]],
+            int(data["seed"]),
         )
 
     @staticmethod
     def from_json(text: str) -> PersonaModel:
-        data = json.loads(text)
-        return PersonaModel(
-            FeatureTransform.from_dict(data["transform"]),
-            np.asarray(data["centroids"], dtype=np.float64),
-            list(data["persona_ids"]),
-            int(data["seed"]),
-        )
+        return PersonaModel.from_dict(json.loads(text))
 
 
 @dataclass
 class BuildOutcome:
     model: PersonaModel
-    persona_ids: np.ndarray  # per row of the frame
-    confidence: np.ndarray
+    persona_ids: np.ndarray  # (n,) int: each row's persona, in the order of the frame
+    confidence: np.ndarray  # (n,) float in [0, 1]
     k_choice: clustering.KChoice
     stability: float
     kept_from_previous: float | None
     dropped_traits: list[str] = field(default_factory=list)
+
+    def to_parts(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """As data, not code: a JSON-able description and the (n,) arrays (steps hand these to each other)."""
+        meta = {
+            "model": self.model.to_dict(decimals=None),
+            "k_choice": {
+                "k": self.k_choice.k,
+                "reason": self.k_choice.reason,
+                "scores": self.k_choice.scores,
+            },
+            "stability": self.stability,
+            "kept_from_previous": self.kept_from_previous,
+            "dropped_traits": self.dropped_traits,
+        }
+        return meta, {"persona_ids": np.asarray(self.persona_ids), "confidence": np.asarray(self.confidence)}
+
+    @staticmethod
+    def from_parts(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> BuildOutcome:
+        choice = meta["k_choice"]
+        return BuildOutcome(
+            model=PersonaModel.from_dict(meta["model"]),
+            persona_ids=arrays["persona_ids"],
+            confidence=arrays["confidence"],
+            k_choice=clustering.KChoice(int(choice["k"]), choice["reason"], list(choice["scores"])),
+            stability=float(meta["stability"]),
+            kept_from_previous=meta["kept_from_previous"],
+            dropped_traits=list(meta["dropped_traits"]),
+        )
 
 
 def usable_traits(frame: pd.DataFrame, traits: list[Trait], explicit: bool) -> tuple[list[Trait], list[str]]:

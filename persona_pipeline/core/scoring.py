@@ -120,14 +120,17 @@ def _number(name: str, value: Any) -> float | None:
         return None
     if isinstance(value, bool):
         raise ScoringError(f"trait {name!r} takes a number, not {value!r}")
+    number = None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
-            raise ScoringError(f"trait {name!r} takes a number, not {value!r}") from None
-    raise ScoringError(f"trait {name!r} takes a number, not {value!r}")
+            number = None
+    if number is None or not math.isfinite(number):
+        raise ScoringError(f"trait {name!r} takes a number, not {value!r}")
+    return number
 
 
 def _boolean(name: str, value: Any) -> bool | None:

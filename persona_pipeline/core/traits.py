@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -69,30 +70,51 @@ class Trait:
             raise CatalogError(
                 f"{where}: trait {name!r} has kind {raw.get('kind')!r}; use one of numeric, categorical, boolean"
             ) from None
-        levels = tuple(str(level) for level in raw.get("levels") or ())
+        given_levels = raw.get("levels") or ()
+        if not isinstance(given_levels, list | tuple):
+            raise CatalogError(
+                f"{where}: trait {name!r} has levels {given_levels!r}; write them as a list, e.g. levels: [north, south]"
+            )
+        levels = tuple(str(level) for level in given_levels)
         if kind is TraitKind.CATEGORICAL and len(levels) < 2:
             raise CatalogError(f"{where}: categorical trait {name!r} needs 'levels' with at least two values")
         if len(set(levels)) != len(levels):
             raise CatalogError(f"{where}: categorical trait {name!r} lists a level twice")
-        minimum = raw.get("min", raw.get("minimum"))
-        maximum = raw.get("max", raw.get("maximum"))
-        if minimum is not None and maximum is not None and float(minimum) > float(maximum):
-            raise CatalogError(f"{where}: trait {name!r} has min {minimum} above max {maximum}")
-        labels = {
-            str(k).lower() if isinstance(k, bool) else str(k): str(v)
-            for k, v in (raw.get("labels") or {}).items()
-        }
+        minimum = _bound(raw.get("min", raw.get("minimum")), "min", name, where)
+        maximum = _bound(raw.get("max", raw.get("maximum")), "max", name, where)
+        if minimum is not None and maximum is not None and minimum > maximum:
+            raise CatalogError(f"{where}: trait {name!r} has min {minimum:g} above max {maximum:g}")
+        given_labels = raw.get("labels") or {}
+        if not isinstance(given_labels, dict):
+            raise CatalogError(
+                f"{where}: trait {name!r} has labels {given_labels!r}; write them as a mapping, e.g. "
+                "labels: {high: Seasoned, low: Young}"
+            )
+        labels = {str(k).lower() if isinstance(k, bool) else str(k): str(v) for k, v in given_labels.items()}
         return Trait(
             name=name,
             kind=kind,
-            minimum=None if minimum is None else float(minimum),
-            maximum=None if maximum is None else float(maximum),
+            minimum=minimum,
+            maximum=maximum,
             levels=levels,
             cluster=bool(raw.get("cluster", True)),
             labels=labels,
             noun=bool(raw.get("noun", False)),
             description=str(raw.get("description", "")),
         )
+
+
+def _bound(value: Any, key: str, name: str, where: str) -> float | None:
+    """A declared min or max: a finite number, or absent."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise CatalogError(f"{where}: trait {name!r} has {key}: {value!r}; write a number, e.g. {key}: 18")
+    return number
 
 
 @dataclass(frozen=True)
@@ -151,8 +173,14 @@ class TraitCatalog:
         path = Path(path)
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise CatalogError(f"{path}: cannot read the trait catalog: {exc}") from exc
+        except OSError as exc:
+            raise CatalogError(f"{path}: cannot read the trait catalog ({exc.strerror})") from exc
+        except UnicodeDecodeError as exc:
+            raise CatalogError(
+                f"{path}: the trait catalog is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+            ) from exc
+        except yaml.YAMLError as exc:
+            raise CatalogError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
         entries = raw.get("traits") if isinstance(raw, dict) else raw
         if not isinstance(entries, list):
             raise CatalogError(f"{path}: expected a list of traits under the key 'traits'")

@@ -45,10 +45,22 @@ def _reason(check: str, trait: Trait | None) -> str:
     return text
 
 
+# Beyond this magnitude a number's squares overflow float64 when features are standardized (mean and variance
+# become inf, then nan, and every build fails); no trait people have is measured in numbers this large.
+LARGEST_USABLE = 1e15
+
+
 def _finite(series: pd.Series) -> pd.Series:
     """No +-inf; values that are not numbers at all are reported by the type coercion instead."""
     numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return pd.Series(~np.isinf(numbers), index=series.index)
+
+
+def _usable(series: pd.Series) -> pd.Series:
+    """Finite numbers of a magnitude the features can standardize; missing values pass (nullable)."""
+    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return pd.Series(~(np.abs(numbers) > LARGEST_USABLE) | np.isinf(numbers), index=series.index)
 
 
 def schema_for(traits: list[Trait]) -> pa.DataFrameSchema:
@@ -58,7 +70,12 @@ def schema_for(traits: list[Trait]) -> pa.DataFrameSchema:
     }
     for trait in traits:
         if trait.kind is TraitKind.NUMERIC:
-            checks = [pa.Check(_finite, name="finite", error="not a finite number (inf)")]
+            checks = [
+                pa.Check(_finite, name="finite", error="not a finite number (inf)"),
+                pa.Check(
+                    _usable, name="usable", error=f"a magnitude beyond {LARGEST_USABLE:g}: not a usable value"
+                ),
+            ]
             if trait.minimum is not None and trait.maximum is not None:
                 checks.append(pa.Check.in_range(trait.minimum, trait.maximum))
             elif trait.minimum is not None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dagster import DagsterInstance, DagsterRun, RunsFilter
 
 from persona_pipeline.defs.persona_sets.jobs import BUILD_JOB
-from persona_pipeline.defs.persona_sets.partitions import persona_set_id
+from persona_pipeline.defs.persona_sets.partitions import partition_key, persona_set_id
 from persona_pipeline.defs.scoring.jobs import SCORE_JOB, pipeline_of
 from persona_pipeline.defs.shared.orphans import fail_orphaned_runs
 from persona_pipeline.defs.shared.resources import WarehouseResource
@@ -38,6 +38,31 @@ def drop_killed_runs_shadows(_dagster: DagsterInstance, run: DagsterRun, _messag
         runs.abandon_run(WarehouseResource().engine(), name, runs.run_token(run.run_id))
 
 
+def settle_abandoned_builds(dagster: DagsterInstance, say: Callable[[str], None] | None = None) -> list[str]:
+    """Sets left "building" with no unfinished run on them become errored; returns their names.
+
+    A build run that failed while it could not write the set's status (the warehouse restarting or its disk
+    full during the memberships write) is recorded failed by Dagster, but its set would stay "building".
+    """
+    engine = WarehouseResource().engine()
+    settled = []
+    for record in lifecycle.building_sets(engine):
+        key = partition_key(record.id)
+        running = RunsFilter(statuses=UNFINISHED_RUN_STATUSES, tags={"dagster/partition": key})
+        if dagster.get_runs(running, limit=1):
+            continue
+        lifecycle.build_abandoned(engine, record.id)
+        settled.append(record.name)
+        if say:
+            say(f"persona set {record.name!r} was left building by a run that ended: marked errored")
+    return settled
+
+
 def fail_killed_runs(dagster: DagsterInstance, say: Callable[[str], None] | None = None) -> list[str]:
-    """Mark failed the runs of killed CLI processes on this host, settling each domain first; their ids."""
-    return fail_orphaned_runs(dagster, [settle_killed_build, drop_killed_runs_shadows], say)
+    """Mark failed the runs of killed CLI processes on this host, settling each domain first; their ids.
+
+    Then no set stays "building" without a run on it (settle_abandoned_builds).
+    """
+    failed = fail_orphaned_runs(dagster, [settle_killed_build, drop_killed_runs_shadows], say)
+    settle_abandoned_builds(dagster, say)
+    return failed

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -128,10 +129,20 @@ def validate_cohort(engine: Engine, ctx: BuildContext, frame: pd.DataFrame) -> V
     return result
 
 
+def check_quarantine_limit(limit: float) -> float:
+    """The share of rows allowed to fail validation: a finite number from 0 to 1, refused before anything runs."""
+    if not (isinstance(limit, int | float) and math.isfinite(limit) and 0 <= limit <= 1):
+        raise BuildError(
+            f"max_quarantine_share must be a share from 0 to 1 (0.05 allows 5% of rows to fail), not {limit!r}"
+        )
+    return float(limit)
+
+
 def judge_quarantine(
     engine: Engine, ctx: BuildContext, result: ValidationResult, limit: float
 ) -> QuarantineVerdict:
     """Whether the quarantined share is within `limit`; over it, the set is errored with the top reasons."""
+    limit = check_quarantine_limit(limit)
     if result.failed_share <= limit:
         return QuarantineVerdict(True, f"{result.failed_share:.2%} of rows quarantined (limit {limit:.1%})")
     top = "; ".join(f"{r.column}: {r.reason} ({r.rows} rows)" for r in result.summary().head(3).itertuples())

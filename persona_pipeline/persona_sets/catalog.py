@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from persona_pipeline.core.domain import MAX_NAME_LENGTH, MAX_PERSONAS, MIN_PERSONAS, PersonaSet
+from persona_pipeline.core.domain import MAX_PERSONAS, MIN_PERSONAS, PersonaSet, clean_name, name_key
 from persona_pipeline.errors import AnalysisError, CatalogError, PersonaSetError
 from persona_pipeline.persona_sets import lifecycle
 from persona_pipeline.sql_models import discover, require_cohort
@@ -21,15 +21,6 @@ from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.trait_catalog import load_catalog
 
 _UNSET: Any = object()
-
-
-def _clean_name(name: str, what: str = "a persona set") -> str:
-    clean = name.strip()
-    if not clean:
-        raise PersonaSetError(f"{what} needs a name: pass --name NAME")
-    if len(clean) > MAX_NAME_LENGTH:
-        raise PersonaSetError(f"the name is {len(clean)} characters long; keep it to {MAX_NAME_LENGTH}")
-    return clean
 
 
 def _require_k(n_personas: int | None) -> None:
@@ -63,7 +54,7 @@ def create(
     show_in_explore: bool = True,
 ) -> PersonaSet:
     """Queue a new persona set on a cohort (traits: None for the catalog's clustering traits)."""
-    clean = _clean_name(name)
+    clean = clean_name(name, "a persona set", PersonaSetError)
     require_cohort(discover(), cohort)
     require_traits(engine, traits or None)
     if analysis_traits:
@@ -115,16 +106,14 @@ def rebuild(engine: Engine, name: str) -> PersonaSet:
 def rename_persona(engine: Engine, name: str, persona_id: int, new_name: str) -> str:
     """Rename a persona of the current build; later builds keep the name while the persona survives."""
     record = store.get(engine, name)
-    clean = new_name.strip()
-    if not clean or len(clean) > MAX_NAME_LENGTH:
-        raise PersonaSetError(f"a persona name needs 1 to {MAX_NAME_LENGTH} characters")
+    clean = clean_name(new_name, "a persona", PersonaSetError)
     current = {p.persona_id: p.name for p in store.read_personas(engine, record.id)}
     if persona_id not in current:
         raise PersonaSetError(
             f"persona set {record.name!r} has no persona {persona_id}; its personas are "
             + ", ".join(f"{pid} ({n})" for pid, n in current.items())
         )
-    if any(n == clean and pid != persona_id for pid, n in current.items()):
+    if any(name_key(n) == name_key(clean) and pid != persona_id for pid, n in current.items()):
         raise PersonaSetError(f"another persona of {record.name!r} is already named {clean!r}")
     store.rename_persona(engine, record, persona_id, clean)
     return clean

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.domain import PersonaSet, PersonaSetStatus
-from persona_pipeline.errors import PersonaSetError
+from persona_pipeline.errors import NotBuiltError, PersonaSetError
 from persona_pipeline.warehouse import persona_sets as store
 
 if TYPE_CHECKING:
@@ -62,6 +62,17 @@ def land_memberships(engine: Engine, persona_set_id: int, build: int, frame: pd.
     from persona_pipeline.warehouse import memberships  # pandas: the CLI's catalog commands never need it
 
     return memberships.replace_memberships(engine, persona_set_id, build, frame, Status.READY)
+
+
+def require_built(record: PersonaSet) -> None:
+    """A set serves its current build whatever its status (queued, building, errored): only a set that never
+    finished a build has nothing to serve."""
+    if record.current_build is None:
+        state = f"{record.status}: {record.error}" if record.error else str(record.status)
+        raise NotBuiltError(
+            f"persona set {record.name!r} is not ready ({state}) and has no build to serve yet; build it "
+            f"first: persona-pipeline persona-set build {record.name!r}"
+        )
 
 
 def queued_sets(engine: Engine) -> list[PersonaSet]:
@@ -118,6 +129,24 @@ def build_killed(engine: Engine, persona_set_id: int, message: str) -> None:
         return
     if record.status is Status.BUILDING:
         mark_errored(engine, record.id, message)
+
+
+def building_sets(engine: Engine) -> list[PersonaSet]:
+    return [r for r in store.list_all(engine) if r.status is Status.BUILDING]
+
+
+def build_abandoned(engine: Engine, persona_set_id: int) -> None:
+    """A set still "building" after its run ended (failed where its status could not be written)."""
+    record = store.get_by_id(engine, persona_set_id)
+    if record.status is not Status.BUILDING:
+        return
+    served = f"build {record.current_build} still serves" if record.current_build else "it has no build yet"
+    mark_errored(
+        engine,
+        persona_set_id,
+        "its build run ended without finishing (the warehouse or the run's process stopped mid-build); "
+        f"{served}. Build it again: persona-pipeline persona-set build {record.name!r}",
+    )
 
 
 def settle_build_run(engine: Engine, before: PersonaSet, failure: str) -> tuple[bool, str]:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dagster import AssetKey, ExecuteInProcessResult
+from dagster import AssetKey, DagsterUnknownPartitionError, ExecuteInProcessResult, RunsFilter
 
 from persona_pipeline.config import score_buckets
 from persona_pipeline.definitions import make_definitions
@@ -19,11 +19,14 @@ from persona_pipeline.defs.persona_sets.partitions import partition_key, persona
 from persona_pipeline.defs.scoring.jobs import SCORE_JOB, score_run_config
 from persona_pipeline.defs.shared.orphans import PROCESS_TAG, process_identity
 from persona_pipeline.defs.shared.progress import PROGRESS_LOGGER, progress_sink
+from persona_pipeline.defs.shared.runs import UNFINISHED_RUN_STATUSES
 from persona_pipeline.defs.sql_models.assets import model_key
 from persona_pipeline.defs.sql_models.jobs import SQL_MODELS_JOB
 from persona_pipeline.defs.studies.explore import EXPLORE_JOB
 from persona_pipeline.defs.studies.jobs import SNAPSHOT_JOB, STUDY_JOB
+from persona_pipeline.errors import PersonaSetError
 from persona_pipeline.persona_sets import lifecycle
+from persona_pipeline.persona_sets.build import check_quarantine_limit
 from persona_pipeline.runtime.instance import instance
 from persona_pipeline.scoring import pipelines
 from persona_pipeline.sql_models import discover, execution_order, require_cohort, stale_models
@@ -58,18 +61,24 @@ def run_job(
     dagster = instance()
     fail_killed_runs(dagster, say)
     with progress_sink(say):
-        return (
-            make_definitions()
-            .resolve_job_def(job_name)
-            .execute_in_process(
-                run_config=config,
-                instance=dagster,
-                asset_selection=asset_selection,
-                partition_key=partition_key,
-                raise_on_error=False,
-                tags={PROCESS_TAG: process_identity(os.getpid()) or ""},
+        try:
+            return (
+                make_definitions()
+                .resolve_job_def(job_name)
+                .execute_in_process(
+                    run_config=config,
+                    instance=dagster,
+                    asset_selection=asset_selection,
+                    partition_key=partition_key,
+                    raise_on_error=False,
+                    tags={PROCESS_TAG: process_identity(os.getpid()) or ""},
+                )
             )
-        )
+        except DagsterUnknownPartitionError as exc:  # deleted between our look and the run's start
+            raise PersonaSetError(
+                f"the partition {partition_key} went away as the {job_name} run started (its persona set was "
+                "deleted meanwhile); nothing was run"
+            ) from exc
 
 
 def run_sql_models(say: Say, only: list[str] | None = None, changed_only: bool = False) -> tuple[bool, str]:
@@ -120,6 +129,8 @@ def build_persona_set(
     engine = get_engine()
     record = store.get(engine, name)
     require_cohort(discover(), record.cohort)
+    if max_quarantine_share is not None:
+        check_quarantine_limit(max_quarantine_share)  # before anything changes: the set keeps its status
     start = time.perf_counter()
     if refresh_models:
         ok, failure = run_sql_models(say, [record.cohort], changed_only=True)
@@ -128,7 +139,15 @@ def build_persona_set(
             lifecycle.mark_errored(engine, record.id, message)
             return RunReport(False, "", time.perf_counter() - start, message)
     key = partition_key(record.id)
-    instance().add_dynamic_partitions(persona_set_partitions.name, [key])
+    dagster = instance()
+    fail_killed_runs(dagster, say)
+    running = dagster.get_runs(RunsFilter(statuses=UNFINISHED_RUN_STATUSES, tags={"dagster/partition": key}))
+    if running:
+        raise PersonaSetError(
+            f"persona set {record.name!r} is being built or studied now (run {running[0].run_id}, "
+            f"{running[0].job_name}); wait for it to finish, or terminate it in the Dagster UI, then build again"
+        )
+    dagster.add_dynamic_partitions(persona_set_partitions.name, [key])
     say(f"building persona set {record.name!r} (partition {key})")
     run_config = {}
     if max_quarantine_share is not None:

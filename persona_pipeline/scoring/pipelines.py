@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.config import exports_dir
-from persona_pipeline.core.domain import MAX_NAME_LENGTH, Pipeline, Trigger
+from persona_pipeline.core.domain import Pipeline, Trigger, clean_name
 from persona_pipeline.core.lineage import PipelineRef
 from persona_pipeline.errors import PipelineError
 from persona_pipeline.sql_models import discover, require_cohort
@@ -42,9 +42,7 @@ def create(
     destination_table: str | None = None,
     destination_csv: str | None = None,
 ) -> Pipeline:
-    clean = name.strip()
-    if not clean or len(clean) > MAX_NAME_LENGTH:
-        raise PipelineError(f"a pipeline needs a name of 1 to {MAX_NAME_LENGTH} characters")
+    clean = clean_name(name, "a pipeline", PipelineError)
     if not population:
         raise PipelineError("a pipeline needs a population: --population cohort[,cohort]")
     models = discover()

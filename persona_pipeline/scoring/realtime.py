@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from persona_pipeline.core.domain import names_by_id
 from persona_pipeline.core.model import PersonaModel
 from persona_pipeline.core.scoring import Scorer
-from persona_pipeline.studies.analysis import require_ready
+from persona_pipeline.persona_sets.lifecycle import require_built
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import get_engine
 from persona_pipeline.warehouse.trait_catalog import load_catalog
@@ -22,7 +22,7 @@ def load_scorer(name: str, engine: Engine | None = None) -> Scorer:
     """The scorer of a ready persona set's current build, with its persona names."""
     engine = engine or get_engine()
     record = store.get(engine, name)
-    require_ready(record)
+    require_built(record)
     build = store.current_build(engine, record)
     names = names_by_id(store.read_personas(engine, record.id))
     return Scorer(PersonaModel.from_json(build.model), names, set(load_catalog(engine).names))

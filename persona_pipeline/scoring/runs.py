@@ -13,7 +13,6 @@ rows go keeps a rerun after a crash free of duplicates and gaps:
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 import uuid
 from collections import deque
@@ -29,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from threadpoolctl import threadpool_limits
 
+from persona_pipeline import files
 from persona_pipeline.config import score_buckets
 from persona_pipeline.core.domain import (
     ChangeWindow,
@@ -270,11 +270,8 @@ def finish_run(
     path = None
     if pipeline.destination_csv:
         path = Path(pipeline.destination_csv)
-        temporary = path.with_suffix(path.suffix + ".partial")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with temporary.open("wb") as handle:
+        with files.atomic_output(path) as handle:
             scores.stream_scores_csv(engine, pipeline, handle)
-        os.replace(temporary, path)
     store.mark_run(engine, pipeline)
     return path
 

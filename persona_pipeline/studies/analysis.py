@@ -9,9 +9,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.analysis import OrderQuality, analyse
-from persona_pipeline.core.domain import DEFAULT_WINDOW_DAYS, PersonaSet, PersonaSetStatus
+from persona_pipeline.core.domain import DEFAULT_WINDOW_DAYS, PersonaSet
 from persona_pipeline.core.traits import Trait
 from persona_pipeline.errors import AnalysisError, CatalogError
+from persona_pipeline.persona_sets.lifecycle import require_built
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame, write_frame
 from persona_pipeline.warehouse.engine import quote
@@ -19,16 +20,7 @@ from persona_pipeline.warehouse.memberships import CURRENT_MEMBERSHIPS, read_mem
 from persona_pipeline.warehouse.tables import persona_analysis
 from persona_pipeline.warehouse.trait_catalog import load_catalog
 
-__all__ = ["DEFAULT_WINDOW_DAYS", "read_analysis", "require_ready", "run_analysis"]
-
-
-def require_ready(record: PersonaSet) -> None:
-    if record.status is not PersonaSetStatus.READY or record.current_build is None:
-        state = f"{record.status}: {record.error}" if record.error else record.status
-        raise AnalysisError(
-            f"persona set {record.name!r} is not ready ({state}); build it first: "
-            f"persona-pipeline persona-set build {record.name!r}"
-        )
+__all__ = ["DEFAULT_WINDOW_DAYS", "read_analysis", "run_analysis"]
 
 
 def analysis_traits(engine: Engine, record: PersonaSet) -> tuple[list[Trait], list[Trait]]:
@@ -81,7 +73,7 @@ def run_analysis(
     record = (
         store.get_by_id(engine, name_or_id) if isinstance(name_or_id, int) else store.get(engine, name_or_id)
     )
-    require_ready(record)
+    require_built(record)
     if window_days < 1:
         raise AnalysisError(f"the order window must be at least one day, not {window_days}")
     clustering, extra = analysis_traits(engine, record)

@@ -10,6 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from persona_pipeline import files
 from persona_pipeline.config import geography_trait as configured_geography_trait
 from persona_pipeline.config import reports_dir
 from persona_pipeline.core.render.explore import ExploreSet, geography
@@ -74,6 +75,5 @@ def write_explore(engine: Engine, out: str | Path | None = None) -> tuple[Path, 
     trait = geography_trait(engine)
     geo = explore_geography(engine, sets, trait) if sets and trait else None
     path = Path(out) if out else default_explore_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_explore(sets, geo, trait), encoding="utf-8")
+    files.write_text(path, render_explore(sets, geo, trait))
     return path, explore_sizes(sets)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from persona_pipeline import files
 from persona_pipeline.core.domain import EXPORT_KINDS
 from persona_pipeline.errors import AnalysisError
-from persona_pipeline.studies.analysis import require_ready
+from persona_pipeline.persona_sets.lifecycle import require_built
 from persona_pipeline.studies.flow import flow_counts
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import stream_csv
@@ -23,7 +24,7 @@ def export_csv(engine: Engine, name: str, what: str, out: Path) -> int:
     if what not in EXPORTS:
         raise AnalysisError(f"--what must be one of {', '.join(EXPORTS)}, not {what!r}")
     if what != "flow":
-        require_ready(record)
+        require_built(record)
     queries = {
         "memberships": "SELECT m.contact_id, m.persona_id, p.name AS persona_name, m.confidence, m.build "  # noqa: S608
         "FROM persona_memberships m JOIN personas p ON p.persona_set_id = m.persona_set_id "
@@ -34,8 +35,7 @@ def export_csv(engine: Engine, name: str, what: str, out: Path) -> int:
         "history": "SELECT contact_id, persona_id, valid_from, valid_to, build FROM membership_history "
         "WHERE persona_set_id = :id ORDER BY contact_id, valid_from",
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("wb") as handle:
+    with files.atomic_output(out) as handle:
         if what == "flow":
             handle.write(flow_counts(engine, record.name).to_csv(index=False).encode())
         else:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.core import flow
-from persona_pipeline.core.domain import PersonaSet, PersonaSetStatus
+from persona_pipeline.core.domain import PersonaSet
 from persona_pipeline.core.model import PersonaModel
 from persona_pipeline.errors import FlowError
 from persona_pipeline.warehouse import persona_sets as store
@@ -82,11 +82,13 @@ def _normalize_times(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def snapshot_day(engine: Engine, day: dt.date) -> dict[str, int]:
-    """Store every ready persona set's memberships as of `day`; returns members per set. Idempotent."""
+    """Store every built persona set's memberships as of `day` (its current build); members per set. Idempotent."""
     require_day(engine, day)
     results: dict[str, int] = {}
     for record in store.list_all(engine):
-        if record.status is not PersonaSetStatus.READY or record.current_build is None:
+        if (
+            record.current_build is None
+        ):  # a set being rebuilt, or whose rebuild failed, serves its current build
             continue
         results[record.name] = _snapshot_set(engine, record, day)
     return results

@@ -7,19 +7,21 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from persona_pipeline import files
 from persona_pipeline.config import reports_dir
 from persona_pipeline.core import flow
 from persona_pipeline.core.domain import PersonaSet
 from persona_pipeline.core.render.report import ReportData
 from persona_pipeline.core.render.report import render as render_report
-from persona_pipeline.studies.analysis import read_analysis, require_ready, run_analysis
+from persona_pipeline.persona_sets.lifecycle import require_built
+from persona_pipeline.studies.analysis import read_analysis, run_analysis
 from persona_pipeline.studies.flow import flow_history
 from persona_pipeline.warehouse import persona_sets as store
 
 
 def report_data(engine: Engine, name: str) -> ReportData:
     record = store.get(engine, name)
-    require_ready(record)
+    require_built(record)
     build = store.current_build(engine, record)
     table = read_analysis(engine, record.id)
     if table.empty:
@@ -46,6 +48,4 @@ def write_report(engine: Engine, name: str, out: str | Path | None = None) -> Pa
     """Write the set's self-contained HTML report; returns its path."""
     data = report_data(engine, name)
     path = Path(out) if out else default_report_path(store.get(engine, name))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(data), encoding="utf-8")
-    return path
+    return files.write_text(path, render_report(data))

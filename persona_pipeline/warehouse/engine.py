@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.config import warehouse_url
+from persona_pipeline.errors import ConfigError
 
 
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     """One engine (and its connection pool) per URL in this process."""
     if url.startswith("sqlite"):
+        _require_usable_file(sa.engine.make_url(url).database)
         engine = sa.create_engine(url, connect_args={"timeout": 60})
 
         @sa.event.listens_for(engine, "connect")
@@ -25,6 +28,15 @@ def engine_for(url: str) -> Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _require_usable_file(database: str | None) -> None:
+    """An empty (0-byte) SQLite file is a truncated warehouse, not a new one: refuse it rather than start over."""
+    if database and database != ":memory:" and os.path.isfile(database) and os.path.getsize(database) == 0:
+        raise ConfigError(
+            f"the embedded warehouse {database} is an empty file (0 bytes): it was truncated or never written. "
+            "Restore it from a backup, or delete it to start an empty warehouse"
+        )
 
 
 def normalize_url(url: str) -> str:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSet, PersonaSetStatus
+from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSet, PersonaSetStatus, name_key
 from persona_pipeline.errors import PersonaSetError
 from persona_pipeline.warehouse.tables import (
     ensure_catalog_tables,
@@ -67,9 +68,13 @@ def insert(
     ensure_catalog_tables(engine)
     stamp = now()
     with engine.begin() as conn:
-        exists = conn.execute(sa.select(persona_sets.c.id).where(persona_sets.c.name == name)).first()
-        if exists:
-            raise PersonaSetError(f"a persona set named {name!r} exists already; choose another name")
+        names = conn.execute(sa.select(persona_sets.c.name)).scalars()
+        same = [n for n in names if name_key(n) == name_key(name)]
+        if same:
+            raise PersonaSetError(
+                f"a persona set named {same[0]!r} exists already (names differing only in case or Unicode "
+                "composition are the same name); choose another name"
+            )
         conn.execute(
             persona_sets.insert().values(
                 name=name,
@@ -89,6 +94,7 @@ def insert(
 
 def get(engine: Engine, name: str) -> PersonaSet:
     ensure_catalog_tables(engine)
+    name = unicodedata.normalize("NFC", name)  # names are stored composed
     with engine.connect() as conn:
         row = conn.execute(sa.select(persona_sets).where(persona_sets.c.name == name)).first()
         if row is None:

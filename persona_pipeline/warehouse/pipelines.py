@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from persona_pipeline.core.domain import Pipeline, Trigger
+from persona_pipeline.core.domain import Pipeline, Trigger, name_key
 from persona_pipeline.errors import PipelineError
 from persona_pipeline.warehouse.persona_sets import now
 from persona_pipeline.warehouse.replacement import drop_shadows, is_partitioned
@@ -48,8 +49,13 @@ def insert(
     """Store a pipeline the service validated; its name and destinations must be free."""
     ensure_catalog_tables(engine)
     with engine.begin() as conn:
-        if conn.execute(sa.select(pipelines_table.c.id).where(pipelines_table.c.name == name)).first():
-            raise PipelineError(f"a pipeline named {name!r} exists already")
+        same = [
+            n
+            for n in conn.execute(sa.select(pipelines_table.c.name)).scalars()
+            if name_key(n) == name_key(name)
+        ]
+        if same:
+            raise PipelineError(f"a pipeline named {same[0]!r} exists already (case and composition aside)")
         _require_free_destinations(conn, destination_table, destination_csv)
         conn.execute(
             pipelines_table.insert().values(
@@ -92,6 +98,7 @@ def _require_free_destinations(conn: Connection, table: str | None, csv: str | N
 
 def get(engine: Engine, name: str) -> Pipeline:
     ensure_catalog_tables(engine)
+    name = unicodedata.normalize("NFC", name)  # names are stored composed
     with engine.connect() as conn:
         row = conn.execute(sa.select(pipelines_table).where(pipelines_table.c.name == name)).first()
     if row is None:

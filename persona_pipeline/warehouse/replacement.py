@@ -31,6 +31,13 @@ class Replacement:
     token: str
     since: dt.datetime
 
+    def to_dict(self) -> dict[str, str]:
+        return {"token": self.token, "since": self.since.isoformat()}
+
+    @staticmethod
+    def from_dict(data: dict[str, str]) -> Replacement:
+        return Replacement(data["token"], dt.datetime.fromisoformat(data["since"]))
+
 
 def is_partitioned(conn: Connection, table: str) -> bool:
     """Partitioned as create_partitioned does it (a user's table partitioned otherwise is left alone)."""

@@ -42,6 +42,7 @@ persona_sets = sa.Table(
     sa.Column("current_build", sa.Integer, nullable=True),
     sa.Column("analysis_traits", sa.Text, nullable=True),  # JSON list: studied, not clustered on
     sa.Column("show_in_explore", sa.Boolean, nullable=False, server_default=sa.true()),
+    sqlite_autoincrement=True,  # ids are never reused: a new set must not inherit a deleted one's partition
 )
 
 persona_builds = sa.Table(
@@ -152,6 +153,7 @@ pipelines = sa.Table(
     sa.Column("destination_csv", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("last_run_at", sa.DateTime, nullable=True),
+    sqlite_autoincrement=True,  # ids are never reused, as on PostgreSQL
 )
 
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -251,3 +252,39 @@ def test_a_process_is_known_by_its_pid_and_start_so_a_reused_pid_is_not_it() -> 
         child.kill()
         child.wait()
     assert process_identity(child.pid) is None
+
+
+SLOW_FIT = """
+import sys, time
+from persona_pipeline.cli import main
+from persona_pipeline.persona_sets import build
+
+real = build.fit_personas
+
+def slow(*args, **kwargs):
+    time.sleep(8)  # long enough for the test to try a second build meanwhile
+    return real(*args, **kwargs)
+
+build.fit_personas = slow
+sys.exit(main(["persona-set", "build", "Customers"]))
+"""
+
+
+def test_a_second_build_of_a_set_being_built_is_refused_and_the_first_lands(
+    ready: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = store.get(ready, "Customers").current_build
+    first = subprocess.Popen([sys.executable, "-c", SLOW_FIT], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(600):  # the first build is in its steps once the set says so
+            if store.get(ready, "Customers").status == "building":
+                break
+            time.sleep(0.1)
+        assert main(["persona-set", "build", "Customers"]) == 2
+        err = capsys.readouterr().err
+        assert "is being built or studied now" in err and len(err.strip().splitlines()) == 1
+    finally:
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err.decode()[-2000:]
+    after = store.get(ready, "Customers")
+    assert after.status == "ready" and after.current_build == before + 1

@@ -26,6 +26,9 @@ from persona_pipeline_tests.helpers import END_DATE
 
 HOSTILE_SET = "<script>alert(1)</script>"
 HOSTILE_PERSONA = "x'; drop table contacts;-- <img src=x onerror=alert(2)>"
+SCRIPT_BREAKER = (
+    "<!--<script>"  # in the embedded data, it once swallowed the page's code: no Analysis, no Flow
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +61,10 @@ def test_report_in_chromium(seeded: Engine, browser: webdriver.Chrome, tmp_path:
             sa.text("UPDATE personas SET name = :n WHERE persona_set_id = :s AND persona_id = 1"),
             {"n": HOSTILE_PERSONA, "s": record.id},
         )
+        conn.execute(
+            sa.text("UPDATE personas SET name = :n WHERE persona_set_id = :s AND persona_id = 2"),
+            {"n": SCRIPT_BREAKER, "s": record.id},
+        )
     days = [END_DATE - dt.timedelta(days=d) for d in (21, 14, 7, 0)]
     assert all(ok for _, ok, _ in take_snapshots(days, lambda _: None))
     path = write_report(seeded, HOSTILE_SET, tmp_path / "report.html")
@@ -69,7 +76,7 @@ def test_report_in_chromium(seeded: Engine, browser: webdriver.Chrome, tmp_path:
     _no_alert(browser)
     assert browser.find_element(By.TAG_NAME, "h1").text == HOSTILE_SET
     names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".persona-name")]
-    assert HOSTILE_PERSONA in names
+    assert HOSTILE_PERSONA in names and SCRIPT_BREAKER in names
     assert len(browser.find_elements(By.TAG_NAME, "script")) == 2  # the data block and ours, nothing injected
     assert browser.find_element(By.ID, "definition").is_displayed()
     assert not browser.find_element(By.ID, "analysis").is_displayed()

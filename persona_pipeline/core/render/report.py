@@ -7,7 +7,6 @@ through textContent, never as markup.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +14,7 @@ import pandas as pd
 
 from persona_pipeline.core.domain import BuildSummary, Persona
 from persona_pipeline.core.render.html import escape as _e
+from persona_pipeline.core.render.html import script_json
 from persona_pipeline.core.render.palette import COHORT_COLOUR, PALETTE
 from persona_pipeline.core.render.palette import colour as _colour
 
@@ -377,7 +377,7 @@ def render(data: ReportData) -> str:
         "counts": counts,
         "paths": [[[list(s) for s in segments], n] for segments, n in data.trajectories],
     }
-    embedded = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
+    embedded = script_json(payload)
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{_e(data.set_name)} · persona set</title><style>{STYLE}</style></head><body>"

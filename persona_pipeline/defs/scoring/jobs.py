@@ -18,6 +18,7 @@ from persona_pipeline.core.domain import ChangeWindow, ScoringBucket
 from persona_pipeline.defs.shared.executor import step_executor
 from persona_pipeline.defs.shared.resources import WarehouseResource
 from persona_pipeline.scoring import pipelines, runs
+from persona_pipeline.warehouse.replacement import Replacement
 
 SCORE_JOB = "score_pipeline"
 
@@ -65,9 +66,10 @@ def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: Wa
     replacement = None
     if _window(config) is None:
         replacement = runs.start_replacement(engine, pipeline, runs.run_token(context.run_id))
-    for bucket in buckets:  # step outputs are pickled: the Replacement travels as it is
+    shadows = replacement.to_dict() if replacement else None  # step outputs travel as JSON
+    for bucket in buckets:
         yield DynamicOutput(
-            {"bucket": bucket.to_list(), "replacement": replacement}, mapping_key=f"bucket_{bucket.index}"
+            {"bucket": bucket.to_list(), "replacement": shadows}, mapping_key=f"bucket_{bucket.index}"
         )
 
 
@@ -78,9 +80,7 @@ def score_bucket(
     engine = warehouse.engine()
     pipeline = pipelines.get(engine, config.pipeline)
     bucket = ScoringBucket.from_list(work["bucket"])
-    scored = runs.score_bucket(
-        engine, pipeline, bucket, window=_window(config), replacement=work["replacement"]
-    )
+    scored = runs.score_bucket(engine, pipeline, bucket, window=_window(config), replacement=_shadows(work))
     context.log.info(f"bucket {bucket.index}: {scored:,} contacts scored")
     return work | {"scored": scored}
 
@@ -91,7 +91,7 @@ def finish_scoring(
 ) -> int:
     engine = warehouse.engine()
     pipeline = pipelines.get(engine, config.pipeline)
-    replacement = done[0]["replacement"] if done else None
+    replacement = _shadows(done[0]) if done else None
     buckets = sorted((ScoringBucket.from_list(d["bucket"]) for d in done), key=lambda b: b.index)
     path = runs.finish_run(engine, pipeline, replacement, buckets)
     scored = sum(d["scored"] for d in done)
@@ -101,6 +101,10 @@ def finish_scoring(
         + (f"; CSV {path}" if path else "")
     )
     return scored
+
+
+def _shadows(work: dict) -> Replacement | None:
+    return Replacement.from_dict(work["replacement"]) if work["replacement"] else None
 
 
 @failure_hook(required_resource_keys={"warehouse"})
