@@ -70,6 +70,10 @@ class BuildError(PersonaPipelineError):
     """A build step that cannot go on; the message says what to do."""
 
 
+class BuildAlreadyRunning(BuildError):
+    """Another run is building the set: this one stops and leaves the set to it."""
+
+
 class PipelineError(PersonaPipelineError):
     """A pipeline that cannot be created or run as asked; the message says what to change."""
 

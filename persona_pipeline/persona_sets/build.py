@@ -23,7 +23,7 @@ from persona_pipeline.core.model import BuildOutcome, PersonaModel, build_model
 from persona_pipeline.core.personas import describe_personas
 from persona_pipeline.core.traits import Trait, TraitCatalog, TraitKind
 from persona_pipeline.core.validation import ValidationResult, validate
-from persona_pipeline.errors import BuildError, SqlModelError
+from persona_pipeline.errors import BuildAlreadyRunning, BuildError, SqlModelError
 from persona_pipeline.persona_sets import lifecycle
 from persona_pipeline.sql_models import refresh_stale
 from persona_pipeline.warehouse import memberships
@@ -53,6 +53,8 @@ def marks_errors(engine: Engine, persona_set_id: int) -> Iterator[None]:
     """Any failure of a build step marks the persona set errored with the error's text, then propagates."""
     try:
         yield
+    except BuildAlreadyRunning:
+        raise  # the set belongs to the build that is running: it settles the status
     except Exception as exc:
         with contextlib.suppress(Exception):
             lifecycle.mark_errored(engine, persona_set_id, f"{type(exc).__name__}: {exc}")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.domain import PersonaSet, PersonaSetStatus
-from persona_pipeline.errors import NotBuiltError, PersonaSetError
+from persona_pipeline.errors import BuildAlreadyRunning, NotBuiltError, PersonaSetError
 from persona_pipeline.warehouse import persona_sets as store
 
 if TYPE_CHECKING:
@@ -46,7 +46,12 @@ def queue(engine: Engine, record: PersonaSet, **definition: Any) -> None:
 
 
 def start_building(engine: Engine, record: PersonaSet) -> None:
-    store.write_status(engine, record.id, Status.BUILDING)
+    """The set is building now; refused while another build is (that build settles the set, not this one)."""
+    if not store.claim_building(engine, record.id):
+        raise BuildAlreadyRunning(
+            f"persona set {record.name!r} is being built by another run now; this one stopped without changing "
+            "it. Wait for that build, or terminate it in the Dagster UI"
+        )
 
 
 def mark_errored(engine: Engine, persona_set_id: int, message: str) -> None:

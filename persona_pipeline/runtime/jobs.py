@@ -141,7 +141,8 @@ def build_persona_set(
     key = partition_key(record.id)
     dagster = instance()
     fail_killed_runs(dagster, say)
-    running = dagster.get_runs(RunsFilter(statuses=UNFINISHED_RUN_STATUSES, tags={"dagster/partition": key}))
+    on_the_set = RunsFilter(statuses=UNFINISHED_RUN_STATUSES, tags={"dagster/partition": key})
+    running = dagster.get_runs(on_the_set)
     if running:
         raise PersonaSetError(
             f"persona set {record.name!r} is being built or studied now (run {running[0].run_id}, "
@@ -155,6 +156,9 @@ def build_persona_set(
     chain = None if study else [AssetKey(a) for a in PERSONA_SET_ASSET_NAMES]
     result = run_job(BUILD_JOB, say, chain, partition_key=key, run_config=run_config)
     seconds = time.perf_counter() - start
+    others = [r for r in dagster.get_runs(on_the_set) if r.run_id != result.run_id]
+    if not result.success and others:  # another build won the set: it settles the status, not this run
+        return RunReport(False, result.run_id, seconds, failure_text(result))
     landed, message = lifecycle.settle_build_run(engine, record, failure_text(result))
     if landed:
         if not result.success:  # the personas are built; only the analysis or the report failed

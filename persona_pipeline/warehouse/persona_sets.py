@@ -133,6 +133,20 @@ def write_status(
         )
 
 
+def claim_building(engine: Engine, persona_set_id: int) -> bool:
+    """Mark the set building unless it already is, in one statement: of two builds started together, one wins."""
+    with engine.begin() as conn:
+        claimed = conn.execute(
+            persona_sets.update()
+            .where(
+                (persona_sets.c.id == persona_set_id)
+                & (persona_sets.c.status != PersonaSetStatus.BUILDING.value)
+            )
+            .values(status=PersonaSetStatus.BUILDING.value, error=None, updated_at=now())
+        )
+    return claimed.rowcount == 1
+
+
 def set_show_in_explore(engine: Engine, persona_set_id: int, show: bool) -> bool:
     """Show or hide the set in Explore (no rebuild needed); returns whether anything changed."""
     if get_by_id(engine, persona_set_id).show_in_explore == show:

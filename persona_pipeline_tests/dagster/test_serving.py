@@ -157,3 +157,52 @@ def test_a_build_whose_partition_was_deleted_as_it_started_says_so(ready: Engine
 
     with pytest.raises(PersonaSetError, match="went away as the build_persona_set run started"):
         run_job(BUILD_JOB, lambda _: None, partition_key="set-999")
+
+
+def test_of_two_builds_started_together_one_claims_the_set_and_the_other_changes_nothing(
+    ready: Engine,
+) -> None:
+    from dagster import AssetKey
+
+    from persona_pipeline.definitions import make_definitions
+    from persona_pipeline.defs.persona_sets.jobs import BUILD_JOB, PERSONA_SET_ASSET_NAMES
+    from persona_pipeline.defs.persona_sets.partitions import partition_key
+    from persona_pipeline.errors import BuildAlreadyRunning
+    from persona_pipeline.runtime.instance import instance
+    from persona_pipeline.runtime.jobs import failure_text, run_job
+
+    record = store.get(ready, "Customers")
+    first = instance().create_run_for_job(  # the first build's run, launched by another process
+        make_definitions().resolve_job_def(BUILD_JOB), tags={"dagster/partition": partition_key(record.id)}
+    )
+    lifecycle.start_building(ready, record)  # it claims the set
+    with pytest.raises(BuildAlreadyRunning):
+        lifecycle.start_building(ready, record)
+    chain = [AssetKey(a) for a in PERSONA_SET_ASSET_NAMES]
+    second = run_job(BUILD_JOB, lambda _: None, chain, partition_key=partition_key(record.id))
+    assert not second.success and "is being built by another run now" in failure_text(second)
+    after = store.get(ready, "Customers")
+    assert after.status == "building" and after.error is None and after.current_build == record.current_build
+    assert store.latest_build_number(ready, record.id) == record.current_build  # it recorded nothing
+    assert instance().get_run_by_id(first.run_id) is not None
+
+
+def test_an_export_onto_a_full_disk_leaves_the_previous_file_whole(
+    ready: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real full disk: a 64 KiB tmpfs (root mounts it here), smaller than the memberships' CSV."""
+    disk = tmp_path / "small_disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
+    try:
+        out = disk / "memberships.csv"
+        out.write_text("the previous export\n")
+        assert main(["export", "Customers", "--what", "memberships", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert (
+            "the disk is full" in err and "nothing was replaced" in err and len(err.strip().splitlines()) == 1
+        )
+        assert out.read_text() == "the previous export\n"
+        assert [p.name for p in disk.iterdir()] == ["memberships.csv"]  # the partial file was removed
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -63,7 +63,7 @@ def _calls_to(names: set[str]) -> dict[str, list[str]]:
 
 
 def test_every_status_change_of_a_persona_set_is_in_lifecycle() -> None:
-    writers = _calls_to({"write_status", "make_current", "replace_memberships"})
+    writers = _calls_to({"write_status", "make_current", "replace_memberships", "claim_building"})
     assert set(writers) == {
         "persona_pipeline/persona_sets/lifecycle.py",
         "persona_pipeline/warehouse/memberships.py",

@@ -10,6 +10,7 @@ from dagster import (
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
+    RunsFilter,
     RunStatusSensorContext,
     SensorDefinition,
     SensorEvaluationContext,
@@ -28,6 +29,7 @@ from persona_pipeline.defs.persona_sets.partitions import (
     persona_set_partitions,
 )
 from persona_pipeline.defs.shared.resources import WarehouseResource
+from persona_pipeline.defs.shared.runs import UNFINISHED_RUN_STATUSES
 from persona_pipeline.persona_sets import lifecycle
 from persona_pipeline.warehouse import persona_sets as store
 
@@ -110,6 +112,11 @@ def persona_set_built(context: RunStatusSensorContext, warehouse: WarehouseResou
 )
 def persona_set_failed(context: RunFailureSensorContext, warehouse: WarehouseResource) -> None:
     set_id = _set_of(context)
+    key = context.dagster_run.tags.get("dagster/partition")
+    running = RunsFilter(statuses=UNFINISHED_RUN_STATUSES, tags={"dagster/partition": key}) if key else None
+    if running and context.instance.get_runs(running, limit=1):
+        context.log.info(f"another run is building {key} now: it settles the set and notifies")
+        return
     if set_id is not None:
         error = context.failure_event.message if context.failure_event else None
         materialized = context.instance.all_logs(
