@@ -5,6 +5,7 @@ Helpers that tests call (row counts, sensor ticks, constants) are in helpers.py.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from persona_pipeline.persona_sets import catalog
 from persona_pipeline.runtime.jobs import build_persona_set
 from persona_pipeline.warehouse.engine import engine_for, forget_engines
 from persona_pipeline.warehouse.sources import replace_sources
-from persona_pipeline_tests.helpers import END_DATE, PG_URL, REPO
+from persona_pipeline_tests.helpers import END_DATE, PG_URL, REPO, postgres_schema
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -30,10 +31,6 @@ def small_base() -> SyntheticBase:
     return generate(contacts=4_000, days=30, seed=11, end_date=END_DATE)
 
 
-def _postgres_url(schema: str) -> str:
-    return f"{PG_URL}?options=-csearch_path%3D{schema}"
-
-
 @pytest.fixture(params=BACKENDS)
 def warehouse(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -41,26 +38,16 @@ def warehouse(
     """An empty warehouse and a private home folder and Dagster instance, on each backend."""
     monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
-    else:
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        admin.dispose()
-        url = _postgres_url(schema)
-    monkeypatch.setenv("PERSONA_WAREHOUSE_URL", url)
-    engine = engine_for(url)
-    yield engine
-    engine.dispose()
-    forget_engines()
-    if schema:
-        admin = sa.create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with contextlib.ExitStack() as cleanup:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+        else:
+            url = cleanup.enter_context(postgres_schema())
+        monkeypatch.setenv("PERSONA_WAREHOUSE_URL", url)
+        engine = engine_for(url)
+        yield engine
+        engine.dispose()
+        forget_engines()
 
 
 @pytest.fixture

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +18,21 @@ from persona_pipeline.warehouse.bulk import read_frame
 PG_URL = os.environ.get("PERSONA_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parent.parent
 END_DATE = dt.date(2026, 11, 1)
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A warehouse URL on the shared PostgreSQL whose objects live in a schema of their own, dropped after."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def stored_scores(engine: Engine, table: str = "pipeline_scores") -> pd.DataFrame:

@@ -6,7 +6,6 @@ Defining them, validated here for every caller; running them is scoring.runs.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -115,7 +114,3 @@ def payload_builds(engine: Engine, pipeline: Pipeline) -> list[tuple[int, int]] 
     """(persona set id, current build) for the payload, or None while any of its sets has never been built."""
     builds = [(i, sets_store.get_by_id(engine, i).current_build) for i in pipeline.payload]
     return None if any(b is None for _, b in builds) else builds
-
-
-def csv_destination(pipeline: Pipeline) -> Path | None:
-    return Path(pipeline.destination_csv) if pipeline.destination_csv else None

@@ -6,9 +6,9 @@ leave the warehouse (every table's rows) and the files under the home folder exa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from persona_pipeline.runtime.jobs import build_persona_set
 from persona_pipeline.scoring import pipelines
 from persona_pipeline.warehouse.engine import engine_for, forget_engines
 from persona_pipeline.warehouse.sources import replace_sources
-from persona_pipeline_tests.helpers import END_DATE, PG_URL
+from persona_pipeline_tests.helpers import END_DATE, postgres_schema
 
 LONG = "x" * 201
 
@@ -540,19 +540,13 @@ def _state(engine: sa.Engine, home: Path) -> dict[str, str]:
 def stage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """One built set (Customers), one never built (Later), a set named Café, a pipeline; built once per backend."""
     root = tmp_path_factory.mktemp(f"bad_input_{request.param}")
-    schema = None
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, contextlib.ExitStack() as cleanup:
         patch.setenv("PERSONA_HOME", str(root / "home"))
         patch.setenv("DAGSTER_HOME", str(root / "dagster"))
         if request.param == "sqlite":
             url = f"sqlite:///{root / 'warehouse.sqlite'}"
         else:
-            schema = f"t_{uuid.uuid4().hex[:12]}"
-            admin = sa.create_engine(PG_URL)
-            with admin.begin() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-            admin.dispose()
-            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+            url = cleanup.enter_context(postgres_schema())
         patch.setenv("PERSONA_WAREHOUSE_URL", url)
         engine = engine_for(url)
         base = generate(contacts=1_500, days=10, seed=5, end_date=END_DATE)
@@ -568,11 +562,6 @@ def stage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield {"engine": engine, "home": root / "home", "tmp": root}
         engine.dispose()
         forget_engines()
-    if schema:
-        admin = sa.create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_every_bad_input_is_one_line_exit_2_and_changes_nothing(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -17,22 +16,15 @@ from persona_pipeline.warehouse.bulk import read_frame, write_frame
 from persona_pipeline.warehouse.engine import engine_for, forget_engines
 from persona_pipeline.warehouse.memberships import read_memberships
 from persona_pipeline.warehouse.sources import replace_sources
-from persona_pipeline_tests.helpers import PG_URL
+from persona_pipeline_tests.helpers import postgres_schema
 
 
 def test_same_memberships_on_sqlite_and_postgres(
     small_base: SyntheticBase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    urls = {
-        "sqlite": f"sqlite:///{tmp_path / 'w.sqlite'}",
-        "postgres": f"{PG_URL}?options=-csearch_path%3D{schema}",
-    }
     results = {}
-    try:
+    with postgres_schema() as postgres_url:
+        urls = {"sqlite": f"sqlite:///{tmp_path / 'w.sqlite'}", "postgres": postgres_url}
         for backend, url in urls.items():
             monkeypatch.setenv("PERSONA_HOME", str(tmp_path / backend))
             monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / backend / "dagster"))
@@ -48,11 +40,7 @@ def test_same_memberships_on_sqlite_and_postgres(
                 [p.name for p in store.read_personas(engine, record.id)],
             )
             engine.dispose()
-    finally:
         forget_engines()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
     sqlite_members, sqlite_names = results["sqlite"]
     pg_members, pg_names = results["postgres"]
     assert sqlite_names == pg_names
