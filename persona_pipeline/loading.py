@@ -54,6 +54,8 @@ def _read_table(path: Path, delimiter: str | None, encoding: str) -> tuple[pd.Da
     """All columns as text (Parquet keeps its types); the delimiter is sniffed when not given."""
     if not path.exists():
         raise LoadError(f"{path}: no such file")
+    if not path.is_file():
+        raise LoadError(f"{path}: not a file; give the path of a CSV, TSV or Parquet file")
     if path.suffix.lower() in (".parquet", ".pq"):
         try:
             return pd.read_parquet(path), None
@@ -326,12 +328,17 @@ def load_files(
     raw, used_delimiter = _read_table(contacts_path, delimiter, encoding)
     _require_columns(contacts_path, raw, ["contact_id", *catalog.names], used_delimiter)
     numeric = [t.name for t in catalog.traits if t.kind is TraitKind.NUMERIC]
+    given_decimal = decimal
     decimal = decimal or _detect_decimal(raw, numeric)
     notes = [
         f"read {contacts_path.name}: {len(raw):,} rows, delimiter {used_delimiter!r}, decimal mark {decimal!r}"
     ]
     contacts, rejects = parse_contacts(raw, catalog, contacts_path.name, decimal, date_format)
     if contacts.empty:
+        if rejects.empty:
+            raise LoadError(
+                f"{contacts_path}: the file has a header but no rows of data; nothing was changed"
+            )
         first = "; ".join(f"line {r.line} {r.column}: {r.reason}" for r in rejects.head(3).itertuples())
         raise LoadError(f"{contacts_path}: no row could be loaded ({first}); nothing was changed")
     orders = pd.DataFrame(columns=list(ORDER_COLUMNS))
@@ -340,20 +347,21 @@ def load_files(
         orders_path = Path(orders_path)
         raw_orders, orders_delimiter = _read_table(orders_path, delimiter, encoding)
         _require_columns(orders_path, raw_orders, list(ORDER_COLUMNS), orders_delimiter)
+        order_decimal = given_decimal or _detect_decimal(raw_orders, ["amount"])  # each file its own mark
         orders, order_rejects = parse_orders(
-            raw_orders, set(contacts["contact_id"].tolist()), orders_path.name, decimal, date_format
+            raw_orders, set(contacts["contact_id"].tolist()), orders_path.name, order_decimal, date_format
         )
         all_rejects.append(order_rejects)
-    history = contacts.rename(columns={"created_at": "valid_from"}).assign(valid_to=pd.NaT)
-    replace_sources(engine, catalog, contacts, history, orders)
     rejected = pd.concat([r for r in all_rejects if not r.empty], ignore_index=True) if any(
         not r.empty for r in all_rejects) else pd.DataFrame(columns=REJECT_COLUMNS)  # fmt: skip
     path = None
-    if not rejected.empty:
+    if not rejected.empty:  # written first: should it fail, the warehouse is left as it was
         path = (
             Path(rejects_path)
             if rejects_path
             else persona_home() / f"load_rejects_{dt.datetime.now():%Y%m%d_%H%M%S}.csv"
         )
         files.write_text(path, rejected.to_csv(index=False))
+    history = contacts.rename(columns={"created_at": "valid_from"}).assign(valid_to=pd.NaT)
+    replace_sources(engine, catalog, contacts, history, orders)
     return LoadReport(len(contacts), len(orders), rejected, path, notes)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,9 +19,13 @@ from persona_pipeline.errors import EXIT_USER_ERROR, PersonaPipelineError
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     module_name, function_name = args.func.split(":")
-    command = getattr(importlib.import_module(f"persona_pipeline.cli.{module_name}"), function_name)
     try:
+        # inside the guard: importing a command's module reads settings (a bad one is a user error too)
+        command = getattr(importlib.import_module(f"persona_pipeline.cli.{module_name}"), function_name)
         return command(args)
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as Python's docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except PersonaPipelineError as exc:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -8,7 +8,8 @@ import time
 
 from persona_pipeline.cli import data
 from persona_pipeline.cli.output import quiet, say
-from persona_pipeline.cli.persona_sets import print_set
+from persona_pipeline.cli.persona_sets import build_failed, print_set
+from persona_pipeline.errors import PersonaPipelineError
 from persona_pipeline.persona_sets import catalog
 from persona_pipeline.runtime.jobs import build_persona_set, refresh_explore, refresh_study, take_snapshots
 from persona_pipeline.studies.explore import default_explore_path
@@ -20,7 +21,14 @@ from persona_pipeline.warehouse.engine import get_engine
 ANALYSIS_TRAITS = ["state", "preferred_channel"]
 
 
+MIN_CONTACTS = 1_000  # below this the customers cohort is too small to cluster, and the seed would be wasted
+
+
 def demo(args: argparse.Namespace) -> int:
+    if args.contacts < MIN_CONTACTS:  # checked before the seed replaces the warehouse's data
+        raise PersonaPipelineError(
+            f"the demo needs at least {MIN_CONTACTS:,} contacts, not {args.contacts:,}"
+        )
     start = time.perf_counter()
     data.seed_base(args.contacts, args.days, args.seed)
     engine = get_engine()
@@ -30,8 +38,7 @@ def demo(args: argparse.Namespace) -> int:
     say(f"created persona set {record.name!r} (id {record.id}) on cohort {record.cohort!r}: {record.status}")
     report = build_persona_set(name, say)
     if not report.success:
-        say(f"build failed: {report.message}")
-        return 1
+        return build_failed(report)
     say(f"persona set {name!r} {report.message}")
     print_set(engine, store.get(engine, name))
     if args.days:

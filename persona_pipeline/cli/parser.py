@@ -23,16 +23,19 @@ DESCRIPTION = (
 )
 
 
+LARGEST_COUNT = 1_000_000_000  # contacts, days, seeds: beyond this a value is a typo, not a request
+
+
 def positive(text: str) -> int:
     """A whole number of at least 1 (contacts, days of a backfill, days of an order window)."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    if not text.strip().isdigit() or not 1 <= int(text) <= LARGEST_COUNT:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {LARGEST_COUNT:,}, not {text!r}")
     return int(text)
 
 
 def non_negative(text: str) -> int:
-    if not text.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, not {text!r}")
+    if not text.strip().isdigit() or int(text) > LARGEST_COUNT:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {LARGEST_COUNT:,}, not {text!r}")
     return int(text)
 
 

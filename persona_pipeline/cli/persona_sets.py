@@ -7,7 +7,9 @@ when they run (noted where they do), so the read-only commands answer quickly.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -16,6 +18,9 @@ from persona_pipeline.core.domain import PersonaSet, PersonaSetStatus
 from persona_pipeline.persona_sets import catalog
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import get_engine
+
+if TYPE_CHECKING:
+    from persona_pipeline.runtime.jobs import RunReport
 
 
 def persona_set(args: argparse.Namespace) -> int:
@@ -146,11 +151,16 @@ def build(engine: Engine, args: argparse.Namespace) -> int:
 
     report = build_persona_set(args.name, say, args.max_quarantine_share)
     if not report.success:
-        say(f"build failed: {report.message}")
-        return 1
+        return build_failed(report)
     say(f"persona set {args.name!r} {report.message}")
     print_set(engine, store.get(engine, args.name))
     return 0
+
+
+def build_failed(report: RunReport) -> int:
+    """A build that did not land: one line on stderr; exit 2 when the data or the request stopped it."""
+    print(f"error: build failed: {report.message}", file=sys.stderr)
+    return 2 if report.user_error else 1
 
 
 ACTIONS: dict[str, Callable[[Engine, argparse.Namespace], int]] = {

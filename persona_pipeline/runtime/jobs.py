@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from dagster import AssetKey, DagsterUnknownPartitionError, ExecuteInProcessResult, RunsFilter
 
+from persona_pipeline import errors
 from persona_pipeline.config import score_buckets
 from persona_pipeline.definitions import make_definitions
 from persona_pipeline.defs.killed_runs import fail_killed_runs
@@ -44,6 +45,9 @@ class RunReport:
     run_id: str
     seconds: float
     message: str
+    user_error: bool = (
+        False  # the run stopped on the data or the request (exit 2), not on the machine (exit 1)
+    )
 
 
 def run_job(
@@ -106,15 +110,32 @@ def run_sql_models(say: Say, only: list[str] | None = None, changed_only: bool =
     return False, message
 
 
-def failure_text(result: ExecuteInProcessResult) -> str:
-    """The first failed step's error as one line, without Dagster's wrapping."""
+def _first_error(result: ExecuteInProcessResult):  # noqa: ANN202 - Dagster's SerializableErrorInfo
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error
             while error.cause is not None and error.message.startswith("dagster."):
                 error = error.cause
-            return re.sub(r"^[\w.]+(Error|Exception): ", "", error.message.strip())
-    return "see the run in the Dagster UI"
+            return error
+    return None
+
+
+def failure_text(result: ExecuteInProcessResult) -> str:
+    """The first failed step's error as one line, without Dagster's wrapping."""
+    error = _first_error(result)
+    if error is None:
+        return "see the run in the Dagster UI"
+    return " ".join(re.sub(r"^[\w.]+(Error|Exception): ", "", error.message.strip()).split())
+
+
+def user_error(result: ExecuteInProcessResult) -> bool:
+    """Whether the run stopped on one of our user errors (bad data, an impossible request)."""
+    error = _first_error(result)
+    return (
+        error is not None
+        and isinstance(getattr(errors, error.cls_name, None), type)
+        and issubclass(getattr(errors, error.cls_name), errors.PersonaPipelineError)
+    )
 
 
 def build_persona_set(
@@ -164,7 +185,7 @@ def build_persona_set(
         if not result.success:  # the personas are built; only the analysis or the report failed
             say(f"the analysis or report failed (the personas are built and ready): {failure_text(result)}")
         return RunReport(True, result.run_id, seconds, f"ready in {seconds:.1f}s")
-    return RunReport(False, result.run_id, seconds, message)
+    return RunReport(False, result.run_id, seconds, message, user_error(result))
 
 
 def _report(result: ExecuteInProcessResult, start: float) -> RunReport:

@@ -52,7 +52,9 @@ def create(
     set_ids = [sets_store.get(engine, s).id for s in payload]
     if trigger not in TRIGGERS:
         raise PipelineError(f"--trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
-    if trigger == Trigger.SCHEDULE and not (cron and valid_cron(cron)):
+    if trigger == Trigger.SCHEDULE and not cron:
+        raise PipelineError("--trigger schedule needs --cron, e.g. --cron '0 2 * * *' for 02:00 daily (UTC)")
+    if trigger == Trigger.SCHEDULE and not valid_cron(cron):
         raise PipelineError(
             f"{cron!r} is not a valid cron expression (five fields, e.g. '0 2 * * *' for 02:00 daily)"
         )

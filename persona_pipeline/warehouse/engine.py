@@ -48,7 +48,18 @@ def normalize_url(url: str) -> str:
 
 
 def get_engine(url: str | None = None) -> Engine:
-    return engine_for(normalize_url(url or warehouse_url()))
+    given = normalize_url(url or warehouse_url())
+    try:
+        return engine_for(given)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        try:
+            shown = sa.engine.make_url(given).render_as_string(hide_password=True)  # never echo a password
+        except sa.exc.ArgumentError:
+            shown = given if "@" not in given else "(unreadable)"
+        raise ConfigError(
+            f"the warehouse URL {shown!r} cannot be used ({type(exc).__name__}: {exc}); set PERSONA_WAREHOUSE_URL "
+            "to a SQLAlchemy URL such as sqlite:////path/warehouse.sqlite or postgresql://user@host:5432/db"
+        ) from exc
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -484,6 +486,18 @@ CASES: list[tuple[str, list[str]]] = [
         "load-orders-missing-columns",
         ["load", "{tmp}/contacts.csv", "--traits", "{tmp}/traits.yaml", "--orders", "{tmp}/contacts.csv"],
     ),
+    ("load-directory", ["load", "{tmp}", "--traits", "{tmp}/traits.yaml"]),
+    ("load-header-only", ["load", "{tmp}/header_only.csv", "--traits", "{tmp}/traits.yaml"]),
+    (
+        "load-rejects-unwritable",
+        ["load", "{tmp}/half_bad.csv", "--traits", "{tmp}/traits.yaml", "--rejects", "/dev/full"],
+    ),
+    (
+        "load-rejects-under-file",
+        ["load", "{tmp}/half_bad.csv", "--traits", "{tmp}/traits.yaml", "--rejects", "{file}/r.csv"],
+    ),
+    ("seed-contacts-huge", ["seed", "--contacts", "99999999999999999999"]),
+    ("demo-too-few-contacts", ["demo", "--contacts", "5"]),
     # the command line itself
     ("no-command", []),
     ("unknown-command", ["frobnicate"]),
@@ -520,6 +534,8 @@ def _write_inputs(folder: Path) -> None:
     (folder / "huge_ids.csv").write_text("contact_id,age\n99999999999999999999,30\n9223372036854775808,40\n")
     (folder / "latin1.csv").write_bytes("contact_id,age\n1,30 ans âgé\n".encode("latin-1"))
     (folder / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
+    (folder / "header_only.csv").write_text("contact_id,age\n")
+    (folder / "half_bad.csv").write_text("contact_id,age\n1,30\n2,forty\n3,50\n")
 
 
 def _state(engine: sa.Engine, home: Path) -> dict[str, str]:
@@ -602,3 +618,59 @@ def test_every_bad_input_is_one_line_exit_2_and_changes_nothing(
             before = after
     assert not failures, "\n".join(failures)
     assert len(CASES) >= 150
+
+
+ENVIRONMENTS = [
+    ("url-not-a-url", {"PERSONA_WAREHOUSE_URL": "notaurl"}, ["persona-set", "list"]),
+    (
+        "url-unknown-driver",
+        {"PERSONA_WAREHOUSE_URL": "mysql://user:secret@db/warehouse"},
+        ["persona-set", "list"],
+    ),
+    (
+        "url-server-down",
+        {"PERSONA_WAREHOUSE_URL": "postgresql://postgres@127.0.0.1:1/test"},
+        ["persona-set", "list"],
+    ),
+    ("flow-start-garbage", {"PERSONA_FLOW_START": "garbage"}, ["flow", "snapshot"]),
+    ("score-buckets-words", {"PERSONA_SCORE_BUCKETS": "many"}, ["pipeline", "run", "nightly"]),
+    ("sensor-interval-words", {"PERSONA_SENSOR_INTERVAL": "soon"}, ["pipeline", "run", "nightly"]),
+    (
+        "export-dir-under-file",
+        {"PERSONA_EXPORT_DIR": "{file}/exports"},
+        ["pipeline", "create", "p", "--population", "customers", "--payload", "Customers", "--csv", "p.csv"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case, environment, argv", ENVIRONMENTS, ids=[e[0] for e in ENVIRONMENTS])
+def test_bad_settings_are_one_line_exit_2_and_never_echo_a_password(
+    stage: dict,
+    case: str,
+    environment: dict[str, str],
+    argv: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a fresh process each: some settings are read when the Dagster definitions are first imported."""
+    before = _state(stage["engine"], stage["home"])
+    env = {**os.environ, **{k: v.format(file=stage["tmp"] / "plain.txt") for k, v in environment.items()}}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from persona_pipeline.cli import main; sys.exit(main(sys.argv[1:]))",
+            *argv,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    err = done.stderr
+    assert done.returncode == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: "), (
+        case,
+        err,
+    )
+    assert "secret" not in err and "Traceback" not in err
+    assert _state(stage["engine"], stage["home"]) == before
