@@ -11,6 +11,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
@@ -288,3 +289,55 @@ def test_a_second_build_of_a_set_being_built_is_refused_and_the_first_lands(
     assert first.returncode == 0, err.decode()[-2000:]
     after = store.get(ready, "Customers")
     assert after.status == "ready" and after.current_build == before + 1
+
+
+KILL_IN_SCORING = """
+import importlib, os, signal, sys
+from persona_pipeline.cli import main
+
+module = importlib.import_module({module!r})
+real = getattr(module, {function!r})
+
+def dies(*args, **kwargs):
+    result = real(*args, **kwargs) if {after!r} else None
+    os.kill(os.getpid(), signal.SIGKILL)
+    return result
+
+setattr(module, {function!r}, dies)
+sys.exit(main(["pipeline", "run", "nightly"]))
+"""
+# where a scoring run dies: with its shadows made but nothing scored; with every bucket scored but not swapped in
+SCORING_KILLS = {
+    "after-plan": ("persona_pipeline.scoring.runs", "start_replacement", True),
+    "before-finish": ("persona_pipeline.scoring.runs", "finish_run", False),
+}
+
+
+@pytest.mark.parametrize("where", list(SCORING_KILLS))
+def test_a_scoring_run_killed_at_its_start_or_end_changes_nothing_and_the_rerun_completes(
+    ready: Engine, where: str
+) -> None:
+    module, function, after = SCORING_KILLS[where]
+    pipelines.create(ready, "nightly", ["customers"], ["Customers"], destination_table="nightly_personas")
+    assert run_pipeline("nightly", lambda _: None).success
+    with ready.begin() as conn:  # make the rows of the first run recognisable
+        conn.execute(sa.text("UPDATE nightly_personas SET scored_at = '2000-01-01 00:00:00'"))
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_IN_SCORING.format(module=module, function=function, after=after)],
+        capture_output=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    rows = read_frame(ready, "SELECT contact_id, scored_at FROM nightly_personas")
+    assert not rows["contact_id"].duplicated().any() and len(rows) == table_rows(ready, "customers")
+    if ready.dialect.name == "postgresql":  # the run's rows waited in shadows: the table is as it was
+        assert (pd.to_datetime(rows["scored_at"]) == pd.Timestamp("2000-01-01")).all()
+    assert running_scoring_runs("nightly") == []  # the guard's look marks the dead run failed
+    if ready.dialect.name == "postgresql":
+        with ready.connect() as conn:
+            assert unattached_shadows(conn, "nightly_personas") == []
+    assert main(["pipeline", "run", "nightly"]) == 0
+    after_rerun = read_frame(ready, "SELECT contact_id, scored_at FROM nightly_personas")
+    assert (
+        len(after_rerun) == len(rows) and (after_rerun["scored_at"].astype(str) > "2000-01-01 00:00:00").all()
+    )

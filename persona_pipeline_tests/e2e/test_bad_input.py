@@ -535,6 +535,8 @@ def _write_inputs(folder: Path) -> None:
     (folder / "latin1.csv").write_bytes("contact_id,age\n1,30 ans âgé\n".encode("latin-1"))
     (folder / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
     (folder / "header_only.csv").write_text("contact_id,age\n")
+    (folder / "zero.sqlite").write_bytes(b"")  # a truncated warehouse: not to be taken for a new, empty one
+    (folder / "damaged.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x13" * 4000)
     (folder / "half_bad.csv").write_text("contact_id,age\n1,30\n2,forty\n3,50\n")
 
 
@@ -621,6 +623,8 @@ def test_every_bad_input_is_one_line_exit_2_and_changes_nothing(
 
 
 ENVIRONMENTS = [
+    ("sqlite-zero-length", {"PERSONA_WAREHOUSE_URL": "sqlite:///{tmp}/zero.sqlite"}, ["persona-set", "list"]),
+    ("sqlite-damaged", {"PERSONA_WAREHOUSE_URL": "sqlite:///{tmp}/damaged.sqlite"}, ["persona-set", "list"]),
     ("url-not-a-url", {"PERSONA_WAREHOUSE_URL": "notaurl"}, ["persona-set", "list"]),
     (
         "url-unknown-driver",
@@ -654,7 +658,8 @@ def test_bad_settings_are_one_line_exit_2_and_never_echo_a_password(
 ) -> None:
     """In a fresh process each: some settings are read when the Dagster definitions are first imported."""
     before = _state(stage["engine"], stage["home"])
-    env = {**os.environ, **{k: v.format(file=stage["tmp"] / "plain.txt") for k, v in environment.items()}}
+    values = {"file": stage["tmp"] / "plain.txt", "tmp": stage["tmp"]}
+    env = {**os.environ, **{k: v.format(**values) for k, v in environment.items()}}
     done = subprocess.run(
         [
             sys.executable,
