@@ -110,16 +110,19 @@ def _require_columns(path: Path, frame: pd.DataFrame, needed: list[str], delimit
     )
 
 
-def _detect_decimal(frame: pd.DataFrame, columns: list[str]) -> str:
+def _detect_decimal(frame: pd.DataFrame, columns: list[str], fallback: str = ".") -> str:
+    """',' when most numbers that carry a mark are written with a decimal comma; whole numbers carry none, so
+    a column of them keeps `fallback` (the other file's mark, for orders)."""
     sample = (
         pd.concat([frame[c].astype(str).head(2000) for c in columns if c in frame])
         if columns
         else pd.Series([])
     )
-    sample = sample[sample.str.strip() != ""]
-    if len(sample) and sample.str.strip().str.match(COMMA_DECIMAL).mean() > 0.5:
-        return ","
-    return "."
+    sample = sample.str.strip()
+    marked = sample[sample.str.contains(r"[.,]", regex=True)]
+    if not len(marked):
+        return fallback
+    return "," if marked.str.match(COMMA_DECIMAL).mean() > 0.5 else "."
 
 
 def _numbers(values: pd.Series, decimal: str) -> pd.Series:
@@ -347,7 +350,9 @@ def load_files(
         orders_path = Path(orders_path)
         raw_orders, orders_delimiter = _read_table(orders_path, delimiter, encoding)
         _require_columns(orders_path, raw_orders, list(ORDER_COLUMNS), orders_delimiter)
-        order_decimal = given_decimal or _detect_decimal(raw_orders, ["amount"])  # each file its own mark
+        order_decimal = given_decimal or _detect_decimal(
+            raw_orders, ["amount"], decimal
+        )  # each file its own mark
         orders, order_rejects = parse_orders(
             raw_orders, set(contacts["contact_id"].tolist()), orders_path.name, order_decimal, date_format
         )

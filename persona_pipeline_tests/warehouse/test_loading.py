@@ -139,3 +139,25 @@ def test_loaded_parquet_builds_personas_from_the_users_catalog(warehouse: Engine
         "Southern" in n or "Seasoned" in n for n in names
     )
     assert sorted(p.population for p in personas) == sorted(people["region"].value_counts().tolist())
+
+
+def test_each_file_has_its_own_decimal_mark(warehouse: Engine, tmp_path: Path) -> None:
+    """Contacts exported with decimal commas, orders with decimal points: 71.08 stays 71.08, never 7108."""
+    text = _people(50).to_csv(index=False, sep=";").replace(".", ",")
+    (tmp_path / "contacts.csv").write_text(text, encoding="utf-8")
+    orders = pd.DataFrame(
+        {
+            "order_id": [1, 2, 3],
+            "contact_id": [1, 2, 3],
+            "ordered_at": ["2025-03-01", "2025-03-02", "2025-03-03"],
+            "amount": ["71.08", "1200.5", "3"],
+            "product_category": ["books", "toys", "books"],
+        }
+    )
+    (tmp_path / "orders.csv").write_text(orders.to_csv(index=False), encoding="utf-8")
+    report = load_files(
+        warehouse, tmp_path / "contacts.csv", _catalog(tmp_path), orders_path=tmp_path / "orders.csv"
+    )
+    assert report.contacts == 50 and report.orders == 3 and report.rejects.empty
+    stored = read_frame(warehouse, "SELECT order_id, amount FROM orders ORDER BY order_id")
+    assert stored["amount"].tolist() == [71.08, 1200.5, 3.0]
