@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,15 +86,20 @@ def setting(name: str) -> str:
     return os.environ.get(name, "").strip()
 
 
-def persona_home() -> Path:
-    home = Path(setting("PERSONA_HOME") or ".persona_home").resolve()
+def _folder(variable: str, default: Callable[[], Path | str]) -> Path:
+    """The folder a variable names (else `default()`), created if need be; one that cannot be is a user error."""
+    folder = Path(setting(variable) or default()).resolve()
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(
-            f"PERSONA_HOME {home} cannot be created ({exc.strerror}); point it to a folder you can write"
+            f"{variable} {folder} cannot be created ({exc.strerror}); point it to a folder you can write"
         ) from exc
-    return home
+    return folder
+
+
+def persona_home() -> Path:
+    return _folder("PERSONA_HOME", lambda: ".persona_home")
 
 
 def warehouse_url() -> str:
@@ -103,9 +109,7 @@ def warehouse_url() -> str:
 
 def dagster_home() -> Path:
     """DAGSTER_HOME, defaulting to a folder in the home so runs from the CLI show up in `dagster dev`."""
-    path = Path(setting("DAGSTER_HOME") or persona_home() / "dagster").resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _folder("DAGSTER_HOME", lambda: persona_home() / "dagster")
 
 
 def use_dagster_home() -> Path:
@@ -133,14 +137,7 @@ def outbox_dir() -> Path:
 
 def exports_dir() -> Path:
     """The only folder CSV destinations may write into (PERSONA_EXPORT_DIR, default PERSONA_HOME/exports)."""
-    folder = Path(setting("PERSONA_EXPORT_DIR") or persona_home() / "exports").resolve()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"PERSONA_EXPORT_DIR {folder} cannot be created ({exc.strerror}); point it to a folder you can write"
-        ) from exc
-    return folder
+    return _folder("PERSONA_EXPORT_DIR", lambda: persona_home() / "exports")
 
 
 def sql_dir() -> Path | None:
