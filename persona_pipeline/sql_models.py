@@ -1,6 +1,7 @@
 """dbt-like SQL models: SELECT files with {{ ref('name') }}, run in dependency order as warehouse tables.
 
 Macros: ref('model') and source('table') resolve to quoted table names and give lineage;
+counted_order(alias) and net_amount(alias) state what counts as an order (core/orders.py);
 days_before(expression, n) is the one piece of date arithmetic that differs between SQLite and PostgreSQL;
 config(materialized='view') makes a model a view (staging models: no copy, always current) instead of a table.
 """
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.config import sql_dir
+from persona_pipeline.core.orders import counted_order_sql, net_amount_sql
 from persona_pipeline.errors import SqlModelError
 from persona_pipeline.warehouse import changes
 from persona_pipeline.warehouse.engine import quote
@@ -67,7 +69,14 @@ def _environment(
             return f"({expression} - INTERVAL '{days} days')"
         return f"datetime({expression}, '-{days} days')"
 
-    env.globals.update(ref=on_ref, source=on_source, days_before=days_before, config=on_config)
+    env.globals.update(
+        ref=on_ref,
+        source=on_source,
+        days_before=days_before,
+        config=on_config,
+        counted_order=counted_order_sql,  # the one rule for what counts as an order (core/orders.py)
+        net_amount=net_amount_sql,
+    )
     return env
 
 
@@ -313,3 +322,47 @@ def require_cohort(models: dict[str, SqlModel], cohort: str) -> SqlModel:
             f"{', '.join(cohort_names(models)) or 'none'}"
         )
     return models[cohort]
+
+
+def _sources_read(models: dict[str, SqlModel], name: str) -> set[str]:
+    """Every source table a model reads, through its refs."""
+    model = models[name]
+    found = set(model.sources)
+    for ref in model.refs:
+        found |= _sources_read(models, ref)
+    return found
+
+
+def explain_empty_cohort(engine: Engine, cohort: str) -> str:
+    """Why a cohort may select nobody, in one line: what it is, what it reads, and what the warehouse holds."""
+    try:
+        models = discover()
+    except SqlModelError:
+        models = {}
+    model = models.get(cohort)
+    comment = ""
+    if model is not None:
+        first = model.template.strip().splitlines()[0] if model.template.strip() else ""
+        comment = f" ({first.lstrip('-').strip()})" if first.startswith("--") else ""
+    read = _sources_read(models, cohort) if model is not None else set()
+    present = set(sa.inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        contacts = (
+            conn.execute(sa.text("SELECT COUNT(*) FROM contacts")).scalar() if "contacts" in present else 0
+        )
+        orders = counted = 0
+        if "orders" in present:
+            orders = conn.execute(sa.text("SELECT COUNT(*) FROM orders")).scalar()
+            counted = conn.execute(
+                sa.text(f"SELECT COUNT(*) FROM orders o WHERE {counted_order_sql('o')}")  # noqa: S608 - fixed SQL
+            ).scalar()
+    line = (
+        f"the cohort {cohort!r}{comment} selects no contact; the warehouse holds {contacts:,} contacts and "
+        f"{orders:,} orders, {counted:,} of which count (not cancelled, net amount above zero)"
+    )
+    if "orders" in read and not counted:
+        return (
+            f"{line}. This cohort reads orders: load them with `persona-pipeline load --orders FILE`, "
+            "or choose a cohort that needs none, such as all_contacts"
+        )
+    return f"{line}. Check the cohort's SQL ({model.path if model else cohort}) against the data"

@@ -36,19 +36,21 @@ def seed_base(contacts: int, days: int, seed: int, end: dt.date | None = None) -
 
 
 def load(args: argparse.Namespace) -> int:
-    from persona_pipeline.loading import load_files  # pandas and pyarrow: only for loading
+    from persona_pipeline.loading import LoadOptions, load_files  # pandas and pyarrow: only for loading
 
-    report = load_files(
-        get_engine(),
-        args.contacts,
-        args.traits,
-        orders_path=args.orders,
+    options = LoadOptions(
         delimiter=args.delimiter,
         decimal=args.decimal,
         date_format=args.date_format,
         encoding=args.encoding,
         rejects_path=args.rejects,
+        replace=args.replace,
+        delete_missing=args.delete_missing,
+        remove_path=args.remove,
+        dry_run=args.dry_run,
+        max_reject_share=args.max_reject_share,
     )
+    report = load_files(get_engine(), args.contacts, args.traits, args.orders, options, say=say)
     for line in report.lines():
         say(line)
     return 0

@@ -85,15 +85,48 @@ def _data_commands(sub: argparse._SubParsersAction) -> None:
     seed.add_argument("--end-date", type=day, help="last day of the history, YYYY-MM-DD (default: today)")
     seed.set_defaults(func="data:seed")
 
-    load = sub.add_parser("load", help="load your own contacts (CSV or Parquet) with a trait catalog")
-    load.add_argument("contacts", help="contacts file (.csv, .tsv, .txt or .parquet)")
-    load.add_argument("--traits", required=True, help="trait catalog YAML declaring each trait's kind")
+    load = sub.add_parser(
+        "load",
+        help="load your own contacts (CSV or Parquet) with a traits file: merges into the stored base",
+        description="Merge a contacts file into the warehouse: new contacts are added, changed ones updated "
+        "(with a new trait-history version), the others stay. --replace replaces the whole base; "
+        "--delete-missing or --remove take contacts out. The input formats are in the README (Input formats).",
+    )
+    load.add_argument("contacts", nargs="?", help="contacts file (.csv, .tsv, .txt or .parquet)")
     load.add_argument(
-        "--orders", help="orders file: order_id, contact_id, ordered_at, amount, product_category"
+        "--traits", help="traits file (YAML) declaring each trait's kind and the file's columns"
+    )
+    load.add_argument(
+        "--orders",
+        help="orders file: order_id, contact_id, ordered_at, amount, and optionally product_category, status, "
+        "refunded; appended and de-duplicated by order id",
+    )
+    load.add_argument("--remove", help="a file of contact ids to remove from the base")
+    load.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the whole base (contacts, history, orders) with the files",
+    )
+    load.add_argument(
+        "--delete-missing",
+        action="store_true",
+        help="remove stored contacts that the contacts file does not hold",
+    )
+    load.add_argument(
+        "--dry-run", action="store_true", help="validate and report what would change; write nothing"
+    )
+    load.add_argument(
+        "--max-reject-share",
+        type=share,
+        default=0.05,
+        help="load nothing when more than this share of a file's rows is rejected (default 0.05)",
     )
     load.add_argument("--delimiter", help="field delimiter (default: detected)")
     load.add_argument("--decimal", help="decimal mark, '.' or ',' (default: detected)")
-    load.add_argument("--date-format", help="strftime format of dates, e.g. %%d/%%m/%%Y (default: detected)")
+    load.add_argument(
+        "--date-format",
+        help="strftime format of dates, e.g. %%d/%%m/%%Y (default: inferred from each whole column)",
+    )
     load.add_argument("--encoding", default="utf-8", help="text encoding (default: utf-8)")
     load.add_argument(
         "--rejects", help="where to write rejected rows as CSV (default: beside the home folder)"
@@ -216,9 +249,13 @@ def _scoring_commands(sub: argparse._SubParsersAction) -> None:
     """score and pipeline: assigning contacts to personas."""
     score = sub.add_parser("score", help="assign one contact, given as JSON, to a persona of a ready set")
     score.add_argument("--persona-set", required=True)
-    score.add_argument(
+    given = score.add_mutually_exclusive_group(required=True)
+    given.add_argument(
+        "--contact",
+        help="score a stored contact by its id: the file's own key (text or number) or contact_id",
+    )
+    given.add_argument(
         "--json",
-        required=True,
         help='the contact\'s traits: JSON text, e.g. \'{"age": 34, "dog_owner": true}\', @FILE to read it '
         "from a file, or - to read it from standard input",
     )

@@ -15,8 +15,14 @@ from persona_pipeline.warehouse.engine import get_engine
 
 
 def score(args: argparse.Namespace) -> int:
-    from persona_pipeline.scoring.realtime import load_scorer  # numpy, pandas: the model
+    from persona_pipeline.scoring.realtime import (  # numpy, pandas: the model
+        load_scorer,
+        score_stored_contact,
+    )
 
+    if args.contact is not None:
+        say(json.dumps(score_stored_contact(args.persona_set, args.contact), default=str))
+        return 0
     contact = _contact(args.json)
     say(json.dumps(load_scorer(args.persona_set).score(contact).to_dict()))
     return 0

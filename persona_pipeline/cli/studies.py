@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from persona_pipeline.cli.output import clip, quiet, say
+from persona_pipeline.core.analysis import OrderQuality
 from persona_pipeline.core.domain import names_by_id
 from persona_pipeline.core.flow import transition_matrix
 from persona_pipeline.persona_sets.lifecycle import require_built
@@ -46,11 +47,7 @@ def analyse(args: argparse.Namespace) -> int:
             f"{row['revenue_share']:>8.1%} {row['average_order']:>10,.2f} {row['orders_per_customer']:>11.2f}"
         )
     quality = {r.bucket: int(r.count) for r in table[table["section"] == "quality"].itertuples()}
-    say(
-        f"\norders used {quality['used']:,}; left out: {quality['missing_amount']:,} missing amount, "
-        f"{quality['negative_amount']:,} negative, {quality['unknown_contact']:,} unknown contact, "
-        f"{quality['outside_cohort']:,} outside the cohort"
-    )
+    say("\n" + OrderQuality.sentence(quality))
     return 0
 
 

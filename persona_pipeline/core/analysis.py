@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from persona_pipeline.core.features import category_codes, numbers
+from persona_pipeline.core.features import as_numbers, category_codes, date_reference
 from persona_pipeline.core.traits import Trait, TraitKind
 from persona_pipeline.errors import AnalysisError
 
@@ -22,13 +22,27 @@ ANALYSIS_COLUMNS = ["section", "persona_id", "trait", "role", "bucket", "count",
 
 @dataclass(frozen=True)
 class OrderQuality:
-    """Orders left out of the revenue figures, counted so that nothing is mixed in silently."""
+    """Orders left out of the revenue figures, counted so that nothing is mixed in silently (the rule of what
+    counts is core/orders.py)."""
 
     used: int
     missing_amount: int
     negative_amount: int
     unknown_contact: int
     outside_cohort: int
+    cancelled: int = 0
+    not_counted: int = 0  # returned in full, or of zero amount: nothing was kept
+
+    @staticmethod
+    def sentence(counts: dict[str, int]) -> str:
+        """One line for the CLI and the report; analyses stored before a count existed read it as 0."""
+        c = {k: counts.get(k, 0) for k in OrderQuality.__dataclass_fields__}
+        return (
+            f"Orders used: {c['used']:,} (at their net amount, amount minus refunded). Left out: "
+            f"{c['cancelled']:,} cancelled, {c['not_counted']:,} returned in full or of zero amount, "
+            f"{c['missing_amount']:,} with a missing amount, {c['negative_amount']:,} with a negative amount, "
+            f"{c['unknown_contact']:,} for unknown contacts, {c['outside_cohort']:,} by contacts outside the cohort."
+        )
 
     def rows(self) -> list[dict[str, object]]:
         return [
@@ -108,8 +122,9 @@ def trait_rows(frame: pd.DataFrame, persona: np.ndarray, trait: Trait, role: str
     """One trait's distribution per persona (bins, levels or share true) and, for numbers, mean and median."""
     ids = np.unique(persona)
     column = frame[trait.name]
-    if trait.kind is TraitKind.NUMERIC:
-        values = numbers(column)
+    if trait.kind in (TraitKind.NUMERIC, TraitKind.DATE):  # dates binned as days before their reference
+        reference = date_reference(trait, column) if trait.kind is TraitKind.DATE else ""
+        values = as_numbers(trait.kind, column, reference=reference)
         values = np.where(np.isfinite(values), values, np.nan)
         edges = numeric_edges(values)
         codes = np.where(

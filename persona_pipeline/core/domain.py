@@ -163,6 +163,7 @@ class Persona:
     defining: list[TraitEffect]
     rules: list[Rule]
     avatar_svg: str
+    named_by_user: bool = False  # a user's name is never replaced by a rebuild
 
     def to_row(self) -> dict[str, Any]:
         """As a row of the personas table (defining traits and rules as JSON text)."""
@@ -174,6 +175,7 @@ class Persona:
             "share": self.share,
             "defining_traits": json.dumps([d.to_dict() for d in self.defining]),
             "rules": json.dumps([r.to_dict() for r in self.rules]),
+            "named_by_user": self.named_by_user,
         }
 
     @staticmethod
@@ -187,6 +189,7 @@ class Persona:
             defining=[TraitEffect.from_dict(d) for d in json.loads(row.defining_traits)],
             rules=[Rule.from_dict(r) for r in json.loads(row.rules)],
             avatar_svg=row.avatar_svg,
+            named_by_user=bool(getattr(row, "named_by_user", False)),
         )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from persona_pipeline.core.traits import Trait, TraitKind
+from persona_pipeline.core.traits import NUMERIC_LIKE, Trait, TraitKind
 
 SKEW_FOR_LOG = 1.5  # right-skewed, non-negative traits (money) are clustered on log1p: a 2x gap, not a $ gap
 CLIP = 5.0  # a standardized value beyond this is an outlier: it must not own a centroid
@@ -34,6 +34,38 @@ def numbers(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
+def date_values(column: pd.Series) -> pd.Series:
+    """(n,) datetime64, NaT for missing: warehouses hand dates back as datetimes or ISO text (SQLite)."""
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return column.dt.tz_localize(None) if getattr(column.dt, "tz", None) is not None else column
+    return pd.to_datetime(column.astype(object), errors="coerce", format="ISO8601", utc=True).dt.tz_localize(
+        None
+    )
+
+
+def date_reference(trait: Trait, column: pd.Series) -> str:
+    """The day a date trait counts back from: as declared, else the latest date in the data (deterministic)."""
+    if trait.reference:
+        return trait.reference
+    latest = date_values(column).max()
+    return "" if pd.isna(latest) else latest.date().isoformat()
+
+
+def as_numbers(kind: TraitKind, column: pd.Series, levels: Any = (), reference: str = "") -> np.ndarray:
+    """(n,) float64 of a numeric-like trait: numbers; a date's days before `reference`; an ordinal's rank
+    (0 for the lowest level). NaN for missing or unknown."""
+    if kind is TraitKind.DATE or kind == TraitKind.DATE:
+        if not reference:
+            return np.full(len(column), np.nan)
+        days = (pd.Timestamp(reference) - date_values(column)) / pd.Timedelta(days=1)
+        return days.to_numpy(dtype="float64", na_value=np.nan)
+    if kind == TraitKind.ORDINAL:
+        codes = category_codes(column, list(levels)).astype("float64")
+        codes[codes < 0] = np.nan
+        return codes
+    return numbers(column)
+
+
 @dataclass
 class TraitEncoding:
     name: str
@@ -44,6 +76,7 @@ class TraitEncoding:
     log: bool = False
     levels: list[str] = field(default_factory=list)
     shares: list[float] = field(default_factory=list)
+    reference: str = ""  # a date trait's day to count back from, fixed at fit: scoring reuses it
 
     @property
     def width(self) -> int:
@@ -72,19 +105,36 @@ class FeatureTransform:
         encodings = []
         for trait in traits:
             column = frame[trait.name]
-            if trait.kind is TraitKind.NUMERIC:
-                values = numbers(column)
+            if trait.numeric_like:
+                reference = date_reference(trait, column) if trait.kind is TraitKind.DATE else ""
+                ordered = list(trait.levels) if trait.kind is TraitKind.ORDINAL else []
+                values = as_numbers(trait.kind, column, ordered, reference)
                 present = values[np.isfinite(values)]
                 if present.size == 0:
-                    encodings.append(TraitEncoding(trait.name, trait.kind, scale=1.0))
+                    encodings.append(
+                        TraitEncoding(trait.name, trait.kind, scale=1.0, levels=ordered, reference=reference)
+                    )
                     continue
-                log = bool(present.min() >= 0 and pd.Series(present).skew() > SKEW_FOR_LOG)
+                log = bool(
+                    trait.kind is not TraitKind.ORDINAL
+                    and present.min() >= 0
+                    and pd.Series(present).skew() > SKEW_FOR_LOG
+                )
                 if log:
                     present = np.log1p(present)
                 center = float(np.mean(present))
                 scale = float(np.std(present)) or 1.0
                 encodings.append(
-                    TraitEncoding(trait.name, trait.kind, center, scale, float(np.median(present)), log)
+                    TraitEncoding(
+                        trait.name,
+                        trait.kind,
+                        center,
+                        scale,
+                        float(np.median(present)),
+                        log,
+                        ordered,
+                        reference=reference,
+                    )
                 )
             elif trait.kind is TraitKind.BOOLEAN:
                 values = column.astype("boolean")
@@ -115,8 +165,8 @@ class FeatureTransform:
         col = 0
         for enc in self.encodings:
             column = frame[enc.name] if enc.name in frame else pd.Series([None] * n, index=frame.index)
-            if enc.kind == TraitKind.NUMERIC:
-                values = numbers(column)
+            if enc.kind in NUMERIC_LIKE:
+                values = as_numbers(TraitKind(enc.kind), column, enc.levels, enc.reference)
                 if enc.log:
                     with np.errstate(invalid="ignore"):
                         values = np.log1p(np.maximum(values, 0))
@@ -152,7 +202,7 @@ class FeatureTransform:
         col = 0
         for enc in self.encodings:
             part = centroid[col : col + enc.width]
-            if enc.kind == TraitKind.NUMERIC:
+            if enc.kind in NUMERIC_LIKE:
                 value = part[0] * enc.scale + enc.center
                 profile[enc.name] = float(np.expm1(value) if enc.log else value)
             elif enc.kind == TraitKind.BOOLEAN:

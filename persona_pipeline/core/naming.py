@@ -7,7 +7,7 @@ faces: a name should describe what the data shows, not a stereotype.
 from __future__ import annotations
 
 from persona_pipeline.core.domain import TraitEffect
-from persona_pipeline.core.traits import TraitCatalog, TraitKind
+from persona_pipeline.core.traits import TraitCatalog
 
 FALLBACK_NOUN = "People"
 NAME_MIN_EFFECT = 0.35
@@ -19,7 +19,7 @@ def _label(effect: TraitEffect, catalog: TraitCatalog) -> tuple[str, bool] | Non
     if effect.trait not in catalog or abs(effect.effect) < NAME_MIN_EFFECT:
         return None
     trait = catalog[effect.trait]
-    if trait.kind is not TraitKind.NUMERIC and effect.effect < 0:
+    if not trait.numeric_like and effect.effect < 0:
         return None  # "not dog-loving" makes a poor name
     word = trait.labels.get(str(effect.level))
     return (word, trait.noun) if word else None
@@ -46,6 +46,15 @@ def persona_name(effects: list[TraitEffect], catalog: TraitCatalog, skip: int = 
         if noun and len(adjectives) == MAX_ADJECTIVES:
             break
     return " ".join([*adjectives, noun or FALLBACK_NOUN])
+
+
+def name_fits_catalog(name: str, catalog: TraitCatalog) -> bool:
+    """Whether a generated name uses only words the catalog still has (its labels, the fallback noun, a number,
+    '(new)'): a name built on a trait that left the catalog, or on a label since changed, does not."""
+    rest = name.replace("(new)", " ")
+    for word in sorted({w for t in catalog.traits for w in t.labels.values()}, key=len, reverse=True):
+        rest = rest.replace(word, " ")
+    return all(w == FALLBACK_NOUN or w.isdigit() for w in rest.split())
 
 
 def unique_names(effects_by_persona: dict[int, list[TraitEffect]], catalog: TraitCatalog) -> dict[int, str]:

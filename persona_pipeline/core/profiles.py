@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
 from persona_pipeline.core.domain import Rule, TraitEffect
-from persona_pipeline.core.features import category_codes, numbers
+from persona_pipeline.core.features import as_numbers, category_codes, date_reference
 from persona_pipeline.core.traits import Trait, TraitKind
 
 DEFINING_MIN_EFFECT = 0.3  # standardized difference below which a trait does not define a persona
@@ -19,6 +19,22 @@ def _fmt(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _trait_numbers(trait: Trait, column: pd.Series) -> tuple[np.ndarray, str]:
+    """(n,) float64 of a numeric-like trait, and its date reference ('' for other kinds)."""
+    reference = date_reference(trait, column) if trait.kind is TraitKind.DATE else ""
+    return as_numbers(trait.kind, column, trait.levels, reference), reference
+
+
+def value_text(trait: Trait, value: float, reference: str = "") -> str:
+    """A numeric-like value in the trait's own words: '1,978', '412 days before 2026-11-30', 'bachelor'."""
+    if trait.kind is TraitKind.ORDINAL:
+        return trait.levels[int(np.clip(round(value), 0, len(trait.levels) - 1))]
+    if trait.kind is TraitKind.DATE:
+        return f"{_fmt(value)} days before {reference}"
+    unit = trait.unit or (trait.description if trait.description and len(trait.description) < 24 else "")
+    return f"{_fmt(value)} {unit}".rstrip()
 
 
 def _shares_by_persona(
@@ -41,8 +57,8 @@ def trait_effects(
     out: dict[int, list[TraitEffect]] = {int(i): [] for i in ids}
     for trait in traits:
         column = frame[trait.name]
-        if trait.kind is TraitKind.NUMERIC:
-            values = numbers(column)
+        if trait.numeric_like:
+            values, reference = _trait_numbers(trait, column)
             known = ~np.isnan(values)
             std = float(np.std(values[known], ddof=1)) if known.sum() > 1 else 1.0
             std = std or 1.0
@@ -55,8 +71,10 @@ def trait_effects(
                 mean_p = sums[j] / sizes[j] if sizes[j] else mean_c
                 median_p = float(medians.get(j, median_c))
                 effect = (mean_p - mean_c) / std
-                unit = f" {trait.description}" if trait.description and len(trait.description) < 24 else ""
-                text = f"{trait.title}: median {_fmt(median_p)}{unit} vs {_fmt(median_c)} in the cohort"
+                text = (
+                    f"{trait.title}: median {value_text(trait, median_p, reference)} vs "
+                    f"{value_text(trait, median_c, reference)} in the cohort"
+                )
                 out[int(pid)].append(
                     TraitEffect(
                         trait.name, "high" if effect >= 0 else "low", effect, median_p, median_c, text
@@ -112,8 +130,8 @@ def _rule_matrix(
     columns, names = [], []
     for trait in traits:
         column = frame[trait.name]
-        if trait.kind is TraitKind.NUMERIC:
-            values = numbers(column)
+        if trait.numeric_like:
+            values, _ = _trait_numbers(trait, column)
             known = ~np.isnan(values)
             columns.append(np.where(known, values, np.median(values[known]) if known.any() else np.nan))
             names.append((trait, None))
@@ -129,6 +147,12 @@ def _rule_matrix(
 
 
 def _condition(trait: Trait, level: str | None, threshold: float, goes_left: bool) -> str:
+    if level is None and trait.kind is TraitKind.ORDINAL:  # ranks split between two levels
+        below = trait.levels[int(np.clip(np.floor(threshold), 0, len(trait.levels) - 1))]
+        return f"{trait.title} at most {below}" if goes_left else f"{trait.title} above {below}"
+    if level is None and trait.kind is TraitKind.DATE:  # days before the reference
+        shown = _fmt(threshold)
+        return f"{trait.title} within {shown} days" if goes_left else f"{trait.title} over {shown} days back"
     if level is None:
         shown = _fmt(threshold)
         return f"{trait.title} ≤ {shown}" if goes_left else f"{trait.title} > {shown}"

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from persona_pipeline.core.features import CLIP, FeatureTransform
+from persona_pipeline.core.features import CLIP, FeatureTransform, TraitEncoding
 from persona_pipeline.core.model import PersonaModel
-from persona_pipeline.core.traits import BOOLEAN_WORDS, TraitKind
+from persona_pipeline.core.traits import BOOLEAN_WORDS, NUMERIC_LIKE, TraitKind
 from persona_pipeline.errors import ScoringError
 
 
@@ -59,12 +59,35 @@ class Scorer:
                 table = (np.vstack([np.eye(len(e.levels)), shares[None, :]]) - shares) / e.scale
                 self._lookups[e.name] = [list(map(float, row.astype(np.float32))) for row in table]
 
+    def _number(self, e: TraitEncoding, value: Any) -> float | None:
+        """A numeric-like value as the build encoded it: a date as days before the model's reference, a level
+        as its rank; unknown levels count as missing, as in the build."""
+        if e.kind == TraitKind.DATE:
+            if value is None or value == "":
+                return None
+            try:
+                when = pd.Timestamp(value)
+            except (TypeError, ValueError):
+                raise ScoringError(
+                    f"trait {e.name!r} takes a date such as 2024-05-31, not {value!r}"
+                ) from None
+            if pd.isna(when) or not e.reference:
+                return None
+            when = when.tz_convert(None) if when.tzinfo is not None else when
+            return float((pd.Timestamp(e.reference) - when) / pd.Timedelta(days=1))
+        if e.kind == TraitKind.ORDINAL:
+            if value is not None and not isinstance(value, str):
+                raise ScoringError(f"trait {e.name!r} takes one of its levels as text, not {value!r}")
+            code = self._levels[e.name].get(value, -1) if value is not None else -1
+            return None if code < 0 else float(code)
+        return _number(e.name, value)
+
     def _vector(self, contact: dict[str, Any]) -> list[float]:
         out: list[float] = []
         for e in self._encodings:
             value = contact.get(e.name)
-            if e.kind == TraitKind.NUMERIC:
-                number = _number(e.name, value)
+            if e.kind in NUMERIC_LIKE:
+                number = self._number(e, value)
                 if number is None or not math.isfinite(number):
                     number = e.fill
                 elif e.log:

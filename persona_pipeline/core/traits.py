@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -27,6 +28,25 @@ class TraitKind(StrEnum):
     NUMERIC = "numeric"
     CATEGORICAL = "categorical"
     BOOLEAN = "boolean"
+    DATE = "date"  # clustered on as days before a reference date (tenure, recency)
+    ORDINAL = "ordinal"  # ordered levels, clustered on as their rank
+
+
+NUMERIC_LIKE = frozenset({TraitKind.NUMERIC, TraitKind.DATE, TraitKind.ORDINAL})
+
+
+class UnknownLevels(StrEnum):
+    """What a value outside a categorical or ordinal trait's levels does to its row at load."""
+
+    REJECT = "reject"  # the row is rejected with its line: a typo never passes unseen
+    MISSING = "missing"  # the value is loaded as missing and counted in the load's report
+
+
+# Every key a trait may carry in a traits file (published in traits.schema.json; a test holds them equal).
+TRAIT_KEYS = frozenset(
+    {"name", "kind", "column", "description", "unit", "min", "max", "minimum", "maximum", "levels", "cluster",
+     "labels", "noun", "unknown", "normalize", "format", "reference"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,25 @@ class Trait:
     labels: dict[str, str] = field(default_factory=dict)
     noun: bool = False
     description: str = ""
+    column: str = ""  # the file's header for this trait, when it is not the trait's name
+    unknown: UnknownLevels = UnknownLevels.REJECT
+    normalize: bool = False  # match levels ignoring case and surrounding/double spaces
+    date_format: str = ""  # a date trait's strftime format; inferred from the column when empty
+    reference: str = ""  # a date trait's "days before" date (ISO); the cohort's latest date when empty
+    unit: str = ""  # printed after its values ("USD a year"); numeric traits
+
+    @property
+    def source_column(self) -> str:
+        return self.column or self.name
+
+    @property
+    def numeric_like(self) -> bool:
+        """Clustered, summarized and binned as a number: a date as days before its reference, levels as rank."""
+        return self.kind in NUMERIC_LIKE
+
+    @property
+    def has_levels(self) -> bool:
+        return self.kind in (TraitKind.CATEGORICAL, TraitKind.ORDINAL)
 
     @property
     def title(self) -> str:
@@ -50,6 +89,7 @@ class Trait:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["kind"] = str(self.kind)
+        data["unknown"] = str(self.unknown)
         data["levels"] = list(self.levels)
         return data
 
@@ -57,6 +97,13 @@ class Trait:
     def from_dict(raw: dict[str, Any], where: str = "catalog") -> Trait:
         if not isinstance(raw, dict):
             raise CatalogError(f"{where}: each trait must be a mapping with at least 'name' and 'kind'")
+        raw = {("format" if k == "date_format" else k): v for k, v in raw.items()}  # stored form
+        unknown_keys = sorted(str(k) for k in raw if k not in TRAIT_KEYS)
+        if unknown_keys:
+            raise CatalogError(
+                f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown_keys)}; a trait may have "
+                f"{', '.join(sorted(TRAIT_KEYS))}"
+            )
         name = str(raw.get("name", "")).strip()
         if not IDENTIFIER.match(name):
             raise CatalogError(
@@ -68,7 +115,7 @@ class Trait:
             kind = TraitKind(str(raw.get("kind", "")).strip().lower())
         except ValueError:
             raise CatalogError(
-                f"{where}: trait {name!r} has kind {raw.get('kind')!r}; use one of numeric, categorical, boolean"
+                f"{where}: trait {name!r} has kind {raw.get('kind')!r}; use one of {', '.join(TraitKind)}"
             ) from None
         given_levels = raw.get("levels") or ()
         if not isinstance(given_levels, list | tuple):
@@ -76,10 +123,38 @@ class Trait:
                 f"{where}: trait {name!r} has levels {given_levels!r}; write them as a list, e.g. levels: [north, south]"
             )
         levels = tuple(str(level) for level in given_levels)
-        if kind is TraitKind.CATEGORICAL and len(levels) < 2:
-            raise CatalogError(f"{where}: categorical trait {name!r} needs 'levels' with at least two values")
+        if kind in (TraitKind.CATEGORICAL, TraitKind.ORDINAL) and len(levels) < 2:
+            order = " in order, lowest first" if kind is TraitKind.ORDINAL else ""
+            raise CatalogError(
+                f"{where}: {kind} trait {name!r} needs 'levels' with at least two values{order}"
+            )
         if len(set(levels)) != len(levels):
-            raise CatalogError(f"{where}: categorical trait {name!r} lists a level twice")
+            raise CatalogError(f"{where}: {kind} trait {name!r} lists a level twice")
+        normalize = bool(raw.get("normalize", False))
+        if normalize and len({normal_level(level) for level in levels}) != len(levels):
+            raise CatalogError(
+                f"{where}: trait {name!r} has levels that differ only in case or spaces; with normalize: true "
+                "they would read as one"
+            )
+        try:
+            unknown = UnknownLevels(str(raw.get("unknown", "reject")).strip().lower())
+        except ValueError:
+            raise CatalogError(
+                f"{where}: trait {name!r} has unknown: {raw.get('unknown')!r}; use reject or missing"
+            ) from None
+        reference = str(raw.get("reference") or "").strip()
+        if reference:
+            try:
+                reference = dt.date.fromisoformat(reference[:10]).isoformat()
+            except ValueError:
+                raise CatalogError(
+                    f"{where}: trait {name!r} has reference {raw.get('reference')!r}; write a date, e.g. "
+                    "reference: 2026-01-01"
+                ) from None
+        for key, allowed in (("format", TraitKind.DATE), ("reference", TraitKind.DATE)):
+            if raw.get(key) and kind is not allowed:
+                raise CatalogError(f"{where}: trait {name!r} is {kind}; '{key}' applies to date traits only")
+        column = str(raw.get("column") or "").strip()
         minimum = _bound(raw.get("min", raw.get("minimum")), "min", name, where)
         maximum = _bound(raw.get("max", raw.get("maximum")), "max", name, where)
         if minimum is not None and maximum is not None and minimum > maximum:
@@ -100,8 +175,19 @@ class Trait:
             cluster=bool(raw.get("cluster", True)),
             labels=labels,
             noun=bool(raw.get("noun", False)),
-            description=str(raw.get("description", "")),
+            description=str(raw.get("description") or ""),
+            column="" if column == name else column,
+            unknown=unknown,
+            normalize=normalize,
+            date_format=str(raw.get("format") or ""),
+            reference=reference,
+            unit=str(raw.get("unit") or ""),
         )
+
+
+def normal_level(value: str) -> str:
+    """A level as `normalize: true` compares it: case folded, spaces trimmed and collapsed."""
+    return " ".join(str(value).split()).casefold()
 
 
 def _bound(value: Any, key: str, name: str, where: str) -> float | None:
@@ -170,20 +256,151 @@ class TraitCatalog:
 
     @staticmethod
     def from_yaml(path: str | Path) -> TraitCatalog:
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise CatalogError(f"{path}: cannot read the trait catalog ({exc.strerror})") from exc
-        except UnicodeDecodeError as exc:
+        return read_traits_file(path).catalog
+
+
+class ContactIds(StrEnum):
+    """How a file identifies its contacts."""
+
+    INTEGER = "integer"  # positive whole numbers up to 2^63-1, used as the contact_id itself
+    TEXT = "text"  # any text key ("C001"), kept as external_id beside an internal integer contact_id
+    GENERATED = "generated"  # the file has no id: each row is a new contact with a new contact_id
+
+
+class OrderIds(StrEnum):
+    GIVEN = "given"  # the file's order ids: a reload updates those orders, never doubles them
+    GENERATED = "generated"  # made from each row's content, so loading the same file twice adds nothing
+
+
+ORDER_FIELDS = ("order_id", "contact_id", "ordered_at", "amount", "product_category", "status", "refunded")
+ORDER_OPTIONAL = frozenset({"product_category", "status", "refunded"})
+CONTACT_KEYS = frozenset({"id_column", "ids", "created_at", "updated_at"})
+ORDER_KEYS = frozenset({*ORDER_FIELDS, "order_ids"})
+FILE_KEYS = frozenset({"traits", "contacts", "orders"})
+
+
+@dataclass(frozen=True)
+class ContactLayout:
+    """Where a contacts file keeps its id and dates."""
+
+    id_column: str = "contact_id"
+    ids: ContactIds = ContactIds.INTEGER
+    created_at: str = "created_at"
+    updated_at: str = "updated_at"
+
+
+@dataclass(frozen=True)
+class OrderLayout:
+    """The orders file's header for each field we read (field name to header)."""
+
+    columns: dict[str, str] = field(default_factory=lambda: {f: f for f in ORDER_FIELDS})
+    order_ids: OrderIds = OrderIds.GIVEN
+
+
+@dataclass(frozen=True)
+class TraitsFile:
+    catalog: TraitCatalog
+    contacts: ContactLayout = ContactLayout()
+    orders: OrderLayout = OrderLayout()
+
+
+def read_traits_file(path: str | Path) -> TraitsFile:
+    """The traits file: the catalog and how the files map onto it; every error names its line and key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read the trait catalog ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise CatalogError(
+            f"{path}: the trait catalog is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from exc
+    try:
+        raw = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    entries = raw.get("traits") if isinstance(raw, dict) else raw
+    if not isinstance(entries, list):
+        raise CatalogError(f"{path}: expected a list of traits under the key 'traits'")
+    if isinstance(raw, dict):
+        extra = sorted(str(k) for k in raw if k not in FILE_KEYS)
+        if extra:
             raise CatalogError(
-                f"{path}: the trait catalog is not UTF-8 text (byte {exc.start}); save it as UTF-8"
-            ) from exc
-        except yaml.YAMLError as exc:
-            raise CatalogError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
-        entries = raw.get("traits") if isinstance(raw, dict) else raw
-        if not isinstance(entries, list):
-            raise CatalogError(f"{path}: expected a list of traits under the key 'traits'")
-        return TraitCatalog(
-            tuple(Trait.from_dict(e, f"{path}, trait #{i + 1}") for i, e in enumerate(entries))
+                f"{path} line {_line(root, extra[0])}: unknown key {extra[0]!r}; the file may have "
+                f"{', '.join(sorted(FILE_KEYS))}"
+            )
+    lines = _item_lines(root)
+    catalog = TraitCatalog(
+        tuple(
+            Trait.from_dict(e, f"{path} line {lines[i] if i < len(lines) else '?'} (trait #{i + 1})")
+            for i, e in enumerate(entries)
         )
+    )
+    if not isinstance(raw, dict):
+        return TraitsFile(catalog)
+    return TraitsFile(
+        catalog,
+        _contact_layout(raw.get("contacts"), f"{path} line {_line(root, 'contacts')}"),
+        _order_layout(raw.get("orders"), f"{path} line {_line(root, 'orders')}"),
+    )
+
+
+def _section(value: Any, keys: frozenset[str], name: str, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CatalogError(f"{where}: '{name}' must be a mapping of keys {', '.join(sorted(keys))}")
+    extra = sorted(str(k) for k in value if k not in keys)
+    if extra:
+        raise CatalogError(
+            f"{where}: unknown key {extra[0]!r} under '{name}'; it may have {', '.join(sorted(keys))}"
+        )
+    return value
+
+
+def _contact_layout(value: Any, where: str) -> ContactLayout:
+    given = _section(value, CONTACT_KEYS, "contacts", where)
+    try:
+        ids = ContactIds(str(given.get("ids", "integer")).strip().lower())
+    except ValueError:
+        raise CatalogError(
+            f"{where}: contacts: ids: {given.get('ids')!r}; use {', '.join(ContactIds)}"
+        ) from None
+    return ContactLayout(
+        id_column=str(given.get("id_column") or "contact_id"),
+        ids=ids,
+        created_at=str(given.get("created_at") or "created_at"),
+        updated_at=str(given.get("updated_at") or "updated_at"),
+    )
+
+
+def _order_layout(value: Any, where: str) -> OrderLayout:
+    given = _section(value, ORDER_KEYS, "orders", where)
+    try:
+        order_ids = OrderIds(str(given.get("order_ids", "given")).strip().lower())
+    except ValueError:
+        raise CatalogError(
+            f"{where}: orders: order_ids: {given.get('order_ids')!r}; use {', '.join(OrderIds)}"
+        ) from None
+    columns = {f: str(given.get(f) or f) for f in ORDER_FIELDS}
+    return OrderLayout(columns, order_ids)
+
+
+def _line(root: yaml.Node | None, key: str) -> int | str:
+    """The 1-based line of a top-level key, for messages."""
+    if isinstance(root, yaml.MappingNode):
+        for key_node, _ in root.value:
+            if key_node.value == key:
+                return key_node.start_mark.line + 1
+    return "?"
+
+
+def _item_lines(root: yaml.Node | None) -> list[int]:
+    """The 1-based line where each trait entry starts."""
+    node = root
+    if isinstance(root, yaml.MappingNode):
+        node = next((v for k, v in root.value if k.value == "traits"), None)
+    if not isinstance(node, yaml.SequenceNode):
+        return []
+    return [item.start_mark.line + 1 for item in node.value]

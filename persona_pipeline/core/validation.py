@@ -85,6 +85,8 @@ def schema_for(traits: list[Trait]) -> pa.DataFrameSchema:
             columns[trait.name] = pa.Column("float64", checks=checks, nullable=True, coerce=True)
         elif trait.kind is TraitKind.BOOLEAN:
             columns[trait.name] = pa.Column("boolean", nullable=True, coerce=True)
+        elif trait.kind is TraitKind.DATE:
+            columns[trait.name] = pa.Column("datetime64[ns]", nullable=True, coerce=True)
         else:
             columns[trait.name] = pa.Column(checks=[pa.Check.isin(list(trait.levels))], nullable=True)
     return pa.DataFrameSchema(columns, strict=False, name="cohort_traits")

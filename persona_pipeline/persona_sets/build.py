@@ -21,11 +21,11 @@ from persona_pipeline.core.clustering import Progress
 from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSet
 from persona_pipeline.core.model import BuildOutcome, PersonaModel, build_model
 from persona_pipeline.core.personas import describe_personas
-from persona_pipeline.core.traits import Trait, TraitCatalog, TraitKind
+from persona_pipeline.core.traits import Trait, TraitCatalog
 from persona_pipeline.core.validation import ValidationResult, validate
 from persona_pipeline.errors import BuildAlreadyRunning, BuildError, SqlModelError
 from persona_pipeline.persona_sets import lifecycle
-from persona_pipeline.sql_models import refresh_stale
+from persona_pipeline.sql_models import explain_empty_cohort, refresh_stale
 from persona_pipeline.warehouse import memberships
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
@@ -102,6 +102,8 @@ def extract_cohort(engine: Engine, ctx: BuildContext) -> pd.DataFrame:
         frame = read_frame(engine, sql, categorical=True, split_on="contact_id")
     except sa.exc.DBAPIError as exc:
         raise SqlModelError(f"reading cohort {cohort!r} failed: {str(exc).splitlines()[0]}") from exc
+    if frame.empty:
+        raise BuildError(explain_empty_cohort(engine, cohort))
     return _typed_for_handoff(frame, ctx.traits)
 
 
@@ -115,10 +117,10 @@ def _typed_for_handoff(frame: pd.DataFrame, traits: list[Trait]) -> pd.DataFrame
     for trait in traits:
         column = frame[trait.name]
         if isinstance(column.dtype, pd.CategoricalDtype):
-            if trait.kind is TraitKind.CATEGORICAL:
+            if trait.has_levels:
                 continue
             column = column.astype(object)
-        if trait.kind is TraitKind.CATEGORICAL:
+        if trait.has_levels:
             frame[trait.name] = _as_text(column).astype("category")
         elif column.dtype == object:
             frame[trait.name] = _as_text(column)
@@ -186,11 +188,16 @@ def make_personas(
 ) -> list[Persona]:
     """Describe and store the personas of this build, keeping the names of personas that survived."""
     kept_names: dict[int, str] = {}
+    user_named: frozenset[int] = frozenset()
     if ctx.record.current_build is not None:
-        kept_names = {p.persona_id: p.name for p in store.read_personas(engine, ctx.record.id)}
+        previous = store.read_personas(engine, ctx.record.id)
+        kept_names = {p.persona_id: p.name for p in previous}
+        user_named = frozenset(p.persona_id for p in previous if p.named_by_user)
     used = [t for t in ctx.traits if t.name in outcome.model.transform.trait_names]
     quarantined = store.quarantined_rows(engine, ctx.record.id, ctx.build)
-    result = describe_personas(valid, outcome.persona_ids, used, ctx.catalog, ctx.record.seed, kept_names)
+    result = describe_personas(
+        valid, outcome.persona_ids, used, ctx.catalog, ctx.record.seed, kept_names, user_named
+    )
     summary = BuildSummary(
         build=ctx.build,
         k=outcome.model.k,

@@ -7,14 +7,19 @@ scorer.score({"age": 34, "urbanicity": "suburban", "dog_owner": True})  # Score(
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.domain import names_by_id
 from persona_pipeline.core.model import PersonaModel
 from persona_pipeline.core.scoring import Scorer
+from persona_pipeline.errors import ScoringError
 from persona_pipeline.persona_sets.lifecycle import require_built
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import get_engine
+from persona_pipeline.warehouse.scores import read_contact
 from persona_pipeline.warehouse.trait_catalog import load_catalog
 
 
@@ -26,3 +31,21 @@ def load_scorer(name: str, engine: Engine | None = None) -> Scorer:
     build = store.current_build(engine, record)
     names = names_by_id(store.read_personas(engine, record.id))
     return Scorer(PersonaModel.from_json(build.model), names, set(load_catalog(engine).names))
+
+
+def score_stored_contact(name: str, key: str, engine: Engine | None = None) -> dict[str, Any]:
+    """Score a contact already in the warehouse, found by its file's key (text or integer): its stored traits."""
+    engine = engine or get_engine()
+    row = read_contact(engine, key)
+    if row is None:
+        raise ScoringError(f"no stored contact has the id {key!r}; `persona-pipeline load` adds contacts")
+    scorer = load_scorer(name, engine)
+    catalog = load_catalog(engine)
+    traits = {}
+    for trait in catalog.traits:
+        value = row.get(trait.name)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        traits[trait.name] = value.isoformat() if hasattr(value, "isoformat") else value
+    result = scorer.score(traits).to_dict()
+    return {"contact_id": row["contact_id"], "external_id": row.get("external_id"), **result}

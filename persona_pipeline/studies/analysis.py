@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.analysis import OrderQuality, analyse
 from persona_pipeline.core.domain import DEFAULT_WINDOW_DAYS, PersonaSet
+from persona_pipeline.core.orders import OrderStatus, counted, net_amounts
 from persona_pipeline.core.traits import Trait
 from persona_pipeline.errors import AnalysisError, CatalogError
 from persona_pipeline.persona_sets.lifecycle import require_built
@@ -52,13 +53,15 @@ def _orders(engine: Engine, window_days: int) -> pd.DataFrame:
     with engine.connect() as conn:
         latest = conn.execute(sa.text("SELECT MAX(ordered_at) FROM orders")).scalar()
     if latest is None:
-        return pd.DataFrame(columns=["contact_id", "amount", "product_category", "unknown"])
+        return pd.DataFrame(
+            columns=["contact_id", "amount", "refunded", "status", "product_category", "unknown"]
+        )
     if isinstance(latest, str):
         latest = dt.datetime.fromisoformat(latest)
     cutoff = latest - dt.timedelta(days=window_days)
     frame = read_frame(
         engine,
-        "SELECT o.contact_id, o.amount, o.product_category, "
+        "SELECT o.contact_id, o.amount, o.refunded, o.status, o.product_category, "
         "CASE WHEN c.contact_id IS NULL THEN 1 ELSE 0 END AS unknown "
         "FROM orders o LEFT JOIN contacts c ON c.contact_id = o.contact_id WHERE o.ordered_at >= :cutoff",
         {"cutoff": cutoff},
@@ -81,20 +84,26 @@ def run_analysis(
     traits_frame = _member_traits(engine, record.id, [*clustering, *extra])
     orders = _orders(engine, window_days)
     amount = pd.to_numeric(orders["amount"], errors="coerce")
-    unknown = orders["unknown"].astype(int) == 1
-    missing = amount.isna() & ~unknown
-    negative = (amount < 0) & ~unknown
-    member_ids = members["contact_id"].to_numpy()
-    usable = ~unknown & ~missing & ~negative
-    in_cohort = orders["contact_id"].isin(member_ids).to_numpy()
+    refunded = pd.to_numeric(orders["refunded"], errors="coerce")
+    status = orders["status"].astype(object)
+    unknown = (orders["unknown"].astype(int) == 1).to_numpy()
+    cancelled = (status.astype(str) == OrderStatus.CANCELLED).to_numpy() & ~unknown
+    missing = amount.isna().to_numpy() & ~unknown & ~cancelled
+    negative = (amount < 0).to_numpy() & ~unknown & ~cancelled
+    usable = counted(status, amount, refunded) & ~unknown  # the one rule, as the cohorts' SQL states it
+    not_counted = ~usable & ~unknown & ~cancelled & ~missing & ~negative
+    in_cohort = orders["contact_id"].isin(members["contact_id"].to_numpy()).to_numpy()
     quality = OrderQuality(
         used=int((usable & in_cohort).sum()),
         missing_amount=int(missing.sum()),
         negative_amount=int(negative.sum()),
         unknown_contact=int(unknown.sum()),
         outside_cohort=int((usable & ~in_cohort).sum()),
+        cancelled=int(cancelled.sum()),
+        not_counted=int(not_counted.sum()),
     )
-    clean = orders[usable & in_cohort].assign(amount=amount[usable & in_cohort])
+    net = net_amounts(amount, refunded)
+    clean = orders[usable & in_cohort].assign(amount=net[usable & in_cohort])
     table = analyse(members, traits_frame, clustering, extra, clean, quality)
     with engine.begin() as conn:
         conn.execute(persona_analysis.delete().where(persona_analysis.c.persona_set_id == record.id))

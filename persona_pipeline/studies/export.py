@@ -26,14 +26,17 @@ def export_csv(engine: Engine, name: str, what: str, out: Path) -> int:
     if what != "flow":
         require_built(record)
     queries = {
-        "memberships": "SELECT m.contact_id, m.persona_id, p.name AS persona_name, m.confidence, m.build "  # noqa: S608
-        "FROM persona_memberships m JOIN personas p ON p.persona_set_id = m.persona_set_id "
+        # external_id: the file's own text key, where the contacts were loaded with one
+        "memberships": "SELECT m.contact_id, c.external_id, m.persona_id, p.name AS persona_name, m.confidence, "  # noqa: S608
+        "m.build FROM persona_memberships m JOIN personas p ON p.persona_set_id = m.persona_set_id "
         "AND p.build = m.build AND p.persona_id = m.persona_id "
+        "LEFT JOIN contacts c ON c.contact_id = m.contact_id "
         f"WHERE m.persona_set_id = :id AND {CURRENT_MEMBERSHIPS} ORDER BY m.contact_id",
         "analysis": 'SELECT section, persona_id, trait, role, bucket, "count", share, value, lift '
         "FROM persona_analysis WHERE persona_set_id = :id",
-        "history": "SELECT contact_id, persona_id, valid_from, valid_to, build FROM membership_history "
-        "WHERE persona_set_id = :id ORDER BY contact_id, valid_from",
+        "history": "SELECT h.contact_id, c.external_id, h.persona_id, h.valid_from, h.valid_to, h.build "
+        "FROM membership_history h LEFT JOIN contacts c ON c.contact_id = h.contact_id "
+        "WHERE h.persona_set_id = :id ORDER BY h.contact_id, h.valid_from",
     }
     with files.atomic_output(out) as handle:
         if what == "flow":

@@ -192,6 +192,8 @@ def write_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
         cursor.close()
         return len(frame)
     placeholders = ", ".join("?" for _ in frame.columns)
+    if not conn.in_transaction():  # rows written through the driver's cursor still go in one transaction
+        conn.begin()
     cursor = conn.connection.dbapi_connection.cursor()
     insert = f"INSERT INTO {target} ({columns}) VALUES ({placeholders})"  # noqa: S608 - identifiers quoted
     cursor.executemany(insert, _python_rows(frame))

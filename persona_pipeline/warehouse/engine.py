@@ -21,10 +21,17 @@ def engine_for(url: str) -> Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record):  # noqa: ANN001 - SQLAlchemy's hook signature
+            # pysqlite begins a transaction only before INSERT/UPDATE/DELETE, so a DROP or CREATE would commit
+            # on its own: SQLAlchemy's recipe turns that off and begins every transaction itself (below)
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn):  # noqa: ANN001 - SQLAlchemy's hook signature
+            conn.exec_driver_sql("BEGIN")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)

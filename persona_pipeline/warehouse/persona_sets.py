@@ -170,7 +170,7 @@ def rename_persona(engine: Engine, record: PersonaSet, persona_id: int, new_name
                 & (personas.c.build == record.current_build)
                 & (personas.c.persona_id == persona_id)
             )
-            .values(name=new_name)
+            .values(name=new_name, named_by_user=True)
         )
 
 

@@ -7,7 +7,7 @@ scan the whole table. A destination table persona-pipeline creates on PostgreSQL
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -135,9 +135,12 @@ def stream_scores_csv(engine: Engine, pipeline: Pipeline, out: IO[bytes]) -> Non
         if pipeline.destination_table
         else ("pipeline_scores", "WHERE pipeline_id = :pid ")
     )
-    stream_csv(
+    columns = ", ".join(f"s.{c}" for c in SCORE_COLUMNS[:1]) + ", c.external_id, "
+    columns += ", ".join(f"s.{c}" for c in SCORE_COLUMNS[1:])
+    stream_csv(  # external_id: the file's own text key, where the contacts were loaded with one
         engine,
-        f"SELECT {', '.join(SCORE_COLUMNS)} FROM {source} {scope}ORDER BY contact_id, persona_set",  # noqa: S608
+        f"SELECT {columns} FROM {source} s LEFT JOIN contacts c ON c.contact_id = s.contact_id "  # noqa: S608
+        f"{scope.replace('pipeline_id', 's.pipeline_id')}ORDER BY s.contact_id, s.persona_set",
         out,
         {"pid": pipeline.id} if scope else None,
     )
@@ -158,3 +161,20 @@ def changed_since(engine: Engine, after: Watermark | None, limit: int) -> tuple[
         return after, 0
     last = frame.iloc[-1]
     return Watermark(pd.Timestamp(last["updated_at"]).to_pydatetime(), int(last["contact_id"])), len(frame)
+
+
+def read_contact(engine: Engine, key: str) -> dict[str, Any] | None:
+    """One stored contact's row by its file's text key (external_id) or its contact_id; None when not stored."""
+    with engine.connect() as conn:
+        row = (
+            conn.execute(sa.text("SELECT * FROM contacts WHERE external_id = :key"), {"key": key})
+            .mappings()
+            .first()
+        )
+        if row is None and key.strip().isdigit() and int(key) < 2**63:
+            row = (
+                conn.execute(sa.text("SELECT * FROM contacts WHERE contact_id = :id"), {"id": int(key)})
+                .mappings()
+                .first()
+            )
+    return dict(row) if row is not None else None

@@ -75,6 +75,7 @@ personas = sa.Table(
     sa.Column("share", sa.Float, nullable=False),
     sa.Column("defining_traits", sa.Text, nullable=False),  # JSON list of trait effects
     sa.Column("rules", sa.Text, nullable=False),  # JSON list of rules
+    sa.Column("named_by_user", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 # Keyed by build too: a new build's rows are stored beside the current build's until the switch (see
@@ -203,6 +204,7 @@ pipeline_scores = score_table("pipeline_scores", metadata, per_pipeline=True)
 ADDED_COLUMNS = [
     ("persona_sets", "analysis_traits", "TEXT"),
     ("persona_sets", "show_in_explore", "BOOLEAN NOT NULL DEFAULT TRUE"),
+    ("personas", "named_by_user", "BOOLEAN NOT NULL DEFAULT FALSE"),
 ]
 
 
@@ -221,6 +223,7 @@ def ensure_catalog_tables(engine: Engine) -> None:
                 conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
         if tuple(inspector.get_pk_constraint("persona_memberships")["constrained_columns"]) != MEMBERSHIP_KEY:
             _rekey_memberships(conn)
+        ensure_source_columns(conn)
     _ensured.add(engine)
 
 
@@ -250,6 +253,8 @@ def _trait_type(kind: TraitKind) -> sa.types.TypeEngine:
         TraitKind.NUMERIC: sa.Float(),
         TraitKind.BOOLEAN: sa.Boolean(),
         TraitKind.CATEGORICAL: sa.String(200),
+        TraitKind.ORDINAL: sa.String(200),
+        TraitKind.DATE: sa.DateTime(),
     }[kind]
 
 
@@ -264,6 +269,8 @@ def source_tables(catalog: TraitCatalog) -> dict[str, sa.Table]:
         "contacts",
         meta,
         sa.Column("contact_id", sa.BigInteger, primary_key=True),
+        # a file's own key when it is text ("C001"): kept beside the integer id, shown in exports and scores
+        sa.Column("external_id", sa.String(200), nullable=True, unique=True),
         sa.Column("created_at", sa.DateTime, nullable=True),
         sa.Column("updated_at", sa.DateTime, nullable=True),
         *traits(),
@@ -285,6 +292,8 @@ def source_tables(catalog: TraitCatalog) -> dict[str, sa.Table]:
         sa.Column("ordered_at", sa.DateTime, nullable=False),
         sa.Column("amount", sa.Float, nullable=True),
         sa.Column("product_category", sa.String(200), nullable=True),
+        sa.Column("status", sa.String(20), nullable=False, server_default="completed"),  # core.orders
+        sa.Column("refunded", sa.Float, nullable=False, server_default="0"),
     )
     truth = sa.Table(
         HIDDEN_TRUTH_TABLE,
@@ -293,6 +302,25 @@ def source_tables(catalog: TraitCatalog) -> dict[str, sa.Table]:
         sa.Column("segment", sa.String(100), nullable=False),
     )
     return {"contacts": contacts, "trait_history": history, "orders": orders, HIDDEN_TRUTH_TABLE: truth}
+
+
+# Source columns added after the source tables first shipped: (table, column, SQL type).
+ADDED_SOURCE_COLUMNS = [
+    ("contacts", "external_id", "VARCHAR(200)"),
+    ("orders", "status", "VARCHAR(20) NOT NULL DEFAULT 'completed'"),
+    ("orders", "refunded", "FLOAT NOT NULL DEFAULT 0"),
+]
+
+
+def ensure_source_columns(conn: Connection) -> None:
+    """Give source tables written by an older release the columns added since (no-op when present)."""
+    inspector = sa.inspect(conn)
+    present_tables = set(inspector.get_table_names())
+    for table, column, sql_type in ADDED_SOURCE_COLUMNS:
+        if table in present_tables and column not in {c["name"] for c in inspector.get_columns(table)}:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+            if column == "external_id":
+                conn.execute(sa.text("CREATE UNIQUE INDEX contacts_external_id ON contacts (external_id)"))
 
 
 def drop_sources(conn: Connection, catalog: TraitCatalog) -> None:

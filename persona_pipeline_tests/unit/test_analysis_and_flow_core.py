@@ -95,6 +95,8 @@ def test_purchase_metrics_match_a_direct_computation() -> None:
         "negative_amount": 2,
         "unknown_contact": 3,
         "outside_cohort": 4,
+        "cancelled": 0,
+        "not_counted": 0,
     }
 
 

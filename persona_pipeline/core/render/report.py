@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from persona_pipeline.core.analysis import OrderQuality
 from persona_pipeline.core.domain import BuildSummary, Persona
 from persona_pipeline.core.render.html import escape as _e
 from persona_pipeline.core.render.html import script_json
@@ -183,11 +184,7 @@ def analysis_tab(data: ReportData) -> str:
     quality = table[table["section"] == "quality"]
     if not quality.empty:
         counts = {r.bucket: int(r.count) for r in quality.itertuples()}
-        out.append(
-            "<p class='muted quality'>Orders used: {used:,}. Left out: {missing_amount:,} with a missing amount, "
-            "{negative_amount:,} with a negative amount, {unknown_contact:,} for unknown contacts, "
-            "{outside_cohort:,} by contacts outside the cohort.</p>".format(**counts)
-        )
+        out.append(f"<p class='muted quality'>{_e(OrderQuality.sentence(counts))}</p>")
     return "".join(out)
 
 
