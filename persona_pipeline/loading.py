@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import io
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from persona_pipeline import files
 from persona_pipeline.config import persona_home
-from persona_pipeline.core.dates import read_dates
+from persona_pipeline.core.dates import BLANK_WORDS, read_dates
 from persona_pipeline.core.orders import STATUS_WORDS, OrderStatus
 from persona_pipeline.core.traits import (
     BOOLEAN_WORDS,
@@ -45,7 +46,7 @@ from persona_pipeline.warehouse.tables import ensure_catalog_tables
 COMMA_DECIMAL = re.compile(r"^-?\d{1,3}(\.\d{3})*,\d+$|^-?\d+,\d+$")
 REJECT_COLUMNS = ["file", "line", "contact_id", "column", "value", "reason"]
 DEFAULT_MAX_REJECT_SHARE = 0.05
-BLANK_WORDS = ("nan", "null", "none", "na", "n/a", "<na>")
+STALE = "older than the stored contact's updated_at"
 EXTERNAL_ID_LENGTH = 200
 
 
@@ -82,15 +83,37 @@ def _read_table(path: Path, delimiter: str | None, encoding: str) -> tuple[pd.Da
         except csv.Error:
             delimiter = ","
     try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False, skipinitialspace=True
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO(text),
+                sep=delimiter,
+                dtype=str,
+                keep_default_na=False,
+                skipinitialspace=True,
+                index_col=False,  # a row with an extra field must not shift every column by one
+            )
+        if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+            raise LoadError(f"{path}: {_longer_row(text, delimiter)}; nothing was changed")
     except (pd.errors.ParserError, ValueError) as exc:
         raise LoadError(
             f"{path}: cannot parse as delimited text with delimiter {delimiter!r}: {exc}"
         ) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame, delimiter
+
+
+def _longer_row(text: str, delimiter: str) -> str:
+    """Which line has more fields than the header, said plainly."""
+    rows = csv.reader(io.StringIO(text), delimiter=delimiter)
+    header = len(next(rows, []))
+    for number, row in enumerate(rows, start=2):
+        if len(row) > header:
+            return (
+                f"line {number} has {len(row)} fields but the header has {header} (delimiter {delimiter!r}); "
+                "quote values that contain the delimiter, or pass the right --delimiter"
+            )
+    return f"a row has more fields than the header's {header}"
 
 
 def _detect_decimal(frame: pd.DataFrame, columns: list[str], fallback: str = ".") -> str:
@@ -368,7 +391,10 @@ def parse_orders(
         )
     when = _read_dates(frame["ordered_at"], "ordered_at", date_format, rejects, notes)
     rejects.add(when.isna().to_numpy() & ~rejects.bad, "ordered_at", frame["ordered_at"], "missing date")
-    status_text = frame["status"].astype(str).str.strip().str.lower() if "status" in frame else None
+    status_text = None
+    if "status" in frame:
+        status_text, status_blank = _blank(frame["status"])
+        status_text = status_text.str.lower().where(~status_blank, "")  # a blank status is a completed order
     status = (
         status_text.map(lambda v: STATUS_WORDS.get(v)) if status_text is not None
         else pd.Series(OrderStatus.COMPLETED, index=frame.index)
@@ -388,10 +414,10 @@ def parse_orders(
         rejects.add(
             (refunded > amount).to_numpy(), "refunded", frame["refunded"], "refunded more than the amount"
         )
-    category = (
-        frame["product_category"].astype(str).str.strip().replace("", None)
-        if "product_category" in frame else pd.Series(None, index=frame.index, dtype=object)
-    )  # fmt: skip
+    category = pd.Series(None, index=frame.index, dtype=object)
+    if "product_category" in frame:
+        category_text, category_blank = _blank(frame["product_category"])
+        category = category_text.where(~category_blank, None).astype(object)
     out = pd.DataFrame(
         {
             "line": frame["line"].to_numpy(),
@@ -517,7 +543,8 @@ def _order_columns(traits_file: TraitsFile, frame: pd.DataFrame) -> dict[str, tu
 def _share_check(file: str, rows: int, rejects: pd.DataFrame, limit: float, path: Path | None) -> None:
     if not rows or rejects.empty:
         return
-    rejected = rejects[rejects["file"] == file].groupby("line").ngroups
+    bad = rejects[(rejects["file"] == file) & ~rejects["reason"].astype(str).str.startswith(STALE)]
+    rejected = bad.groupby("line").ngroups  # rows superseded by newer stored data are not bad input
     share = rejected / rows
     if share > limit:
         raise LoadError(
@@ -527,20 +554,17 @@ def _share_check(file: str, rows: int, rejects: pd.DataFrame, limit: float, path
         )
 
 
-def _write_rejects(rejected: pd.DataFrame, rejects_path: str | Path | None) -> Path | None:
+def _write_rejects(rejected: pd.DataFrame, path: Path) -> Path | None:
+    """The rejected rows, written atomically (the same path before and inside the transaction)."""
     if rejected.empty:
         return None
-    path = (
-        Path(rejects_path)
-        if rejects_path
-        else persona_home() / f"load_rejects_{dt.datetime.now():%Y%m%d_%H%M%S}.csv"
-    )
     files.write_text(path, rejected.to_csv(index=False))
     return path
 
 
 def _ids_file(path: Path, traits_file: TraitsFile, options: LoadOptions) -> pd.Series:
-    """The ids of a --remove file: its id column (as the traits file names it), or its only column."""
+    """The ids of a --remove file: its id column (as the traits file names it), or its only column (a list of
+    ids with no header)."""
     frame, delimiter = _read_table(path, options.delimiter, options.encoding)
     column = traits_file.contacts.id_column
     if column not in frame.columns:
@@ -549,7 +573,8 @@ def _ids_file(path: Path, traits_file: TraitsFile, options: LoadOptions) -> pd.S
                 f"{path}: no column {column!r} among {', '.join(map(str, frame.columns))}; give a file with one "
                 "column of contact ids, or name the id column as the traits file does"
             )
-        column = frame.columns[0]
+        # one column not named as the id column: a list without a header, its first line an id too
+        return pd.concat([pd.Series([str(frame.columns[0])]), frame[frame.columns[0]]], ignore_index=True)
     return frame[column]
 
 
@@ -589,6 +614,11 @@ def load_files(
     notes: list[str] = []
     rejects: list[pd.DataFrame] = []
     contacts = pd.DataFrame()
+    rejects_target = (
+        Path(options.rejects_path)
+        if options.rejects_path
+        else persona_home() / f"load_rejects_{dt.datetime.now():%Y%m%d_%H%M%S}.csv"
+    )
     given_decimal = options.decimal
     decimal = options.decimal or "."
     rows = {}
@@ -641,7 +671,7 @@ def load_files(
     rejected = pd.concat([r for r in rejects if not r.empty], ignore_index=True) if any(
         not r.empty for r in rejects) else pd.DataFrame(columns=REJECT_COLUMNS)  # fmt: skip
     if contacts_path is not None:  # before any writing: a file mostly rejected changes nothing
-        early = _write_rejects(rejected, options.rejects_path)
+        early = _write_rejects(rejected, rejects_target)
         _share_check(contacts_path.name, rows[contacts_path.name], rejected, options.max_reject_share, early)
     removals = _ids_file(Path(options.remove_path), traits_file, options) if options.remove_path else None
     now = pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0))
@@ -655,7 +685,7 @@ def load_files(
             report.rejects = rejected = pd.concat(
                 [r for r in (rejected, report.rejects_extra) if not r.empty], ignore_index=True
             ) if not report.rejects_extra.empty else rejected  # fmt: skip
-            report.rejects_path = _write_rejects(rejected, options.rejects_path)
+            report.rejects_path = _write_rejects(rejected, rejects_target)
             for file, count in rows.items():
                 _share_check(file, count, rejected, options.max_reject_share, report.rejects_path)
             sources.drop_staging(conn)
@@ -691,16 +721,19 @@ def _with_ids(conn: Connection | None, contacts: pd.DataFrame, ids_kind: Contact
         return contacts.assign(contact_id=ids, external_id=contacts.get("external_id"))
     known = sources.external_ids(conn, contacts["external_id"])
     new = known.isna().to_numpy()
-    ids = known.to_numpy(dtype="float64", na_value=np.nan)
+    ids = np.array(known.fillna(0).to_numpy(), dtype="int64")  # a writable copy
     ids[new] = start + np.arange(int(new.sum()))
-    return contacts.assign(contact_id=ids.astype("int64"))
+    return contacts.assign(contact_id=ids)
 
 
 def _dated(contacts: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
-    """created_at and updated_at, the load time where the file gives none."""
+    """created_at and updated_at: the load time where the file gives neither."""
     out = contacts.copy()
-    for column in ("created_at", "updated_at"):
-        out[column] = out[column].fillna(now) if column in out else now
+    out["updated_at"] = out["updated_at"].fillna(now) if "updated_at" in out else now
+    # a new contact's first version is valid from its creation, else from the change the file dates
+    out["created_at"] = (
+        out["created_at"].fillna(out["updated_at"]) if "created_at" in out else out["updated_at"]
+    )
     return out
 
 
@@ -761,15 +794,17 @@ def _apply(
             setattr(changes, name, getattr(merged, name))
         if merged.stale_lines:
             stale = contacts[contacts["line"].isin(merged.stale_lines)]
-            extra.append(_reject_rows(contacts_file, stale["line"].to_numpy(), stale["contact_id"].astype(str).to_numpy(),
+            keys = stale["external_id"] if ids_kind is ContactIds.TEXT else stale["contact_id"]
+            extra.append(_reject_rows(contacts_file, stale["line"].to_numpy(), keys.astype(str).to_numpy(),
                                       "updated_at", stale["updated_at"].astype(str).to_numpy(),
-                                      "older than the stored contact's updated_at: not applied"))  # fmt: skip
+                                      f"{STALE}: not applied"))  # fmt: skip
     else:
         sources.ensure_sources(conn, catalog)
-    if options.delete_missing and not fresh and file_keys is not None:
-        keep = _stored_ids(conn, file_keys, ids_kind).dropna().to_numpy(dtype="int64")
-        if ids_kind is ContactIds.GENERATED:
+    if options.delete_missing and not fresh and (file_keys is not None or ids_kind is ContactIds.GENERATED):
+        if ids_kind is ContactIds.GENERATED:  # no key to match: the contacts of this file are the base
             keep = contacts["contact_id"].to_numpy()
+        else:
+            keep = _stored_ids(conn, file_keys, ids_kind).dropna().to_numpy(dtype="int64")
         stored_ids = sources.stored_contact_ids(conn)
         changes.contacts_removed += sources.remove_contacts(conn, np.setdiff1d(stored_ids, keep), now)
     if removals is not None:

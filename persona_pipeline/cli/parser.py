@@ -122,14 +122,15 @@ def _data_commands(sub: argparse._SubParsersAction) -> None:
         help="load nothing when more than this share of a file's rows is rejected (default 0.05)",
     )
     load.add_argument("--delimiter", help="field delimiter (default: detected)")
-    load.add_argument("--decimal", help="decimal mark, '.' or ',' (default: detected)")
+    load.add_argument("--decimal", choices=[".", ","], help="decimal mark, '.' or ',' (default: detected)")
     load.add_argument(
         "--date-format",
         help="strftime format of dates, e.g. %%d/%%m/%%Y (default: inferred from each whole column)",
     )
     load.add_argument("--encoding", default="utf-8", help="text encoding (default: utf-8)")
     load.add_argument(
-        "--rejects", help="where to write rejected rows as CSV (default: beside the home folder)"
+        "--rejects",
+        help="where to write rejected rows as CSV (default: load_rejects_<time>.csv in PERSONA_HOME)",
     )
     load.set_defaults(func="data:load")
 
