@@ -357,7 +357,7 @@ def explain_empty_cohort(engine: Engine, cohort: str) -> str:
                 sa.text(f"SELECT COUNT(*) FROM orders o WHERE {counted_order_sql('o')}")  # noqa: S608 - fixed SQL
             ).scalar()
     line = (
-        f"the cohort {cohort!r}{comment} selects no contact; the warehouse holds {contacts:,} contacts and "
+        f"the cohort is empty: {cohort!r}{comment} selects no contact; the warehouse holds {contacts:,} contacts and "
         f"{orders:,} orders, {counted:,} of which count (not cancelled, net amount above zero)"
     )
     if "orders" in read and not counted:

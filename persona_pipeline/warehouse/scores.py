@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from persona_pipeline.core.domain import ChangeWindow, Pipeline, ScoringBucket, Watermark
 from persona_pipeline.warehouse.bulk import read_frame, stream_csv, write_frame
 from persona_pipeline.warehouse.engine import quote
-from persona_pipeline.warehouse.pipelines import SCORE_COLUMNS, require_still_there
+from persona_pipeline.warehouse.pipelines import CSV_SCORE_COLUMNS, require_still_there
 from persona_pipeline.warehouse.replacement import create_partitioned
 from persona_pipeline.warehouse.tables import score_table
 
@@ -135,9 +135,8 @@ def stream_scores_csv(engine: Engine, pipeline: Pipeline, out: IO[bytes]) -> Non
         if pipeline.destination_table
         else ("pipeline_scores", "WHERE pipeline_id = :pid ")
     )
-    columns = ", ".join(f"s.{c}" for c in SCORE_COLUMNS[:1]) + ", c.external_id, "
-    columns += ", ".join(f"s.{c}" for c in SCORE_COLUMNS[1:])
-    stream_csv(  # external_id: the file's own text key, where the contacts were loaded with one
+    columns = ", ".join("c.external_id" if c == "external_id" else f"s.{c}" for c in CSV_SCORE_COLUMNS)
+    stream_csv(
         engine,
         f"SELECT {columns} FROM {source} s LEFT JOIN contacts c ON c.contact_id = s.contact_id "  # noqa: S608
         f"{scope.replace('pipeline_id', 's.pipeline_id')}ORDER BY s.contact_id, s.persona_set",

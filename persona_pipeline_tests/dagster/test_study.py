@@ -137,6 +137,13 @@ def test_exports_stream_every_row(built: PersonaSet, seeded: Engine, tmp_path: P
             rows = list(csv.reader(handle))
         assert len(rows) - 1 == table_rows(seeded, table), what
     first = pd.read_csv(tmp_path / "memberships.csv", nrows=5)
-    assert list(first.columns) == ["contact_id", "persona_id", "persona_name", "confidence", "build"]
+    assert list(first.columns) == [
+        "contact_id",
+        "external_id",
+        "persona_id",
+        "persona_name",
+        "confidence",
+        "build",
+    ]
     export_csv(seeded, "Customers", "flow", tmp_path / "flow.csv")
     assert len(pd.read_csv(tmp_path / "flow.csv")) == len(flow_counts(seeded, "Customers"))
