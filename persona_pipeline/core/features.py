@@ -54,7 +54,7 @@ def date_reference(trait: Trait, column: pd.Series) -> str:
 def as_numbers(kind: TraitKind, column: pd.Series, levels: Any = (), reference: str = "") -> np.ndarray:
     """(n,) float64 of a numeric-like trait: numbers; a date's days before `reference`; an ordinal's rank
     (0 for the lowest level). NaN for missing or unknown."""
-    if kind is TraitKind.DATE or kind == TraitKind.DATE:
+    if kind == TraitKind.DATE:  # a str from a stored model's encoding, or the enum
         if not reference:
             return np.full(len(column), np.nan)
         days = (pd.Timestamp(reference) - date_values(column)) / pd.Timedelta(days=1)

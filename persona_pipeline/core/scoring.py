@@ -76,11 +76,15 @@ class Scorer:
             when = when.tz_convert(None) if when.tzinfo is not None else when
             return float((pd.Timestamp(e.reference) - when) / pd.Timedelta(days=1))
         if e.kind == TraitKind.ORDINAL:
-            if value is not None and not isinstance(value, str):
-                raise ScoringError(f"trait {e.name!r} takes one of its levels as text, not {value!r}")
-            code = self._levels[e.name].get(value, -1) if value is not None else -1
+            code = self._level_code(e, value)
             return None if code < 0 else float(code)
         return _number(e.name, value)
+
+    def _level_code(self, e: TraitEncoding, value: Any) -> int:
+        """A level's index among the trait's levels; -1 for missing or unseen (scored as missing)."""
+        if value is not None and not isinstance(value, str):
+            raise ScoringError(f"trait {e.name!r} takes one of its levels as text, not {value!r}")
+        return self._levels[e.name].get(value, -1) if value is not None else -1
 
     def _vector(self, contact: dict[str, Any]) -> list[float]:
         out: list[float] = []
@@ -99,10 +103,7 @@ class Scorer:
                     float(np.float32(((e.fill if flag is None else float(flag)) - e.center) / e.scale))
                 )
             else:
-                if value is not None and not isinstance(value, str):
-                    raise ScoringError(f"trait {e.name!r} takes one of its levels as text, not {value!r}")
-                code = self._levels[e.name].get(value, -1) if value is not None else -1  # unseen: as missing
-                out.extend(self._lookups[e.name][code])
+                out.extend(self._lookups[e.name][self._level_code(e, value)])
         return out
 
     def score(self, contact: dict[str, Any]) -> Score:
