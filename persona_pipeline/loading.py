@@ -199,9 +199,7 @@ class _Rejects:
         )
 
     def frame(self) -> pd.DataFrame:
-        return (
-            pd.concat(self.parts, ignore_index=True) if self.parts else pd.DataFrame(columns=REJECT_COLUMNS)
-        )
+        return _joined(self.parts)
 
 
 def _loose(header: str) -> str:
@@ -554,6 +552,12 @@ def _share_check(file: str, rows: int, rejects: pd.DataFrame, limit: float, path
         )
 
 
+def _joined(rejects: list[pd.DataFrame]) -> pd.DataFrame:
+    """Reject frames as one (empty ones left out: concat would warn about their all-NA columns)."""
+    present = [r for r in rejects if not r.empty]
+    return pd.concat(present, ignore_index=True) if present else pd.DataFrame(columns=REJECT_COLUMNS)
+
+
 def _write_rejects(rejected: pd.DataFrame, path: Path) -> Path | None:
     """The rejected rows, written atomically (the same path before and inside the transaction)."""
     if rejected.empty:
@@ -668,8 +672,7 @@ def load_files(
         notes += order_notes
         rejects.append(order_rejects)
         rows[orders_path.name] = len(raw_orders)
-    rejected = pd.concat([r for r in rejects if not r.empty], ignore_index=True) if any(
-        not r.empty for r in rejects) else pd.DataFrame(columns=REJECT_COLUMNS)  # fmt: skip
+    rejected = _joined(rejects)
     if contacts_path is not None:  # before any writing: a file mostly rejected changes nothing
         early = _write_rejects(rejected, rejects_target)
         _share_check(contacts_path.name, rows[contacts_path.name], rejected, options.max_reject_share, early)
@@ -682,9 +685,7 @@ def load_files(
         try:
             _apply(conn, traits_file, stored, contacts, contacts_path.name if contacts_path else None, file_keys,
                    orders, orders_path.name if orders_path else None, removals, options, now, report, say)  # fmt: skip
-            report.rejects = rejected = pd.concat(
-                [r for r in (rejected, report.rejects_extra) if not r.empty], ignore_index=True
-            ) if not report.rejects_extra.empty else rejected  # fmt: skip
+            report.rejects = rejected = _joined([rejected, report.rejects_extra])
             report.rejects_path = _write_rejects(rejected, rejects_target)
             for file, count in rows.items():
                 _share_check(file, count, rejected, options.max_reject_share, report.rejects_path)
@@ -702,13 +703,13 @@ def load_files(
 
 
 def _stored_ids(conn: Connection, keys: pd.Series, ids_kind: ContactIds) -> pd.Series:
-    """The stored contact_id of each of a file's keys (NaN where none); keys: (n,) as the file wrote them."""
+    """The stored contact_id of each of a file's keys (<NA> where none); keys: (n,) as the file wrote them."""
     if ids_kind is ContactIds.TEXT:
         return sources.external_ids(conn, keys.astype(str).str.strip())
     ints, bad = whole_ids(keys)
-    stored = sources.stored_contact_ids(conn)
-    found = np.isin(ints.to_numpy(), stored) & ~bad
-    return pd.Series(np.where(found, ints.to_numpy(), np.nan), index=keys.index)
+    found = np.isin(ints.to_numpy(), sources.stored_contact_ids(conn)) & ~bad
+    # nullable integers: a float would round ids above 2^53 onto other contacts
+    return pd.Series(pd.arrays.IntegerArray(ints.to_numpy(), ~found), index=keys.index)
 
 
 def _with_ids(conn: Connection | None, contacts: pd.DataFrame, ids_kind: ContactIds) -> pd.DataFrame:
@@ -831,6 +832,4 @@ def _apply(
     if not fresh and not options.delete_missing and not contacts.empty:
         total = sources.source_counts(conn)["contacts"]
         report.kept_absent = max(0, total - len(contacts))
-    report.rejects_extra = (
-        pd.concat(extra, ignore_index=True) if extra else pd.DataFrame(columns=REJECT_COLUMNS)
-    )
+    report.rejects_extra = _joined(extra)

@@ -192,12 +192,14 @@ def key_kind(conn: Connection) -> str:
 
 
 def external_ids(conn: Connection, keys: pd.Series) -> pd.Series:
-    """The stored contact_id of each text key (NaN where the key is not stored); keys: (n,) text."""
+    """The stored contact_id of each text key (<NA> where the key is not stored), as exact nullable integers;
+    keys: (n,) text."""
     stored = pd.read_sql(
         sa.text("SELECT external_id, contact_id FROM contacts WHERE external_id IS NOT NULL"), conn
     )
-    lookup = pd.Series(stored["contact_id"].to_numpy(), index=stored["external_id"].astype(str).to_numpy())
-    return keys.map(lookup)
+    position = pd.Index(stored["external_id"].astype(str)).get_indexer(keys.astype(str))
+    ids = stored["contact_id"].to_numpy(dtype="int64")[np.maximum(position, 0)] if len(stored) else position
+    return pd.Series(pd.arrays.IntegerArray(ids.astype("int64"), position < 0), index=keys.index)
 
 
 def next_contact_id(conn: Connection) -> int:

@@ -314,3 +314,24 @@ def test_real_public_customer_tables_load_through_their_own_headers(
     assert main(["persona-set", "build", "Real"]) == 0
     personas = store.read_personas(warehouse, store.get(warehouse, "Real").id)
     assert sum(p.population for p in personas) == rows and len(personas) >= 2
+
+
+def test_ids_beyond_2_to_the_53_match_their_own_orders_and_removals(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """Integer ids are matched exactly: through a float, 2^53+1 and 2^53+2 would both become 2^53."""
+    integer = TRAITS.replace("{id_column: CustomerID, ids: text}", "{id_column: CustomerID}")
+    traits = _traits(tmp_path, integer)
+    big = [2**53 + 1, 2**53 + 2, 2**53 + 3, 2**62 + 7]
+    people = _people(4).assign(CustomerID=[str(i) for i in big])
+    orders = pd.DataFrame(
+        {"Invoice": [1, 2, 3], "CustomerID": [str(i) for i in big[:3]], "Date": ["2024-06-01"] * 3,
+         "Total": [1.0, 2.0, 3.0]}
+    )  # fmt: skip
+    load_files(warehouse, _write(tmp_path, "big.csv", people), traits, _write(tmp_path, "o.csv", orders))
+    stored = read_frame(warehouse, "SELECT order_id, contact_id FROM orders ORDER BY order_id")
+    assert [int(v) for v in stored["contact_id"]] == big[:3]
+    remove = _write(tmp_path, "remove.csv", pd.DataFrame({"CustomerID": [str(big[1])]}))
+    load_files(warehouse, None, traits, remove_path=remove)
+    kept = read_frame(warehouse, "SELECT contact_id FROM contacts ORDER BY contact_id")
+    assert [int(v) for v in kept["contact_id"]] == [big[0], big[2], big[3]]
