@@ -72,15 +72,8 @@ def replace_in(
     truth: pd.DataFrame | None = None,
 ) -> dict[str, int]:
     """Drop and recreate the source tables with these rows, in the caller's transaction."""
-    tables = source_tables(catalog)
+    tables = recreate(conn, catalog)
     counts: dict[str, int] = {}
-    # PostgreSQL refuses to drop a table that staging views read; the next models run recreates them
-    cascade = " CASCADE" if conn.dialect.name == "postgresql" else ""
-    for table in tables.values():
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(conn.engine, table.name)}{cascade}"))
-    for table in tables.values():
-        table.create(conn)
-    write_catalog(conn, catalog)
     frames = {"contacts": contacts, "trait_history": trait_history, "orders": orders}
     if truth is not None:
         frames[HIDDEN_TRUTH_TABLE] = truth
@@ -88,6 +81,19 @@ def replace_in(
         columns = [c.name for c in tables[name].columns]
         counts[name] = write_frame(conn, name, frame[[c for c in columns if c in frame.columns]])
     return counts
+
+
+def recreate(conn: Connection, catalog: TraitCatalog) -> dict[str, sa.Table]:
+    """Drop the source tables and create them empty for this catalog, which is stored beside them."""
+    tables = source_tables(catalog)
+    # PostgreSQL refuses to drop a table that staging views read; the next models run recreates them
+    cascade = " CASCADE" if conn.dialect.name == "postgresql" else ""
+    for table in tables.values():
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(conn.engine, table.name)}{cascade}"))
+    for table in tables.values():
+        table.create(conn)
+    write_catalog(conn, catalog)
+    return tables
 
 
 def analyze(engine: Engine) -> None:
@@ -211,51 +217,108 @@ def stored_contact_ids(conn: Connection) -> np.ndarray:
     return pd.read_sql(sa.text("SELECT contact_id FROM contacts"), conn)["contact_id"].to_numpy(dtype="int64")
 
 
+def unstaged_contact_ids(conn: Connection) -> np.ndarray:
+    """(n,) int64: stored contacts the staged file does not hold (what --delete-missing removes)."""
+    return pd.read_sql(
+        sa.text(
+            "SELECT contact_id FROM contacts c WHERE NOT EXISTS "
+            "(SELECT 1 FROM load_contacts s WHERE s.contact_id = c.contact_id)"
+        ),
+        conn,
+    )["contact_id"].to_numpy(dtype="int64")
+
+
 def _distinct(conn: Connection, left: str, right: str) -> str:
     """A null-safe 'differs' between two columns: NULL and NULL are equal."""
     op = "IS DISTINCT FROM" if conn.dialect.name == "postgresql" else "IS NOT"
     return f"{left} {op} {right}"
 
 
-def _stage(
-    conn: Connection, name: str, template: sa.Table, frame: pd.DataFrame, extra: list[sa.Column]
-) -> None:
-    """A temporary table shaped like `template` (plus `extra`), filled with the frame's rows."""
-    meta = sa.MetaData()
-    columns = [sa.Column(c.name, c.type, nullable=True) for c in template.columns] + extra
-    table = sa.Table(name, meta, *columns, prefixes=["TEMPORARY"])
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-    table.create(conn)
-    write_frame(conn, name, frame[[c.name for c in columns if c.name in frame.columns]])
-
-
-def merge_contacts(
-    conn: Connection, catalog: TraitCatalog, contacts: pd.DataFrame, dated: bool
-) -> SourceChanges:
-    """Insert new contacts, update changed ones (closing their open history version and opening one valid from
-    the change), leave the rest; contacts: contact_id, external_id, created_at, updated_at, line, traits.
-
-    `dated`: the file gave updated_at; a row older than the stored contact is not applied (reported stale).
-    """
+def start_staging(conn: Connection, catalog: TraitCatalog) -> None:
+    """Temporary tables the chunks of a load are written to (load_contacts, load_orders), shaped like the
+    sources with the file's line and, for orders, the file's contact key; nothing touches the sources yet."""
+    drop_staging(conn)
     tables = source_tables(catalog)
-    _stage(conn, "load_contacts", tables["contacts"], contacts, [sa.Column("line", sa.BigInteger)])
-    conn.execute(sa.text("CREATE INDEX load_contacts_id ON load_contacts (contact_id)"))
-    changes = SourceChanges()
-    if dated:
-        stale = conn.execute(
+    meta = sa.MetaData()
+    for name, template, extra in (
+        ("load_contacts", tables["contacts"], [sa.Column("line", sa.BigInteger)]),
+        (
+            "load_orders",
+            tables["orders"],
+            [
+                sa.Column("line", sa.BigInteger),
+                sa.Column("key_id", sa.BigInteger),
+                sa.Column("key_text", sa.String(200)),
+            ],
+        ),
+    ):
+        columns = [sa.Column(c.name, c.type, nullable=True) for c in template.columns] + extra
+        sa.Table(name, meta, *columns, prefixes=["TEMPORARY"]).create(conn)
+
+
+def stage(conn: Connection, table: str, frame: pd.DataFrame) -> int:
+    """Append one chunk's typed rows to a staging table (COPY on PostgreSQL)."""
+    return write_frame(conn, table, frame)
+
+
+def _number_new(conn: Connection) -> None:
+    """Staged contacts without a contact_id get the next free ones, in the file's line order."""
+    start = next_contact_id(conn)
+    conn.execute(
+        sa.text(
+            "UPDATE load_contacts SET contact_id = n.id FROM (SELECT line, :start - 1 + ROW_NUMBER() OVER "
+            "(ORDER BY line) AS id FROM load_contacts WHERE contact_id IS NULL) AS n WHERE load_contacts.line = n.line"
+        ),
+        {"start": start},
+    )
+
+
+def assign_contact_ids(conn: Connection, text_keys: bool) -> None:
+    """Staged contacts keyed by text take the stored contact_id of their key, or a new one; contacts without
+    ids (generated) all take new ones. Integer-keyed contacts came with theirs."""
+    conn.execute(sa.text("CREATE INDEX load_contacts_line ON load_contacts (line)"))
+    if text_keys:
+        conn.execute(
             sa.text(
-                "SELECT s.line FROM load_contacts s JOIN contacts c ON c.contact_id = s.contact_id "
-                "WHERE s.updated_at < c.updated_at"
+                "UPDATE load_contacts SET contact_id = c.contact_id FROM contacts c "
+                "WHERE c.external_id = load_contacts.external_id"
             )
-        ).scalars()
-        changes.stale_lines = sorted(int(line) for line in stale)
-        if changes.stale_lines:
-            conn.execute(
-                sa.text(
-                    "DELETE FROM load_contacts WHERE contact_id IN (SELECT s.contact_id FROM load_contacts s "
-                    "JOIN contacts c ON c.contact_id = s.contact_id WHERE s.updated_at < c.updated_at)"
-                )
+        )
+    _number_new(conn)
+    conn.execute(sa.text("CREATE INDEX load_contacts_id ON load_contacts (contact_id)"))
+
+
+def take_stale(conn: Connection) -> pd.DataFrame:
+    """Staged rows older than the stored contact (updated_at), taken out of the staging: a load never writes
+    an older version over a newer one. Returns their line, contact_id, external_id and updated_at."""
+    older = "FROM load_contacts s JOIN contacts c ON c.contact_id = s.contact_id WHERE s.updated_at < c.updated_at"
+    stale = pd.read_sql(
+        sa.text(f"SELECT s.line, s.contact_id, s.external_id, s.updated_at {older} ORDER BY s.line"),  # noqa: S608 - fixed SQL
+        conn,
+    )
+    if len(stale):
+        conn.execute(sa.text(f"DELETE FROM load_contacts WHERE line IN (SELECT s.line {older})"))  # noqa: S608
+    return stale
+
+
+def open_history(conn: Connection, catalog: TraitCatalog) -> int:
+    """Each contact's first trait-history version, valid from its creation, copied inside the warehouse (a
+    fresh base: every contact is new); returns the contacts."""
+    names = ", ".join(quote(conn.engine, t.name) for t in catalog.traits)
+    return int(
+        conn.execute(
+            sa.text(
+                f"INSERT INTO trait_history (contact_id, valid_from, valid_to, {names}) "  # noqa: S608 - quoted
+                f"SELECT contact_id, created_at, NULL, {names} FROM contacts"
             )
+        ).rowcount
+    )
+
+
+def merge_contacts(conn: Connection, catalog: TraitCatalog) -> SourceChanges:
+    """Merge the staged contacts: insert new ones, update changed ones (closing their open history version and
+    opening one valid from the change), leave the rest."""
+    changes = SourceChanges()
     names = [quote(conn.engine, t.name) for t in catalog.traits]
     differs = " OR ".join(_distinct(conn, f"c.{n}", f"s.{n}") for n in names)
     conn.execute(sa.text("DROP TABLE IF EXISTS load_changed"))
@@ -344,12 +407,22 @@ def remove_contacts(conn: Connection, ids: np.ndarray, now: pd.Timestamp) -> int
 ORDER_VALUES = ("contact_id", "ordered_at", "amount", "product_category", "status", "refunded")
 
 
-def merge_orders(conn: Connection, catalog: TraitCatalog, orders: pd.DataFrame) -> tuple[int, int, int]:
-    """Upsert orders by order id: new ones inserted, changed ones (a status, a refund) updated; returns
-    (new, changed, unchanged)."""
-    if orders.empty:
-        return 0, 0, 0
-    _stage(conn, "load_orders", source_tables(catalog)["orders"], orders, [])
+def link_orders(conn: Connection, text_keys: bool) -> pd.DataFrame:
+    """Staged orders take the contact_id of their file key; those whose contact is not stored (nor loaded now)
+    are taken out of the staging and returned (line, key)."""
+    match = "c.external_id = load_orders.key_text" if text_keys else "c.contact_id = load_orders.key_id"
+    conn.execute(sa.text(f"UPDATE load_orders SET contact_id = c.contact_id FROM contacts c WHERE {match}"))  # noqa: S608 - fixed SQL
+    key = "key_text" if text_keys else "key_id"
+    sql = f"SELECT line, {key} AS key FROM load_orders WHERE contact_id IS NULL ORDER BY line"  # noqa: S608
+    unknown = pd.read_sql(sa.text(sql), conn)
+    if len(unknown):
+        conn.execute(sa.text("DELETE FROM load_orders WHERE contact_id IS NULL"))
+    return unknown
+
+
+def merge_orders(conn: Connection) -> tuple[int, int, int]:
+    """Upsert the staged orders by order id: new ones inserted, changed ones (a status, a refund) updated;
+    returns (new, changed, unchanged)."""
     differs = " OR ".join(_distinct(conn, f"o.{c}", f"s.{c}") for c in ORDER_VALUES)
     changed = int(
         conn.execute(
@@ -383,7 +456,8 @@ def merge_orders(conn: Connection, catalog: TraitCatalog, orders: pd.DataFrame) 
                 "FROM load_orders s WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = s.order_id)"
             )
         )
-    return new, changed, len(orders) - new - changed
+    staged = int(conn.execute(sa.text("SELECT COUNT(*) FROM load_orders")).scalar())
+    return new, changed, staged - new - changed
 
 
 def ensure_sources(conn: Connection, catalog: TraitCatalog) -> None:
