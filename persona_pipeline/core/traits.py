@@ -303,6 +303,26 @@ class TraitsFile:
     contacts: ContactLayout = ContactLayout()
     orders: OrderLayout = OrderLayout()
 
+    def layout_json(self) -> str:
+        """The file's `contacts:` and `orders:` sections, stored so a later load without the traits file (only
+        --orders or --remove) reads its files the same way."""
+        contacts = {k: str(v) for k, v in asdict(self.contacts).items()}
+        return json.dumps(
+            {"contacts": contacts, "orders": {**self.orders.columns, "order_ids": str(self.orders.order_ids)}}
+        )
+
+    @staticmethod
+    def with_layout(catalog: TraitCatalog, stored: str | None) -> TraitsFile:
+        """The stored catalog with the layout stored beside it (defaults when none was)."""
+        if not stored:
+            return TraitsFile(catalog)
+        raw = json.loads(stored)
+        return TraitsFile(
+            catalog,
+            _contact_layout(raw.get("contacts"), "stored layout"),
+            _order_layout(raw.get("orders"), "stored layout"),
+        )
+
 
 def read_traits_file(path: str | Path) -> TraitsFile:
     """The traits file: the catalog and how the files map onto it; every error names its line and key."""

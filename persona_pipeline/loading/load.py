@@ -228,6 +228,7 @@ class _Plan:
     orders: TableSource | None = None
     orders_survey: Survey | None = None
     removals: pd.Series | None = None
+    traits_given: bool = False  # a traits file was given: its layout is stored for later loads
     decimal: str | None = None  # the contacts file's decimal mark, read from its first chunk
     outcome: dict[str, Outcome] = field(default_factory=dict)  # by file name
     extra: list[pd.DataFrame] = field(default_factory=list)  # rejects found in the warehouse (stale, unknown)
@@ -316,9 +317,9 @@ def load_files(
     elif stored is None:
         raise LoadError("the warehouse has no contacts yet: load a contacts file (with --traits) first")
     else:
-        traits_file = TraitsFile(stored)
+        traits_file = TraitsFile.with_layout(stored, sources.stored_layout(engine))
     now = pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0))
-    plan = _Plan(traits_file, stored, options, now)
+    plan = _Plan(traits_file, stored, options, now, traits_given=traits_path is not None)
     # everything read and surveyed before the transaction: a file that cannot be read changes nothing
     if contacts_path is not None:
         _open_contacts(plan, Path(contacts_path))
@@ -426,6 +427,8 @@ def _apply(
     else:
         catalog = plan.stored or catalog
         sources.ensure_sources(conn, catalog)
+    if plan.traits_given:
+        sources.write_layout(conn, plan.traits_file.layout_json())
     sources.start_staging(conn, catalog)
     if plan.contacts is not None:
         report.contacts = _stage_contacts(conn, plan, fresh)

@@ -24,6 +24,7 @@ from persona_pipeline.warehouse.tables import (
     HIDDEN_TRUTH_TABLE,
     ensure_catalog_tables,
     ensure_source_columns,
+    source_layout,
     source_tables,
     trait_catalog,
 )
@@ -113,6 +114,18 @@ def write_catalog(conn: Connection, catalog: TraitCatalog) -> None:
             for i, t in enumerate(catalog.traits)
         ],
     )
+
+
+def write_layout(conn: Connection, layout: str) -> None:
+    conn.execute(source_layout.delete())
+    conn.execute(source_layout.insert().values(name="layout", definition=layout))
+
+
+def stored_layout(engine: Engine) -> str | None:
+    """The layout the last traits file declared (JSON), or None."""
+    ensure_catalog_tables(engine)
+    with engine.connect() as conn:
+        return conn.execute(sa.select(source_layout.c.definition)).scalar()
 
 
 def stored_catalog(engine: Engine) -> TraitCatalog | None:

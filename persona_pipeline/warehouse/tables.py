@@ -25,6 +25,15 @@ trait_catalog = sa.Table(
     sa.Column("definition", sa.Text, nullable=False),
 )
 
+# How the last traits file mapped its files (contacts: id column and kind; orders: headers), as JSON: a load
+# given only --orders or --remove reads its files the same way.
+source_layout = sa.Table(
+    "source_layout",
+    metadata,
+    sa.Column("name", sa.String(20), primary_key=True),
+    sa.Column("definition", sa.Text, nullable=False),
+)
+
 persona_sets = sa.Table(
     "persona_sets",
     metadata,

@@ -284,6 +284,9 @@ def test_orders_with_a_status_count_by_one_rule(warehouse: Engine, tmp_path: Pat
     update = _write(tmp_path, "update.csv", orders.head(1).assign(status="returned", refunded=10.0))
     report = load_files(warehouse, None, traits, update)
     assert report.changes.orders_changed == 1 and table_rows(warehouse, "orders") == 5
+    # without the traits file, the layout it declared (text keys, the orders' headers) is remembered
+    report = load_files(warehouse, None, None, update)
+    assert report.rejects.empty and report.changes.orders_unchanged == 1
 
     assert main(["models", "run"]) == 0
     customers = read_frame(warehouse, "SELECT contact_id FROM customers ORDER BY contact_id")
