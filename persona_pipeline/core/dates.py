@@ -168,7 +168,11 @@ def _refusal(
     """One line: a value read two ways (or two values each read one way only), and the fix."""
     second = rivals[0]
     a, b = reads[first], reads[second]
-    fix = f"pass --date-format {first} (or {' or '.join(rivals)})"
+    # quoted for the shell (a format with a space would split); a date trait can take it as `format:` instead
+    fix = (
+        f"pass --date-format '{first}' (or {' or '.join(repr(r) for r in rivals)}), or give a date trait "
+        f"`format: '{first}'` in the traits file"
+    )
     if np.array_equal(a == _NOT_READ, b == _NOT_READ):  # the same values read, into different dates
         i = np.flatnonzero(a != b)[0]
         return (

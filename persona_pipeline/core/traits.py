@@ -94,7 +94,9 @@ class Trait:
         return data
 
     @staticmethod
-    def from_dict(raw: dict[str, Any], where: str = "catalog") -> Trait:
+    def from_dict(raw: dict[str, Any], where: str = "catalog", stored: bool = False) -> Trait:
+        """A trait from a traits file's entry; `stored`: from the warehouse's catalog, written by an earlier
+        release, so checks added since (labels, keys that do not apply to the kind) are not applied to it."""
         if not isinstance(raw, dict):
             raise CatalogError(f"{where}: each trait must be a mapping with at least 'name' and 'kind'")
         raw = {("format" if k == "date_format" else k): v for k, v in raw.items()}  # stored form
@@ -155,6 +157,17 @@ class Trait:
             if raw.get(key) and kind is not allowed:
                 raise CatalogError(f"{where}: trait {name!r} is {kind}; '{key}' applies to date traits only")
         column = str(raw.get("column") or "").strip()
+        for short, long in () if stored else (("min", "minimum"), ("max", "maximum")):
+            if short in raw and long in raw:
+                raise CatalogError(f"{where}: trait {name!r} has both {short!r} and {long!r}; keep one")
+            if raw.get(short, raw.get(long)) is not None and kind is not TraitKind.NUMERIC:
+                raise CatalogError(
+                    f"{where}: trait {name!r} is {kind}; {short!r} applies to numeric traits only"
+                )
+        if given_levels and not stored and not (kind is TraitKind.CATEGORICAL or kind is TraitKind.ORDINAL):
+            raise CatalogError(
+                f"{where}: trait {name!r} is {kind}; 'levels' apply to categorical and ordinal traits"
+            )
         minimum = _bound(raw.get("min", raw.get("minimum")), "min", name, where)
         maximum = _bound(raw.get("max", raw.get("maximum")), "max", name, where)
         if minimum is not None and maximum is not None and minimum > maximum:
@@ -166,6 +179,13 @@ class Trait:
                 "labels: {high: Seasoned, low: Young}"
             )
         labels = {str(k).lower() if isinstance(k, bool) else str(k): str(v) for k, v in given_labels.items()}
+        named = _label_keys(kind, levels)
+        stray = [] if stored else [k for k in labels if k not in named]
+        if stray:  # a typo ('hgih') would otherwise name no persona, silently
+            raise CatalogError(
+                f"{where}: trait {name!r} has labels for {', '.join(map(repr, stray))}; a {kind} trait's labels are "
+                f"for {', '.join(named)}"
+            )
         return Trait(
             name=name,
             kind=kind,
@@ -183,6 +203,15 @@ class Trait:
             reference=reference,
             unit=str(raw.get("unit") or ""),
         )
+
+
+def _label_keys(kind: TraitKind, levels: tuple[str, ...]) -> tuple[str, ...]:
+    """What a trait's labels may name: its levels, true/false, or high/low (the side a persona leans to)."""
+    if kind is TraitKind.CATEGORICAL:
+        return levels
+    if kind is TraitKind.BOOLEAN:
+        return ("true", "false")
+    return ("high", "low", *levels) if kind is TraitKind.ORDINAL else ("high", "low")
 
 
 def normal_level(value: str) -> str:
@@ -252,7 +281,7 @@ class TraitCatalog:
 
     @staticmethod
     def from_json(text: str) -> TraitCatalog:
-        return TraitCatalog(tuple(Trait.from_dict(raw) for raw in json.loads(text)))
+        return TraitCatalog(tuple(Trait.from_dict(raw, stored=True) for raw in json.loads(text)))
 
     @staticmethod
     def from_yaml(path: str | Path) -> TraitCatalog:

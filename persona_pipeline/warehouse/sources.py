@@ -22,6 +22,7 @@ from persona_pipeline.warehouse.bulk import write_frame
 from persona_pipeline.warehouse.engine import quote
 from persona_pipeline.warehouse.tables import (
     HIDDEN_TRUTH_TABLE,
+    SOURCE_TABLES,
     ensure_catalog_tables,
     ensure_source_columns,
     source_layout,
@@ -101,7 +102,10 @@ def analyze(engine: Engine) -> None:
     """Fresh statistics make the cohort joins plan well on PostgreSQL."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            conn.execute(sa.text("ANALYZE"))
+            present = set(sa.inspect(conn).get_table_names())
+            for table in SOURCE_TABLES:  # the tables a load writes, not every table of the database
+                if table in present:
+                    conn.execute(sa.text(f"ANALYZE {quote(conn.engine, table)}"))
             conn.commit()
 
 

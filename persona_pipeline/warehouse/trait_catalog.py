@@ -21,4 +21,4 @@ def load_catalog(engine: Engine) -> TraitCatalog:
         raise CatalogError(
             "the warehouse has no trait catalog yet: run `persona-pipeline seed` or `persona-pipeline load` first"
         )
-    return TraitCatalog(tuple(Trait.from_dict(json.loads(r.definition)) for r in rows))
+    return TraitCatalog(tuple(Trait.from_dict(json.loads(r.definition), stored=True) for r in rows))

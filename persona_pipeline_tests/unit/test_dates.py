@@ -121,7 +121,7 @@ def test_a_column_mixing_day_first_and_month_first_is_refused() -> None:
     with pytest.raises(LoadError, match="Dt_Customer") as refusal:
         read_dates(pd.Series(["13-01-2012", "01-13-2012", "01-01-2012"]), "Dt_Customer")
     message = str(refusal.value)
-    assert "--date-format %d-%m-%Y" in message and "%m-%d-%Y" in message and "\n" not in message
+    assert "--date-format '%d-%m-%Y'" in message and "'%m-%d-%Y'" in message and "\n" not in message
 
 
 def test_a_column_no_value_settles_is_refused_with_both_readings() -> None:
@@ -129,7 +129,8 @@ def test_a_column_no_value_settles_is_refused_with_both_readings() -> None:
         read_dates(pd.Series(["04-09-2012", "05-06-2013", "04-09-2012"]), "Dt_Customer")
     assert str(refusal.value) == (
         "column 'Dt_Customer': dates such as '04-09-2012' read as 4 September 2012 (%d-%m-%Y) "
-        "or as 9 April 2012 (%m-%d-%Y), and no value settles it; pass --date-format %d-%m-%Y (or %m-%d-%Y)"
+        "or as 9 April 2012 (%m-%d-%Y), and no value settles it; pass --date-format '%d-%m-%Y' (or '%m-%d-%Y'), "
+        "or give a date trait `format: '%d-%m-%Y'` in the traits file"
     )
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG, generate
-from persona_pipeline.core.traits import CatalogError, TraitCatalog, TraitKind
+from persona_pipeline.core.traits import CatalogError, Trait, TraitCatalog, TraitKind
 
 END = dt.date(2026, 11, 1)
 
@@ -89,3 +89,42 @@ def test_history_rebuilds_todays_contacts() -> None:
     leavers = set(history["contact_id"]) - set(base.contacts["contact_id"])
     assert leavers, "some contacts leave"
     assert np.all(history["valid_from"] <= pd.Timestamp(END))
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"name": "age", "kind": "numeric", "labels": {"hgih": "Seasoned"}}, "labels for 'hgih'.*high, low"),
+        ({"name": "age", "kind": "numeric", "min": 1, "minimum": 2}, "both 'min' and 'minimum'"),
+        (
+            {"name": "region", "kind": "categorical", "levels": ["n", "s"], "max": 3},
+            "'max' applies to numeric",
+        ),
+        (
+            {"name": "owner", "kind": "boolean", "levels": ["y", "n"]},
+            "'levels' apply to categorical and ordinal",
+        ),
+        (
+            {"name": "region", "kind": "categorical", "levels": ["n", "s"], "labels": {"e": "E"}},
+            "labels for 'e'",
+        ),
+        ({"name": "size", "kind": "ordinal", "levels": ["s", "m", "l"], "colum": "Size"}, "unknown key"),
+    ],
+)
+def test_traits_file_mistakes_are_refused_but_stored_catalogs_still_read(entry: dict, message: str) -> None:
+    with pytest.raises(CatalogError, match=message):
+        Trait.from_dict(entry)
+    if "colum" not in entry:  # a catalog an earlier release stored is read as it is
+        assert Trait.from_dict(entry, stored=True).name == entry["name"]
+
+
+def test_ordinal_labels_may_name_a_side_or_a_level() -> None:
+    trait = Trait.from_dict(
+        {
+            "name": "size",
+            "kind": "ordinal",
+            "levels": ["s", "m", "l"],
+            "labels": {"high": "Big", "s": "Small"},
+        }
+    )
+    assert trait.labels == {"high": "Big", "s": "Small"}
