@@ -16,6 +16,7 @@ from persona_pipeline.cli import main
 from persona_pipeline.errors import CatalogError, LoadError
 from persona_pipeline.loading import load_files
 from persona_pipeline.persona_sets.catalog import rename_persona
+from persona_pipeline.scoring import pipelines
 from persona_pipeline.scoring.realtime import score_stored_contact
 from persona_pipeline.studies.export import export_csv
 from persona_pipeline.warehouse import persona_sets as store
@@ -246,6 +247,19 @@ def test_text_ids_kinds_and_names_round_trip_through_a_build(warehouse: Engine, 
     scored = score_stored_contact("P", "C0001", warehouse)
     assert scored["external_id"] == "C0001"
     assert scored["persona_id"] == int(members.loc[members["external_id"] == "C0001", "persona_id"].iloc[0])
+    assert (
+        main(
+            ["pipeline", "create", "keys", "--population", "all_contacts", "--payload", "P", "--csv", "k.csv"]
+        )
+        == 0
+    )
+    assert main(["pipeline", "run", "keys"]) == 0
+    scores = pd.read_csv(pipelines.get(warehouse, "keys").destination_csv)
+    by_key = scores.set_index("external_id")["persona_id"]
+    assert (
+        len(scores) == 400
+        and (by_key == members.set_index("external_id")["persona_id"].reindex(by_key.index)).all()
+    )
 
     # the pet trait leaves the catalog: the persona named after it is renamed; a user's name stays
     pets = next(p for p in personas if "Pet-Loving" in p.name)
