@@ -102,12 +102,13 @@ def _data_commands(sub: argparse._SubParsersAction) -> None:
         "refunded; appended and de-duplicated by order id",
     )
     load.add_argument("--remove", help="a file of contact ids to remove from the base")
-    load.add_argument(
+    scope = load.add_mutually_exclusive_group()
+    scope.add_argument(
         "--replace",
         action="store_true",
         help="replace the whole base (contacts, history, orders) with the files",
     )
-    load.add_argument(
+    scope.add_argument(
         "--delete-missing",
         action="store_true",
         help="remove stored contacts that the contacts file does not hold",
@@ -130,7 +131,7 @@ def _data_commands(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--encoding", default="utf-8", help="text encoding (default: utf-8)")
     load.add_argument(
         "--rejects",
-        help="where to write rejected rows as CSV (default: load_rejects_<time>.csv in PERSONA_HOME)",
+        help="where to write rejected rows as CSV (default: load_rejects_<date>_<time>.csv in PERSONA_HOME)",
     )
     load.set_defaults(func="data:load")
 

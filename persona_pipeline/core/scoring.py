@@ -7,6 +7,7 @@ path (the same persona but at float32 near-ties: a property test checks it).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import pandas as pd
 
 from persona_pipeline.core.features import CLIP, FeatureTransform, TraitEncoding
 from persona_pipeline.core.model import PersonaModel
-from persona_pipeline.core.traits import BOOLEAN_WORDS, NUMERIC_LIKE, TraitKind
+from persona_pipeline.core.traits import BOOLEAN_WORDS, NUMERIC_LIKE, TraitKind, normal_level
 from persona_pipeline.errors import ScoringError
 
 
@@ -38,8 +39,13 @@ class Scorer:
     """One persona set's model, ready to score single contacts fast."""
 
     def __init__(
-        self, model: PersonaModel, names: dict[int, str] | None = None, known_traits: set[str] | None = None
+        self,
+        model: PersonaModel,
+        names: dict[int, str] | None = None,
+        known_traits: set[str] | None = None,
+        normalized: set[str] | frozenset[str] = frozenset(),
     ):
+        """`normalized`: traits whose levels match ignoring case and spaces (`normalize: true`), as at load."""
         self.model = model
         self.names = names or {}
         transform: FeatureTransform = model.transform
@@ -52,6 +58,10 @@ class Scorer:
         self._levels = {
             e.name: {level: i for i, level in enumerate(e.levels)} for e in self._encodings if e.levels
         }
+        for e in self._encodings:  # a loose level reads as its declared one, as the load read it
+            if e.name in normalized and e.levels:
+                self._levels[e.name] |= {normal_level(level): i for i, level in enumerate(e.levels)}
+        self._normalized = frozenset(normalized)
         self._lookups = {}
         for e in self._encodings:
             if e.kind == TraitKind.CATEGORICAL:
@@ -65,11 +75,13 @@ class Scorer:
         if e.kind == TraitKind.DATE:
             if value is None or value == "":
                 return None
-            try:
-                when = pd.Timestamp(value)
+            try:  # ISO only: '05/03/2023' would be read month-first, where a load may have read it day-first
+                if not isinstance(value, str):
+                    raise TypeError(value)
+                when = pd.Timestamp(dt.datetime.fromisoformat(value))
             except (TypeError, ValueError):
                 raise ScoringError(
-                    f"trait {e.name!r} takes a date such as 2024-05-31, not {value!r}"
+                    f"trait {e.name!r} takes an ISO date such as 2024-05-31 (or 2024-05-31T08:00), not {value!r}"
                 ) from None
             if pd.isna(when) or not e.reference:
                 return None
@@ -84,7 +96,10 @@ class Scorer:
         """A level's index among the trait's levels; -1 for missing or unseen (scored as missing)."""
         if value is not None and not isinstance(value, str):
             raise ScoringError(f"trait {e.name!r} takes one of its levels as text, not {value!r}")
-        return self._levels[e.name].get(value, -1) if value is not None else -1
+        if value is None:
+            return -1
+        levels = self._levels[e.name]
+        return levels.get(value, levels.get(normal_level(value), -1) if e.name in self._normalized else -1)
 
     def _vector(self, contact: dict[str, Any]) -> list[float]:
         out: list[float] = []

@@ -26,6 +26,7 @@ from persona_pipeline.core.traits import (
     UnknownLevels,
     normal_level,
 )
+from persona_pipeline.loading.reading import THOUSANDS
 
 REJECT_COLUMNS = ["file", "line", "contact_id", "column", "value", "reason"]
 EXTERNAL_ID_LENGTH = 200
@@ -42,8 +43,15 @@ def numbers(values: pd.Series, decimal: str) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values):
         return values.astype("float64")
     text = values.astype(str).str.strip()
+    other = "." if decimal == "," else ","
+    if pc.any(pc.match_substring(pa.array(text, type=pa.string()), other)).as_py():
+        # the other mark is read only as thousands groups ('1.234,5' in a decimal-comma file); anywhere else
+        # ('1.5' there) it could mean either, so the value is not a number rather than a guess
+        grouped = text.str.match(THOUSANDS[decimal])
+        text = text.where(~text.str.contains(other, regex=False) | grouped, "not a number")
+        text = text.str.replace(other, "", regex=False)
     if decimal == ",":
-        text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        text = text.str.replace(",", ".", regex=False)
     text = text.where(text != "", None)
     try:  # Arrow's parser: 20x faster than pandas' for a clean column; any bad value sends the column below
         return pd.Series(pc.cast(pa.array(text, type=pa.string()), pa.float64()).to_numpy(zero_copy_only=False),
@@ -215,6 +223,9 @@ def survey(chunks, key: str | None, text_keys: bool, dates: dict[str, str | None
     if keys:
         found.repeated_keys = _repeated(np.concatenate(keys))
     found.formats = {column: given for column, given in dates.items() if given}
+    found.notes += [
+        f"dates in {column!r} read as {given} (as given)" for column, given in found.formats.items()
+    ]
     for column, parts in distinct.items():
         if not parts:
             continue
@@ -353,8 +364,11 @@ def parse_orders(
                     "unknown status; use completed, cancelled or returned")  # fmt: skip
     cancelled = (status == OrderStatus.CANCELLED).to_numpy()
     amount = numbers(frame["amount"], decimal)
-    rejects.add((amount.isna() & ~cancelled).to_numpy() | (amount < 0).to_numpy(), "amount", frame["amount"],
-                "missing or negative amount (only a cancelled order may have none)")  # fmt: skip
+    _, amount_missing = blank(frame["amount"])
+    rejects.add((amount_missing & ~cancelled).to_numpy(), "amount", frame["amount"],
+                "missing amount (only a cancelled order may have none)")  # fmt: skip
+    rejects.add((amount.isna() & ~amount_missing).to_numpy(), "amount", frame["amount"], "not a number")
+    rejects.add((amount < 0).to_numpy(), "amount", frame["amount"], "negative amount")
     refunded = pd.Series(0.0, index=frame.index)
     if "refunded" in frame:
         refunded = numbers(frame["refunded"], decimal)

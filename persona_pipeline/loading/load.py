@@ -46,7 +46,6 @@ from persona_pipeline.loading.cells import (
 )
 from persona_pipeline.loading.reading import TableSource, detect_decimal, map_columns, open_table
 from persona_pipeline.warehouse import sources
-from persona_pipeline.warehouse.tables import ensure_catalog_tables
 
 DEFAULT_MAX_REJECT_SHARE = 0.05
 STALE = "older than the stored contact's updated_at"
@@ -71,7 +70,8 @@ class LoadReport:
         c = self.changes
         out = [*self.notes]
         if self.replaced:
-            out.append(f"replaced the base: {self.contacts:,} contacts and {self.orders:,} orders")
+            verb = "would replace" if self.dry_run else "replaced"
+            out.append(f"{verb} the base: {self.contacts:,} contacts and {self.orders:,} orders")
         else:
             out.append(
                 f"contacts: {c.contacts_new:,} new, {c.contacts_changed:,} changed, "
@@ -194,7 +194,8 @@ def _ids_file(path: Path, traits_file: TraitsFile, options: LoadOptions) -> pd.S
         parts = [pd.Series([column])]
     else:
         parts = []
-    parts += [chunk[column] for chunk in source.chunks([column])]
+    source.columns["id"] = column
+    parts += [chunk["id"] for chunk in source.chunks(["id"])]
     return pd.concat(parts, ignore_index=True)
 
 
@@ -229,6 +230,7 @@ class _Plan:
     orders_survey: Survey | None = None
     removals: pd.Series | None = None
     traits_given: bool = False  # a traits file was given: its layout is stored for later loads
+    orders_decimal: str | None = None
     decimal: str | None = None  # the contacts file's decimal mark, read from its first chunk
     outcome: dict[str, Outcome] = field(default_factory=dict)  # by file name
     extra: list[pd.DataFrame] = field(default_factory=list)  # rejects found in the warehouse (stale, unknown)
@@ -243,7 +245,7 @@ class _Plan:
 
 def _date_columns(traits_file: TraitsFile, source: TableSource, given: str | None) -> dict[str, str | None]:
     """The contacts file's date columns and the format each is read in (None: inferred from the column)."""
-    named = set(source.renames.values())
+    named = set(source.columns)
     dates = {c: given for c in ("created_at", "updated_at") if c in named}
     for trait in traits_file.catalog.traits:
         if trait.kind is TraitKind.DATE:
@@ -256,7 +258,7 @@ def _open_contacts(plan: _Plan, path: Path) -> None:
     source = open_table(path, options.delimiter, options.encoding)
     for name, header in (("created_at", layout.created_at), ("updated_at", layout.updated_at)):
         if header in source.headers:
-            source.renames[header] = name
+            source.columns[name] = header
     map_columns(source, _contact_columns(plan.traits_file))
     key = None if plan.ids_kind is ContactIds.GENERATED else "contact_id"
     dates = _date_columns(plan.traits_file, source, options.date_format)
@@ -304,21 +306,26 @@ def load_files(
         raise LoadError("nothing to load: give a contacts file, --orders, or --remove")
     if options.replace and contacts_path is None:
         raise LoadError("--replace needs a contacts file: it replaces the whole base with that file")
+    if options.replace and options.delete_missing:
+        raise LoadError(
+            "--replace and --delete-missing are alternatives: --replace already keeps only the file's contacts"
+        )
     if options.delete_missing and contacts_path is None:
         raise LoadError(
             "--delete-missing needs a contacts file: it removes the contacts that file does not hold"
         )
-    ensure_catalog_tables(engine)
-    stored = sources.stored_catalog(engine)
-    if traits_path is not None:
-        traits_file = read_traits_file(traits_path)
-    elif contacts_path is not None:
+    if contacts_path is not None and traits_path is None:
         raise LoadError("a contacts file needs --traits, the traits file that declares each trait's kind")
-    elif stored is None:
-        raise LoadError("the warehouse has no contacts yet: load a contacts file (with --traits) first")
-    else:
-        traits_file = TraitsFile.with_layout(stored, sources.stored_layout(engine))
     now = pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0))
+    if (
+        traits_path is not None
+    ):  # read before the warehouse is opened: a bad file leaves no trace (no new file)
+        traits_file, stored = read_traits_file(traits_path), None
+    else:
+        stored = sources.stored_catalog(engine)
+        if stored is None:
+            raise LoadError("the warehouse has no contacts yet: load a contacts file (with --traits) first")
+        traits_file = TraitsFile.with_layout(stored, sources.stored_layout(engine))
     plan = _Plan(traits_file, stored, options, now, traits_given=traits_path is not None)
     # everything read and surveyed before the transaction: a file that cannot be read changes nothing
     if contacts_path is not None:
@@ -327,6 +334,8 @@ def load_files(
         _open_orders(plan, Path(orders_path))
     if options.remove_path:
         plan.removals = _ids_file(Path(options.remove_path), traits_file, options)
+    if traits_path is not None:
+        plan.stored = sources.stored_catalog(engine)
     target = (
         Path(options.rejects_path)
         if options.rejects_path
@@ -368,7 +377,7 @@ def _stage_contacts(conn: Connection, plan: _Plan, fresh: bool) -> int:
     for chunk in source.chunks():
         if decimal is None:  # read from the first chunk, for the whole file
             numeric = [t.name for t in plan.traits_file.catalog.traits if t.kind is TraitKind.NUMERIC]
-            decimal = detect_decimal(chunk, numeric)
+            decimal = detect_decimal(chunk, numeric, file=source.name)
         plan.decimal = decimal
         typed = _dated(
             parse_contacts(chunk, plan.traits_file, source.name, decimal, found, outcome), plan.now
@@ -390,7 +399,9 @@ def _stage_orders(conn: Connection, plan: _Plan) -> int:
     key = "key_text" if plan.ids_kind is ContactIds.TEXT else "key_id"
     for chunk in source.chunks():
         if decimal is None:  # each file its own mark; whole numbers say nothing: the contacts file's then
-            decimal = detect_decimal(chunk, ["amount", "refunded"], plan.decimal or ".")
+            decimal = detect_decimal(chunk, ["amount", "refunded"], plan.decimal or ".", source.name)
+        if plan.orders_decimal is None:
+            plan.orders_decimal = decimal
         typed = parse_orders(chunk, plan.traits_file, source.name, decimal, found, outcome, make_ids)
         staged += sources.stage(conn, "load_orders", typed.rename(columns={"key": key}))
     return staged
@@ -403,6 +414,9 @@ def _apply(
     catalog, ids_kind, options = plan.traits_file.catalog, plan.ids_kind, plan.options
     changes = report.changes
     fresh = plan.stored is None or options.replace
+    # a replaced base keyed by text (or without ids) keeps each stored key's id and never reuses one: builds
+    # made before still name the right contacts. Its rows are staged and numbered before the tables go.
+    renumber = options.replace and plan.stored is not None and ids_kind is not ContactIds.INTEGER
     if fresh:
         before = sources.source_counts(conn)
         if options.replace and (before["contacts"] or before["orders"]):
@@ -411,7 +425,8 @@ def _apply(
                 f"{before['orders']:,} orders {'would be' if options.dry_run else 'are'} replaced by this load's "
                 f"file of {plan.contacts_survey.rows:,} rows" + (" and its orders" if plan.orders else "")
             )
-        sources.recreate(conn, catalog)
+        if not renumber:
+            sources.recreate(conn, catalog)
         report.replaced = options.replace
         changes.replaced_contacts, changes.replaced_orders = before["contacts"], before["orders"]
     elif plan.contacts is not None:
@@ -431,7 +446,7 @@ def _apply(
         sources.write_layout(conn, plan.traits_file.layout_json())
     sources.start_staging(conn, catalog)
     if plan.contacts is not None:
-        report.contacts = _stage_contacts(conn, plan, fresh)
+        report.contacts = _stage_contacts(conn, plan, fresh and not renumber)
         source = plan.contacts
         report.notes.insert(
             0,
@@ -449,6 +464,10 @@ def _apply(
         except LoadError:
             _write_rejects(rejected, target)  # the rejected rows are kept for the user to fix
             raise
+        if renumber:
+            sources.assign_contact_ids(conn, ids_kind is ContactIds.TEXT)  # against the base still stored
+            sources.recreate(conn, catalog)
+            sources.insert_staged(conn, catalog)
         if fresh:  # an empty base: every contact is new, its first version copied inside the warehouse
             changes.contacts_new = sources.open_history(conn, catalog)
         else:
@@ -468,7 +487,9 @@ def _apply(
     if plan.removals is not None:
         found = _stored_ids(conn, plan.removals, ids_kind)
         if found.isna().any():
-            report.notes.append(f"{int(found.isna().sum()):,} ids in the remove file are not stored contacts")
+            absent = plan.removals[found.isna().to_numpy()].astype(str)
+            shown = ", ".join(repr(v) for v in absent.head(5)) + (", ..." if len(absent) > 5 else "")
+            report.notes.append(f"{len(absent):,} ids in the remove file are not stored contacts ({shown})")
         changes.contacts_removed += sources.remove_contacts(
             conn, found.dropna().to_numpy(dtype="int64"), plan.now
         )
@@ -479,6 +500,11 @@ def _apply(
             keys = unknown["key"].astype(str).to_numpy()
             plan.extra.append(_reject_rows(plan.orders.name, unknown["line"].to_numpy(), keys, "contact_id", keys,
                                            "no stored or loaded contact has this contact id"))  # fmt: skip
+        report.notes.append(
+            f"read {plan.orders.name}: {plan.orders_survey.rows:,} rows"
+            + (f", delimiter {plan.orders.delimiter!r}" if plan.orders.delimiter else " (Parquet)")
+            + f", decimal mark {plan.orders_decimal or '.'!r}"
+        )
         changes.orders_new, changes.orders_changed, changes.orders_unchanged = sources.merge_orders(conn)
         report.orders = changes.orders_new + changes.orders_changed + changes.orders_unchanged
     if not fresh and not options.delete_missing and plan.contacts is not None:
@@ -492,7 +518,7 @@ def _merge_staged(
     """Staged contacts into a stored base: ids matched or numbered, older rows left out, the rest merged."""
     source, ids_kind = plan.contacts, plan.ids_kind
     sources.assign_contact_ids(conn, ids_kind is ContactIds.TEXT)
-    if "updated_at" in source.renames.values():
+    if "updated_at" in source.columns:
         stale = sources.take_stale(conn)
         if len(stale):
             keys = stale["external_id"] if ids_kind is ContactIds.TEXT else stale["contact_id"]

@@ -20,7 +20,6 @@ from persona_pipeline.errors import LoadError
 
 CHUNK_ROWS = 250_000  # rows typed and staged at a time: memory stays flat whatever the file's size
 SNIFF_BYTES = 65_536
-COMMA_DECIMAL = re.compile(r"^-?\d{1,3}(\.\d{3})*,\d+$|^-?\d+,\d+$")
 
 
 @dataclass
@@ -32,7 +31,9 @@ class TableSource:
     delimiter: str | None  # None for Parquet
     encoding: str
     headers: list[str]
-    renames: dict[str, str] = field(default_factory=dict)  # header -> the name we read it as
+    # the name we read -> the file's header; one header may feed several names (a signup date that is both
+    # created_at and a date trait)
+    columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -43,16 +44,18 @@ class TableSource:
         return self.delimiter is None
 
     def chunks(self, names: list[str] | None = None) -> Iterator[pd.DataFrame]:
-        """The rows in chunks, columns renamed; `names` (ours) limits the columns read (a survey pass)."""
-        back = {ours: header for header, ours in self.renames.items()}
-        wanted = (
-            None if names is None else [back.get(n, n) for n in names] or self.headers[:1]
-        )  # rows counted
+        """The rows in chunks under our names (the mapped columns; `names` limits them, for a survey pass),
+        with the file's `line`."""
+        names = list(self.columns) if names is None else names
+        headers = (
+            list(dict.fromkeys(self.columns[n] for n in names)) or self.headers[:1]
+        )  # [:1]: rows counted
         offset = 2
-        for chunk in self._raw_chunks(wanted):
-            chunk.columns = [str(c).strip() for c in chunk.columns]
-            chunk = chunk.rename(columns=self.renames)
-            chunk.index = pd.RangeIndex(len(chunk))
+        for raw in self._raw_chunks(headers):
+            raw.columns = [str(c).strip() for c in raw.columns]
+            chunk = pd.DataFrame(
+                {name: raw[self.columns[name]] for name in names}, index=pd.RangeIndex(len(raw))
+            )
             chunk["line"] = offset + chunk.index.to_numpy()
             offset += len(chunk)
             yield chunk
@@ -177,7 +180,7 @@ def map_columns(source: TableSource, wanted: dict[str, tuple[str, str]]) -> None
     problems = []
     for name, (header, fix) in wanted.items():
         if header in source.headers:
-            source.renames[header] = name
+            source.columns[name] = header
             continue
         near = [c for c in source.headers if _loose(c) == _loose(header)]
         problems.append(
@@ -194,17 +197,67 @@ def map_columns(source: TableSource, wanted: dict[str, tuple[str, str]]) -> None
                 f"not {delimiter!r}: pass --delimiter {seen[0]!r}"
             )
     raise LoadError(
-        f"{path}: missing column(s) {'; '.join(problems)}. The file has {', '.join(map(str, headers))} "
-        f"(read with delimiter {delimiter!r}); a trait reads another header with `column:` in the traits file"
+        f"{path}: missing column(s) {'; '.join(problems)}. The file has {', '.join(map(str, headers))}"
+        + (f" (read with delimiter {delimiter!r})" if delimiter else "")
+        + "; a trait reads another header with `column:` in the traits file"
     )
 
 
-def detect_decimal(frame: pd.DataFrame, columns: list[str], fallback: str = ".") -> str:
-    """',' when most numbers that carry a mark are written with a decimal comma; whole numbers carry none, so
-    a column of them keeps `fallback` (the other file's mark, for orders). Read from the file's first chunk."""
-    present = [frame[c].astype(str).head(2000) for c in columns if c in frame]
-    sample = pd.concat(present).str.strip() if present else pd.Series([], dtype=str)
-    marked = sample[sample.str.contains(r"[.,]", regex=True)]
-    if not len(marked):
-        return fallback
-    return "," if marked.str.match(COMMA_DECIMAL).mean() > 0.5 else "."
+SINGLE_MARK = re.compile(r"^[-+]?(\d*)([.,])(\d+)$")
+GROUPED = {  # thousands groups, with or without a decimal part after them: which mark is the decimal one
+    ".": re.compile(r"^[-+]?\d{1,3}(,\d{3})+\.\d+$|^[-+]?\d{1,3}(,\d{3}){2,}$"),
+    ",": re.compile(r"^[-+]?\d{1,3}(\.\d{3})+,\d+$|^[-+]?\d{1,3}(\.\d{3}){2,}$"),
+}
+# Once the decimal mark is known, the other mark reads only as thousands groups: '3,606' in a file of decimal
+# points is 3606; '1.5' in a file of decimal commas fits no grouping and is not a number, not a guess.
+THOUSANDS = {
+    ".": re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$"),
+    ",": re.compile(r"^[-+]?\d{1,3}(\.\d{3})+(,\d+)?$"),
+}
+SAMPLE_VALUES = 20_000
+
+
+def _decimal_evidence(value: str) -> str | None:
+    """'.' or ',' when the value can only be read one way, '?' when it reads either way ('3,606', '14.891': a
+    thousands separator or a decimal mark), None when it carries no mark."""
+    for mark, pattern in GROUPED.items():
+        if pattern.match(value):
+            return mark
+    single = SINGLE_MARK.match(value)
+    if not single:
+        return None
+    whole, mark, fraction = single.groups()
+    if len(fraction) != 3 or not whole or len(whole) > 3 or whole.startswith("0"):
+        return mark  # '12.5', '.5', '1234.567', '0,125': only a decimal mark reads these
+    return "?"
+
+
+def detect_decimal(frame: pd.DataFrame, columns: list[str], fallback: str = ".", file: str = "") -> str:
+    """The file's decimal mark from the numbers that carry one (the first chunk): a value only one mark can
+    read decides ('12,5', '1.234,5'); whole numbers say nothing, so a file of them keeps `fallback` (the contacts
+    file's, for orders). Values that read either way and nothing to decide, or both marks decided, are refused:
+    '3,606' could be 3606 or 3.606, and a guess would be wrong by a thousand times."""
+    texts = [
+        c for c in columns if c in frame and not pd.api.types.is_numeric_dtype(frame[c])
+    ]  # Parquet: typed
+    evidence: dict[str, str] = {}  # mark -> an example
+    for column in texts:
+        for value in pd.unique(frame[column].astype(str).str.strip().head(SAMPLE_VALUES)):
+            mark = _decimal_evidence(value)
+            if mark is not None and mark not in evidence:
+                evidence[mark] = value
+    decided = [m for m in (".", ",") if m in evidence]
+    where = f"{file}: " if file else ""
+    if len(decided) == 2:
+        raise LoadError(
+            f"{where}numbers are written with both decimal marks ({evidence['.']!r} and {evidence[',']!r}); "
+            "pass --decimal . or --decimal , (values written the other way are then rejected)"
+        )
+    if decided:
+        return decided[0]
+    if "?" in evidence:
+        raise LoadError(
+            f"{where}the decimal mark cannot be told from the numbers: {evidence['?']!r} reads as a thousands "
+            "separator or as a decimal mark, and no value settles it; pass --decimal . or --decimal ,"
+        )
+    return fallback

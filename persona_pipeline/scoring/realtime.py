@@ -30,7 +30,9 @@ def load_scorer(name: str, engine: Engine | None = None) -> Scorer:
     require_built(record)
     build = store.current_build(engine, record)
     names = names_by_id(store.read_personas(engine, record.id))
-    return Scorer(PersonaModel.from_json(build.model), names, set(load_catalog(engine).names))
+    catalog = load_catalog(engine)
+    normalized = {t.name for t in catalog.traits if t.normalize}
+    return Scorer(PersonaModel.from_json(build.model), names, set(catalog.names), normalized)
 
 
 def score_stored_contact(name: str, key: str, engine: Engine | None = None) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from persona_pipeline.sql_models import refresh_stale
 from persona_pipeline.warehouse import persona_sets as sets_store
 from persona_pipeline.warehouse import pipelines as store
 from persona_pipeline.warehouse import scores
-from persona_pipeline.warehouse.pipelines import SCORE_COLUMNS
+from persona_pipeline.warehouse.pipelines import OUTPUT_COLUMNS
 from persona_pipeline.warehouse.replacement import (
     STALE_AFTER,
     Replacement,
@@ -187,7 +187,7 @@ def score_bucket(
 
 
 def score_rows(payload: Payload, frame: pd.DataFrame) -> pd.DataFrame:
-    """One output row per contact and persona set of the payload (SCORE_COLUMNS)."""
+    """One output row per contact and persona set of the payload (OUTPUT_COLUMNS)."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     parts = []
     for record in payload.sets:
@@ -196,6 +196,7 @@ def score_rows(payload: Payload, frame: pd.DataFrame) -> pd.DataFrame:
         part = pd.DataFrame(
             {
                 "contact_id": frame["contact_id"].to_numpy(),
+                "external_id": frame["external_id"].to_numpy() if "external_id" in frame else None,
                 "persona_set": pd.Categorical.from_codes(np.zeros(len(ids), np.int8), [record.name]),
                 "persona_id": ids,
                 "persona_name": _names_of(ids, payload.names[record.id]),
@@ -203,8 +204,8 @@ def score_rows(payload: Payload, frame: pd.DataFrame) -> pd.DataFrame:
                 "scored_at": now,
             }
         )
-        parts.append(part[SCORE_COLUMNS])
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCORE_COLUMNS)
+        parts.append(part[OUTPUT_COLUMNS])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OUTPUT_COLUMNS)
 
 
 def _names_of(ids: np.ndarray, names: dict[int, str]) -> pd.Categorical:

@@ -19,8 +19,9 @@ from persona_pipeline.warehouse.tables import pipeline_scores as scores_table
 from persona_pipeline.warehouse.tables import pipelines as pipelines_table
 
 SCORE_COLUMNS = ["contact_id", "persona_set", "persona_id", "persona_name", "confidence", "scored_at"]
-# A scores CSV also carries the file's own text key of each contact (empty for integer-keyed bases).
-CSV_SCORE_COLUMNS = ["contact_id", "external_id", *SCORE_COLUMNS[1:]]
+# What a run writes: also each contact's own text key from its file (empty for integer-keyed bases). A table
+# made before the key existed is given the column on its next run; SCORE_COLUMNS are what one must have.
+OUTPUT_COLUMNS = ["contact_id", "external_id", *SCORE_COLUMNS[1:]]
 
 
 def _record(row: Any) -> Pipeline:

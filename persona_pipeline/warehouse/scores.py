@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from persona_pipeline.core.domain import ChangeWindow, Pipeline, ScoringBucket, Watermark
 from persona_pipeline.warehouse.bulk import read_frame, stream_csv, write_frame
 from persona_pipeline.warehouse.engine import quote
-from persona_pipeline.warehouse.pipelines import CSV_SCORE_COLUMNS, require_still_there
+from persona_pipeline.warehouse.pipelines import OUTPUT_COLUMNS, require_still_there
 from persona_pipeline.warehouse.replacement import create_partitioned
 from persona_pipeline.warehouse.tables import score_table
 
@@ -64,8 +64,9 @@ def read_population(
     bucket: ScoringBucket,
     window: ChangeWindow | None = None,
 ) -> pd.DataFrame:
-    """contact_id and `traits` of the population's contacts in this range (or changed in the window)."""
-    columns = ", ".join(f"c.{quote(engine, t)}" for t in ["contact_id", *traits])
+    """contact_id, external_id and `traits` of the population's contacts in this range (or changed in the
+    window)."""
+    columns = ", ".join(f"c.{quote(engine, t)}" for t in ["contact_id", "external_id", *traits])
     where_range, params = in_range("c.contact_id", bucket)
     where = f"c.contact_id IN {_population_sql(engine, population, in_range('contact_id', bucket)[0])} AND {where_range}"
     if window is not None:
@@ -86,6 +87,10 @@ def ensure_destination(engine: Engine, table: str) -> None:
     """Create the destination table once, before buckets run side by side and could race to create it."""
     with engine.begin() as conn:
         if sa.inspect(conn).has_table(table):
+            if "external_id" not in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+                conn.execute(
+                    sa.text(f"ALTER TABLE {quote(engine, table)} ADD COLUMN external_id VARCHAR(200)")
+                )
             return
         if conn.dialect.name == "postgresql":
             create_partitioned(conn, score_table(table, sa.MetaData(), per_pipeline=False, partitioned=True))
@@ -103,7 +108,7 @@ def store(
 ) -> None:
     """Replace the bucket's rows (or only these contacts' rows) in one transaction; or add them to a shadow.
 
-    rows: one per contact and persona set, SCORE_COLUMNS.
+    rows: one per contact and persona set, OUTPUT_COLUMNS.
     """
     # the destination table is the store when there is one; pipeline_scores keeps the rows of CSV-only pipelines
     internal = not pipeline.destination_table
@@ -135,11 +140,9 @@ def stream_scores_csv(engine: Engine, pipeline: Pipeline, out: IO[bytes]) -> Non
         if pipeline.destination_table
         else ("pipeline_scores", "WHERE pipeline_id = :pid ")
     )
-    columns = ", ".join("c.external_id" if c == "external_id" else f"s.{c}" for c in CSV_SCORE_COLUMNS)
     stream_csv(
         engine,
-        f"SELECT {columns} FROM {source} s LEFT JOIN contacts c ON c.contact_id = s.contact_id "  # noqa: S608
-        f"{scope.replace('pipeline_id', 's.pipeline_id')}ORDER BY s.contact_id, s.persona_set",
+        f"SELECT {', '.join(OUTPUT_COLUMNS)} FROM {source} {scope}ORDER BY contact_id, persona_set",  # noqa: S608
         out,
         {"pid": pipeline.id} if scope else None,
     )

@@ -318,6 +318,13 @@ def take_stale(conn: Connection) -> pd.DataFrame:
     return stale
 
 
+def insert_staged(conn: Connection, catalog: TraitCatalog) -> None:
+    """Every staged contact into the (empty, recreated) contacts table, with the ids assigned to it."""
+    names = ", ".join(quote(conn.engine, t.name) for t in catalog.traits)
+    columns = f"contact_id, external_id, created_at, updated_at, {names}"
+    conn.execute(sa.text(f"INSERT INTO contacts ({columns}) SELECT {columns} FROM load_contacts"))  # noqa: S608
+
+
 def open_history(conn: Connection, catalog: TraitCatalog) -> int:
     """Each contact's first trait-history version, valid from its creation, copied inside the warehouse (a
     fresh base: every contact is new); returns the contacts."""

@@ -197,6 +197,7 @@ def score_table(name: str, meta: sa.MetaData, per_pipeline: bool, partitioned: b
         sa.Column(
             "contact_id", sa.BigInteger, primary_key=per_pipeline, nullable=False, index=not per_pipeline
         ),
+        sa.Column("external_id", sa.String(200), nullable=True),  # the contact's own key from its file
         sa.Column("persona_set", sa.String(200), primary_key=per_pipeline, nullable=False),
         sa.Column("persona_id", sa.Integer, nullable=False),
         sa.Column("persona_name", sa.String(200), nullable=False),
@@ -214,6 +215,7 @@ ADDED_COLUMNS = [
     ("persona_sets", "analysis_traits", "TEXT"),
     ("persona_sets", "show_in_explore", "BOOLEAN NOT NULL DEFAULT TRUE"),
     ("personas", "named_by_user", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ("pipeline_scores", "external_id", "VARCHAR(200)"),
 ]
 
 

@@ -100,3 +100,12 @@ def test_score_from_the_command_line(seeded: Engine, capsys: pytest.CaptureFixtu
     assert "'age' takes a number" in capsys.readouterr().err
     assert main(["score", "--persona-set", "Customers", "--json", "{age"]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_a_normalized_trait_scores_loose_levels_as_the_load_reads_them() -> None:
+    loose = Scorer(MODEL, known_traits=set(BUILTIN_CATALOG.names), normalized={"urbanicity"})
+    contact = {"urbanicity": "suburban", "age": 41}
+    assert loose.score({**contact, "urbanicity": "  SubUrban "}) == loose.score(contact)
+    assert SCORER.score({**contact, "urbanicity": "  SubUrban "}) == SCORER.score(
+        {"age": 41}
+    )  # unseen: missing

@@ -25,7 +25,7 @@ from persona_pipeline.runtime.jobs import build_persona_set, run_job, run_pipeli
 from persona_pipeline.scoring import pipelines, runs
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
-from persona_pipeline.warehouse.pipelines import CSV_SCORE_COLUMNS
+from persona_pipeline.warehouse.pipelines import OUTPUT_COLUMNS
 from persona_pipeline_tests.helpers import sensor_tick, stored_scores, table_rows
 
 
@@ -53,7 +53,7 @@ def test_pipeline_scores_its_population_into_every_destination(ready: Engine, le
     leads = scores[scores["persona_set"] == "Leads"]
     assert (leads["persona_name"] == leads["persona_id"].map(names)).all()
     csv = pd.read_csv(pipelines.get(ready, "everyone").destination_csv)
-    assert len(csv) == len(scores) and list(csv.columns) == CSV_SCORE_COLUMNS
+    assert len(csv) == len(scores) and list(csv.columns) == OUTPUT_COLUMNS
     assert csv["external_id"].isna().all()  # the seeded base has integer ids only
     assert run_pipeline("everyone", lambda _: None).success  # a rerun replaces, never duplicates
     assert table_rows(ready, "contact_personas") == 2 * population

