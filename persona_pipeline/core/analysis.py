@@ -131,6 +131,8 @@ def trait_rows(frame: pd.DataFrame, persona: np.ndarray, trait: Trait, role: str
             np.isnan(values), -1, np.clip(np.searchsorted(edges[1:-1], values, side="right"), 0, None)
         )
         buckets = _bin_labels(edges)
+        if trait.kind is TraitKind.DATE:  # bins of days before the reference day, said so
+            buckets = [f"{b} days before {reference}" for b in buckets]
         codes = np.where(codes >= len(buckets), len(buckets) - 1, codes)
         rows = _distribution(codes.astype(np.int64), buckets, persona, ids, trait, role)
         series = pd.Series(values)

@@ -239,6 +239,10 @@ def test_text_ids_kinds_and_names_round_trip_through_a_build(warehouse: Engine, 
     assert len(personas) == 2 and any("Pet-Loving" in p.name for p in personas)
     texts = [d.text for p in personas for d in p.defining]
     assert any("median phd" in t for t in texts) and any("days before 2024-06-30" in t for t in texts)
+    bins = read_frame(
+        warehouse, "SELECT DISTINCT bucket FROM persona_analysis WHERE trait = 'signup' AND section = 'trait'"
+    )["bucket"]
+    assert len(bins) > 1 and bins.str.endswith("days before 2024-06-30").all()
 
     out = tmp_path / "members.csv"
     export_csv(warehouse, "P", "memberships", out)
