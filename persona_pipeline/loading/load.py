@@ -232,7 +232,7 @@ class _Plan:
     traits_given: bool = False  # a traits file was given: its layout is stored for later loads
     orders_decimal: str | None = None
     decimal: str | None = None  # the contacts file's decimal mark, read from its first chunk
-    outcome: dict[str, Outcome] = field(default_factory=dict)  # by file name
+    outcome: dict[str, Outcome] = field(default_factory=dict)  # "contacts", "orders"
     extra: list[pd.DataFrame] = field(default_factory=list)  # rejects found in the warehouse (stale, unknown)
 
     @property
@@ -268,7 +268,7 @@ def _open_contacts(plan: _Plan, path: Path) -> None:
     if not plan.contacts_survey.rows:
         raise LoadError(f"{path}: the file has a header but no rows of data; nothing was changed")
     plan.contacts = source
-    plan.outcome[source.name] = Outcome()
+    plan.outcome["contacts"] = Outcome()
 
 
 def _open_orders(plan: _Plan, path: Path) -> None:
@@ -284,7 +284,7 @@ def _open_orders(plan: _Plan, path: Path) -> None:
     dates = {"ordered_at": plan.options.date_format}
     plan.orders_survey = survey(source.chunks([c for c in (key, "ordered_at") if c]), key, False, dates)
     plan.orders = source
-    plan.outcome[source.name] = Outcome()
+    plan.outcome["orders"] = Outcome()
 
 
 def load_files(
@@ -371,7 +371,7 @@ def _stage_contacts(conn: Connection, plan: _Plan, fresh: bool) -> int:
     """Type the contacts file chunk by chunk into the staging table, or, into an empty base, straight into
     `contacts` (numbered here: nothing stored to match); returns the rows written."""
     source, found = plan.contacts, plan.contacts_survey
-    outcome = plan.outcome[source.name]
+    outcome = plan.outcome["contacts"]
     staged, decimal = 0, plan.options.decimal
     numbered = fresh and plan.ids_kind is not ContactIds.INTEGER
     for chunk in source.chunks():
@@ -393,7 +393,7 @@ def _stage_contacts(conn: Connection, plan: _Plan, fresh: bool) -> int:
 
 def _stage_orders(conn: Connection, plan: _Plan) -> int:
     source, found = plan.orders, plan.orders_survey
-    outcome = plan.outcome[source.name]
+    outcome = plan.outcome["orders"]
     make_ids = OrderIdMaker() if plan.traits_file.orders.order_ids is OrderIds.GENERATED else None
     staged, decimal = 0, plan.options.decimal
     key = "key_text" if plan.ids_kind is ContactIds.TEXT else "key_id"
@@ -454,7 +454,7 @@ def _apply(
             + (f", delimiter {source.delimiter!r}" if source.delimiter else " (Parquet)")
             + f", decimal mark {plan.decimal or '.'!r}",
         )
-        report.notes += plan.outcome[source.name].notes()
+        report.notes += plan.outcome["contacts"].notes()
         rejected = plan.rejects()
         if not report.contacts:  # the line says what is wrong; no rejects file for a file with no good row
             first = "; ".join(f"line {r.line} {r.column}: {r.reason}" for r in rejected.head(3).itertuples())
@@ -477,7 +477,7 @@ def _apply(
         if (
             ids_kind is not ContactIds.GENERATED
         ):  # a row rejected for a bad cell still names a contact to keep
-            keys = plan.outcome[plan.contacts.name].rejects
+            keys = plan.outcome["contacts"].rejects
             named = (
                 joined(keys)["contact_id"].dropna().drop_duplicates() if keys else pd.Series([], dtype=object)
             )

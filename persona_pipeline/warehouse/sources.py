@@ -46,7 +46,6 @@ class SourceChanges:
     replaced_contacts: int = 0  # --replace: what was there before
     replaced_orders: int = 0
     stale_lines: list[int] = field(default_factory=list)  # rows older than the stored contact: not applied
-    notes: list[str] = field(default_factory=list)
 
 
 def replace_sources(
