@@ -200,8 +200,10 @@ def _ids_file(path: Path, traits_file: TraitsFile, options: LoadOptions) -> pd.S
 
 
 def _dated(contacts: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
-    """created_at and updated_at: the load time where the file gives neither."""
+    """created_at and updated_at (the load time where the file gives neither), and `dated`: whether the
+    file gave updated_at."""
     out = contacts.copy()
+    out["dated"] = out["updated_at"].notna() if "updated_at" in out else False
     out["updated_at"] = out["updated_at"].fillna(now) if "updated_at" in out else now
     # a new contact's first version is valid from its creation, else from the change the file dates
     out["created_at"] = (

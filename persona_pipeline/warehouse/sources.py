@@ -307,7 +307,10 @@ def assign_contact_ids(conn: Connection, text_keys: bool) -> None:
 def take_stale(conn: Connection) -> pd.DataFrame:
     """Staged rows older than the stored contact (updated_at), taken out of the staging: a load never writes
     an older version over a newer one. Returns their line, contact_id, external_id and updated_at."""
-    older = "FROM load_contacts s JOIN contacts c ON c.contact_id = s.contact_id WHERE s.updated_at < c.updated_at"
+    older = (
+        "FROM load_contacts s JOIN contacts c ON c.contact_id = s.contact_id "
+        "WHERE s.updated_at < c.updated_at AND c.dated"  # a stored load time says nothing of the data's age
+    )
     stale = pd.read_sql(
         sa.text(f"SELECT s.line, s.contact_id, s.external_id, s.updated_at {older} ORDER BY s.line"),  # noqa: S608 - fixed SQL
         conn,
@@ -320,7 +323,7 @@ def take_stale(conn: Connection) -> pd.DataFrame:
 def insert_staged(conn: Connection, catalog: TraitCatalog) -> None:
     """Every staged contact into the (empty, recreated) contacts table, with the ids assigned to it."""
     names = ", ".join(quote(conn.engine, t.name) for t in catalog.traits)
-    columns = f"contact_id, external_id, created_at, updated_at, {names}"
+    columns = f"contact_id, external_id, created_at, updated_at, dated, {names}"
     conn.execute(sa.text(f"INSERT INTO contacts ({columns}) SELECT {columns} FROM load_contacts"))  # noqa: S608
 
 
@@ -373,7 +376,7 @@ def merge_contacts(conn: Connection, catalog: TraitCatalog) -> SourceChanges:
         assignments = ", ".join(f"{n} = s.{n}" for n in names)
         conn.execute(
             sa.text(
-                f"UPDATE contacts SET {assignments}, updated_at = s.updated_at FROM load_contacts s "  # noqa: S608 - quoted
+                f"UPDATE contacts SET {assignments}, updated_at = s.updated_at, dated = s.dated FROM load_contacts s "  # noqa: S608 - quoted
                 "JOIN load_changed ch ON ch.contact_id = s.contact_id WHERE contacts.contact_id = s.contact_id"
             )
         )
@@ -395,8 +398,9 @@ def merge_contacts(conn: Connection, catalog: TraitCatalog) -> SourceChanges:
         )
         conn.execute(
             sa.text(
-                f"INSERT INTO contacts (contact_id, external_id, created_at, updated_at, {trait_list}) "  # noqa: S608
-                f"SELECT s.contact_id, s.external_id, s.created_at, s.updated_at, {selected} FROM load_contacts s "
+                f"INSERT INTO contacts (contact_id, external_id, created_at, updated_at, dated, {trait_list}) "  # noqa: S608
+                f"SELECT s.contact_id, s.external_id, s.created_at, s.updated_at, s.dated, {selected} "
+                "FROM load_contacts s "
                 "JOIN load_new n ON n.contact_id = s.contact_id"
             )
         )

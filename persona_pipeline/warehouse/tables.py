@@ -284,6 +284,8 @@ def source_tables(catalog: TraitCatalog) -> dict[str, sa.Table]:
         sa.Column("external_id", sa.String(200), nullable=True, unique=True),
         sa.Column("created_at", sa.DateTime, nullable=True),
         sa.Column("updated_at", sa.DateTime, nullable=True),
+        # updated_at came from a file (else it is a load's time): only such a time makes an older row stale
+        sa.Column("dated", sa.Boolean, nullable=True),
         *traits(),
     )
     history = sa.Table(
@@ -318,6 +320,7 @@ def source_tables(catalog: TraitCatalog) -> dict[str, sa.Table]:
 # Source columns added after the source tables first shipped: (table, column, SQL type).
 ADDED_SOURCE_COLUMNS = [
     ("contacts", "external_id", "VARCHAR(200)"),
+    ("contacts", "dated", "BOOLEAN"),
     ("orders", "status", "VARCHAR(20) NOT NULL DEFAULT 'completed'"),
     ("orders", "refunded", "FLOAT NOT NULL DEFAULT 0"),
 ]

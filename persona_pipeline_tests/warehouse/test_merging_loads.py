@@ -412,3 +412,17 @@ def test_decimal_marks_are_never_guessed(warehouse: Engine, tmp_path: Path) -> N
         load_files(warehouse, mixed, traits, decimal=",")
     with pytest.raises(LoadError, match="alternatives"):
         load_files(warehouse, us, traits, replace=True, delete_missing=True)
+
+
+def test_a_load_time_never_makes_a_dated_row_stale(warehouse: Engine, tmp_path: Path) -> None:
+    """A first file without updated_at gets the load's time; a later export dated before that load still applies,
+    and only a time that came from a file makes an older row stale."""
+    load_files(warehouse, _write(tmp_path, "undated.csv", _people(10)), _traits(tmp_path))
+    dated = _traits(tmp_path, TRAITS.replace("ids: text}", "ids: text, updated_at: LastChange}"))
+    january = _people(10).assign(Age=50, LastChange="2026-01-15 00:00:00")
+    report = load_files(warehouse, _write(tmp_path, "january.csv", january), dated)
+    assert report.changes.contacts_changed == 10 and report.rejects.empty
+    older = _people(10).assign(Age=60, LastChange="2025-06-01 00:00:00")
+    report = load_files(warehouse, _write(tmp_path, "older.csv", older), dated)
+    assert report.changes.contacts_changed == 0 and len(report.changes.stale_lines) == 10
+    assert set(read_frame(warehouse, "SELECT age FROM contacts")["age"]) == {50}
