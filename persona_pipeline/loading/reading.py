@@ -53,9 +53,8 @@ class TableSource:
         offset = 2
         for raw in self._raw_chunks(headers):
             raw.columns = [str(c).strip() for c in raw.columns]
-            chunk = pd.DataFrame(
-                {name: raw[self.columns[name]] for name in names}, index=pd.RangeIndex(len(raw))
-            )
+            raw.index = pd.RangeIndex(len(raw))  # pandas numbers a later chunk's rows on from the first's
+            chunk = pd.DataFrame({name: raw[self.columns[name]] for name in names}, index=raw.index)
             chunk["line"] = offset + chunk.index.to_numpy()
             offset += len(chunk)
             yield chunk

@@ -426,3 +426,27 @@ def test_a_load_time_never_makes_a_dated_row_stale(warehouse: Engine, tmp_path: 
     report = load_files(warehouse, _write(tmp_path, "older.csv", older), dated)
     assert report.changes.contacts_changed == 0 and len(report.changes.stale_lines) == 10
     assert set(read_frame(warehouse, "SELECT age FROM contacts")["age"]) == {50}
+
+
+def test_files_longer_than_a_chunk_load_as_one(
+    warehouse: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of 7 rows: every row taken once, ids repeated across chunks rejected, dates read one way across
+    chunks, generated order ids distinct across chunks and the same on a second load."""
+    monkeypatch.setattr("persona_pipeline.loading.reading.CHUNK_ROWS", 7)
+    people = _people(40)
+    people.loc[39, "CustomerID"] = "C0003"  # repeats a key of the first chunk in the last
+    report = load_files(
+        warehouse, _write(tmp_path, "people.csv", people), _traits(tmp_path), max_reject_share=0.1
+    )
+    assert report.changes.contacts_new == 38 and table_rows(warehouse, "contacts") == 38
+    assert sorted(report.rejects["line"].tolist()) == [5, 41]
+    stored = read_frame(warehouse, "SELECT external_id, signup FROM contacts ORDER BY external_id")
+    expected = pd.to_datetime(people.set_index("CustomerID").drop(index="C0003")["Signup"], format="%d-%m-%Y")
+    assert (pd.to_datetime(stored.set_index("external_id")["signup"]) == expected.sort_index()).all()
+    generated = _traits(tmp_path, TRAITS.replace("order_id: Invoice,", "order_ids: generated,"))
+    same = pd.DataFrame({"CustomerID": ["C0000"] * 20, "Date": ["2024-06-01"] * 20, "Total": [9.5] * 20})
+    orders = _write(tmp_path, "same.csv", same)  # twenty identical rows over three chunks: twenty orders
+    assert load_files(warehouse, None, generated, orders).changes.orders_new == 20
+    assert load_files(warehouse, None, generated, orders).changes.orders_new == 0
+    assert table_rows(warehouse, "orders") == 20
