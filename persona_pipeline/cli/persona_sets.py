@@ -73,13 +73,13 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
     if build is None:
         say("  not built yet")
         return
-    kept = (
-        f", {build.kept_from_previous:.1%} kept their persona" if build.kept_from_previous is not None else ""
-    )
     say(
         f"  build {build.build}: {build.k} personas · {build.cohort_size:,} contacts "
-        f"({build.quarantined:,} quarantined) · stability {build.stability:.2f}{kept}"
+        f"({build.quarantined:,} quarantined) · stability {build.stability:.2f}"
     )
+    figure = build.identity_figure
+    if figure is not None:
+        say(f"  since the previous build: {figure.text()}")
     say(f"  k: {build.k_reason}")
     for p in store.read_personas(engine, record.id):
         say("")

@@ -165,11 +165,16 @@ def nearest_two(x: np.ndarray, centroids: np.ndarray, chunk: int = 262_144) -> t
 def match_identities(
     new_labels: np.ndarray, old_ids: np.ndarray, k_new: int, previous_ids: list[int]
 ) -> list[int]:
-    """Persona ids for the new clusters: the previous build's id with the largest shared membership (Hungarian)."""
-    index = {pid: j for j, pid in enumerate(previous_ids)}
+    """Persona ids for the new clusters: the previous build's id with the largest shared membership (Hungarian).
+
+    new_labels: (n,) cluster index; old_ids: (n,) the persona id each contact had, 0 when it was not there."""
+    lookup = np.full(max(previous_ids, default=0) + 1, -1, dtype=np.int64)
+    lookup[np.asarray(previous_ids, dtype=np.int64)] = np.arange(len(previous_ids))
+    known = (old_ids > 0) & (old_ids < len(lookup))  # 0: the contact was not in the previous build
+    old_index = lookup[old_ids[known]]
+    matched = old_index >= 0
     overlap = np.zeros((k_new, len(previous_ids)), dtype=np.int64)
-    old_index = np.array([index[i] for i in old_ids], dtype=np.int64) if len(old_ids) else old_ids
-    np.add.at(overlap, (new_labels, old_index), 1)
+    np.add.at(overlap, (new_labels[known][matched], old_index[matched]), 1)
     rows, cols = linear_sum_assignment(-overlap)
     ids = [0] * k_new
     for r, c in zip(rows, cols, strict=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -88,6 +88,64 @@ class PersonaSet:
 
 
 @dataclass(frozen=True)
+class IdentityFigure:
+    """How many contacts of both builds kept their persona (same id and same name), split by whether their
+    clustering traits changed in between. `unknown`: contacts whose previous build stored no fingerprint."""
+
+    unchanged: int
+    unchanged_kept: int
+    changed: int
+    changed_kept: int
+    unknown: int
+    unknown_kept: int
+    joined: int  # contacts in this build only
+    left: int  # contacts in the previous build only
+
+    @property
+    def both(self) -> int:
+        return self.unchanged + self.changed + self.unknown
+
+    @property
+    def kept_share(self) -> float | None:
+        kept = self.unchanged_kept + self.changed_kept + self.unknown_kept
+        return kept / self.both if self.both else None
+
+    @staticmethod
+    def _share(kept: int, total: int) -> float | None:
+        return kept / total if total else None
+
+    @property
+    def unchanged_share(self) -> float | None:
+        return self._share(self.unchanged_kept, self.unchanged)
+
+    @property
+    def changed_share(self) -> float | None:
+        return self._share(self.changed_kept, self.changed)
+
+    def text(self) -> str:
+        """One line for people: '99.9% of 47,500 unchanged contacts kept their persona; 81.2% of 2,500 changed'."""
+        parts = []
+        for label, kept, total in (
+            ("unchanged", self.unchanged_kept, self.unchanged),
+            ("changed", self.changed_kept, self.changed),
+            ("unfingerprinted", self.unknown_kept, self.unknown),
+        ):
+            if total:
+                parts.append(f"{kept / total:.1%} of {total:,} {label} contacts")
+        if not parts:
+            return "no contact of the previous build is in this one"
+        moves = f"; {self.joined:,} joined, {self.left:,} left" if self.joined or self.left else ""
+        return f"kept their persona (id and name): {', '.join(parts)}{moves}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(text: str) -> IdentityFigure:
+        return IdentityFigure(**json.loads(text))
+
+
+@dataclass(frozen=True)
 class BuildSummary:
     """One stored build of a persona set: its model (JSON) and the figures `persona-set show` prints."""
 
@@ -99,8 +157,13 @@ class BuildSummary:
     model: str  # JSON: feature transform, centroids, persona ids
     cohort_size: int
     quarantined: int
-    kept_from_previous: float | None
+    kept_from_previous: float | None  # share of the contacts of both builds that kept persona id and name
     built_at: dt.datetime | None
+    identity: str | None = None  # JSON IdentityFigure; None on a first build
+
+    @property
+    def identity_figure(self) -> IdentityFigure | None:
+        return IdentityFigure.from_json(self.identity) if self.identity else None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ class PersonaModel:
         return PersonaModel.from_dict(json.loads(text))
 
 
+OPTIONAL_ARRAYS = ("fingerprints", "previous_ids", "trait_states")
+
+
 @dataclass
 class BuildOutcome:
     model: PersonaModel
@@ -65,8 +68,12 @@ class BuildOutcome:
     confidence: np.ndarray  # (n,) float in [0, 1]
     k_choice: clustering.KChoice
     stability: float
-    kept_from_previous: float | None
     dropped_traits: list[str] = field(default_factory=list)
+    # Against the previous build's stored memberships (see core/identity.py); None on a first build.
+    fingerprints: np.ndarray | None = None  # (n,) int64: the clustering traits each membership was built from
+    previous_ids: np.ndarray | None = None  # (n,) int32: the persona each row had, 0 when it was not there
+    trait_states: np.ndarray | None = None  # (n,) int8 identity.TraitState
+    left_previous: int = 0  # contacts of the previous build that are not in this one
 
     def to_parts(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """As data, not code: a JSON-able description and the (n,) arrays (steps hand these to each other)."""
@@ -78,10 +85,14 @@ class BuildOutcome:
                 "scores": self.k_choice.scores,
             },
             "stability": self.stability,
-            "kept_from_previous": self.kept_from_previous,
             "dropped_traits": self.dropped_traits,
+            "left_previous": self.left_previous,
         }
-        return meta, {"persona_ids": np.asarray(self.persona_ids), "confidence": np.asarray(self.confidence)}
+        arrays = {"persona_ids": np.asarray(self.persona_ids), "confidence": np.asarray(self.confidence)}
+        for name in OPTIONAL_ARRAYS:
+            if getattr(self, name) is not None:
+                arrays[name] = np.asarray(getattr(self, name))
+        return meta, arrays
 
     @staticmethod
     def from_parts(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> BuildOutcome:
@@ -92,8 +103,9 @@ class BuildOutcome:
             confidence=arrays["confidence"],
             k_choice=clustering.KChoice(int(choice["k"]), choice["reason"], list(choice["scores"])),
             stability=float(meta["stability"]),
-            kept_from_previous=meta["kept_from_previous"],
             dropped_traits=list(meta["dropped_traits"]),
+            left_previous=int(meta.get("left_previous", 0)),
+            **{name: arrays[name] for name in OPTIONAL_ARRAYS if name in arrays},
         )
 
 
@@ -129,8 +141,13 @@ def build_model(
     previous: PersonaModel | None = None,
     explicit_traits: bool = False,
     progress: clustering.Progress | None = None,
+    previous_ids: np.ndarray | None = None,
 ) -> BuildOutcome:
-    """Encode, choose k (or take the user's), fit, and keep persona identities from the previous build."""
+    """Encode, choose k (or take the user's), fit, and keep persona identities from the previous build.
+
+    previous_ids: (n,) the persona each row had in the previous build as stored (0 for rows it did not have);
+    without it, the previous model applied to these rows stands in.
+    """
     traits, dropped = usable_traits(frame, traits, explicit_traits)
     transform = FeatureTransform.fit(frame, traits)
     x = transform.transform(frame)
@@ -146,12 +163,12 @@ def build_model(
         choice = clustering.KChoice(
             k, f"set by the user (Faraday's rule would give {clustering.faraday_rule(len(x))})"
         )
-    previous_ids = None
     previous_labels = None
     if previous is not None:
-        previous_labels, _ = previous.assign(frame)
-        previous_ids = previous.persona_ids
-    result = clustering.fit(x, choice.k, seed, previous_labels, previous_ids)
+        previous_labels = previous_ids if previous_ids is not None else previous.assign(frame)[0]
+    result = clustering.fit(
+        x, choice.k, seed, previous_labels, previous.persona_ids if previous is not None else None
+    )
     if progress:
         progress(
             f"fitted {choice.k} personas ({'warm start from the previous build' if result.warm_started else 'fresh'})"
@@ -159,6 +176,5 @@ def build_model(
     measured = next((s["stability"] for s in choice.scores if s["k"] == choice.k), None)
     stability = measured if measured is not None else clustering.stability_on_sample(x, choice.k, seed)
     ids = np.asarray(result.persona_ids, dtype=np.int32)[result.labels]
-    kept_share = float((ids == previous_labels).mean()) if previous_labels is not None else None
     model = PersonaModel(transform, result.centroids, result.persona_ids, seed)
-    return BuildOutcome(model, ids, result.confidence, choice, stability, kept_share, dropped)
+    return BuildOutcome(model, ids, result.confidence, choice, stability, dropped)

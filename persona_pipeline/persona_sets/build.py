@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from persona_pipeline.core import identity
 from persona_pipeline.core.clustering import Progress
 from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSet
 from persona_pipeline.core.model import BuildOutcome, PersonaModel, build_model
@@ -166,13 +167,35 @@ def previous_model(engine: Engine, record: PersonaSet) -> PersonaModel | None:
     return PersonaModel.from_json(build.model) if build else None
 
 
+def previous_memberships(
+    engine: Engine, persona_set_id: int, contact_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The current build's stored memberships aligned to `contact_ids` (n,): persona id (0 where the contact
+    was not in it), fingerprint (int64) and whether one was stored (bool); and how many of its contacts left."""
+    stored = memberships.read_memberships(engine, persona_set_id, fingerprints=True)
+    position = pd.Index(stored["contact_id"].to_numpy()).get_indexer(contact_ids)
+    found = position >= 0
+    ids = np.zeros(len(contact_ids), dtype=np.int32)
+    ids[found] = stored["persona_id"].to_numpy()[position[found]]
+    stored_prints = pd.array(stored["fingerprint"], dtype="Int64")
+    prints = np.zeros(len(contact_ids), dtype=np.int64)
+    fingerprinted = np.zeros(len(contact_ids), dtype=bool)
+    prints[found] = stored_prints.to_numpy(dtype="int64", na_value=0)[position[found]]
+    fingerprinted[found] = ~stored_prints.isna()[position[found]]
+    return ids, prints, fingerprinted, len(stored) - int(found.sum())
+
+
 def fit_personas(
     engine: Engine, ctx: BuildContext, valid: pd.DataFrame, progress: Progress | None = None
 ) -> BuildOutcome:
+    """Fit this build; on a rebuild, persona ids follow the previous build's stored memberships."""
     previous = previous_model(engine, ctx.record)
     if previous is not None and set(previous.transform.trait_names) - {t.name for t in ctx.traits}:
         previous = None  # the set's traits changed: identities cannot be carried over a different space
-    return build_model(
+    stored = None
+    if previous is not None:
+        stored = previous_memberships(engine, ctx.record.id, valid["contact_id"].to_numpy())
+    outcome = build_model(
         valid,
         ctx.traits,
         ctx.record.seed,
@@ -180,7 +203,16 @@ def fit_personas(
         previous=previous,
         explicit_traits=bool(ctx.record.traits),
         progress=progress,
+        previous_ids=stored[0] if stored is not None else None,
     )
+    used = [t for t in ctx.traits if t.name in outcome.model.transform.trait_names]
+    outcome.fingerprints = identity.fingerprints(valid, used)
+    if stored is not None:
+        ids, prints, fingerprinted, left = stored
+        outcome.previous_ids = ids
+        outcome.trait_states = identity.trait_states(ids, prints, fingerprinted, outcome.fingerprints)
+        outcome.left_previous = left
+    return outcome
 
 
 def make_personas(
@@ -198,6 +230,12 @@ def make_personas(
     result = describe_personas(
         valid, outcome.persona_ids, used, ctx.catalog, ctx.record.seed, kept_names, user_named
     )
+    figure = None
+    if outcome.previous_ids is not None and outcome.trait_states is not None:
+        renamed = {p.persona_id for p in result if kept_names.get(p.persona_id, p.name) != p.name}
+        figure = identity.identity_figure(
+            outcome.previous_ids, outcome.trait_states, outcome.persona_ids, renamed, outcome.left_previous
+        )
     summary = BuildSummary(
         build=ctx.build,
         k=outcome.model.k,
@@ -207,8 +245,9 @@ def make_personas(
         model=outcome.model.to_json(),
         cohort_size=len(valid) + quarantined,
         quarantined=quarantined,
-        kept_from_previous=outcome.kept_from_previous,
+        kept_from_previous=figure.kept_share if figure is not None else None,
         built_at=now(),
+        identity=figure.to_json() if figure is not None else None,
     )
     store.record_build(engine, ctx.record.id, summary, result)
     return result
@@ -223,6 +262,8 @@ def write_memberships(engine: Engine, ctx: BuildContext, valid: pd.DataFrame, ou
             "confidence": outcome.confidence,
         }
     )
+    if outcome.fingerprints is not None:
+        frame["fingerprint"] = outcome.fingerprints
     frame["confidence"] = frame["confidence"].astype("float64").round(4)
     return lifecycle.land_memberships(engine, ctx.record.id, ctx.build, frame)
 

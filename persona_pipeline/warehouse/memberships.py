@@ -37,12 +37,13 @@ def replace_memberships(
     """Store this build's memberships, then make it the set's current build with `status` in one short
     transaction (persona_sets.lifecycle decides the status).
 
-    memberships: contact_id, persona_id, confidence; one row per contact.
+    memberships: contact_id, persona_id, confidence and optionally fingerprint; one row per contact.
     The rows go in first under the new build number (in two halves on two connections on PostgreSQL, COPY);
     readers see only a set's current build, so they see the old memberships until the switch and the new ones
     after it, never a mix. Rows of an attempt that died before its switch are cleared on the next one.
     """
-    frame = memberships[["contact_id", "persona_id", "confidence"]].assign(
+    columns = ["contact_id", "persona_id", "confidence"]
+    frame = memberships[columns + (["fingerprint"] if "fingerprint" in memberships else [])].assign(
         persona_set_id=persona_set_id, build=build
     )
     of_set = persona_memberships.c.persona_set_id == persona_set_id
@@ -62,11 +63,12 @@ def replace_memberships(
     return written
 
 
-def read_memberships(engine: Engine, persona_set_id: int) -> pd.DataFrame:
-    """The current build's memberships: contact_id, persona_id, confidence, by contact_id."""
+def read_memberships(engine: Engine, persona_set_id: int, fingerprints: bool = False) -> pd.DataFrame:
+    """The current build's memberships: contact_id, persona_id, confidence (and fingerprint), by contact_id."""
+    extra = ", m.fingerprint" if fingerprints else ""
     return read_frame(
         engine,
-        "SELECT m.contact_id, m.persona_id, m.confidence FROM persona_memberships m "  # noqa: S608 - a constant
+        f"SELECT m.contact_id, m.persona_id, m.confidence{extra} FROM persona_memberships m "  # noqa: S608 - constants
         f"WHERE m.persona_set_id = :id AND {CURRENT_MEMBERSHIPS} ORDER BY m.contact_id",
         {"id": persona_set_id},
     )

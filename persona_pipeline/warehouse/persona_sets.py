@@ -196,6 +196,7 @@ def _summary(row: Any) -> BuildSummary:
         quarantined=row.quarantined,
         kept_from_previous=row.kept_from_previous,
         built_at=row.built_at,
+        identity=row.identity,
     )
 
 

@@ -66,10 +66,10 @@ persona_builds = sa.Table(
     sa.Column("model", sa.Text, nullable=False),  # JSON: feature transform, centroids, persona ids
     sa.Column("cohort_size", sa.Integer, nullable=False),
     sa.Column("quarantined", sa.Integer, nullable=False),
-    sa.Column(
-        "kept_from_previous", sa.Float, nullable=True
-    ),  # share of contacts the previous and new models give the same id
+    # share of the contacts of both builds that kept persona id and name (see core/identity.py)
+    sa.Column("kept_from_previous", sa.Float, nullable=True),
     sa.Column("built_at", sa.DateTime, nullable=False),
+    sa.Column("identity", sa.Text, nullable=True),  # JSON identity.IdentityFigure: kept, unchanged vs changed
 )
 
 personas = sa.Table(
@@ -99,6 +99,8 @@ persona_memberships = sa.Table(
     sa.Column("persona_id", sa.Integer, nullable=False),
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("build", sa.Integer, nullable=False),
+    # a hash of the clustering traits the membership was built from: the next build tells who changed
+    sa.Column("fingerprint", sa.BigInteger, nullable=True),
     sa.PrimaryKeyConstraint(*MEMBERSHIP_KEY, name="persona_memberships_pkey"),
 )
 
@@ -216,6 +218,8 @@ ADDED_COLUMNS = [
     ("persona_sets", "show_in_explore", "BOOLEAN NOT NULL DEFAULT TRUE"),
     ("personas", "named_by_user", "BOOLEAN NOT NULL DEFAULT FALSE"),
     ("pipeline_scores", "external_id", "VARCHAR(200)"),
+    ("persona_memberships", "fingerprint", "BIGINT"),
+    ("persona_builds", "identity", "TEXT"),
 ]
 
 

@@ -90,6 +90,19 @@ def test_rebuild_after_changes_keeps_persona_ids_and_names(seeded: Engine, small
     assert (after.reindex(before.index) == before).mean() >= 0.95
     assert names_by_id(store.read_personas(seeded, record.id)) == names_before
 
+    # the figure counts against what each contact was told last time, split by whether its traits changed
+    old, new = small_base.contacts[traits], contacts[traits]
+    differs = ~((old == new) | (old.isna() & new.isna())).all(axis=1).to_numpy()
+    changed_ids = set(contacts["contact_id"].to_numpy()[differs].tolist())
+    figure = store.current_build(seeded, store.get(seeded, "All")).identity_figure
+    kept = after.reindex(before.index) == before
+    is_changed = before.index.isin(list(changed_ids))
+    assert figure.changed == len(changed_ids) and figure.unchanged == len(before) - len(changed_ids)
+    assert figure.unchanged_kept == int(kept[~is_changed].sum()) and figure.changed_kept == int(
+        kept[is_changed].sum()
+    )
+    assert figure.unchanged_share >= 0.95 and figure.joined == figure.left == figure.unknown == 0
+
 
 def _spoil_ages(engine: Engine, share: float) -> list[int]:
     ids = read_frame(engine, "SELECT contact_id FROM customers ORDER BY contact_id")["contact_id"].tolist()

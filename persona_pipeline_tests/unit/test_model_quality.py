@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics import adjusted_rand_score
 
-from persona_pipeline.core import clustering
+from persona_pipeline.core import clustering, identity
 from persona_pipeline.core.features import FeatureTransform, category_codes
 from persona_pipeline.core.model import FeatureError, PersonaModel, build_model
 from persona_pipeline.core.personas import describe_personas
@@ -55,14 +55,25 @@ def test_rebuild_after_five_percent_change_keeps_ids_and_names() -> None:
     names = BUILTIN_CATALOG.names
     changed.loc[changed.index[movers], names] = contacts.iloc[donors][names].to_numpy()
     model = PersonaModel.from_json(first.model.to_json())  # as the next build reads it from the warehouse
-    second = build_model(changed, TRAITS, seed=0, previous=model)
+    second = build_model(changed, TRAITS, seed=0, previous=model, previous_ids=first.persona_ids)
     kept_names = {p.persona_id: p.name for p in first_personas}
     second_personas = describe_personas(changed, second.persona_ids, TRAITS, BUILTIN_CATALOG, 0, kept_names)
-    same = second.persona_ids == first.persona_ids
-    assert same.mean() >= 0.95
-    # the models themselves agree on nearly everyone; the movers account for the rest
-    assert second.kept_from_previous >= 0.99
     assert {p.persona_id: p.name for p in second_personas} == kept_names
+    before, after = identity.fingerprints(contacts, TRAITS), identity.fingerprints(changed, TRAITS)
+    states = identity.trait_states(first.persona_ids, before, np.ones(len(before), bool), after)
+    figure = identity.identity_figure(first.persona_ids, states, second.persona_ids, set(), left=0)
+    # a donor can carry the very values a mover had: those movers did not change
+    assert figure.changed == int((before != after).sum()) and 0.9 * len(movers) <= figure.changed <= len(
+        movers
+    )
+    assert figure.unchanged + figure.changed == len(contacts) and figure.joined == figure.unknown == 0
+    assert figure.unchanged_share >= 0.95
+    moved = second.persona_ids != first.persona_ids
+    assert figure.unchanged_kept + figure.changed_kept == len(contacts) - moved.sum()
+    renamed = identity.identity_figure(first.persona_ids, states, second.persona_ids, {1}, left=0)
+    assert renamed.unchanged_kept == figure.unchanged_kept - int(
+        ((second.persona_ids == 1) & ~moved & (states == 1)).sum()
+    )
 
 
 def test_user_override_and_too_small_cohort() -> None:

@@ -85,11 +85,8 @@ def definition_tab(data: ReportData) -> str:
             f"<ul>{traits}{rules}</ul></div>"
         )
     build = data.build
-    kept = (
-        f" · {build.kept_from_previous:.1%} kept their persona from the previous build"
-        if build.kept_from_previous is not None
-        else ""
-    )
+    figure = build.identity_figure
+    kept = f"<br>Since the previous build: {_e(figure.text())}" if figure is not None else ""
     summary = (
         f"<p class='muted'>Build {build.build} · {build.k} personas · {build.cohort_size:,} contacts "
         f"({build.quarantined:,} quarantined) · stability {build.stability:.2f}{kept}<br>"

@@ -137,8 +137,6 @@ def persona_model(
             "stability": round(outcome.stability, 4),
             "build": ctx.build,
         }
-        if outcome.kept_from_previous is not None:
-            metadata["kept_from_previous_build"] = round(outcome.kept_from_previous, 4)
         if outcome.dropped_traits:
             metadata["dropped_constant_traits"] = ", ".join(outcome.dropped_traits)
         if scores:
