@@ -122,16 +122,29 @@ class IdentityFigure:
     def changed_share(self) -> float | None:
         return self._share(self.changed_kept, self.changed)
 
+    def metadata(self) -> dict[str, str]:
+        """Stable keys, values for people: what the UI shows beside a build."""
+        out = {}
+        for label, kept, total in (
+            ("unchanged", self.unchanged_kept, self.unchanged),
+            ("changed", self.changed_kept, self.changed),
+        ):
+            out[f"kept persona: {label} contacts"] = f"{kept / total:.1%} of {total:,}" if total else "none"
+        out["contacts joined / left"] = f"{self.joined:,} / {self.left:,}"
+        return out
+
     def text(self) -> str:
         """One line for people: '99.9% of 47,500 unchanged contacts kept their persona; 81.2% of 2,500 changed'."""
         parts = []
         for label, kept, total in (
             ("unchanged", self.unchanged_kept, self.unchanged),
             ("changed", self.changed_kept, self.changed),
-            ("unfingerprinted", self.unknown_kept, self.unknown),
+            ("untracked", self.unknown_kept, self.unknown),
         ):
             if total:
                 parts.append(f"{kept / total:.1%} of {total:,} {label} contacts")
+        if self.unknown:
+            parts[-1] += " (the previous build kept no record of their traits)"
         if not parts:
             return "no contact of the previous build is in this one"
         moves = f"; {self.joined:,} joined, {self.left:,} left" if self.joined or self.left else ""

@@ -217,7 +217,7 @@ def fit_personas(
 
 def make_personas(
     engine: Engine, ctx: BuildContext, valid: pd.DataFrame, outcome: BuildOutcome
-) -> list[Persona]:
+) -> tuple[list[Persona], BuildSummary]:
     """Describe and store the personas of this build, keeping the names of personas that survived."""
     kept_names: dict[int, str] = {}
     user_named: frozenset[int] = frozenset()
@@ -250,7 +250,7 @@ def make_personas(
         identity=figure.to_json() if figure is not None else None,
     )
     store.record_build(engine, ctx.record.id, summary, result)
-    return result
+    return result, summary
 
 
 def write_memberships(engine: Engine, ctx: BuildContext, valid: pd.DataFrame, outcome: BuildOutcome) -> int:

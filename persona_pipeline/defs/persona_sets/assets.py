@@ -158,8 +158,9 @@ def personas(
     engine = warehouse.engine()
     with marks_errors(engine, persona_set_id(context.partition_key)):
         ctx = steps.context_for(engine, persona_set_id(context.partition_key))
-        result = steps.make_personas(engine, ctx, validated_traits, persona_model)
+        result, summary = steps.make_personas(engine, ctx, validated_traits, persona_model)
         table = steps.personas_table(result)
+        figure = summary.identity_figure
         return Output(
             {"build": ctx.build, "personas": [p.to_row() for p in result]},
             metadata={
@@ -178,6 +179,7 @@ def personas(
                 ),
                 "definition": MetadataValue.md(personas_markdown(ctx.record.name, result)),
                 "stability": round(persona_model.stability, 4),
+                **(figure.metadata() if figure is not None else {}),
             },
         )
 
