@@ -1,9 +1,11 @@
 """Choose the number of personas, fit them, keep their identities across rebuilds, and score stability.
 
-How k is chosen (measured in benchmarks/choose_k.py against the generator's hidden segments): silhouette,
-Calinski-Harabasz and Davies-Bouldin all pick 2 on overlapping segments; the inertia elbow and split-half
-stability both point at the truth. So: fit k = 1..9 on a sample, find the k after which the relative inertia
-gain collapses (the elbow), among the k whose split-half stability is high enough.
+How k is chosen (measured on the quality panel, benchmarks/quality.py, with thresholds chosen on its tuning
+seeds): a marketer needs the finest segmentation that is real. Silhouette, Calinski-Harabasz and
+Davies-Bouldin all pick 2 on overlapping segments, and so does the single best inertia elbow on real
+customer tables (a low/high split). So: fit k = 2..K_MAX+1 on a sample; a k is a candidate when adding its
+last persona gains clearly more than the next one would (an elbow), every persona holds at least MIN_SHARE of
+the sample, and two fits on disjoint halves agree (split-half stability); the finest candidate wins.
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from sklearn.metrics import adjusted_rand_score
 
 from persona_pipeline.errors import ClusteringError
 
-K_MIN, K_MAX = 2, 8
+K_MIN, K_MAX = 2, 10  # the range the data chooses from; a user may ask for up to domain.MAX_PERSONAS
 CHOOSE_SAMPLE = 20_000  # rows used to choose k: the elbow and stability settle well before this
 FIT_SAMPLE = (
     100_000  # rows the final fit sees (ARI vs a full fit: see BENCHMARKS.md); then everyone is assigned
 )
-N_INIT = 3  # one init lands in a worse local minimum about one time in three on overlapping segments
+N_INIT = 3  # inits per fit while choosing k
+N_INIT_FINAL = 8  # the fit users get: its ARI must not depend on --seed (spread over seeds: BENCHMARKS.md)
 STABLE = 0.8  # split-half adjusted Rand index a k needs to be a candidate
-CLEAR_ELBOW = 1.3  # a gain ratio below this is no elbow: fall back to the largest stable k
-KEEP_K_ELBOW_SHARE = 0.75  # a rebuild keeps the previous k while its elbow is at least this share of the best
+MIN_SHARE = 0.03  # a persona smaller than this share of the cohort is too small to act on
+CLEAR_ELBOW = 1.5  # adding the k-th persona must gain this many times what each further one adds
+REBUILD_SLACK = 0.9  # a rebuild keeps the previous k at 90% of each threshold (see choose_k)
 KEEP_PREVIOUS = 0.995  # a fresh fit must beat the warm-started one by 0.5% inertia to replace it
 
 Progress = Callable[[str], None]
@@ -36,14 +40,16 @@ Progress = Callable[[str], None]
 
 def faraday_rule(cohort_size: int) -> int:
     """The public reference's rule, kept for comparison: floor(log10(n)) clamped to 2..8."""
-    return int(min(K_MAX, max(K_MIN, math.floor(math.log10(max(cohort_size, 1))))))
+    return int(min(8, max(K_MIN, math.floor(math.log10(max(cohort_size, 1))))))
 
 
 @dataclass
 class KChoice:
     k: int
     reason: str
-    scores: list[dict[str, float | None]] = field(default_factory=list)  # stability None: not needed
+    # per k: k, gain (share of the remaining spread the k-th persona explains), elbow (gain / mean finer gain),
+    # smallest (smallest persona's share), stability (None: not needed to decide)
+    scores: list[dict[str, float | None]] = field(default_factory=list)
 
 
 def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -52,6 +58,30 @@ def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
 
 def _kmeans(k: int, seed: int, n_init: int = N_INIT, init: Any = "k-means++") -> KMeans:
     return KMeans(n_clusters=k, n_init=n_init if isinstance(init, str) else 1, init=init, random_state=seed)
+
+
+def _grow(x: np.ndarray, smaller: KMeans | None, k: int, seed: int) -> KMeans:
+    """The better of a fresh k-means++ fit and the (k-1) fit grown by one centre (the best of a few D²-drawn
+    candidates): the inertia curve then falls as it should, and a lone bad local minimum cannot fake an elbow.
+
+    x: (n, d); smaller: the fit with k-1 centres, or None."""
+    fresh = _kmeans(k, seed).fit(x)
+    if smaller is None:
+        return fresh
+    centres = smaller.cluster_centers_
+    nearest = _nearest_squared(x, centres)
+    rng = np.random.default_rng(seed + k)
+    drawn = rng.choice(len(x), size=min(len(x), 2 + int(np.log(k) * 2)), p=nearest / nearest.sum())
+    potential = [np.minimum(nearest, ((x - x[i]) ** 2).sum(axis=1)).sum() for i in drawn]
+    init = np.vstack([centres, x[drawn[int(np.argmin(potential))]]])
+    grown = _kmeans(k, seed, init=init).fit(x)
+    return grown if grown.inertia_ < fresh.inertia_ else fresh
+
+
+def _nearest_squared(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """(n,) squared distance of each row of x (n, d) to its nearest centre (k, d)."""
+    d = (x**2).sum(axis=1)[:, None] - 2 * x @ centres.T + (centres**2).sum(axis=1)[None, :]
+    return np.maximum(d.min(axis=1), 0).astype(np.float64)
 
 
 def split_half_stability(x: np.ndarray, k: int, seed: int) -> float:
@@ -71,70 +101,125 @@ def stability_on_sample(x: np.ndarray, k: int, seed: int) -> float:
     return split_half_stability(x[_sample(len(x), CHOOSE_SAMPLE, np.random.default_rng(seed))], k, seed)
 
 
-def choose_k(
-    x: np.ndarray, seed: int, progress: Progress | None = None, previous_k: int | None = None
-) -> KChoice:
-    """The k after which the inertia gain collapses, among split-half-stable k (see the module docstring).
+@dataclass(frozen=True)
+class KRule:
+    """The thresholds a k must pass to be a candidate (chosen on the quality panel's tuning seeds)."""
 
-    Stability costs two fits per k, so it is measured lazily, best elbow first: the answer is the same as
-    measuring every k. With `previous_k` (a rebuild), that k is kept while it is stable and its elbow is at
-    least KEEP_K_ELBOW_SHARE of the best: personas should not reshuffle over a near tie.
-    """
-    rng = np.random.default_rng(seed)
-    sample = x[_sample(len(x), CHOOSE_SAMPLE, rng)]
-    k_max = min(K_MAX, len(sample) // 10)
+    clear_elbow: float = CLEAR_ELBOW
+    stable: float = STABLE
+    min_share: float = MIN_SHARE
+    rebuild_slack: float = REBUILD_SLACK
+
+
+class KScores:
+    """Per-k figures on one sample: gain, elbow and smallest persona at once, stability when first asked."""
+
+    def __init__(self, sample: np.ndarray, seed: int, k_max: int) -> None:
+        self.sample, self.seed = sample, seed  # sample: (m, d)
+        inertia = {1: float(((sample - sample.mean(axis=0)) ** 2).sum())}
+        smallest: dict[int, float] = {}
+        fits: dict[int, KMeans] = {}
+        for k in range(K_MIN, k_max + 2):
+            fits[k] = _grow(sample, fits.get(k - 1), k, seed)
+            inertia[k] = float(fits[k].inertia_)
+            smallest[k] = float(np.bincount(fits[k].labels_, minlength=k).min() / len(sample))
+        gains = {
+            k: 1 - inertia[k] / inertia[k - 1] if inertia[k - 1] else 0.0 for k in range(K_MIN, k_max + 2)
+        }
+        self.by_k: dict[int, dict[str, float | None]] = {
+            k: {
+                "k": k,
+                "gain": gains[k],
+                "elbow": _above_floor(gains[k], [gains[j] for j in range(k + 1, k_max + 2)]),
+                "smallest": smallest[k],
+                "stability": None,
+            }
+            for k in range(K_MIN, k_max + 1)
+        }
+
+    def stability(self, k: int) -> float:
+        if self.by_k[k]["stability"] is None:
+            self.by_k[k]["stability"] = split_half_stability(self.sample, k, self.seed)
+        return float(self.by_k[k]["stability"])
+
+    def measure_all(self) -> KScores:
+        for k in self.by_k:
+            self.stability(k)
+        return self
+
+    def candidate(self, k: int, rule: KRule, slack: float = 1.0) -> bool:
+        score = self.by_k[k]
+        return (
+            score["elbow"] >= rule.clear_elbow**slack
+            and score["smallest"] >= rule.min_share * slack
+            and self.stability(k) >= rule.stable * slack
+        )
+
+
+def _above_floor(gain: float, finer: list[float]) -> float:
+    """How many times the k-th persona's gain exceeds what each further persona adds on average: past the
+    real segments, every further split only carves noise, and those gains form a floor. (Against the next
+    gain alone, one noisy fit made elbows where there were none.)"""
+    floor = float(np.mean(finer)) if finer else 0.0
+    return gain / floor if floor > 1e-12 else float("inf")
+
+
+def k_scores(x: np.ndarray, seed: int, k_max: int = K_MAX) -> KScores:
+    """The figures choose_k decides on, for x (n, d), on a sample of CHOOSE_SAMPLE rows."""
+    sample = x[_sample(len(x), CHOOSE_SAMPLE, np.random.default_rng(seed))]
+    k_max = min(k_max, len(sample) // 10)
     if k_max < K_MIN:
         raise ClusteringError(
             f"the cohort has {len(x)} contacts: too few to split into {K_MIN} personas reliably"
         )
-    inertia = {1: float(((sample - sample.mean(axis=0)) ** 2).sum())}
-    for k in range(K_MIN, k_max + 2):
-        inertia[k] = float(_kmeans(k, seed).fit(sample).inertia_) if k <= len(sample) else 0.0
-    if progress:
-        progress(
-            f"choosing k: fitted k={K_MIN}..{k_max + 1} on {len(sample):,} contacts; measuring stability"
-        )
-    gains = {k: 1 - inertia[k] / inertia[k - 1] if inertia[k - 1] else 0.0 for k in range(K_MIN, k_max + 2)}
-    scores = {
-        k: {
-            "k": k,
-            "inertia": inertia[k],
-            "gain": gains[k],
-            "elbow": gains[k] / gains[k + 1] if gains[k + 1] > 1e-12 else float("inf"),
-            "stability": None,
-        }
-        for k in range(K_MIN, k_max + 1)
-    }
+    return KScores(sample, seed, k_max)
 
-    def stability(k: int) -> float:
-        if scores[k]["stability"] is None:
-            scores[k]["stability"] = split_half_stability(sample, k, seed)
-        return scores[k]["stability"]
+
+def pick_k(scores: KScores, rule: KRule = KRule(), previous_k: int | None = None) -> KChoice:
+    """The finest candidate k (see the module docstring); stability is measured finest candidate first, so
+    only as many k as needed pay for it. With `previous_k` (a rebuild), that k is kept while it is still
+    nearly a candidate and nothing finer is one: a threshold crossed by noise must not reshuffle personas."""
+    by_k = scores.by_k
 
     def choice(k: int, reason: str) -> KChoice:
-        return KChoice(k, reason, list(scores.values()))
+        return KChoice(k, reason, list(by_k.values()))
 
-    by_elbow = sorted(scores, key=lambda k: (-scores[k]["elbow"], k))
-    best = next((k for k in by_elbow if stability(k) >= STABLE), None)
-    if best is None:  # nothing is stable: the most stable k
-        best = max(scores, key=lambda k: (scores[k]["stability"], -k))
-        return choice(best, f"no stable k; the most stable is k={best} (stability {stability(best):.2f})")
-    if scores[best]["elbow"] < CLEAR_ELBOW:
-        best = next(k for k in sorted(scores, reverse=True) if stability(k) >= STABLE)
-        return choice(best, f"no clear elbow; largest stable k (stability {stability(best):.2f})")
+    best = next((k for k in sorted(by_k, reverse=True) if scores.candidate(k, rule)), None)
     if (
-        previous_k in scores
-        and previous_k != best
-        and scores[previous_k]["elbow"] >= KEEP_K_ELBOW_SHARE * scores[best]["elbow"]
-        and stability(previous_k) >= STABLE
+        previous_k in by_k
+        and (best is None or best < previous_k)
+        and scores.candidate(previous_k, rule, rule.rebuild_slack)
     ):
-        return choice(
-            previous_k, f"kept k={previous_k} from the previous build (close to the best, k={best})"
-        )
+        return choice(previous_k, _why(previous_k, by_k[previous_k], "kept from the previous build: "))
+    if best is not None:
+        return choice(best, _why(best, by_k[best]))
+    sized = [k for k in by_k if by_k[k]["smallest"] >= rule.min_share] or [K_MIN]
+    best = max(sized, key=lambda k: (round(scores.stability(k), 2), k))
     return choice(
         best,
-        f"inertia elbow at k={best} (gain falls {scores[best]['elbow']:.1f}x after it), "
-        f"split-half stability {stability(best):.2f}",
+        f"no k from {K_MIN} to {max(by_k)} is both a clear elbow and stable; k={best} is the most stable "
+        f"(split-half {scores.stability(best):.2f}) with every persona at least {rule.min_share:.0%}",
+    )
+
+
+def choose_k(
+    x: np.ndarray, seed: int, progress: Progress | None = None, previous_k: int | None = None
+) -> KChoice:
+    """The finest k that is an elbow, leaves no persona under MIN_SHARE and is split-half stable; x: (n, d)."""
+    scores = k_scores(x, seed)
+    if progress:
+        progress(
+            f"choosing k: fitted k={K_MIN}..{max(scores.by_k) + 1} on {len(scores.sample):,} contacts; "
+            "measuring stability"
+        )
+    return pick_k(scores, KRule(), previous_k)
+
+
+def _why(k: int, score: dict[str, float | None], prefix: str = "") -> str:
+    return (
+        f"{prefix}the finest k whose personas are reproducible: k={k} explains {score['gain']:.1%} more of the "
+        f"spread ({score['elbow']:.1f}x what each further persona adds), split-half stability "
+        f"{score['stability']:.2f}, smallest persona {score['smallest']:.1%}"
     )
 
 
@@ -211,7 +296,7 @@ def fit(
     rng = np.random.default_rng(seed)
     sample_index = _sample(len(x), FIT_SAMPLE, rng)
     sample = x[sample_index]
-    model = _kmeans(k, seed).fit(sample)
+    model = _kmeans(k, seed, n_init=N_INIT_FINAL).fit(sample)
     warm = False
     if previous_labels is not None and previous_ids is not None and len(previous_ids) == k:
         prev_sample = previous_labels[sample_index]

@@ -189,6 +189,7 @@ class TraitEffect:
     persona_value: float
     cohort_value: float
     text: str
+    salient: bool = False  # large and significant against the rest of the cohort (core/profiles.py)
 
     def to_dict(self) -> dict[str, object]:
         return self.__dict__.copy()
@@ -202,6 +203,7 @@ class TraitEffect:
             item["persona_value"],
             item["cohort_value"],
             item["text"],
+            bool(item.get("salient", True)),  # stored before the flag: only defining traits were stored
         )
 
 

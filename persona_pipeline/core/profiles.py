@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from sklearn.tree import DecisionTreeClassifier
 
 from persona_pipeline.core.domain import Rule, TraitEffect
@@ -11,14 +14,40 @@ from persona_pipeline.core.features import as_numbers, category_codes, date_refe
 from persona_pipeline.core.traits import Trait, TraitKind
 
 DEFINING_MIN_EFFECT = 0.3  # standardized difference below which a trait does not define a persona
+SIGNIFICANCE = 0.01  # family-wise: a salient difference is one chance in 100 over all tests of a build
 RULE_SAMPLE = 30_000
+SINGULAR = {"people": "person", "children": "child", "men": "man", "women": "woman"}
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float, integral: bool = False, separators: bool = True) -> str:
+    """A number as people write it: '1,885', '42', '2.4', '0.35'; no separators for calendar years."""
     value = 0.0 if abs(value) < 0.005 else value
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}".rstrip("0").rstrip(".")
+    if integral or abs(value) >= 100:
+        return f"{value:,.0f}" if separators else f"{value:.0f}"
+    text = f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    return text.rstrip("0").rstrip(".")
+
+
+def _singular(word: str) -> str:
+    if word in SINGULAR:
+        return SINGULAR[word]
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 2:
+        return word[:-1]
+    return word
+
+
+def with_unit(value: float, unit: str, integral: bool = False, name: str = "") -> str:
+    """'2 children at home', '1 child at home', '1978' (a calendar year), '228 thousand USD a year'."""
+    words = unit.split()
+    calendar_year = (
+        ("year" in words or "year" in name.split("_")) and "years" not in words and 1000 <= abs(value) < 3000
+    )
+    shown = _fmt(value, integral or calendar_year, separators=not calendar_year)
+    if words and shown in ("1", "-1"):  # '1 vehicle in household', not '1 vehicles'
+        words = [_singular(words[0]), *words[1:]]
+    return " ".join([shown, *words]) if words else shown
 
 
 def _trait_numbers(trait: Trait, column: pd.Series) -> tuple[np.ndarray, str]:
@@ -27,14 +56,34 @@ def _trait_numbers(trait: Trait, column: pd.Series) -> tuple[np.ndarray, str]:
     return as_numbers(trait.kind, column, trait.levels, reference), reference
 
 
-def value_text(trait: Trait, value: float, reference: str = "") -> str:
-    """A numeric-like value in the trait's own words: '1,978', '412 days before 2026-11-30', 'bachelor'."""
+def value_text(trait: Trait, value: float, reference: str = "", integral: bool = False) -> str:
+    """A numeric-like value in the trait's own words: '1978', '412 days before 2026-11-30', 'bachelor'."""
     if trait.kind is TraitKind.ORDINAL:
         return trait.levels[int(np.clip(round(value), 0, len(trait.levels) - 1))]
     if trait.kind is TraitKind.DATE:
-        return f"{_fmt(value)} days before {reference}"
+        return f"{with_unit(value, 'days', integral)} before {reference}"
     unit = trait.unit or (trait.description if trait.description and len(trait.description) < 24 else "")
-    return f"{_fmt(value)} {unit}".rstrip()
+    return with_unit(value, unit, integral, trait.name)
+
+
+def _p_value(z: float) -> float:
+    return float(2 * norm.sf(abs(z)))
+
+
+def _numeric_text(
+    trait: Trait, values: tuple[float, float, float, float], reference: str, integral: bool
+) -> str:
+    """'age: median 71 years vs 42 years in the cohort'; when the medians read the same (counts that are
+    mostly 0), the means, which do differ: 'kidhome: mean 0.2 vs 0.6 in the cohort'."""
+    median_p, median_c, mean_p, mean_c = values
+    persona = value_text(trait, median_p, reference, integral)
+    cohort = value_text(trait, median_c, reference, integral)
+    if persona != cohort:
+        return f"{trait.title}: median {persona} vs {cohort} in the cohort"
+    persona, cohort = value_text(trait, mean_p, reference), value_text(trait, mean_c, reference)
+    if persona == cohort:
+        persona, cohort = f"{mean_p:.3g}", f"{mean_c:.3g}"
+    return f"{trait.title}: mean {persona} vs {cohort} in the cohort"
 
 
 def _shares_by_persona(
@@ -48,38 +97,56 @@ def _shares_by_persona(
     return per_persona, cohort
 
 
+def _ordinal_text(trait: Trait, codes: np.ndarray, inverse: np.ndarray, k: int, j: int) -> str:
+    """Equal medians of an ordered trait: the level where persona j differs most, as shares."""
+    per_persona, cohort = _shares_by_persona(codes, inverse, k, len(trait.levels))
+    level = int(np.argmax(np.abs(per_persona[j] - cohort)))
+    return f"{trait.title} {trait.levels[level]}: {per_persona[j, level]:.0%} vs {cohort[level]:.0%} in the cohort"
+
+
 def trait_effects(
     frame: pd.DataFrame, persona: np.ndarray, traits: list[Trait]
 ) -> dict[int, list[TraitEffect]]:
-    """Every trait's effect for every persona, strongest first."""
+    """Every trait's effect for every persona, strongest first; `salient` where the difference is both large
+    (|effect| >= DEFINING_MIN_EFFECT) and significant against the rest of the cohort (two-sided z test,
+    Bonferroni over every persona x trait level tested)."""
     ids, inverse = np.unique(persona, return_inverse=True)
     k = len(ids)
-    out: dict[int, list[TraitEffect]] = {int(i): [] for i in ids}
+    found: dict[int, list[tuple[TraitEffect, float]]] = {int(i): [] for i in ids}  # (effect, z against rest)
     for trait in traits:
         column = frame[trait.name]
         if trait.numeric_like:
             values, reference = _trait_numbers(trait, column)
             known = ~np.isnan(values)
-            std = float(np.std(values[known], ddof=1)) if known.sum() > 1 else 1.0
+            present = values[known]
+            std = float(np.std(present, ddof=1)) if present.size > 1 else 1.0
             std = std or 1.0
-            mean_c = float(values[known].mean()) if known.any() else 0.0
-            median_c = float(np.median(values[known])) if known.any() else 0.0
-            sums = np.bincount(inverse[known], weights=values[known], minlength=k)
+            mean_c = float(present.mean()) if present.size else 0.0
+            median_c = float(np.median(present)) if present.size else 0.0
+            integral = bool(present.size and np.all(present == np.round(present)))
+            sums = np.bincount(inverse[known], weights=present, minlength=k)
+            squares = np.bincount(inverse[known], weights=present**2, minlength=k)
             sizes = np.bincount(inverse[known], minlength=k)
-            medians = pd.Series(values[known]).groupby(inverse[known]).median()
+            medians = pd.Series(present).groupby(inverse[known]).median()
+            codes = values.copy()
+            codes[~known] = -1
             for j, pid in enumerate(ids):
                 mean_p = sums[j] / sizes[j] if sizes[j] else mean_c
                 median_p = float(medians.get(j, median_c))
                 effect = (mean_p - mean_c) / std
-                text = (
-                    f"{trait.title}: median {value_text(trait, median_p, reference)} vs "
-                    f"{value_text(trait, median_c, reference)} in the cohort"
-                )
-                out[int(pid)].append(
-                    TraitEffect(
-                        trait.name, "high" if effect >= 0 else "low", effect, median_p, median_c, text
-                    )
-                )
+                rest_n = present.size - sizes[j]
+                z = 0.0
+                if sizes[j] > 1 and rest_n > 1:
+                    mean_r = (sums.sum() - sums[j]) / rest_n
+                    var_p = max(squares[j] / sizes[j] - mean_p**2, 0.0)
+                    var_r = max((squares.sum() - squares[j]) / rest_n - mean_r**2, 0.0)
+                    spread = np.sqrt(var_p / sizes[j] + var_r / rest_n)
+                    z = float((mean_p - mean_r) / spread) if spread > 0 else 0.0
+                text = _numeric_text(trait, (median_p, median_c, mean_p, mean_c), reference, integral)
+                if trait.kind is TraitKind.ORDINAL and median_p == median_c:
+                    text = _ordinal_text(trait, codes.astype(np.int64), inverse, k, j)
+                level = "high" if effect >= 0 else "low"
+                found[int(pid)].append((TraitEffect(trait.name, level, effect, median_p, median_c, text), z))
             continue
         if trait.kind is TraitKind.BOOLEAN:
             flags = column.astype("boolean")
@@ -92,27 +159,42 @@ def trait_effects(
             codes = category_codes(column, trait.levels).astype(np.int64)
             per_persona, cohort = _shares_by_persona(codes, inverse, k, len(trait.levels))
             levels = [(level, i) for i, level in enumerate(trait.levels)]
+        known = codes >= 0
+        sizes = np.bincount(inverse[known], minlength=k).astype(float)
+        total = float(sizes.sum())
         for level, index in levels:
             share_c = float(cohort[index])
             spread = float(np.sqrt(share_c * (1 - share_c))) or 1.0
             label = trait.title if trait.kind is TraitKind.BOOLEAN else f"{trait.title} {level}"
             for j, pid in enumerate(ids):
                 share_p = float(per_persona[j, index])
+                rest_n = total - sizes[j]
+                z = 0.0
+                if sizes[j] and rest_n:
+                    share_r = (share_c * total - share_p * sizes[j]) / rest_n
+                    pooled = share_c * (1 - share_c) * (1 / sizes[j] + 1 / rest_n)
+                    z = (share_p - share_r) / np.sqrt(pooled) if pooled > 0 else 0.0
                 text = f"{label}: {share_p:.0%} vs {share_c:.0%} in the cohort"
-                out[int(pid)].append(
-                    TraitEffect(trait.name, level, (share_p - share_c) / spread, share_p, share_c, text)
+                found[int(pid)].append(
+                    (TraitEffect(trait.name, level, (share_p - share_c) / spread, share_p, share_c, text), z)
                 )
-    for pid in out:
+    tests = max(sum(len(v) for v in found.values()), 1)
+    out: dict[int, list[TraitEffect]] = {}
+    for pid, items in found.items():
+        out[pid] = [
+            replace(e, salient=abs(e.effect) >= DEFINING_MIN_EFFECT and _p_value(z) * tests < SIGNIFICANCE)
+            for e, z in items
+        ]
         out[pid].sort(key=lambda e: -abs(e.effect))
     return out
 
 
 def defining_traits(effects: list[TraitEffect], limit: int = 5) -> list[TraitEffect]:
-    """The strongest differences, one per trait; a category counts only where the persona has more of it."""
+    """The strongest salient differences, one per trait; a category counts only where the persona has more."""
     chosen: list[TraitEffect] = []
     seen: set[str] = set()
     for effect in effects:
-        if effect.trait in seen or abs(effect.effect) < DEFINING_MIN_EFFECT:
+        if effect.trait in seen or not effect.salient:
             continue
         if effect.level not in ("high", "low") and effect.effect < 0:
             continue

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 
 from persona_pipeline.core.avatars import avatar_svg
 from persona_pipeline.core.domain import Persona, TraitEffect
-from persona_pipeline.core.naming import FALLBACK_NOUN, persona_name, unique_names
+from persona_pipeline.core.naming import name_fits_catalog, persona_name, unique_names
 from persona_pipeline.core.render.markdown import escape as markdown_escape
 from persona_pipeline.core.render.markdown import personas_markdown
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG
+from persona_pipeline.core.traits import TraitCatalog
 
 
-def _effect(trait: str, level: str, effect: float) -> TraitEffect:
-    return TraitEffect(trait, level, effect, 0.0, 0.0, f"{trait} {level}")
+def _effect(trait: str, level: str, effect: float, salient: bool = True) -> TraitEffect:
+    return TraitEffect(trait, level, effect, 0.0, 0.0, f"{trait} {level}", salient)
 
 
 def test_name_is_adjectives_then_noun() -> None:
@@ -23,7 +25,28 @@ def test_name_is_adjectives_then_noun() -> None:
         _effect("children", "high", 0.8),
     ]
     assert persona_name(effects, BUILTIN_CATALOG) == "Suburban Dog-Loving Parents"
-    assert persona_name([_effect("dog_owner", "true", -2.0)], BUILTIN_CATALOG) == FALLBACK_NOUN
+    # no noun applies: adjectives alone, no filler noun ("... People")
+    assert persona_name(effects[:2], BUILTIN_CATALOG) == "Suburban Dog-Loving"
+    # a large gap that is not significant does not name anyone
+    assert persona_name([_effect("urbanicity", "suburban", 1.2, salient=False)], BUILTIN_CATALOG) == (
+        "Typical of the Cohort"
+    )
+    assert persona_name([_effect("dog_owner", "true", -2.0)], BUILTIN_CATALOG) == "Typical of the Cohort"
+
+
+def test_traits_without_labels_give_plain_words_that_fit_the_catalog() -> None:
+    catalog = TraitCatalog(
+        tuple(
+            replace(t, labels={})
+            for t in BUILTIN_CATALOG.traits
+            if t.name in ("age", "shopping_style", "travel")
+        )
+    )
+    effects = [_effect("age", "low", -1.1), _effect("shopping_style", "online_first", 0.9)]
+    name = persona_name(effects, catalog)
+    assert name == "Low Age & Shopping Style Online First"
+    assert name_fits_catalog(name, catalog)
+    assert not name_fits_catalog(name, TraitCatalog((BUILTIN_CATALOG["travel"],)))
 
 
 def test_names_are_unique_within_a_set() -> None:
