@@ -45,6 +45,7 @@ SETTINGS = (
         "the only folder CSV destinations of pipelines write into",
     ),
     Setting("PERSONA_GEOGRAPHY_TRAIT", "`state`", "the categorical trait Explore maps personas over"),
+    Setting("PERSONA_CURRENCY", "`USD`", "the currency order amounts are in, printed beside every amount"),
     Setting(
         "PERSONA_FLOW_START",
         "`2025-01-01`",
@@ -148,6 +149,14 @@ def sql_dir() -> Path | None:
 
 def geography_trait() -> str:
     return setting("PERSONA_GEOGRAPHY_TRAIT") or "state"
+
+
+def currency() -> str:
+    """The currency of order amounts: a code or symbol people read beside every amount."""
+    value = setting("PERSONA_CURRENCY") or "USD"
+    if len(value) > 8 or not value.isprintable():
+        raise ConfigError(f"PERSONA_CURRENCY must be a short currency code such as EUR, not {value!r}")
+    return value
 
 
 def flow_start() -> str:

@@ -81,6 +81,13 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
     if figure is not None:
         say(f"  since the previous build: {figure.text()}")
     say(f"  k: {build.k_reason}")
+    rows = build.k_table()
+    if rows:
+        columns = list(rows[0])
+        widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+        say("     " + "  ".join(c.rjust(widths[c]) for c in columns))
+        for row in rows:
+            say("     " + "  ".join(row[c].rjust(widths[c]) for c in columns))
     for p in store.read_personas(engine, record.id):
         say("")
         say(f"  [{p.persona_id}] {p.name} — {p.population:,} contacts ({p.share:.1%})")
@@ -88,6 +95,10 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
             say(f"      · {effect.text}")
         for rule in p.rules[:1]:
             say(f"      rule: {rule.text} ({rule.precision:.0%} precise, covers {rule.coverage:.0%})")
+        if p.interpretation is not None:
+            say(f"      {p.interpretation.summary}")
+            for idea in p.interpretation.ideas:
+                say(f"      idea: {idea}")
 
 
 def explore(engine: Engine, args: argparse.Namespace) -> int:

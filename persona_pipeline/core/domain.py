@@ -16,11 +16,11 @@ from typing import Any
 from persona_pipeline.errors import PersonaPipelineError
 
 MIN_PERSONAS = 2
-MAX_PERSONAS = 8
+MAX_PERSONAS = 12  # a user may ask for this many; the data chooses among clustering.K_MIN..K_MAX
 MAX_NAME_LENGTH = 200  # persona set, persona and pipeline names
 DEFAULT_MAX_QUARANTINE_SHARE = 0.05  # a build stops when more of the cohort's rows than this fail validation
 DEFAULT_WINDOW_DAYS = 365  # the Analysis's order window: days up to the latest order
-EXPORT_KINDS = ("memberships", "analysis", "flow", "history")
+EXPORT_KINDS = ("memberships", "personas", "analysis", "flow", "history")
 
 
 # Control characters (terminal escapes included), format characters (bidirectional overrides, zero-width
@@ -158,6 +158,26 @@ class IdentityFigure:
         return IdentityFigure(**json.loads(text))
 
 
+def k_rows(scores: list[dict[str, Any]], chosen: int) -> list[dict[str, str]]:
+    """Per-k figures of a k choice (core/clustering.py) as text columns with units; see BuildSummary.k_table."""
+
+    def shown(value: Any, pattern: str) -> str:
+        return "-" if value is None else pattern.format(value)
+
+    return [
+        {
+            "k": f"{int(s['k'])}{' (chosen)' if int(s['k']) == chosen else ''}",
+            "fit gain": shown(s.get("gain"), "{:.1%}"),
+            "gain vs finer k": shown(s.get("elbow"), "{:.1f}x"),
+            "smallest persona": shown(s.get("smallest"), "{:.1%}"),
+            "stability": shown(s.get("stability"), "{:.2f}")
+            if s.get("stability") is not None
+            else "not needed",
+        }
+        for s in scores
+    ]
+
+
 @dataclass(frozen=True)
 class BuildSummary:
     """One stored build of a persona set: its model (JSON) and the figures `persona-set show` prints."""
@@ -173,6 +193,11 @@ class BuildSummary:
     kept_from_previous: float | None  # share of the contacts of both builds that kept persona id and name
     built_at: dt.datetime | None
     identity: str | None = None  # JSON IdentityFigure; None on a first build
+
+    def k_table(self) -> list[dict[str, str]]:
+        """Why this k: per candidate k, its fit gain, how far that stands above finer k, its smallest persona
+        and its split-half stability, formatted for people (builds stored before a figure existed show '-')."""
+        return k_rows(json.loads(self.k_scores or "[]"), self.k)
 
     @property
     def identity_figure(self) -> IdentityFigure | None:
@@ -231,6 +256,22 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Interpretation:
+    """A persona in plain language (core/interpretation.py): a short summary and marketing ideas."""
+
+    summary: str
+    ideas: tuple[str, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"summary": self.summary, "ideas": list(self.ideas)})
+
+    @staticmethod
+    def from_json(text: str) -> Interpretation:
+        data = json.loads(text)
+        return Interpretation(data["summary"], tuple(data["ideas"]))
+
+
+@dataclass(frozen=True)
 class Persona:
     """One persona of a build: who it is (name, avatar), how many, and what sets it apart."""
 
@@ -242,6 +283,7 @@ class Persona:
     rules: list[Rule]
     avatar_svg: str
     named_by_user: bool = False  # a user's name is never replaced by a rebuild
+    interpretation: Interpretation | None = None
 
     def to_row(self) -> dict[str, Any]:
         """As a row of the personas table (defining traits and rules as JSON text)."""
@@ -254,6 +296,7 @@ class Persona:
             "defining_traits": json.dumps([d.to_dict() for d in self.defining]),
             "rules": json.dumps([r.to_dict() for r in self.rules]),
             "named_by_user": self.named_by_user,
+            "interpretation": self.interpretation.to_json() if self.interpretation else None,
         }
 
     @staticmethod
@@ -268,6 +311,9 @@ class Persona:
             rules=[Rule.from_dict(r) for r in json.loads(row.rules)],
             avatar_svg=row.avatar_svg,
             named_by_user=bool(getattr(row, "named_by_user", False)),
+            interpretation=Interpretation.from_json(text)
+            if (text := getattr(row, "interpretation", None))
+            else None,
         )
 
 

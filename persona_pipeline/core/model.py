@@ -167,7 +167,12 @@ def build_model(
     if previous is not None:
         previous_labels = previous_ids if previous_ids is not None else previous.assign(frame)[0]
     result = clustering.fit(
-        x, choice.k, seed, previous_labels, previous.persona_ids if previous is not None else None
+        x,
+        choice.k,
+        seed,
+        previous_labels,
+        previous.persona_ids if previous is not None else None,
+        start=choice.centres,
     )
     if progress:
         progress(

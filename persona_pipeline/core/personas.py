@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
 from persona_pipeline.core.avatars import avatar_svg
 from persona_pipeline.core.domain import Persona
+from persona_pipeline.core.interpretation import interpret
 from persona_pipeline.core.naming import name_fits_catalog, unique_names
 from persona_pipeline.core.profiles import defining_traits, membership_rules, trait_effects
 from persona_pipeline.core.traits import Trait, TraitCatalog
@@ -39,16 +42,15 @@ def describe_personas(
     out = []
     for pid in sorted(effects):
         defining = defining_traits(effects[pid])
-        out.append(
-            Persona(
-                persona_id=pid,
-                name=names[pid],
-                population=int(counts.get(pid, 0)),
-                share=float(counts.get(pid, 0)) / total if total else 0.0,
-                defining=defining,
-                rules=rules.get(pid, []),
-                avatar_svg=avatar_svg(names[pid], defining),
-                named_by_user=pid in user_named and names[pid] == (kept_names or {}).get(pid),
-            )
+        persona = Persona(
+            persona_id=pid,
+            name=names[pid],
+            population=int(counts.get(pid, 0)),
+            share=float(counts.get(pid, 0)) / total if total else 0.0,
+            defining=defining,
+            rules=rules.get(pid, []),
+            avatar_svg=avatar_svg(names[pid], defining),
+            named_by_user=pid in user_named and names[pid] == (kept_names or {}).get(pid),
         )
+        out.append(replace(persona, interpretation=interpret(persona)))  # purchases join in the Analysis
     return out

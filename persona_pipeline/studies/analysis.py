@@ -8,8 +8,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from persona_pipeline.config import currency
 from persona_pipeline.core.analysis import OrderQuality, analyse
 from persona_pipeline.core.domain import DEFAULT_WINDOW_DAYS, PersonaSet
+from persona_pipeline.core.interpretation import interpret, purchase_profiles
 from persona_pipeline.core.orders import OrderStatus, counted, net_amounts
 from persona_pipeline.core.traits import Trait
 from persona_pipeline.errors import AnalysisError, CatalogError
@@ -105,9 +107,15 @@ def run_analysis(
     net = net_amounts(amount, refunded)
     clean = orders[usable & in_cohort].assign(amount=net[usable & in_cohort])
     table = analyse(members, traits_frame, clustering, extra, clean, quality)
+    profiles = purchase_profiles(table)
+    texts = {
+        p.persona_id: interpret(p, profiles.get(p.persona_id), currency()).to_json()
+        for p in store.read_personas(engine, record.id)
+    }
     with engine.begin() as conn:
         conn.execute(persona_analysis.delete().where(persona_analysis.c.persona_set_id == record.id))
         write_frame(conn, "persona_analysis", table.assign(persona_set_id=record.id))
+        store.set_interpretations(conn, record.id, record.current_build, texts)
     return table
 
 

@@ -1,9 +1,10 @@
-"""Exports: a persona set's memberships, Analysis, Flow or history streamed to CSV in flat memory."""
+"""Exports: a persona set's memberships, personas, Analysis, Flow or history streamed to CSV in flat memory."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy.engine import Engine
 
 from persona_pipeline import files
@@ -16,6 +17,26 @@ from persona_pipeline.warehouse.bulk import stream_csv
 from persona_pipeline.warehouse.memberships import CURRENT_MEMBERSHIPS
 
 EXPORTS = EXPORT_KINDS
+
+
+def personas_frame(engine: Engine, persona_set_id: int) -> pd.DataFrame:
+    """The Definition view as one row per persona: size, salient defining traits, rules and interpretation."""
+    rows = []
+    for p in store.read_personas(engine, persona_set_id):
+        story = p.interpretation
+        rows.append(
+            {
+                "persona_id": p.persona_id,
+                "name": p.name,
+                "population": p.population,
+                "share": round(p.share, 6),
+                "defining_traits": " | ".join(d.text for d in p.defining),
+                "rules": " | ".join(r.text for r in p.rules),
+                "summary": story.summary if story else "",
+                "ideas": " | ".join(story.ideas) if story else "",
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def export_csv(engine: Engine, name: str, what: str, out: Path) -> int:
@@ -41,6 +62,8 @@ def export_csv(engine: Engine, name: str, what: str, out: Path) -> int:
     with files.atomic_output(out) as handle:
         if what == "flow":
             handle.write(flow_counts(engine, record.name).to_csv(index=False).encode())
+        elif what == "personas":
+            handle.write(personas_frame(engine, record.id).to_csv(index=False).encode())
         else:
             stream_csv(engine, queries[what], handle, {"id": record.id})
     return out.stat().st_size

@@ -265,6 +265,20 @@ def make_current(conn: Connection, persona_set_id: int, build: int, status: Pers
     )
 
 
+def set_interpretations(conn: Connection, persona_set_id: int, build: int, texts: dict[int, str]) -> None:
+    """Replace the interpretation (JSON) of each persona of a build: the Analysis adds what they buy."""
+    for persona_id, text in texts.items():
+        conn.execute(
+            personas.update()
+            .where(
+                (personas.c.persona_set_id == persona_set_id)
+                & (personas.c.build == build)
+                & (personas.c.persona_id == persona_id)
+            )
+            .values(interpretation=text)
+        )
+
+
 def read_personas(engine: Engine, persona_set_id: int, build: int | None = None) -> list[Persona]:
     """The personas of a build (default: the set's current one, read in the same query), by id."""
     which = (

@@ -85,6 +85,7 @@ personas = sa.Table(
     sa.Column("defining_traits", sa.Text, nullable=False),  # JSON list of trait effects
     sa.Column("rules", sa.Text, nullable=False),  # JSON list of rules
     sa.Column("named_by_user", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("interpretation", sa.Text, nullable=True),  # JSON domain.Interpretation
 )
 
 # Keyed by build too: a new build's rows are stored beside the current build's until the switch (see
@@ -220,6 +221,7 @@ ADDED_COLUMNS = [
     ("pipeline_scores", "external_id", "VARCHAR(200)"),
     ("persona_memberships", "fingerprint", "BIGINT"),
     ("persona_builds", "identity", "TEXT"),
+    ("personas", "interpretation", "TEXT"),
 ]
 
 

@@ -174,8 +174,8 @@ def test_rename_update_and_rebuild(seeded: Engine, capsys: pytest.CaptureFixture
     assert "nothing changed" in capsys.readouterr().out
     assert main(["persona-set", "update", "Customers", "--cohort", "nope"]) == 2
     assert main(["persona-set", "update", "Customers", "--traits", "age,shoe_size"]) == 2
-    assert main(["persona-set", "update", "Customers", "--personas", "9"]) == 2
-    assert "between 2 and 8" in capsys.readouterr().err
+    assert main(["persona-set", "update", "Customers", "--personas", "13"]) == 2
+    assert "between 2 and 12" in capsys.readouterr().err
     assert main(["persona-set", "update", "Customers", "--traits", "age,urbanicity,dog_owner"]) == 0
     assert store.get(seeded, "Customers").traits == ["age", "urbanicity", "dog_owner"]
     assert build_persona_set("Customers", lambda _: None, study=False).success

@@ -43,7 +43,7 @@ def test_chain_builds_named_personas(seeded: Engine) -> None:
     record = store.get(seeded, "Customers")
     assert record.status == "ready" and record.current_build == 1 and record.built_at is not None
     personas = store.read_personas(seeded, record.id)
-    assert 2 <= len(personas) <= 8
+    assert 2 <= len(personas) <= 10
     assert len({p.name for p in personas}) == len(personas)
     assert all(p.avatar_svg.startswith("<svg") and p.defining for p in personas)
     cohort = table_rows(seeded, "customers")

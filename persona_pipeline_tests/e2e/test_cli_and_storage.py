@@ -44,8 +44,8 @@ def test_cli_errors_are_clear_and_change_nothing(
         == 2
     )
     assert "'shoe_size'" in capsys.readouterr().err
-    assert main(["persona-set", "create", "--name", "x", "--cohort", "customers", "--personas", "12"]) == 2
-    assert "between 2 and 8" in capsys.readouterr().err
+    assert main(["persona-set", "create", "--name", "x", "--cohort", "customers", "--personas", "13"]) == 2
+    assert "between 2 and 12" in capsys.readouterr().err
     assert store.list_all(warehouse) == []
     hostile = "<script>alert(1)</script>"
     assert main(["persona-set", "create", "--name", hostile, "--cohort", "customers", "--personas", "2"]) == 0

@@ -44,5 +44,20 @@ def personas_markdown(set_name: str, personas: list[Persona]) -> str:
             lines.append(
                 f"- *rule:* {escape(rule.text)} ({rule.precision:.0%} precise, covers {rule.coverage:.0%})"
             )
+        if persona.interpretation is not None:
+            lines += ["", escape(persona.interpretation.summary), ""]
+            lines += [f"- *idea:* {escape(idea)}" for idea in persona.interpretation.ideas]
         lines.append("")
     return "\n".join(lines)
+
+
+def interpretations_markdown(personas: list[Persona]) -> str:
+    """Each persona's summary and marketing ideas (core/interpretation.py), as the Analysis leaves them."""
+    lines = []
+    for persona in personas:
+        if persona.interpretation is None:
+            continue
+        lines += [f"### {escape(persona.name)}", "", escape(persona.interpretation.summary), ""]
+        lines += [f"- {escape(idea)}" for idea in persona.interpretation.ideas]
+        lines.append("")
+    return "\n".join(lines) or "no interpretation yet"

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import hashlib
 
-PALETTE = ("#2E86AB", "#E07A5F", "#3D9970", "#9B5DE5", "#F2A541", "#0081A7", "#C44536", "#6A994E")
+# Twelve colours, one per persona a set may have: Paul Tol's colour-blind-safe "muted" scheme and three of
+# Okabe and Ito's, all told apart under the common colour-vision deficiencies.
+PALETTE = (
+    "#332288",
+    "#E69F00",
+    "#117733",
+    "#CC6677",
+    "#56B4E9",
+    "#882255",
+    "#44AA99",
+    "#999933",
+    "#AA4499",
+    "#D55E00",
+    "#88CCEE",
+    "#DDCC77",
+)
 COHORT_COLOUR = "#8a8f98"
 
 

@@ -77,12 +77,16 @@ def definition_tab(data: ReportData) -> str:
             f"covers {r.coverage:.0%})</span></li>"
             for r in p.rules
         )
+        story = ""
+        if p.interpretation is not None:
+            ideas = "".join(f"<li>{_e(idea)}</li>" for idea in p.interpretation.ideas)
+            story = f'<p class="summary">{_e(p.interpretation.summary)}</p><ul class="ideas">{ideas}</ul>'
         cards.append(
             f'<div class="card persona" style="border-top-color:{_colour(i)}">'
             f'<div class="avatar">{p.avatar_svg}</div>'
             f'<h3 class="persona-name">{_e(p.name)}</h3>'
             f'<p class="pop"><b>{p.population:,}</b> contacts · {p.share:.1%} of the cohort · persona {p.persona_id}</p>'
-            f"<ul>{traits}{rules}</ul></div>"
+            f"<ul>{traits}{rules}</ul>{story}</div>"
         )
     build = data.build
     figure = build.identity_figure
@@ -92,6 +96,15 @@ def definition_tab(data: ReportData) -> str:
         f"({build.quarantined:,} quarantined) · stability {build.stability:.2f}{kept}<br>"
         f"Number of personas: {_e(build.k_reason)}</p>"
     )
+    rows = build.k_table()
+    if rows:
+        head = "".join(f"<th>{_e(c)}</th>" for c in rows[0])
+        body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r.values()) + "</tr>" for r in rows)
+        summary += (
+            f"<details class='k-table'><summary>Why {build.k} personas: each k's fit gain, its gain against "
+            f"finer k, its smallest persona and its split-half stability</summary>"
+            f"<table><tr>{head}</tr>{body}</table></details>"
+        )
     return summary + f'<div class="cards">{"".join(cards)}</div>'
 
 

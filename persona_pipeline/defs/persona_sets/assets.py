@@ -17,7 +17,7 @@ from dagster import (
     asset,
 )
 
-from persona_pipeline.core.domain import DEFAULT_MAX_QUARANTINE_SHARE
+from persona_pipeline.core.domain import DEFAULT_MAX_QUARANTINE_SHARE, k_rows
 from persona_pipeline.core.model import BuildOutcome
 from persona_pipeline.core.render.markdown import personas_markdown
 from persona_pipeline.defs.persona_sets.partitions import persona_set_id, persona_set_partitions
@@ -127,10 +127,7 @@ def persona_model(
     with marks_errors(engine, persona_set_id(context.partition_key)):
         ctx = steps.context_for(engine, persona_set_id(context.partition_key))
         outcome = steps.fit_personas(engine, ctx, validated_traits, progress=context.log.info)
-        scores = [
-            {k: ("not needed" if v is None else round(v, 3)) for k, v in s.items()}
-            for s in outcome.k_choice.scores
-        ]
+        scores = k_rows(outcome.k_choice.scores, outcome.model.k)
         metadata = {
             "personas": outcome.model.k,
             "k_reason": outcome.k_choice.reason,

@@ -14,8 +14,10 @@ from dagster import (
     asset,
 )
 
+from persona_pipeline.config import currency
 from persona_pipeline.core.domain import DEFAULT_WINDOW_DAYS, PersonaSet, names_by_id
 from persona_pipeline.core.flow import transition_matrix
+from persona_pipeline.core.render.markdown import interpretations_markdown
 from persona_pipeline.defs.persona_sets.assets import GROUP
 from persona_pipeline.defs.persona_sets.partitions import persona_set_id, persona_set_partitions
 from persona_pipeline.defs.shared.metadata import markdown_table
@@ -45,7 +47,8 @@ def persona_analysis(
 ) -> MaterializeResult:
     record = _record(warehouse, context.partition_key)
     table = analysis.run_analysis(warehouse.engine(), record.id, config.window_days)
-    names = names_by_id(store.read_personas(warehouse.engine(), record.id))
+    personas = store.read_personas(warehouse.engine(), record.id)
+    names = names_by_id(personas)
     revenue = table[table["section"] == "revenue"].pivot_table(
         index="persona_id", columns="bucket", values="value"
     )
@@ -53,7 +56,7 @@ def persona_analysis(
         {
             "persona": [names.get(int(p), "cohort") for p in revenue.index],
             "revenue share": revenue["revenue_share"].map("{:.1%}".format).to_numpy(),
-            "average order": revenue["average_order"].map("{:,.2f}".format).to_numpy(),
+            "average order": revenue["average_order"].map(f"{{:,.2f}} {currency()}".format).to_numpy(),
             "orders per customer": revenue["orders_per_customer"].map("{:.2f}".format).to_numpy(),
         }
     )
@@ -64,6 +67,7 @@ def persona_analysis(
             "dagster/row_count": len(table),
             "purchases": markdown_table(summary),
             "analysis_traits": ", ".join(record.analysis_traits) or "none",
+            "interpretation": MetadataValue.md(interpretations_markdown(personas)),
             **{f"orders_{k}": v for k, v in quality.items()},
         }
     )

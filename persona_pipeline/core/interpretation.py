@@ -1,0 +1,145 @@
+"""A persona in plain language: a short summary and marketing ideas, from its salient traits and purchases.
+
+Templates over the numbers the build and the Analysis measured, nothing else: no model to download, no
+network, the same text for the same data, and every number in a sentence is one the persona's figures state
+(a test holds the text to them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from persona_pipeline.core.domain import Interpretation, Persona, TraitEffect
+
+HIGHER_SPEND = 1.15  # a revenue share this many times the size share is worth protecting
+LOWER_SPEND = 0.85  # below this, the persona under-buys for its size
+PRODUCT_LIFT = 1.3  # a category bought this many times as often as by the cohort is a lead
+MAX_IDEAS = 3
+
+
+@dataclass(frozen=True)
+class PurchaseProfile:
+    """What one persona buys within the Analysis's order window; cohort figures beside its own."""
+
+    size_share: float  # of the cohort's contacts
+    revenue_share: float  # of the cohort's revenue
+    average_order: float
+    cohort_average_order: float
+    orders_per_customer: float
+    cohort_orders_per_customer: float
+    leading_products: tuple[
+        tuple[str, float], ...
+    ]  # (category, lift) with lift >= PRODUCT_LIFT, strongest first
+
+
+def purchase_profiles(analysis: pd.DataFrame) -> dict[int, PurchaseProfile]:
+    """Per persona id, from the Analysis table (core/analysis.py; persona 0 is the cohort); empty without orders."""
+    revenue = analysis[analysis["section"] == "revenue"]
+    if revenue.empty:
+        return {}
+    metric = revenue.pivot_table(index="persona_id", columns="bucket", values="value", aggfunc="first")
+    sizes = analysis[analysis["section"] == "size"].set_index("persona_id")["share"]
+    products = analysis[(analysis["section"] == "product") & (analysis["persona_id"] != 0)]
+    if 0 not in metric.index or float(metric.loc[0, "orders"]) == 0:
+        return {}
+    cohort = metric.loc[0]
+    out = {}
+    for pid in metric.index:
+        if pid == 0:
+            continue
+        row = metric.loc[pid]
+        leads = products[(products["persona_id"] == pid) & (products["lift"] >= PRODUCT_LIFT)]
+        leads = leads.sort_values(["lift", "bucket"], ascending=[False, True])
+        out[int(pid)] = PurchaseProfile(
+            size_share=float(sizes.get(pid, 0.0)),
+            revenue_share=float(row["revenue_share"]),
+            average_order=float(row["average_order"]),
+            cohort_average_order=float(cohort["average_order"]),
+            orders_per_customer=float(row["orders_per_customer"]),
+            cohort_orders_per_customer=float(cohort["orders_per_customer"]),
+            leading_products=tuple(
+                (str(b), float(lift)) for b, lift in zip(leads["bucket"], leads["lift"], strict=True)
+            ),
+        )
+    return out
+
+
+def _trait_phrase(effect: TraitEffect) -> str:
+    """'children: median 2 children at home vs 1 child at home' without the trailing ' in the cohort'."""
+    return effect.text.removesuffix(" in the cohort")
+
+
+def _trait_idea(effect: TraitEffect) -> str:
+    """A targeting idea from one salient trait, quoting the figure it rests on."""
+    subject = effect.text.split(":", 1)[0]
+    if effect.level in ("high", "low"):
+        return (
+            f"Target on {subject}, where they sit {effect.level} ({_trait_phrase(effect).split(': ', 1)[1]})."
+        )
+    return f"Build creative and audiences around {subject} ({_trait_phrase(effect).split(': ', 1)[1]})."
+
+
+def _money(value: float, currency: str) -> str:
+    return f"{value:,.2f} {currency}".rstrip()
+
+
+def _purchase_sentences(name: str, p: PurchaseProfile, currency: str) -> tuple[str, list[str]]:
+    """One summary sentence and up to two ideas about spending."""
+    sentence = (
+        f"They bring {p.revenue_share:.1%} of revenue from {p.size_share:.1%} of contacts, with an average "
+        f"order of {_money(p.average_order, currency)} against {_money(p.cohort_average_order, currency)} "
+        "for the cohort."
+    )
+    ideas = []
+    if p.size_share and p.revenue_share >= HIGHER_SPEND * p.size_share:
+        ideas.append(
+            f"Protect this value: {name} bring {p.revenue_share:.1%} of revenue from {p.size_share:.1%} of "
+            "contacts, so put retention and loyalty offers first."
+        )
+    elif p.size_share and p.revenue_share <= LOWER_SPEND * p.size_share:
+        ideas.append(
+            f"Grow spend with an entry offer: {name} bring {p.revenue_share:.1%} of revenue from "
+            f"{p.size_share:.1%} of contacts."
+        )
+    if p.leading_products:
+        category, lift = p.leading_products[0]
+        ideas.append(
+            f"Lead with {category.replace('_', ' ')}: it takes {lift:.1f}x the share of their spending that it "
+            "takes for the cohort."
+        )
+    elif p.cohort_average_order and p.average_order >= HIGHER_SPEND * p.cohort_average_order:
+        ideas.append(
+            f"Offer bundles and premium ranges: their average order is {_money(p.average_order, currency)} "
+            f"against {_money(p.cohort_average_order, currency)}."
+        )
+    return sentence, ideas
+
+
+def interpret(
+    persona: Persona, purchases: PurchaseProfile | None = None, currency: str = ""
+) -> Interpretation:
+    """Two or three sentences and two or three ideas for one persona, from its salient defining traits and,
+    when the Analysis has them, its purchases."""
+    salient = [e for e in persona.defining if e.salient]
+    sentences = [f"{persona.name} are {persona.share:.1%} of the cohort ({persona.population:,} contacts)."]
+    if salient:
+        listed = "; ".join(_trait_phrase(e) for e in salient[:3])
+        sentences.append(f"Compared with the cohort they stand out on {listed}.")
+    else:
+        sentences.append("No trait sets them clearly apart from the cohort: they are its typical members.")
+    ideas: list[str] = []
+    if purchases is not None:
+        sentence, ideas = _purchase_sentences(persona.name, purchases, currency)
+        sentences.append(sentence)
+    for effect in salient:
+        if len(ideas) >= MAX_IDEAS:
+            break
+        ideas.append(_trait_idea(effect))
+    if len(ideas) < 2:
+        ideas.append(
+            "Test messages against the cohort's average before investing: this persona has few distinctive "
+            "traits to target on."
+        )
+    return Interpretation(" ".join(sentences), tuple(ideas[:MAX_IDEAS]))

@@ -1,0 +1,143 @@
+"""Interpretation, salient flags and units: every number a sentence states is one the figures hold."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from persona_pipeline.core.analysis import OrderQuality, analyse
+from persona_pipeline.core.interpretation import interpret, purchase_profiles
+from persona_pipeline.core.model import build_model
+from persona_pipeline.core.personas import describe_personas
+from persona_pipeline.core.profiles import DEFINING_MIN_EFFECT, trait_effects, with_unit
+from persona_pipeline.core.synthetic import BUILTIN_CATALOG, generate
+from persona_pipeline.core.traits import Trait, TraitKind
+
+TRAITS = BUILTIN_CATALOG.select(None)
+CURRENCY = "EUR"
+
+
+@pytest.fixture(scope="module")
+def seeded_set() -> tuple[list, pd.DataFrame]:
+    base = generate(6_000, 0, seed=11, end_date=dt.date(2026, 11, 1))
+    outcome = build_model(base.contacts, TRAITS, seed=0)
+    personas = describe_personas(base.contacts, outcome.persona_ids, TRAITS, BUILTIN_CATALOG, 0)
+    members = pd.DataFrame({"contact_id": base.contacts["contact_id"], "persona_id": outcome.persona_ids})
+    quality = OrderQuality(len(base.orders), 0, 0, 0, 0)
+    table = analyse(members, base.contacts, TRAITS, [], base.orders, quality)
+    return personas, table
+
+
+def _percent(text: str) -> float:
+    return float(text.rstrip("%")) / 100
+
+
+def test_the_summary_states_the_persona_figures(seeded_set: tuple[list, pd.DataFrame]) -> None:
+    personas, table = seeded_set
+    profiles = purchase_profiles(table)
+    assert set(profiles) == {p.persona_id for p in personas}
+    for persona in personas:
+        story = interpret(persona, profiles[persona.persona_id], CURRENCY)
+        assert story == interpret(persona, profiles[persona.persona_id], CURRENCY)  # deterministic
+        assert 2 <= story.summary.count(". ") + 1 <= 4 and 2 <= len(story.ideas) <= 3
+        size = re.search(r"are ([\d.]+%) of the cohort \(([\d,]+) contacts\)", story.summary)
+        assert size and _percent(size[1]) == pytest.approx(persona.share, abs=0.0005 + 1e-9)
+        assert int(size[2].replace(",", "")) == persona.population
+        # the traits it names are the persona's salient defining traits, in their own words
+        named = re.search(r"stand out on (.*?)\. They bring", story.summary)[1].split("; ")
+        assert named == [d.text.removesuffix(" in the cohort") for d in persona.defining if d.salient][:3]
+        # the purchase figures are the Analysis's own
+        money = re.search(
+            rf"bring ([\d.]+%) of revenue from ([\d.]+%) of contacts, with an average order of "
+            rf"([\d,.]+) {CURRENCY} against ([\d,.]+) {CURRENCY}",
+            story.summary,
+        )
+        rows = table[(table["section"] == "revenue")].pivot_table(
+            index="persona_id", columns="bucket", values="value"
+        )
+        own, cohort = rows.loc[persona.persona_id], rows.loc[0]
+        assert _percent(money[1]) == pytest.approx(own["revenue_share"], abs=0.0005 + 1e-9)
+        assert _percent(money[2]) == pytest.approx(persona.share, abs=0.0005 + 1e-9)
+        assert float(money[3].replace(",", "")) == pytest.approx(own["average_order"], abs=0.005 + 1e-9)
+        assert float(money[4].replace(",", "")) == pytest.approx(cohort["average_order"], abs=0.005 + 1e-9)
+        for idea in story.ideas:
+            lead = re.match(r"Lead with (.+?): it takes ([\d.]+)x", idea)
+            if lead:
+                product = table[
+                    (table["section"] == "product")
+                    & (table["persona_id"] == persona.persona_id)
+                    & (table["bucket"].str.replace("_", " ") == lead[1])
+                ]
+                assert float(lead[2]) == pytest.approx(float(product["lift"].iloc[0]), abs=0.05)
+                assert float(lead[2]) >= 1.3
+
+
+def test_without_orders_the_story_rests_on_traits_alone(seeded_set: tuple[list, pd.DataFrame]) -> None:
+    personas, _ = seeded_set
+    for persona in personas:
+        story = interpret(persona)
+        assert "revenue" not in story.summary and len(story.ideas) >= 2
+        assert all(str(d.text.split(":")[0]) in story.summary for d in persona.defining[:3] if d.salient)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(300, 1500),
+    k=st.integers(2, 5),
+    seed=st.integers(0, 10_000),
+    scale=st.floats(0.01, 1000),
+    shift=st.floats(-1000, 1000),
+)
+def test_salient_means_large_and_significant_and_ignores_units(
+    n: int, k: int, seed: int, scale: float, shift: float
+) -> None:
+    """Salient implies a large effect; a trait unrelated to the personas is (almost) never salient; changing a
+    trait's unit (x -> a*x + b, a > 0) changes no flag."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(1, k + 1, n)
+    related = labels * 1.0 + rng.normal(0, 1.5, n)
+    unrelated = rng.normal(0, 1, n)
+    trait_list = [Trait("related", TraitKind.NUMERIC), Trait("unrelated", TraitKind.NUMERIC)]
+    frame = pd.DataFrame({"related": related, "unrelated": unrelated})
+    moved = pd.DataFrame({"related": related * scale + shift, "unrelated": unrelated * scale + shift})
+    effects = trait_effects(frame, labels, trait_list)
+    effects_moved = trait_effects(moved, labels, trait_list)
+    for pid, items in effects.items():
+        for e in items:
+            assert not e.salient or abs(e.effect) >= DEFINING_MIN_EFFECT
+        flags = {e.trait: e.salient for e in items}
+        assert flags == {e.trait: e.salient for e in effects_moved[pid]}
+        assert not flags["unrelated"] or n < 400  # Bonferroni at 1%: a chance hit is rarer than this allows
+
+
+def test_a_strong_difference_is_salient() -> None:
+    rng = np.random.default_rng(3)
+    labels = np.repeat([1, 2], 500)
+    values = np.where(labels == 1, rng.normal(0, 1, 1000), rng.normal(2, 1, 1000))
+    effects = trait_effects(pd.DataFrame({"x": values}), labels, [Trait("x", TraitKind.NUMERIC)])
+    assert all(e.salient for items in effects.values() for e in items)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=st.integers(-5, 3_500),
+    unit=st.sampled_from(["vehicles in household", "people", "year of birth", "years", ""]),
+)
+def test_units_read_right(value: int, unit: str) -> None:
+    text = with_unit(float(value), unit, integral=True)
+    number = text.split(" ")[0]
+    assert "." not in number  # integer traits carry no decimals
+    if unit == "year of birth" and 1000 <= value < 3000:
+        assert number == str(value)  # a calendar year has no thousands separator
+    else:
+        assert number == f"{value:,}"
+    if value == 1 and unit:
+        assert text.split(" ")[1] in ("vehicle", "person", "year")
+    elif unit:
+        assert text.endswith(unit)
