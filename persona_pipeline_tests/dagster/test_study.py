@@ -147,3 +147,11 @@ def test_exports_stream_every_row(built: PersonaSet, seeded: Engine, tmp_path: P
     ]
     export_csv(seeded, "Customers", "flow", tmp_path / "flow.csv")
     assert len(pd.read_csv(tmp_path / "flow.csv")) == len(flow_counts(seeded, "Customers"))
+    # the Definition with each persona's interpretation, purchases included once the Analysis has run
+    export_csv(seeded, "Customers", "personas", tmp_path / "personas.csv")
+    personas = pd.read_csv(tmp_path / "personas.csv")
+    stored = store.read_personas(seeded, built.id)
+    assert personas["name"].tolist() == [p.name for p in stored]
+    assert personas["population"].sum() == table_rows(seeded, "persona_memberships")
+    assert personas["summary"].str.contains("of revenue from").all()
+    assert (personas["ideas"].str.count(r" \| ") >= 1).all()
