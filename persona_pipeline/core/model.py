@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from persona_pipeline.core import clustering
 from persona_pipeline.core.features import FeatureTransform, numbers
@@ -109,6 +110,13 @@ class BuildOutcome:
         )
 
 
+def one_thread() -> threadpool_limits:
+    """k-means on one OpenMP thread: on samples this size a second thread gains little, and when another
+    process holds the other core (a daemon step, a test worker) OpenMP's spinning threads made the same fits
+    10x slower (benchmarks/choose_k.py)."""
+    return threadpool_limits(limits=1, user_api="openmp")
+
+
 def usable_traits(frame: pd.DataFrame, traits: list[Trait], explicit: bool) -> tuple[list[Trait], list[str]]:
     """Drop traits that cannot separate anyone (one value for the whole cohort); an explicit choice is an error."""
     constant = []
@@ -154,7 +162,8 @@ def build_model(
     if progress:
         progress(f"features: {x.shape[0]:,} contacts x {x.shape[1]} columns from {len(traits)} traits")
     if k is None:
-        choice = clustering.choose_k(x, seed, progress, previous.k if previous is not None else None)
+        with one_thread():
+            choice = clustering.choose_k(x, seed, progress, previous.k if previous is not None else None)
     else:
         if len(x) < k:
             raise clustering.ClusteringError(
@@ -166,20 +175,24 @@ def build_model(
     previous_labels = None
     if previous is not None:
         previous_labels = previous_ids if previous_ids is not None else previous.assign(frame)[0]
-    result = clustering.fit(
-        x,
-        choice.k,
-        seed,
-        previous_labels,
-        previous.persona_ids if previous is not None else None,
-        start=choice.centres,
-    )
+    with one_thread():
+        result = clustering.fit(
+            x,
+            choice.k,
+            seed,
+            previous_labels,
+            previous.persona_ids if previous is not None else None,
+            start=choice.centres,
+        )
     if progress:
         progress(
             f"fitted {choice.k} personas ({'warm start from the previous build' if result.warm_started else 'fresh'})"
         )
     measured = next((s["stability"] for s in choice.scores if s["k"] == choice.k), None)
-    stability = measured if measured is not None else clustering.stability_on_sample(x, choice.k, seed)
+    if measured is None:
+        with one_thread():
+            measured = clustering.stability_on_sample(x, choice.k, seed)
+    stability = measured
     ids = np.asarray(result.persona_ids, dtype=np.int32)[result.labels]
     model = PersonaModel(transform, result.centroids, result.persona_ids, seed)
     return BuildOutcome(model, ids, result.confidence, choice, stability, dropped)
