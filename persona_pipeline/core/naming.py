@@ -56,7 +56,7 @@ def persona_name(effects: list[TraitEffect], catalog: TraitCatalog, skip: int = 
             if skipped < skip and len(adjectives) == MAX_ADJECTIVES - 1:
                 skipped += 1
                 continue
-            if len(adjectives) < MAX_ADJECTIVES + (noun is None):
+            if len(adjectives) < MAX_ADJECTIVES:
                 adjectives.append(word)
         if noun and len(adjectives) >= MAX_ADJECTIVES:
             break
