@@ -1,6 +1,6 @@
 """The quality panel: does the build find customer segments it was not tuned on, and the right number of them?
 
-    python benchmarks/quality.py                          # report split, 2 cases per family + public tables
+    python benchmarks/quality.py                          # report split, 4 cases per family + public tables
     python benchmarks/quality.py --split tune --cases 4   # the seeds to tune on; never quote these
     python benchmarks/quality.py --quick                  # small cases, 1 per family: a smoke run
     python benchmarks/quality.py --only nested,wine --method all --json out.json
@@ -254,20 +254,25 @@ def print_summary(summary: dict[str, Any], methods: list[str], cases: list[dict[
         )
         print("| **median, public** | " + " | ".join(fmt(m[x]["median_ari_public"]) for x in methods) + " |")
         print("| median seconds | " + " | ".join(fmt(m[x]["median_seconds"], 1) for x in methods) + " |")
+        if any(m[x]["not_applicable"] for x in methods):
+            print("\nn/a: the method does not apply (k-prototypes needs a categorical or boolean trait).")
     if summary["errors"]:
         print(f"\nErrors: {', '.join(summary['errors'])}")
 
 
 def commit() -> str:
-    """The checked-out commit, so a saved result says which code it measured."""
+    """The last commit of persona_pipeline/ (the code measured), '+changes' if it has uncommitted edits."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        last = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", "persona_pipeline"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         )
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "persona_pipeline"], cwd=ROOT, capture_output=True, text=True
         )
-        return out.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+        return last.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
     except OSError:
         return "unknown"
 
@@ -304,7 +309,7 @@ def run_case(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=sorted(SPLITS), default="report")
-    parser.add_argument("--cases", type=int, default=2, help="generated cases per family (default 2)")
+    parser.add_argument("--cases", type=int, default=4, help="generated cases per family (default 4)")
     parser.add_argument(
         "--seeds", type=int, default=5, help="build seeds 0..S-1 for the seed spread (default 5)"
     )

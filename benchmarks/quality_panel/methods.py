@@ -111,7 +111,8 @@ def raw_numbers(trait: Trait, column: pd.Series) -> np.ndarray:
 
 
 def kprototypes(frame: pd.DataFrame, traits: list[Trait], seed: int, k: int) -> np.ndarray:
-    """k-prototypes (kmodes package) on the raw traits: numbers standardized and imputed with the median,
+    """k-prototypes (kmodes package) on the raw traits: numbers imputed with the median, right-skewed ones
+    logged as the build logs them (without it, Pareto income and lognormal spend own the distance), standardized;
     categorical and boolean values as text with 'missing' as a level; fit on a sample, every row assigned."""
     if KPrototypes is None:
         raise RuntimeError("k-prototypes needs the optional kmodes package (pip install kmodes)")
@@ -121,6 +122,8 @@ def kprototypes(frame: pd.DataFrame, traits: list[Trait], seed: int, k: int) -> 
         if trait.numeric_like:
             values = raw_numbers(trait, column)
             values = np.where(np.isfinite(values), values, np.nanmedian(values))
+            if values.min() >= 0 and pd.Series(values).skew() > 1.5:  # money: a 2x gap, not a $ gap
+                values = np.log1p(values)
             parts.append(pd.Series((values - values.mean()) / (values.std() or 1.0)))
         else:
             categorical.append(len(parts))
