@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import revisions
+
 REPO = Path(__file__).resolve().parent.parent
 BASELINE = "a51b3a9"  # the last commit before the package was reshaped (issue "One room per concept")
 COMMANDS = {
@@ -56,26 +58,12 @@ def main() -> None:
         for setup in (["seed", "--contacts", "2000", "--days", "7"], ["persona-set", "create", "--name",
                       "Customers", "--cohort", "customers"], ["persona-set", "build", "Customers"]):  # fmt: skip
             _run(REPO, env, setup)
-        sources = {"ours": REPO}
-        if args.baseline:
-            worktree = Path(scratch) / "baseline"
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), args.baseline],
-                check=True,
-                capture_output=True,
-            )
-            sources["baseline"] = worktree
-        try:
+        with revisions.sources(args.baseline, Path(scratch)) as sources:
             times: dict[tuple[str, str], list[float]] = {}
             for _ in range(args.runs):
                 for name, command in COMMANDS.items():
                     for version, source in sources.items():
                         times.setdefault((name, version), []).append(_run(source, env, command))
-        finally:
-            if args.baseline:
-                subprocess.run(
-                    ["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=True
-                )
     print(f"median of {args.runs} runs, seconds (baseline {args.baseline or 'none'})")
     print(f"{'command':<20} {'ours':>6} {'baseline':>9} {'ratio':>6} {'target':>7}")
     for name in COMMANDS:

@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+import revisions
+
 BASELINE = "e74d18d"  # main before issue 14 ("Personas that hold up")
 TARGET_SECONDS = 5.0
 RUN = "import sys; from persona_pipeline.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -45,16 +46,7 @@ def main() -> None:
     parser.add_argument("--baseline", default=BASELINE, help="git revision to compare with ('' for none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        sources = {"ours": REPO}
-        if args.baseline:
-            worktree = Path(scratch) / "baseline"
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), args.baseline],
-                check=True,
-                capture_output=True,
-            )
-            sources["baseline"] = worktree
-        try:
+        with revisions.sources(args.baseline, Path(scratch)) as sources:
             homes = {}
             for version, source in sources.items():
                 homes[version] = Path(scratch) / f"home-{version}"
@@ -71,11 +63,6 @@ def main() -> None:
                     )
                     times[version].append(_cli(source, homes[version], ["persona-set", "build", name]))
                     print(f"run {run} {version}: {times[version][-1]:.2f} s", flush=True)
-        finally:
-            if args.baseline:
-                subprocess.run(
-                    ["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=True
-                )
     ours = statistics.median(times["ours"])
     print(
         f"\n{args.contacts:,} contacts, median of {args.runs} builds, seconds (baseline {args.baseline or 'none'})"
