@@ -27,8 +27,8 @@ def _column_hash(trait: Trait, column: pd.Series) -> np.ndarray:
     if trait.kind in (TraitKind.CATEGORICAL, TraitKind.ORDINAL):
         levels = list(trait.levels) or sorted(column.dropna().astype(str).unique().tolist())
         codes = category_codes(column, levels)
-        text = np.asarray(levels + [""], dtype=object)[codes]  # the level's text: stable if levels are added
-        return pd.util.hash_array(text)
+        # each level's text hashed once (code -1, missing, takes the appended ""): stable if levels are added
+        return pd.util.hash_array(np.asarray([*levels, ""], dtype=object))[codes]
     if trait.kind is TraitKind.BOOLEAN:
         values = column.astype("boolean").to_numpy(dtype="float64", na_value=np.nan)
     else:
