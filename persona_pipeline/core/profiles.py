@@ -141,7 +141,9 @@ def trait_effects(
                     var_p = max(squares[j] / sizes[j] - mean_p**2, 0.0)
                     var_r = max((squares.sum() - squares[j]) / rest_n - mean_r**2, 0.0)
                     spread = np.sqrt(var_p / sizes[j] + var_r / rest_n)
-                    z = float((mean_p - mean_r) / spread) if spread > 0 else 0.0
+                    gap = mean_p - mean_r
+                    # no spread inside either group: any gap is certain (a perfectly separated trait)
+                    z = float(gap / spread) if spread > 0 else (np.inf if abs(gap) > 1e-12 else 0.0)
                 text = _numeric_text(trait, (median_p, median_c, mean_p, mean_c), reference, integral)
                 if trait.kind is TraitKind.ORDINAL and median_p == median_c:
                     text = _ordinal_text(trait, codes.astype(np.int64), inverse, k, j)

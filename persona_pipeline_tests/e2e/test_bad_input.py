@@ -72,8 +72,8 @@ CASES: list[tuple[str, list[str]]] = [
         ["persona-set", "create", "--name", "N", "--cohort", "customers", "--personas", "1"],
     ),
     (
-        "create-personas-9",
-        ["persona-set", "create", "--name", "N", "--cohort", "customers", "--personas", "9"],
+        "create-personas-13",
+        ["persona-set", "create", "--name", "N", "--cohort", "customers", "--personas", "13"],
     ),
     (
         "create-personas-0",
@@ -101,7 +101,7 @@ CASES: list[tuple[str, list[str]]] = [
     ("update-unknown-set", ["persona-set", "update", "Nobody", "--personas", "3"]),
     ("update-unknown-cohort", ["persona-set", "update", "Customers", "--cohort", "nope"]),
     ("update-unknown-trait", ["persona-set", "update", "Customers", "--traits", "age,shoe_size"]),
-    ("update-personas-9", ["persona-set", "update", "Customers", "--personas", "9"]),
+    ("update-personas-13", ["persona-set", "update", "Customers", "--personas", "13"]),
     ("update-personas-1", ["persona-set", "update", "Customers", "--personas", "1"]),
     ("update-traits-conflict", ["persona-set", "update", "Customers", "--traits", "age", "--default-traits"]),
     (

@@ -101,7 +101,8 @@ def test_memberships_stored_under_the_old_key_keep_every_row_under_the_new_one(w
         assert [tuple(r) for r in stored] == rows
         # the next build of the same contacts goes in beside the old one's deleted rows, under its own keys
         conn.execute(sa.text("DELETE FROM persona_memberships WHERE persona_set_id = 1"))
-        conn.execute(sa.text("INSERT INTO persona_memberships VALUES (1, 10, 3, 0.5, 4)"))
+        named = ", ".join(keys)  # the new table has more columns (the fingerprint) than the old one
+        conn.execute(sa.text(f"INSERT INTO persona_memberships ({named}) VALUES (1, 10, 3, 0.5, 4)"))  # noqa: S608
     with warehouse.connect() as conn:
         builds = conn.execute(
             sa.text("SELECT persona_set_id, build FROM persona_memberships ORDER BY 1")

@@ -141,3 +141,12 @@ def test_units_read_right(value: int, unit: str) -> None:
         assert text.split(" ")[1] in ("vehicle", "person", "year")
     elif unit:
         assert text.endswith(unit)
+
+
+def test_a_perfectly_separated_trait_is_salient() -> None:
+    """No spread inside either group: the gap is certain, not untestable (z was 0 for such a trait)."""
+    labels = np.repeat([1, 2], 50)
+    ranks = pd.Series(np.where(labels == 1, "basic", "phd"), dtype="category")
+    trait = Trait("education", TraitKind.ORDINAL, levels=("basic", "graduate", "phd"))
+    effects = trait_effects(pd.DataFrame({"education": ranks}), labels, [trait])
+    assert all(e.salient for items in effects.values() for e in items)

