@@ -1,0 +1,89 @@
+"""Choose the k rule's thresholds on the quality panel's TUNE seeds (never the report seeds).
+
+    .venv/bin/python benchmarks/tune_k.py --cases 6 [--cache tune_k.json]
+
+Per case (6 per family by default: 30 cases), every k's figures once, stability included (KScores.measure_all);
+then every rule of a small grid offline, from the cache: the share of cases where the rule picks the true k and
+where it lands within one. The thresholds in core/clustering.py are the grid's best here; BENCHMARKS.md quotes
+the report split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+from quality_panel.generators import FAMILIES, draw_spec, generate
+from threadpoolctl import threadpool_limits
+
+from persona_pipeline.core import clustering
+from persona_pipeline.core.features import FeatureTransform
+
+GRID = {
+    "clear_elbow": [1.5, 1.75, 2.0, 2.5],
+    "relative_elbow": [0.0, 0.3, 0.5, 0.6],
+    "stable": [0.7, 0.8, 0.9],
+}
+
+
+def measure(cases: int, cache: Path) -> dict[str, dict]:
+    """{case: {"true_k", "by_k"}}: every k's gain, elbow, smallest persona and stability, cached by case."""
+    found = json.loads(cache.read_text()) if cache.exists() else {}
+    for family in FAMILIES:
+        for seed in range(cases):
+            key = f"{family}:{seed}"
+            if key in found:
+                continue
+            spec = draw_spec(family, seed)
+            case = generate(spec)
+            x = FeatureTransform.fit(case.frame, case.traits).transform(case.frame)
+            with threadpool_limits(limits=1):
+                scores = clustering.k_scores(x, 0).measure_all()
+            found[key] = {"true_k": spec.true_k, "by_k": {str(k): v for k, v in scores.by_k.items()}}
+            print(f"{key}: true k {spec.true_k}", flush=True)
+            cache.write_text(json.dumps(found))
+    return found
+
+
+def pick(by_k: dict[int, dict], rule: clustering.KRule) -> int:
+    """What pick_k chooses from cached figures (first builds: no previous k)."""
+    clearest = max(s["elbow"] for s in by_k.values())
+    chosen = [
+        k
+        for k, s in by_k.items()
+        if s["elbow"] >= rule.clear_elbow
+        and s["elbow"] >= rule.relative_elbow * clearest
+        and s["smallest"] >= rule.min_share
+        and s["stability"] >= rule.stable
+    ]
+    if chosen:
+        return max(chosen)
+    sized = [k for k, s in by_k.items() if s["smallest"] >= rule.min_share] or [clustering.K_MIN]
+    return max(sized, key=lambda k: (round(by_k[k]["stability"], 2), k))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=6)
+    parser.add_argument("--cache", type=Path, default=Path("tune_k.json"))
+    args = parser.parse_args()
+    cases = measure(args.cases, args.cache)
+    results = []
+    for values in itertools.product(*GRID.values()):
+        rule = clustering.KRule(**dict(zip(GRID, values, strict=True)))
+        picks = [(c["true_k"], pick({int(k): v for k, v in c["by_k"].items()}, rule)) for c in cases.values()]
+        exact = float(np.mean([t == p for t, p in picks]))
+        within = float(np.mean([abs(t - p) <= 1 for t, p in picks]))
+        results.append((exact, within, values))
+    print(f"\n{len(cases)} tuning cases; best rules (exact, within one):")
+    for exact, within, values in sorted(results, reverse=True)[:10]:
+        print(
+            f"  {exact:.0%} {within:.0%}  " + ", ".join(f"{n}={v}" for n, v in zip(GRID, values, strict=True))
+        )
+
+
+if __name__ == "__main__":
+    main()
