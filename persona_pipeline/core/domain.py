@@ -110,37 +110,31 @@ class IdentityFigure:
         kept = self.unchanged_kept + self.changed_kept + self.unknown_kept
         return kept / self.both if self.both else None
 
-    @staticmethod
-    def _share(kept: int, total: int) -> float | None:
-        return kept / total if total else None
-
     @property
     def unchanged_share(self) -> float | None:
-        return self._share(self.unchanged_kept, self.unchanged)
+        return self.unchanged_kept / self.unchanged if self.unchanged else None
 
-    @property
-    def changed_share(self) -> float | None:
-        return self._share(self.changed_kept, self.changed)
+    def _groups(self) -> tuple[tuple[str, int, int], ...]:
+        """(label, kept, total) for unchanged, changed and untracked contacts, in that order."""
+        return (
+            ("unchanged", self.unchanged_kept, self.unchanged),
+            ("changed", self.changed_kept, self.changed),
+            ("untracked", self.unknown_kept, self.unknown),
+        )
 
     def metadata(self) -> dict[str, str]:
         """Stable keys, values for people: what the UI shows beside a build."""
-        out = {}
-        for label, kept, total in (
-            ("unchanged", self.unchanged_kept, self.unchanged),
-            ("changed", self.changed_kept, self.changed),
-        ):
-            out[f"kept persona: {label} contacts"] = f"{kept / total:.1%} of {total:,}" if total else "none"
+        out = {
+            f"kept persona: {label} contacts": f"{kept / total:.1%} of {total:,}" if total else "none"
+            for label, kept, total in self._groups()[:2]
+        }
         out["contacts joined / left"] = f"{self.joined:,} / {self.left:,}"
         return out
 
     def text(self) -> str:
         """One line for people: '99.9% of 47,500 unchanged contacts kept their persona; 81.2% of 2,500 changed'."""
         parts = []
-        for label, kept, total in (
-            ("unchanged", self.unchanged_kept, self.unchanged),
-            ("changed", self.changed_kept, self.changed),
-            ("untracked", self.unknown_kept, self.unknown),
-        ):
+        for label, kept, total in self._groups():
             if total:
                 parts.append(f"{kept / total:.1%} of {total:,} {label} contacts")
         if self.unknown:
@@ -161,8 +155,8 @@ class IdentityFigure:
 def k_rows(scores: list[dict[str, Any]], chosen: int) -> list[dict[str, str]]:
     """Per-k figures of a k choice (core/clustering.py) as text columns with units; see BuildSummary.k_table."""
 
-    def shown(value: Any, pattern: str) -> str:
-        return "-" if value is None else pattern.format(value)
+    def shown(value: Any, pattern: str, missing: str = "-") -> str:
+        return missing if value is None else pattern.format(value)
 
     return [
         {
@@ -170,9 +164,7 @@ def k_rows(scores: list[dict[str, Any]], chosen: int) -> list[dict[str, str]]:
             "fit gain": shown(s.get("gain"), "{:.1%}"),
             "gain vs finer k": shown(s.get("elbow"), "{:.1f}x"),
             "smallest persona": shown(s.get("smallest"), "{:.1%}"),
-            "stability": shown(s.get("stability"), "{:.2f}")
-            if s.get("stability") is not None
-            else "not needed",
+            "stability": shown(s.get("stability"), "{:.2f}", missing="not needed"),
         }
         for s in scores
     ]

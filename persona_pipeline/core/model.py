@@ -161,21 +161,20 @@ def build_model(
     x = transform.transform(frame)
     if progress:
         progress(f"features: {x.shape[0]:,} contacts x {x.shape[1]} columns from {len(traits)} traits")
-    if k is None:
-        with one_thread():
-            choice = clustering.choose_k(x, seed, progress, previous.k if previous is not None else None)
-    else:
-        if len(x) < k:
-            raise clustering.ClusteringError(
-                f"the cohort has {len(x)} valid contacts, fewer than the {k} personas asked for; lower --personas"
-            )
-        choice = clustering.KChoice(
-            k, f"set by the user (Faraday's rule would give {clustering.faraday_rule(len(x))})"
-        )
-    previous_labels = None
-    if previous is not None:
-        previous_labels = previous_ids if previous_ids is not None else previous.assign(frame)[0]
     with one_thread():
+        if k is None:
+            choice = clustering.choose_k(x, seed, progress, previous.k if previous is not None else None)
+        else:
+            if len(x) < k:
+                raise clustering.ClusteringError(
+                    f"the cohort has {len(x)} valid contacts, fewer than the {k} personas asked for; lower --personas"
+                )
+            choice = clustering.KChoice(
+                k, f"set by the user (Faraday's rule would give {clustering.faraday_rule(len(x))})"
+            )
+        previous_labels = None
+        if previous is not None:
+            previous_labels = previous_ids if previous_ids is not None else previous.assign(frame)[0]
         result = clustering.fit(
             x,
             choice.k,
@@ -184,15 +183,12 @@ def build_model(
             previous.persona_ids if previous is not None else None,
             start=choice.centres,
         )
-    if progress:
-        progress(
-            f"fitted {choice.k} personas ({'warm start from the previous build' if result.warm_started else 'fresh'})"
-        )
-    measured = next((s["stability"] for s in choice.scores if s["k"] == choice.k), None)
-    if measured is None:
-        with one_thread():
-            measured = clustering.stability_on_sample(x, choice.k, seed)
-    stability = measured
+        if progress:
+            progress(
+                f"fitted {choice.k} personas ({'warm start from the previous build' if result.warm_started else 'fresh'})"
+            )
+        measured = next((s["stability"] for s in choice.scores if s["k"] == choice.k), None)
+        stability = measured if measured is not None else clustering.stability_on_sample(x, choice.k, seed)
     ids = np.asarray(result.persona_ids, dtype=np.int32)[result.labels]
     model = PersonaModel(transform, result.centroids, result.persona_ids, seed)
     return BuildOutcome(model, ids, result.confidence, choice, stability, dropped)

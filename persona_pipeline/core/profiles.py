@@ -97,9 +97,11 @@ def _shares_by_persona(
     return per_persona, cohort
 
 
-def _ordinal_text(trait: Trait, codes: np.ndarray, inverse: np.ndarray, k: int, j: int) -> str:
-    """Equal medians of an ordered trait: the level where persona j differs most, as shares."""
-    per_persona, cohort = _shares_by_persona(codes, inverse, k, len(trait.levels))
+def _ordinal_text(trait: Trait, shares: tuple[np.ndarray, np.ndarray], j: int) -> str:
+    """Equal medians of an ordered trait: the level where persona j differs most, as shares.
+
+    shares: (k, levels) per persona and (levels,) for the cohort, from _shares_by_persona."""
+    per_persona, cohort = shares
     level = int(np.argmax(np.abs(per_persona[j] - cohort)))
     return f"{trait.title} {trait.levels[level]}: {per_persona[j, level]:.0%} vs {cohort[level]:.0%} in the cohort"
 
@@ -128,8 +130,9 @@ def trait_effects(
             squares = np.bincount(inverse[known], weights=present**2, minlength=k)
             sizes = np.bincount(inverse[known], minlength=k)
             medians = pd.Series(present).groupby(inverse[known]).median()
-            codes = values.copy()
-            codes[~known] = -1
+            shares = (
+                None  # an ordinal's level shares, computed once if some persona's median ties the cohort's
+            )
             for j, pid in enumerate(ids):
                 mean_p = sums[j] / sizes[j] if sizes[j] else mean_c
                 median_p = float(medians.get(j, median_c))
@@ -146,7 +149,10 @@ def trait_effects(
                     z = float(gap / spread) if spread > 0 else (np.inf if abs(gap) > 1e-12 else 0.0)
                 text = _numeric_text(trait, (median_p, median_c, mean_p, mean_c), reference, integral)
                 if trait.kind is TraitKind.ORDINAL and median_p == median_c:
-                    text = _ordinal_text(trait, codes.astype(np.int64), inverse, k, j)
+                    if shares is None:
+                        codes = np.where(known, values, -1).astype(np.int64)
+                        shares = _shares_by_persona(codes, inverse, k, len(trait.levels))
+                    text = _ordinal_text(trait, shares, j)
                 level = "high" if effect >= 0 else "low"
                 found[int(pid)].append((TraitEffect(trait.name, level, effect, median_p, median_c, text), z))
             continue
