@@ -52,9 +52,11 @@ def _glyph(trait: str) -> str:
 
 def avatar_svg(name: str, defining: list[TraitEffect], size: int = 96) -> str:
     """A square SVG badge: colour from the strongest trait, a large glyph for it and small ones for the next two."""
-    lead = defining[0] if defining else None
+    # a trait the persona lacks (0% dog owners) gets no glyph: a dog would say the opposite
+    drawn = [e for e in defining if e.level in ("high", "low") or e.effect > 0]
+    lead = drawn[0] if drawn else None
     colour = colour_for(f"{lead.trait}={lead.level}" if lead else name)
-    glyphs = [_glyph(e.trait) for e in defining[:3]] or [FALLBACK_GLYPHS[0]]
+    glyphs = [_glyph(e.trait) for e in drawn[:3]] or [FALLBACK_GLYPHS[0]]
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 96 96" role="img">',
         f"<title>{escape(name)}</title>",

@@ -56,7 +56,7 @@ class KChoice:
     k: int
     reason: str
     # per k: k, gain (share of the remaining spread the k-th persona explains), elbow (gain / mean finer gain),
-    # smallest (smallest persona's share), stability (None: not needed to decide)
+    # smallest (smallest persona's share), stability (None: not needed to decide), verdict (why chosen or not)
     scores: list[dict[str, float | None]] = field(default_factory=list)
     centres: np.ndarray | None = None  # (k, d) the best fit found while choosing: where the final fit starts
 
@@ -168,6 +168,24 @@ class KScores:
             self.stability(k)
         return self
 
+    def verdict(self, k: int, rule: KRule, chosen: int) -> str:
+        """Why k was or was not chosen, in the words of the first threshold it misses (the k table's column)."""
+        score = self.by_k[k]
+        clearest = max(s["elbow"] for s in self.by_k.values())
+        if k == chosen:
+            return "chosen"
+        if score["elbow"] < rule.clear_elbow:
+            return f"no elbow: gain under {rule.clear_elbow:g}x finer k"
+        if score["elbow"] < rule.relative_elbow * clearest:
+            return f"elbow under {rule.relative_elbow:.0%} of the clearest ({clearest:.1f}x)"
+        if score["smallest"] < rule.min_share:
+            return f"a persona under {rule.min_share:.0%}"
+        if score["stability"] is None:
+            return "passes gain and size; a finer k came first" if k < chosen else "not measured"
+        if score["stability"] < rule.stable:
+            return f"not reproducible: stability under {rule.stable:.2f}"
+        return "a candidate; a finer one was chosen" if k < chosen else "a candidate"
+
     def candidate(self, k: int, rule: KRule, slack: float = 1.0) -> bool:
         score = self.by_k[k]
         clearest = max(s["elbow"] for s in self.by_k.values())
@@ -205,7 +223,8 @@ def pick_k(scores: KScores, rule: KRule = KRule(), previous_k: int | None = None
     by_k = scores.by_k
 
     def choice(k: int, reason: str) -> KChoice:
-        return KChoice(k, reason, list(by_k.values()), scores.fits[k].cluster_centers_)
+        table = [{**score, "verdict": scores.verdict(j, rule, k)} for j, score in by_k.items()]
+        return KChoice(k, reason, table, scores.fits[k].cluster_centers_)
 
     best = next((k for k in sorted(by_k, reverse=True) if scores.candidate(k, rule)), None)
     if (

@@ -164,7 +164,8 @@ def k_rows(scores: list[dict[str, Any]], chosen: int) -> list[dict[str, str]]:
             "fit gain": shown(s.get("gain"), "{:.1%}"),
             "gain vs finer k": shown(s.get("elbow"), "{:.1f}x"),
             "smallest persona": shown(s.get("smallest"), "{:.1%}"),
-            "stability": shown(s.get("stability"), "{:.2f}", missing="not needed"),
+            "stability": shown(s.get("stability"), "{:.2f}", missing="not measured"),
+            "verdict": shown(s.get("verdict"), "{}"),
         }
         for s in scores
     ]

@@ -73,19 +73,19 @@ def _trait_phrase(effect: TraitEffect) -> str:
 
 def _trait_idea(effect: TraitEffect) -> str:
     """A targeting idea from one salient trait, quoting the figure it rests on."""
-    subject = effect.text.split(":", 1)[0]
+    subject, figure = _trait_phrase(effect).split(": ", 1)
     if effect.level in ("high", "low"):
-        return (
-            f"Target on {subject}, where they sit {effect.level} ({_trait_phrase(effect).split(': ', 1)[1]})."
-        )
-    return f"Build creative and audiences around {subject} ({_trait_phrase(effect).split(': ', 1)[1]})."
+        return f"Target on {subject}, where they sit {effect.level} ({figure})."
+    if effect.effect < 0:  # a yes/no trait or a level they lack
+        return f"Leave {subject} out of their audiences and messages: few of them have it ({figure})."
+    return f"Build creative and audiences around {subject} ({figure})."
 
 
 def _money(value: float, currency: str) -> str:
     return f"{value:,.2f} {currency}".rstrip()
 
 
-def _purchase_sentences(name: str, p: PurchaseProfile, currency: str) -> tuple[str, list[str]]:
+def _purchase_sentences(p: PurchaseProfile, currency: str) -> tuple[str, list[str]]:
     """One summary sentence and up to two ideas about spending."""
     sentence = (
         f"They bring {p.revenue_share:.1%} of revenue from {p.size_share:.1%} of contacts, with an average "
@@ -95,12 +95,12 @@ def _purchase_sentences(name: str, p: PurchaseProfile, currency: str) -> tuple[s
     ideas = []
     if p.size_share and p.revenue_share >= HIGHER_SPEND * p.size_share:
         ideas.append(
-            f"Protect this value: {name} bring {p.revenue_share:.1%} of revenue from {p.size_share:.1%} of "
-            "contacts, so put retention and loyalty offers first."
+            f"Protect this value: this persona brings {p.revenue_share:.1%} of revenue from {p.size_share:.1%} "
+            "of contacts, so put retention and loyalty offers first."
         )
     elif p.size_share and p.revenue_share <= LOWER_SPEND * p.size_share:
         ideas.append(
-            f"Grow spend with an entry offer: {name} bring {p.revenue_share:.1%} of revenue from "
+            f"Grow spend with an entry offer: this persona brings {p.revenue_share:.1%} of revenue from "
             f"{p.size_share:.1%} of contacts."
         )
     if p.leading_products:
@@ -123,7 +123,8 @@ def interpret(
     """Two or three sentences and two or three ideas for one persona, from its salient defining traits and,
     when the Analysis has them, its purchases."""
     salient = [e for e in persona.defining if e.salient]
-    sentences = [f"{persona.name} are {persona.share:.1%} of the cohort ({persona.population:,} contacts)."]
+    # the name quoted, as the subject of a sentence: names are adjectives as often as nouns ("Voicemail")
+    sentences = [f'"{persona.name}" is {persona.share:.1%} of the cohort ({persona.population:,} contacts).']
     if salient:
         listed = "; ".join(_trait_phrase(e) for e in salient[:3])
         sentences.append(f"Compared with the cohort they stand out on {listed}.")
@@ -131,15 +132,21 @@ def interpret(
         sentences.append("No trait sets them clearly apart from the cohort: they are its typical members.")
     ideas: list[str] = []
     if purchases is not None:
-        sentence, ideas = _purchase_sentences(persona.name, purchases, currency)
+        sentence, ideas = _purchase_sentences(purchases, currency)
         sentences.append(sentence)
     for effect in salient:
         if len(ideas) >= MAX_IDEAS:
             break
         ideas.append(_trait_idea(effect))
-    if len(ideas) < 2:
+    if len(ideas) < 2 and salient:
+        subject = _trait_phrase(salient[0]).split(": ", 1)[0]
         ideas.append(
-            "Test messages against the cohort's average before investing: this persona has few distinctive "
-            "traits to target on."
+            f"Check that {subject} drives their response before scaling: test one message built on it against "
+            "the message the cohort gets."
+        )
+    elif len(ideas) < 2:
+        ideas.append(
+            "Test messages against the cohort's average before investing: this persona has no trait that sets "
+            "it clearly apart to target on."
         )
     return Interpretation(" ".join(sentences), tuple(ideas[:MAX_IDEAS]))

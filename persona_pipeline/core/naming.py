@@ -7,35 +7,45 @@ faces: a name should describe what the data shows, not a stereotype.
 from __future__ import annotations
 
 from persona_pipeline.core.domain import TraitEffect
-from persona_pipeline.core.traits import TraitCatalog
+from persona_pipeline.core.profiles import DEFINING_MIN_EFFECT
+from persona_pipeline.core.traits import TraitCatalog, TraitKind
 
 NAME_MIN_EFFECT = 0.35
 MAX_ADJECTIVES = 2
-PLAIN_HIGH, PLAIN_LOW, PLAIN_JOIN = "High", "Low", " & "
+PLAIN_HIGH, PLAIN_LOW, PLAIN_NO, PLAIN_JOIN = "High", "Low", "No", " & "
+TYPICAL = "Typical of the Cohort"  # the name of a persona no trait sets apart
 
 
-def _label(effect: TraitEffect, catalog: TraitCatalog) -> tuple[str, bool] | None:
+def _label(
+    effect: TraitEffect, catalog: TraitCatalog, min_effect: float = NAME_MIN_EFFECT
+) -> tuple[str, bool] | None:
     """The word for this effect and whether it is a noun, or None when the catalog has no word for it."""
-    if effect.trait not in catalog or abs(effect.effect) < NAME_MIN_EFFECT or not effect.salient:
+    if effect.trait not in catalog or abs(effect.effect) < min_effect or not effect.salient:
         return None
     trait = catalog[effect.trait]
-    if not trait.numeric_like and effect.effect < 0:
-        return None  # "not dog-loving" makes a poor name
-    word = trait.labels.get(str(effect.level))
+    level = str(effect.level)
+    if trait.kind is TraitKind.BOOLEAN and effect.effect < 0:
+        level = "false"  # a yes/no trait the persona lacks: the catalog's word for 'false', if it has one
+    elif not trait.numeric_like and effect.effect < 0:
+        return None  # "not suburban" makes a poor name
+    word = trait.labels.get(level)
     return (word, trait.noun) if word else None
 
 
-def _plain(effect: TraitEffect, catalog: TraitCatalog) -> str | None:
-    """Words for a salient trait the catalog gives no label: 'High Balance', 'Student', 'Contract Two Year'."""
-    if effect.trait not in catalog or not effect.salient or abs(effect.effect) < NAME_MIN_EFFECT:
+def _plain(effect: TraitEffect, catalog: TraitCatalog, min_effect: float = NAME_MIN_EFFECT) -> str | None:
+    """Words for a salient trait the catalog gives no label: 'High Balance', 'Student', 'No Voice Mail Plan',
+    'Contract Two Year'."""
+    if effect.trait not in catalog or not effect.salient or abs(effect.effect) < min_effect:
         return None
     trait = catalog[effect.trait]
     title = trait.title.title()
     if trait.numeric_like:
         return f"{PLAIN_HIGH if effect.effect > 0 else PLAIN_LOW} {title}"
+    if trait.kind is TraitKind.BOOLEAN:
+        return title if effect.effect > 0 else f"{PLAIN_NO} {title}"
     if effect.effect < 0:
         return None
-    return title if effect.level == "true" else f"{title} {str(effect.level).replace('_', ' ').title()}"
+    return f"{title} {str(effect.level).replace('_', ' ').title()}"
 
 
 def persona_name(effects: list[TraitEffect], catalog: TraitCatalog, skip: int = 0) -> str:
@@ -66,22 +76,29 @@ def persona_name(effects: list[TraitEffect], catalog: TraitCatalog, skip: int = 
         return " ".join(adjectives)
     plain = [w for w in (_plain(e, catalog) for e in effects) if w]
     plain = list(dict.fromkeys(plain))[skip : skip + 2] or plain[:2]
-    return PLAIN_JOIN.join(plain) or "Typical of the Cohort"
+    return PLAIN_JOIN.join(plain) or TYPICAL
 
 
-def name_fits_catalog(name: str, catalog: TraitCatalog) -> bool:
-    """Whether a generated name uses only words the catalog still has (its labels, its traits' titles and
-    levels, a number, '(new)'): a name built on a trait that left the catalog, or on a label since changed,
-    does not."""
-    rest = name.replace("(new)", " ").replace(PLAIN_JOIN, " ")
-    words = {w for t in catalog.traits for w in t.labels.values()}
-    for t in catalog.traits:
-        words.add(t.title.title())
-        words.update(str(level).replace("_", " ").title() for level in t.levels)
-    words.update({PLAIN_HIGH, PLAIN_LOW, "Typical of the Cohort"})
+def name_supported(name: str, effects: list[TraitEffect], catalog: TraitCatalog) -> bool:
+    """Whether a name generated for an earlier build is still true of this persona: each of its words is
+    the label or plain words of a trait the persona is still salient on (at the defining threshold, a little
+    below the naming one, so a name does not flicker on a trait near the line), apart from a number or
+    '(new)'. A name built on a trait that left the catalog, on a label since changed, or on a trait the
+    persona no longer stands out on, is not."""
+    if name == TYPICAL:
+        return persona_name(effects, catalog) == TYPICAL
+    words: set[str] = set()
+    for effect in effects:
+        found = _label(effect, catalog, DEFINING_MIN_EFFECT)
+        if found is not None:
+            words.add(found[0])
+        plain = _plain(effect, catalog, DEFINING_MIN_EFFECT)
+        if plain is not None:
+            words.add(plain)
+    rest = name.replace("(new)", " ")
     for word in sorted(words, key=len, reverse=True):
         rest = rest.replace(word, " ")
-    return all(w.isdigit() for w in rest.split())
+    return all(w.isdigit() or w == PLAIN_JOIN.strip() for w in rest.split())
 
 
 def unique_names(effects_by_persona: dict[int, list[TraitEffect]], catalog: TraitCatalog) -> dict[int, str]:

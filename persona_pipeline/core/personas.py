@@ -10,7 +10,7 @@ import pandas as pd
 from persona_pipeline.core.avatars import avatar_svg
 from persona_pipeline.core.domain import Persona
 from persona_pipeline.core.interpretation import interpret
-from persona_pipeline.core.naming import name_fits_catalog, unique_names
+from persona_pipeline.core.naming import name_supported, unique_names
 from persona_pipeline.core.profiles import defining_traits, membership_rules, trait_effects
 from persona_pipeline.core.traits import Trait, TraitCatalog
 
@@ -24,13 +24,13 @@ def describe_personas(
     kept_names: dict[int, str] | None = None,
     user_named: frozenset[int] = frozenset(),
 ) -> list[Persona]:
-    """One Persona per id; ids that existed in the previous build keep their name (identity survives rebuilds),
-    unless it was generated from words the catalog no longer has; a name a user gave is always kept."""
+    """One Persona per id; ids that existed in the previous build keep their name (identity survives rebuilds)
+    while it is still true of the persona (naming.name_supported); a name a user gave is always kept."""
     effects = trait_effects(frame, persona_ids, traits)
     names = unique_names(effects, catalog)
     for pid, name in (kept_names or {}).items():
-        if pid not in user_named and not name_fits_catalog(name, catalog):
-            continue  # named after a trait or label that left the catalog: the new name stands
+        if pid not in user_named and not name_supported(name, effects.get(pid, []), catalog):
+            continue  # its words no longer describe it (or left the catalog): the new name stands
         if pid in names:
             clash = [other for other, n in names.items() if n == name and other != pid]
             for other in clash:  # a new persona that drew a kept name yields it

@@ -17,7 +17,7 @@ from persona_pipeline.core.model import build_model
 from persona_pipeline.core.personas import describe_personas
 from persona_pipeline.core.profiles import DEFINING_MIN_EFFECT, trait_effects, with_unit
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG, generate
-from persona_pipeline.core.traits import Trait, TraitKind
+from persona_pipeline.core.traits import Trait, TraitCatalog, TraitKind
 
 TRAITS = BUILTIN_CATALOG.select(None)
 CURRENCY = "EUR"
@@ -46,7 +46,7 @@ def test_the_summary_states_the_persona_figures(seeded_set: tuple[list, pd.DataF
         story = interpret(persona, profiles[persona.persona_id], CURRENCY)
         assert story == interpret(persona, profiles[persona.persona_id], CURRENCY)  # deterministic
         assert 2 <= story.summary.count(". ") + 1 <= 4 and 2 <= len(story.ideas) <= 3
-        size = re.search(r"are ([\d.]+%) of the cohort \(([\d,]+) contacts\)", story.summary)
+        size = re.search(r"is ([\d.]+%) of the cohort \(([\d,]+) contacts\)", story.summary)
         assert size and _percent(size[1]) == pytest.approx(persona.share, abs=0.0005 + 1e-9)
         assert int(size[2].replace(",", "")) == persona.population
         # the traits it names are the persona's salient defining traits, in their own words
@@ -137,7 +137,7 @@ def test_units_read_right(value: int, unit: str) -> None:
         assert number == str(value)  # a calendar year has no thousands separator
     else:
         assert number == f"{value:,}"
-    if value == 1 and unit:
+    if abs(value) == 1 and unit:  # one, either side of zero, takes the singular
         assert text.split(" ")[1] in ("vehicle", "person", "year")
     elif unit:
         assert text.endswith(unit)
@@ -150,3 +150,32 @@ def test_a_perfectly_separated_trait_is_salient() -> None:
     trait = Trait("education", TraitKind.ORDINAL, levels=("basic", "graduate", "phd"))
     effects = trait_effects(pd.DataFrame({"education": ranks}), labels, [trait])
     assert all(e.salient for items in effects.values() for e in items)
+
+
+def test_a_trait_the_persona_lacks_defines_names_and_guides_it() -> None:
+    """0% with a voicemail plan against about 27% in the cohort sets a persona apart as much as 100% would: it
+    is a defining trait, names the persona when nothing else does, and its idea does not say the opposite."""
+    rng = np.random.default_rng(5)
+    labels = np.repeat([1, 2, 3], 400)
+    voicemail = np.where(labels == 1, False, rng.random(1200) < 0.4)
+    minutes = rng.normal(180, 50, 1200)  # unrelated to the personas
+    frame = pd.DataFrame({"voice_mail_plan": voicemail, "day_minutes": minutes})
+    traits = [Trait("voice_mail_plan", TraitKind.BOOLEAN), Trait("day_minutes", TraitKind.NUMERIC)]
+    personas = describe_personas(frame, labels, traits, TraitCatalog(tuple(traits)), 0)
+    lacking = next(p for p in personas if p.persona_id == 1)
+    assert [d.trait for d in lacking.defining] == ["voice_mail_plan"]
+    assert lacking.defining[0].effect < 0 and lacking.defining[0].text.startswith("voice mail plan: 0% vs")
+    assert lacking.name == "No Voice Mail Plan"
+    story = lacking.interpretation
+    assert story.summary.startswith('"No Voice Mail Plan" is 33.3% of the cohort (400 contacts).')
+    assert story.ideas[0].startswith("Leave voice mail plan out of their audiences")
+    assert not any("no trait that sets it" in idea for idea in story.ideas)
+    # a rebuild keeps a name only while it is true: persona 1 no longer stands out on day minutes, persona 2
+    # has voicemail plans; a name a user gave stays whatever the data says
+    kept = {1: "High Day Minutes", 2: "No Voice Mail Plan", 3: "Our Favourites"}
+    rebuilt = describe_personas(
+        frame, labels, traits, TraitCatalog(tuple(traits)), 0, kept, user_named=frozenset({3})
+    )
+    assert [p.name for p in rebuilt][0] == "No Voice Mail Plan"
+    assert rebuilt[1].name != "No Voice Mail Plan" and rebuilt[2].name == "Our Favourites"
+    assert rebuilt[2].named_by_user and not rebuilt[0].named_by_user

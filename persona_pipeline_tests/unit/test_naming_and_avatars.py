@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from persona_pipeline.core.avatars import avatar_svg
 from persona_pipeline.core.domain import Persona, TraitEffect
-from persona_pipeline.core.naming import name_fits_catalog, persona_name, unique_names
+from persona_pipeline.core.naming import name_supported, persona_name, unique_names
 from persona_pipeline.core.render.markdown import escape as markdown_escape
 from persona_pipeline.core.render.markdown import personas_markdown
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG
@@ -31,7 +31,9 @@ def test_name_is_adjectives_then_noun() -> None:
     assert persona_name([_effect("urbanicity", "suburban", 1.2, salient=False)], BUILTIN_CATALOG) == (
         "Typical of the Cohort"
     )
-    assert persona_name([_effect("dog_owner", "true", -2.0)], BUILTIN_CATALOG) == "Typical of the Cohort"
+    # a yes/no trait the persona lacks names it when nothing else does, and never with the trait's label
+    assert persona_name([_effect("dog_owner", "true", -2.0)], BUILTIN_CATALOG) == "No Dog Owner"
+    assert persona_name([_effect("dog_owner", "true", -2.0), *effects[:1]], BUILTIN_CATALOG) == "Suburban"
 
 
 def test_traits_without_labels_give_plain_words_that_fit_the_catalog() -> None:
@@ -45,8 +47,17 @@ def test_traits_without_labels_give_plain_words_that_fit_the_catalog() -> None:
     effects = [_effect("age", "low", -1.1), _effect("shopping_style", "online_first", 0.9)]
     name = persona_name(effects, catalog)
     assert name == "Low Age & Shopping Style Online First"
-    assert name_fits_catalog(name, catalog)
-    assert not name_fits_catalog(name, TraitCatalog((BUILTIN_CATALOG["travel"],)))
+    assert name_supported(name, effects, catalog)
+    # a kept name stops being true when its trait leaves the catalog or the persona no longer stands out on it
+    assert not name_supported(name, effects, TraitCatalog((BUILTIN_CATALOG["travel"],)))
+    assert not name_supported(name, effects[1:], catalog)
+    assert not name_supported(name, [replace(effects[0], salient=False), effects[1]], catalog)
+    assert not name_supported(name, [replace(effects[0], effect=1.1, level="high"), effects[1]], catalog)
+    # near the naming line a kept name holds (no flicker), below the defining line it goes
+    assert name_supported(name, [replace(effects[0], effect=-0.32), effects[1]], catalog)
+    assert not name_supported(name, [replace(effects[0], effect=-0.2), effects[1]], catalog)
+    assert name_supported("Typical of the Cohort", [], catalog)
+    assert not name_supported("Typical of the Cohort", effects, catalog)
 
 
 def test_names_are_unique_within_a_set() -> None:
@@ -68,6 +79,8 @@ def test_avatar_is_valid_svg_and_escapes_the_name() -> None:
     assert avatar_svg("a", [_effect("dog_owner", "true", 1.0)]) != avatar_svg(
         "a", [_effect("travel", "true", 1.0)]
     )
+    # no dog for a persona without dogs: a trait it lacks draws nothing
+    assert avatar_svg("a", [_effect("dog_owner", "true", -1.0)]) == avatar_svg("a", [])
 
 
 def test_markdown_shows_hostile_names_as_text() -> None:

@@ -102,7 +102,7 @@ def definition_tab(data: ReportData) -> str:
         body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r.values()) + "</tr>" for r in rows)
         summary += (
             f"<details class='k-table'><summary>Why {build.k} personas: each k's fit gain, its gain against "
-            f"finer k, its smallest persona and its split-half stability</summary>"
+            f"finer k, its smallest persona, its split-half stability and why it was or was not chosen</summary>"
             f"<table><tr>{head}</tr>{body}</table></details>"
         )
     return summary + f'<div class="cards">{"".join(cards)}</div>'
