@@ -20,7 +20,7 @@ from persona_pipeline.defs.persona_sets.partitions import partition_key, persona
 from persona_pipeline.defs.scoring.jobs import SCORE_JOB, score_run_config
 from persona_pipeline.defs.shared.orphans import PROCESS_TAG, process_identity
 from persona_pipeline.defs.shared.progress import PROGRESS_LOGGER, progress_sink
-from persona_pipeline.defs.shared.runs import UNFINISHED_RUN_STATUSES
+from persona_pipeline.defs.shared.runs import PERSONA_SET_TAG, PIPELINE_TAG, UNFINISHED_RUN_STATUSES
 from persona_pipeline.defs.sql_models.assets import model_key
 from persona_pipeline.defs.sql_models.jobs import SQL_MODELS_JOB
 from persona_pipeline.defs.studies.explore import EXPLORE_JOB
@@ -29,6 +29,7 @@ from persona_pipeline.errors import PersonaSetError
 from persona_pipeline.persona_sets import lifecycle
 from persona_pipeline.persona_sets.build import check_quarantine_limit
 from persona_pipeline.runtime.instance import instance
+from persona_pipeline.runtime.origin import LAUNCHED_BY_TAG, execute_as_launched
 from persona_pipeline.scoring import pipelines
 from persona_pipeline.sql_models import discover, execution_order, require_cohort, stale_models
 from persona_pipeline.warehouse import persona_sets as store
@@ -56,28 +57,26 @@ def run_job(
     asset_selection: list[AssetKey] | None = None,
     partition_key: str | None = None,
     run_config: dict | None = None,
+    tags: dict[str, str] | None = None,
 ) -> ExecuteInProcessResult:
-    """Execute a job of the Definitions in this process, printing its steps' log lines compactly.
+    """Execute a job of the Definitions in this process as a run of the code location (runtime/origin.py),
+    printing its steps' log lines compactly.
 
-    Runs that a killed command left "started" are settled first; this run is tagged with this process.
+    Runs that a killed command left "started" are settled first; this run is tagged with this process, with
+    `tags` (the persona set's or pipeline's name) and as launched from the CLI.
     """
     config = {**(run_config or {}), "loggers": {PROGRESS_LOGGER: {}}}
     dagster = instance()
     fail_killed_runs(dagster, say)
+    run_tags = {
+        **(tags or {}),
+        LAUNCHED_BY_TAG: "cli",
+        PROCESS_TAG: process_identity(os.getpid()) or "",
+    }
     with progress_sink(say):
         try:
-            return (
-                make_definitions()
-                .resolve_job_def(job_name)
-                .execute_in_process(
-                    run_config=config,
-                    instance=dagster,
-                    asset_selection=asset_selection,
-                    partition_key=partition_key,
-                    raise_on_error=False,
-                    tags={PROCESS_TAG: process_identity(os.getpid()) or ""},
-                )
-            )
+            job = make_definitions().resolve_job_def(job_name)
+            return execute_as_launched(job, dagster, config, run_tags, asset_selection, partition_key)
         except DagsterUnknownPartitionError as exc:  # deleted between our look and the run's start
             raise PersonaSetError(
                 f"the partition {partition_key} went away as the {job_name} run started (its persona set was "
@@ -175,7 +174,7 @@ def build_persona_set(
     if max_quarantine_share is not None:
         run_config = {"ops": {"validated_traits": {"config": {"max_quarantine_share": max_quarantine_share}}}}
     chain = None if study else [AssetKey(a) for a in PERSONA_SET_ASSET_NAMES]
-    result = run_job(BUILD_JOB, say, chain, partition_key=key, run_config=run_config)
+    result = run_job(BUILD_JOB, say, chain, key, run_config, {PERSONA_SET_TAG: record.name})
     seconds = time.perf_counter() - start
     others = [r for r in dagster.get_runs(on_the_set) if r.run_id != result.run_id]
     if not result.success and others:  # another build won the set: it settles the status, not this run
@@ -204,7 +203,8 @@ def refresh_study(name: str, say: Say, assets: list[str], window_days: int | Non
     if window_days is not None:
         run_config = {"ops": {"persona_analysis": {"config": {"window_days": window_days}}}}
     start = time.perf_counter()
-    result = run_job(STUDY_JOB, say, [AssetKey(a) for a in assets], partition_key=key, run_config=run_config)
+    selection = [AssetKey(a) for a in assets]
+    result = run_job(STUDY_JOB, say, selection, key, run_config, {PERSONA_SET_TAG: record.name})
     return _report(result, start)
 
 
@@ -234,4 +234,4 @@ def run_pipeline(name: str, say: Say) -> RunReport:
             False, "", time.perf_counter() - start, f"the population's SQL models failed: {failure}"
         )
     config = score_run_config(name, buckets=score_buckets(in_process=True))
-    return _report(run_job(SCORE_JOB, say, run_config=config), start)
+    return _report(run_job(SCORE_JOB, say, run_config=config, tags={PIPELINE_TAG: name}), start)

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from pathlib import Path
 
+import yaml
 from dagster import Definitions
 
 from persona_pipeline.definitions import make_definitions
+from persona_pipeline.runtime.origin import CODE_LOCATION, DEFINITIONS_MODULE
+from persona_pipeline_tests.helpers import REPO
 
 SNAPSHOT = Path(__file__).with_name("definitions.snapshot.json")
 
@@ -85,3 +89,16 @@ def test_the_snapshot_holds_what_the_ui_promises() -> None:
         "fresh_payloads",
         "explore_refresh",
     }
+
+
+def test_the_cli_files_its_runs_under_the_location_the_ui_loads() -> None:
+    """CLI runs carry CODE_LOCATION as their origin; workspace.yaml and `dagster dev` without it must name the
+    location the same, or the UI would list those runs under no job."""
+    (entry,) = yaml.safe_load((REPO / "workspace.yaml").read_text())["load_from"]
+    assert entry["python_module"] == {"module_name": DEFINITIONS_MODULE, "location_name": CODE_LOCATION}
+    dagster = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["dagster"]
+    assert (dagster["module_name"], dagster["code_location_name"]) == (DEFINITIONS_MODULE, CODE_LOCATION)
+    (deployment,) = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())[
+        "dagster-user-deployments"
+    ]["deployments"]
+    assert deployment["name"] == CODE_LOCATION  # the chart names the location after the deployment

@@ -29,7 +29,7 @@ from persona_pipeline.defs.persona_sets.partitions import (
     persona_set_partitions,
 )
 from persona_pipeline.defs.shared.resources import WarehouseResource
-from persona_pipeline.defs.shared.runs import UNFINISHED_RUN_STATUSES
+from persona_pipeline.defs.shared.runs import PERSONA_SET_TAG, UNFINISHED_RUN_STATUSES
 from persona_pipeline.persona_sets import lifecycle
 from persona_pipeline.warehouse import persona_sets as store
 
@@ -74,7 +74,7 @@ def _launch_queued(context: SensorEvaluationContext, warehouse: WarehouseResourc
         RunRequest(
             run_key=f"{partition_key(r.id)}@{r.updated_at:%Y%m%dT%H%M%S}",
             partition_key=partition_key(r.id),
-            tags={"persona-pipeline/persona_set": r.name},
+            tags={PERSONA_SET_TAG: r.name},
         )
         for r in lifecycle.queued_sets(engine)
     ]

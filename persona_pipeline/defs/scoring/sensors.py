@@ -10,6 +10,7 @@ from persona_pipeline.config import sensor_interval
 from persona_pipeline.core.domain import ChangeWindow, Trigger, Watermark
 from persona_pipeline.defs.scoring.jobs import score_pipeline_job, score_run_config
 from persona_pipeline.defs.shared.resources import WarehouseResource
+from persona_pipeline.defs.shared.runs import PIPELINE_TAG
 from persona_pipeline.scoring import pipelines, runs
 
 CHANGE_CHUNK = 100_000  # changed contacts per run: a burst becomes several runs, never a dropped tick
@@ -41,7 +42,9 @@ def scheduled_pipelines(context: SensorEvaluationContext, warehouse: WarehouseRe
             continue  # nothing was due since the pipeline was created
         requests.append(
             RunRequest(
-                run_key=f"{pipeline.name}@{due:%Y%m%dT%H%M}", run_config=score_run_config(pipeline.name)
+                run_key=f"{pipeline.name}@{due:%Y%m%dT%H%M}",
+                run_config=score_run_config(pipeline.name),
+                tags={PIPELINE_TAG: pipeline.name},
             )
         )
     return (
@@ -78,7 +81,12 @@ def changed_contacts(context: SensorEvaluationContext, warehouse: WarehouseResou
     window = ChangeWindow(after.time, after.contact_id, upto.time, upto.contact_id)
     key = f"{after.time:%Y%m%dT%H%M%S}.{after.contact_id}-{upto.time:%Y%m%dT%H%M%S}.{upto.contact_id}"
     requests = [
-        RunRequest(run_key=f"{p.name}:{key}", run_config=score_run_config(p.name, window)) for p in watching
+        RunRequest(
+            run_key=f"{p.name}:{key}",
+            run_config=score_run_config(p.name, window),
+            tags={PIPELINE_TAG: p.name},
+        )
+        for p in watching
     ]
     context.log.info(f"{count:,} changed contacts; {len(requests)} pipeline run(s)")
     return SensorResult(run_requests=requests, cursor=_cursor(upto))
@@ -105,7 +113,11 @@ def fresh_payloads(context: SensorEvaluationContext, warehouse: WarehouseResourc
             continue
         # one run per pipeline and payload builds: the run key makes every later tick a no-op
         key = f"{pipeline.id}:{pipeline.name}@builds:" + ",".join(f"{s}.{b}" for s, b in builds)
-        requests.append(RunRequest(run_key=key, run_config=score_run_config(pipeline.name)))
+        requests.append(
+            RunRequest(
+                run_key=key, run_config=score_run_config(pipeline.name), tags={PIPELINE_TAG: pipeline.name}
+            )
+        )
     if not requests:
         return SensorResult(skip_reason="no on-change pipeline with a built payload")
     return SensorResult(run_requests=requests)

@@ -18,7 +18,9 @@ from dagster import DagsterInstance, DagsterRun, RunsFilter
 
 from persona_pipeline.defs.shared.runs import IN_PROCESS_UNFINISHED
 
-PROCESS_TAG = "persona-pipeline/process"
+# Under Dagster's hidden prefix: bookkeeping for us, not a tag people should read beside a run's own tags.
+PROCESS_TAG = ".dagster/persona-pipeline-process"
+LEGACY_PROCESS_TAG = "persona-pipeline/process"  # runs recorded before it was hidden
 # What a domain does about one of its runs that a killed process left unfinished: (instance, run, reason).
 Settler = Callable[[DagsterInstance, DagsterRun, str], None]
 
@@ -58,7 +60,7 @@ def fail_orphaned_runs(
     """
     failed = []
     for run in dagster.get_runs(RunsFilter(statuses=IN_PROCESS_UNFINISHED)):
-        recorded = run.tags.get(PROCESS_TAG)
+        recorded = run.tags.get(PROCESS_TAG) or run.tags.get(LEGACY_PROCESS_TAG)
         if not recorded:
             continue
         host, pid, _ = recorded.rsplit(":", 2)

@@ -1,0 +1,188 @@
+"""The Dagster UI shows what the CLI did: the real webserver, queried through the GraphQL API its pages use.
+
+A home where the CLI built a persona set and ran a scoring pipeline; then `dagster-webserver` on a free port
+loads workspace.yaml, and its API must list those runs under their jobs, from the code location, tagged with
+what they worked on; and it must stop promptly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from persona_pipeline.cli import main
+from persona_pipeline.defs.shared.runs import PERSONA_SET_TAG, PIPELINE_TAG
+from persona_pipeline.runtime.origin import CODE_LOCATION, LAUNCHED_BY_TAG, REPOSITORY
+from persona_pipeline_tests.helpers import REPO
+
+STARTUP_SECONDS = 120
+SHUTDOWN_SECONDS = 20
+
+RUNS_OF_JOB = """
+query Runs($selector: PipelineSelector!) {
+  pipelineOrError(params: $selector) {
+    __typename
+    ... on Pipeline { runs { runId status tags { key value } repositoryOrigin { repositoryLocationName repositoryName } } }
+  }
+}
+"""
+REEXECUTE = """
+mutation Reexecute($parent: String!) {
+  launchPipelineReexecution(reexecutionParams: {parentRunId: $parent, strategy: ALL_STEPS}) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+  }
+}
+"""
+RUN_STATUS = """
+query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }
+"""
+LOCATIONS = """
+{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+    locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Webserver:
+    """A running `dagster-webserver` and its GraphQL endpoint."""
+
+    def __init__(self, process: subprocess.Popen, port: int, log: Path) -> None:
+        self.process, self.url, self.log = process, f"http://127.0.0.1:{port}/graphql", log
+
+    def query(self, text: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = json.dumps({"query": text, "variables": variables or {}}).encode()
+        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - our own local server
+            answer = json.loads(response.read())
+        assert "errors" not in answer, answer
+        return answer["data"]
+
+    def runs_of(self, job: str) -> list[dict[str, Any]]:
+        selector = {
+            "repositoryLocationName": CODE_LOCATION,
+            "repositoryName": REPOSITORY,
+            "pipelineName": job,
+        }
+        found = self.query(RUNS_OF_JOB, {"selector": selector})["pipelineOrError"]
+        assert found["__typename"] == "Pipeline", f"{job}: {found}"
+        return found["runs"]
+
+
+@pytest.fixture
+def ui_home(seeded: Engine) -> Engine:
+    """The CLI built a persona set and ran an ad hoc scoring pipeline in this home."""
+    assert main(["persona-set", "create", "--name", "Customers", "--cohort", "customers"]) == 0
+    assert main(["persona-set", "build", "Customers"]) == 0
+    create = ["pipeline", "create", "nightly", "--population", "customers", "--payload", "Customers"]
+    assert main([*create, "--table", "nightly_personas"]) == 0
+    assert main(["pipeline", "run", "nightly"]) == 0
+    return seeded
+
+
+def _start(command: list[str], log: Path) -> subprocess.Popen:
+    """One of Dagster's services on the workspace, from the repository, its output to `log`."""
+    with log.open("w") as sink:
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / command[0]), *command[1:], "-w", str(REPO / "workspace.yaml")],
+            cwd=REPO,
+            env=dict(os.environ),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(process: subprocess.Popen, what: str) -> None:
+    """SIGTERM, and it must be gone within SHUTDOWN_SECONDS (a helper process outliving it held a shell)."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(SHUTDOWN_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"{what} did not stop within {SHUTDOWN_SECONDS}s of SIGTERM")
+
+
+@pytest.fixture
+def webserver(ui_home: Engine, tmp_path: Path) -> Iterator[Webserver]:
+    """The webserver and, to run what it launches (Dagster queues runs), the daemon."""
+    port = _free_port()
+    log = tmp_path / "webserver.log"
+    process = _start(["dagster-webserver", "-h", "127.0.0.1", "-p", str(port)], log)
+    daemon = _start(["dagster-daemon", "run"], tmp_path / "daemon.log")
+    server = Webserver(process, port, log)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            assert process.poll() is None, f"the webserver exited:\n{log.read_text()[-3000:]}"
+            try:
+                entries = server.query(LOCATIONS)["workspaceOrError"]["locationEntries"]
+                if entries and entries[0]["loadStatus"] == "LOADED":
+                    assert entries[0]["name"] == CODE_LOCATION
+                    assert entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation", entries
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert time.monotonic() < deadline, f"no webserver after {STARTUP_SECONDS}s:\n{log.read_text()}"
+            time.sleep(1)
+        yield server
+    finally:
+        _stop(process, "the webserver")
+        _stop(daemon, "the daemon")
+
+
+@pytest.mark.parametrize("warehouse", ["sqlite"], indirect=True)
+def test_cli_runs_show_under_their_jobs_from_the_code_location(webserver: Webserver) -> None:
+    expected = {
+        "sql_models": {},
+        "build_persona_set": {PERSONA_SET_TAG: "Customers"},
+        "score_pipeline": {PIPELINE_TAG: "nightly"},
+    }
+    for job, wanted in expected.items():
+        runs = webserver.runs_of(job)
+        assert runs, f"the UI lists no run under {job}"
+        for run in runs:
+            origin = run["repositoryOrigin"]
+            assert (origin["repositoryLocationName"], origin["repositoryName"]) == (CODE_LOCATION, REPOSITORY)
+            tags = {t["key"]: t["value"] for t in run["tags"]}
+            assert tags[LAUNCHED_BY_TAG] == "cli" and run["status"] == "SUCCESS"
+            assert wanted.items() <= tags.items(), f"{job}: {tags}"
+            # bookkeeping stays hidden: no tag of ours outside Dagster's hidden prefix but the ones people read
+            ours = {k for k in tags if k.startswith("persona-pipeline/")}
+            assert ours <= {LAUNCHED_BY_TAG, PERSONA_SET_TAG, PIPELINE_TAG}, ours
+
+    # re-executed from the UI (as its "Re-execute" button does), a CLI run runs again from the code location
+    parent = webserver.runs_of("sql_models")[0]["runId"]
+    launched = webserver.query(REEXECUTE, {"parent": parent})["launchPipelineReexecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    child = launched["run"]["runId"]
+    deadline = time.monotonic() + STARTUP_SECONDS
+    status = ""
+    while time.monotonic() < deadline and status not in ("SUCCESS", "FAILURE", "CANCELED"):
+        time.sleep(1)
+        status = webserver.query(RUN_STATUS, {"id": child})["runOrError"]["status"]
+    daemon_log = webserver.log.with_name("daemon.log").read_text()[-3000:]
+    assert status == "SUCCESS", f"re-execution {child}: {status}\n{daemon_log}"
+    assert child in {r["runId"] for r in webserver.runs_of("sql_models")}
