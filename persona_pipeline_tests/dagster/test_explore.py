@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
+from dagster import AssetKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
@@ -11,6 +14,9 @@ from sqlalchemy.engine import Engine
 from persona_pipeline.cli import main
 from persona_pipeline.core.domain import Persona, TraitEffect
 from persona_pipeline.core.render.explore import ExploreSet, geography, render, top_regions
+from persona_pipeline.core.render.overview import SetOverview
+from persona_pipeline.core.render.overview import markdown as overview_markdown
+from persona_pipeline.core.render.overview import render as render_overview
 from persona_pipeline.persona_sets import lifecycle
 from persona_pipeline.runtime.instance import instance
 from persona_pipeline.runtime.jobs import build_persona_set
@@ -20,6 +26,7 @@ from persona_pipeline.studies.explore import (
     explore_sets,
     write_explore,
 )
+from persona_pipeline.studies.overview import default_overview_path, overview_rows
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
 from persona_pipeline_tests.helpers import sensor_tick
@@ -113,10 +120,21 @@ def test_explore_compares_shown_sets(seeded: Engine, capsys: pytest.CaptureFixtu
     page = default_explore_path().read_text("utf-8")
     assert page.count("class='set-column'") == 2 and "Private" not in page
     assert "&lt;script&gt;" in page and HOSTILE not in page
-    materialization = instance().get_latest_materialization_event(
-        __import__("dagster").AssetKey("persona_explore")
-    )
+    materialization = instance().get_latest_materialization_event(AssetKey("persona_explore"))
     assert materialization.asset_materialization.metadata["persona_sets"].value == 2
+    # the overview lists every set, shown or not, with its status, personas and report link, escaped
+    overview_page = default_overview_path().read_text("utf-8")
+    assert HOSTILE not in overview_page and overview_page.count("<tr class='status-ready'>") == 3
+    listed = instance().get_latest_materialization_event(AssetKey("persona_sets_overview"))
+    table = listed.asset_materialization.metadata["persona sets"].value
+    assert "Private" in table and "| leads | 2 |" in table and HOSTILE not in table
+    # an errored set shows its reason there, and the sensor asks for a refresh
+    ticked = sensor_tick("explore_refresh", first.cursor)
+    assert not ticked.run_requests  # nothing changed yet
+    lifecycle.mark_errored(seeded, store.get(seeded, "Private").id, "the cohort was empty")
+    errored = sensor_tick("explore_refresh", first.cursor)
+    assert errored.run_requests
+    assert any(r.cells()[1] == "errored: the cohort was empty" for r in overview_rows(seeded))
 
     # geography counts every member once: per persona they add up to its population
     sets = explore_sets(seeded)
@@ -152,3 +170,14 @@ def test_explore_compares_shown_sets(seeded: Engine, capsys: pytest.CaptureFixtu
         seeded, store.get(seeded, "Leads")
     )  # being rebuilt: still compared, with its current build
     assert "Leads" in set(write_explore(seeded)[1]["persona_set"])
+
+
+def test_overview_escapes_user_text_and_links_reports(tmp_path: Path) -> None:
+    report = tmp_path / "reports" / "1-x.html"
+    row = SetOverview(HOSTILE, "errored", "<img src=x onerror=alert(2)>", "c|b", 4, 1234, False, None, report)
+    page = render_overview([row], tmp_path / "reports")
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert 'href="1-x.html"' in page and "1,234" in page and "never" in page
+    table = overview_markdown([row])
+    assert HOSTILE not in table and "c\\|b" in table and report.resolve().as_uri() in table
+    assert "no persona set yet" in overview_markdown([])

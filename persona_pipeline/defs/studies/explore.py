@@ -1,4 +1,4 @@
-"""Explore in Dagster: the side-by-side page of the shown persona sets, refreshed when what it shows changes."""
+"""Explore and the persona sets overview in Dagster: the pages people open, refreshed when what they show changes."""
 
 import json
 
@@ -20,14 +20,15 @@ from dagster import (
 from persona_pipeline.config import sensor_interval
 from persona_pipeline.defs.shared.metadata import markdown_table
 from persona_pipeline.defs.shared.resources import WarehouseResource
-from persona_pipeline.studies import explore
+from persona_pipeline.studies import explore, overview
 
 EXPLORE_JOB = "explore_persona_sets"
 
 
 @asset(
     group_name="explore",
-    deps=["personas"],
+    kinds={"html"},
+    deps=["personas", "persona_memberships"],  # every set's partitions: the page shows them all
     description="The persona sets shown in Explore side by side: sizes, top traits, geography (HTML page).",
 )
 def persona_explore(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
@@ -52,8 +53,28 @@ def persona_explore(context: AssetExecutionContext, warehouse: WarehouseResource
     )
 
 
+@asset(
+    group_name="explore",
+    kinds={"html"},
+    deps=["personas", "persona_report"],  # every set's partitions
+    description="Every persona set with its status, cohort, personas, Explore flag, last build and report.",
+)
+def persona_sets_overview(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    path, rows = overview.write_overview(warehouse.engine())
+    context.log.info(f"overview of {len(rows)} persona set(s): {path}")
+    return MaterializeResult(
+        metadata={
+            "persona sets": MetadataValue.md(overview.markdown(rows)),
+            "page": MetadataValue.path(str(path)),
+            "dagster/row_count": len(rows),
+        }
+    )
+
+
 explore_job = define_asset_job(
-    EXPLORE_JOB, selection=AssetSelection.assets(persona_explore), description="Refresh the Explore page."
+    EXPLORE_JOB,
+    selection=AssetSelection.assets(persona_explore, persona_sets_overview),
+    description="Refresh the Explore page and the persona sets overview.",
 )
 
 
@@ -62,10 +83,12 @@ explore_job = define_asset_job(
     job=explore_job,
     minimum_interval_seconds=sensor_interval(30),
     default_status=DefaultSensorStatus.RUNNING,
-    description="Refreshes Explore when a shown set is built, renamed, shown or hidden (one run per change).",
+    description="Refreshes Explore and the overview when a set is created, built, errored, renamed, shown, "
+    "hidden or deleted (one run per change).",
 )
 def explore_refresh(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult:
-    fingerprint = explore.explore_fingerprint(warehouse.engine())
+    engine = warehouse.engine()
+    fingerprint = explore.explore_fingerprint(engine) + overview.overview_fingerprint(engine)
     seen = json.loads(context.cursor) if context.cursor else {"changes": 0, "fingerprint": None}
     if fingerprint == seen["fingerprint"]:
         return SensorResult(skip_reason="Explore is up to date")
