@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from persona_pipeline.core import identity
+from persona_pipeline.core import clustering, identity
 from persona_pipeline.core.clustering import Progress
 from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSet
 from persona_pipeline.core.model import BuildOutcome, PersonaModel, build_model
@@ -44,7 +44,9 @@ class BuildContext:
 
 
 @dataclass(frozen=True)
-class QuarantineVerdict:
+class Verdict:
+    """A build check's outcome, in words for the UI: what was measured against what."""
+
     passed: bool
     message: str
 
@@ -143,13 +145,11 @@ def check_quarantine_limit(limit: float) -> float:
     return float(limit)
 
 
-def judge_quarantine(
-    engine: Engine, ctx: BuildContext, result: ValidationResult, limit: float
-) -> QuarantineVerdict:
+def judge_quarantine(engine: Engine, ctx: BuildContext, result: ValidationResult, limit: float) -> Verdict:
     """Whether the quarantined share is within `limit`; over it, the set is errored with the top reasons."""
     limit = check_quarantine_limit(limit)
     if result.failed_share <= limit:
-        return QuarantineVerdict(True, f"{result.failed_share:.2%} of rows quarantined (limit {limit:.1%})")
+        return Verdict(True, f"{result.failed_share:.2%} of rows quarantined (limit {limit:.1%})")
     top = "; ".join(f"{r.column}: {r.reason} ({r.rows} rows)" for r in result.summary().head(3).itertuples())
     message = (
         f"{result.failed_rows:,} of {result.total_rows:,} rows ({result.failed_share:.1%}) failed validation, "
@@ -158,7 +158,7 @@ def judge_quarantine(
         "max_quarantine_share."
     )
     lifecycle.mark_errored(engine, ctx.record.id, message)
-    return QuarantineVerdict(False, message)
+    return Verdict(False, message)
 
 
 def previous_model(engine: Engine, record: PersonaSet) -> PersonaModel | None:
@@ -269,14 +269,84 @@ def write_memberships(engine: Engine, ctx: BuildContext, valid: pd.DataFrame, ou
 
 
 def personas_table(personas: list[Persona]) -> list[dict[str, Any]]:
-    """One row per persona for the UI's table: id, name, population, share and its top defining traits."""
+    """One row per persona for the UI's table, formatted for people: the population with separators, the
+    share as a percentage, the two strongest defining traits on one short line."""
     return [
         {
             "persona_id": p.persona_id,
             "name": p.name,
-            "population": p.population,
-            "share": round(p.share, 4),
-            "defining_traits": "; ".join(d.text for d in p.defining[:3]),
+            "contacts": f"{p.population:,}",
+            "share": f"{p.share:.1%}",
+            "defining traits": "; ".join(_short(d.text) for d in p.defining[:2]),
         }
         for p in personas
     ]
+
+
+def _short(text: str, limit: int = 48) -> str:
+    """'age: median 71 years vs 42 years' without ' in the cohort', clipped to `limit` characters."""
+    text = text.removesuffix(" in the cohort")
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+KEPT_WHEN_UNCHANGED = 0.95  # a rebuild should keep this share of unchanged contacts in their persona
+
+
+def judge_memberships(
+    engine: Engine, ctx: BuildContext, valid_rows: int, expected: dict[int, int]
+) -> Verdict:
+    """Whether the stored current build holds exactly one membership per valid row, persona by persona
+    (`expected`: contacts per persona id, as the personas step counted them)."""
+    stored = memberships.count_memberships(engine, ctx.record.id)
+    total = sum(stored.values())
+    if total == valid_rows and stored == expected:
+        return Verdict(
+            True, f"{total:,} memberships stored, one per valid cohort row, as each persona counts"
+        )
+    return Verdict(
+        False,
+        f"{total:,} memberships stored for {valid_rows:,} valid cohort rows (per persona stored {stored}, "
+        f"described {expected}); rebuild the set: persona-pipeline persona-set build {ctx.record.name!r}",
+    )
+
+
+def judge_smallest(personas: list[Persona]) -> Verdict:
+    """Whether every persona holds at least the share the automatic k requires (a user-set k may not)."""
+    smallest = min(personas, key=lambda p: p.share)
+    if smallest.share >= clustering.MIN_SHARE:
+        return Verdict(True, f"smallest persona {smallest.name!r}: {smallest.share:.1%} of the cohort")
+    return Verdict(
+        False,
+        f"persona {smallest.name!r} holds {smallest.share:.1%} of the cohort, under "
+        f"{clustering.MIN_SHARE:.0%}: too small to act on; ask for fewer personas (--personas) or let the "
+        "data choose",
+    )
+
+
+def judge_stability(stability: float) -> Verdict:
+    """Whether fits on two halves of the cohort agree as well as the automatic k requires."""
+    if stability >= clustering.STABLE:
+        return Verdict(True, f"split-half stability {stability:.2f} (at least {clustering.STABLE:.2f})")
+    return Verdict(
+        False,
+        f"split-half stability {stability:.2f}, under {clustering.STABLE:.2f}: another sample would draw "
+        "other personas; try fewer personas or other traits",
+    )
+
+
+def judge_drift(summary: BuildSummary) -> Verdict:
+    """Whether a rebuild kept contacts whose traits did not change in their persona (id and name)."""
+    figure = summary.identity_figure
+    if figure is None or figure.unchanged_share is None:
+        return Verdict(
+            True, "first build, or no contact of the previous build kept its traits: nothing to drift"
+        )
+    share = figure.unchanged_share
+    if share >= KEPT_WHEN_UNCHANGED:
+        return Verdict(True, f"{share:.1%} of {figure.unchanged:,} unchanged contacts kept their persona")
+    return Verdict(
+        False,
+        f"only {share:.1%} of {figure.unchanged:,} contacts whose traits did not change kept their persona "
+        f"(expected at least {KEPT_WHEN_UNCHANGED:.0%}): the personas moved; check the k table "
+        "(persona-pipeline persona-set show) before sending this build to pipelines",
+    )

@@ -72,3 +72,14 @@ def read_memberships(engine: Engine, persona_set_id: int, fingerprints: bool = F
         f"WHERE m.persona_set_id = :id AND {CURRENT_MEMBERSHIPS} ORDER BY m.contact_id",
         {"id": persona_set_id},
     )
+
+
+def count_memberships(engine: Engine, persona_set_id: int) -> dict[int, int]:
+    """Contacts per persona in the set's current build, as stored (what every reader sees)."""
+    frame = read_frame(
+        engine,
+        "SELECT m.persona_id, COUNT(*) AS contacts FROM persona_memberships m "  # noqa: S608 - constants
+        f"WHERE m.persona_set_id = :id AND {CURRENT_MEMBERSHIPS} GROUP BY m.persona_id",
+        {"id": persona_set_id},
+    )
+    return {int(p): int(c) for p, c in zip(frame["persona_id"], frame["contacts"], strict=True)}

@@ -1,5 +1,7 @@
 """The persona set chain: one dynamic partition per persona set; each asset calls one build step."""
 
+from typing import Any
+
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -21,12 +23,38 @@ from persona_pipeline.core.domain import DEFAULT_MAX_QUARANTINE_SHARE, k_rows
 from persona_pipeline.core.model import BuildOutcome
 from persona_pipeline.core.render.markdown import personas_markdown
 from persona_pipeline.defs.persona_sets.partitions import persona_set_id, persona_set_partitions
-from persona_pipeline.defs.shared.metadata import markdown_table
+from persona_pipeline.defs.shared.metadata import markdown_table, table_metadata
 from persona_pipeline.defs.shared.resources import WarehouseResource
 from persona_pipeline.persona_sets import build as steps
 from persona_pipeline.persona_sets.build import marks_errors
 
 GROUP = "persona_sets"
+STABILITY_CHECK = "split_half_stability"
+SMALLEST_CHECK = "smallest_persona_share"
+DRIFT_CHECK = "unchanged_contacts_keep_persona"
+MEMBERSHIPS_CHECK = "memberships_match_valid_rows"
+
+
+def _check(name: str, asset: str, description: str, blocking: bool = False) -> AssetCheckSpec:
+    """A check per persona set (partition): each set's result is its own, not whichever set built last."""
+    return AssetCheckSpec(
+        name, asset=asset, blocking=blocking, description=description, partitions_def=persona_set_partitions
+    )
+
+
+def _result(
+    name: str, verdict: steps.Verdict, severity: AssetCheckSeverity, **figures: Any
+) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=name,
+        passed=verdict.passed,
+        severity=severity,
+        description=verdict.message,
+        metadata=figures,
+    )
+
+
+CONTACTS = AssetKey(["sources", "contacts"])  # the traits are read from it, the cohort gives only the ids
 QUARANTINE_CHECK = "quarantine_share_within_limit"
 
 
@@ -40,7 +68,8 @@ def cohort_traits_asset(cohorts: list[AssetKey]) -> AssetsDefinition:
     @asset(
         partitions_def=persona_set_partitions,
         group_name=GROUP,
-        deps=cohorts,
+        deps=[*cohorts, CONTACTS],
+        kinds={"pandas"},
         description="The cohort's contacts with the persona set's clustering traits, read in bulk from the warehouse.",
     )
     def cohort_traits(context: AssetExecutionContext, warehouse: WarehouseResource) -> Output:
@@ -70,14 +99,15 @@ def cohort_traits_asset(cohorts: list[AssetKey]) -> AssetsDefinition:
 
 
 @asset(
+    kinds={"pandera"},
     partitions_def=persona_set_partitions,
     group_name=GROUP,
     check_specs=[
-        AssetCheckSpec(
+        _check(
             QUARANTINE_CHECK,
-            asset="validated_traits",
+            "validated_traits",
+            "Stops the build when more than the allowed share of the cohort's rows fail validation.",
             blocking=True,
-            description="Stops the build when more than the allowed share of the cohort's rows fail validation.",
         )
     ],
     description="Rows that pass the Pandera schema generated from the trait catalog; the rest are quarantined.",
@@ -106,23 +136,31 @@ def validated_traits(
                 else MetadataValue.text("none"),
             },
         )
-        yield AssetCheckResult(
-            check_name=QUARANTINE_CHECK,
-            passed=verdict.passed,
-            severity=AssetCheckSeverity.ERROR,
-            description=verdict.message,
-            metadata={"quarantine_share": result.failed_share, "rows_quarantined": result.failed_rows},
+        yield _result(
+            QUARANTINE_CHECK,
+            verdict,
+            AssetCheckSeverity.ERROR,
+            quarantine_share=MetadataValue.float(round(result.failed_share, 4)),
+            rows_quarantined=result.failed_rows,
         )
 
 
 @asset(
+    kinds={"scikit-learn"},
     partitions_def=persona_set_partitions,
     group_name=GROUP,
+    check_specs=[
+        _check(
+            STABILITY_CHECK,
+            "persona_model",
+            "Warns when fits on two halves of the cohort disagree (split-half ARI under 0.8).",
+        )
+    ],
     description="Features, the number of personas, the fit, and persona ids matched to the previous build.",
 )
 def persona_model(
     context: AssetExecutionContext, warehouse: WarehouseResource, validated_traits: pd.DataFrame
-) -> Output:
+):  # noqa: ANN201 - a generator of an output and a check result
     engine = warehouse.engine()
     with marks_errors(engine, persona_set_id(context.partition_key)):
         ctx = steps.context_for(engine, persona_set_id(context.partition_key))
@@ -138,12 +176,25 @@ def persona_model(
             metadata["dropped_constant_traits"] = ", ".join(outcome.dropped_traits)
         if scores:
             metadata["k_scores"] = markdown_table(pd.DataFrame(scores))
-        return Output(outcome, metadata=metadata)
+        yield Output(outcome, metadata=metadata)
+        verdict = steps.judge_stability(outcome.stability)
+        yield _result(
+            STABILITY_CHECK, verdict, AssetCheckSeverity.WARN, stability=round(outcome.stability, 4)
+        )
 
 
 @asset(
+    kinds={"python"},
     partitions_def=persona_set_partitions,
     group_name=GROUP,
+    check_specs=[
+        _check(SMALLEST_CHECK, "personas", "Warns when a persona holds under 3% of the cohort."),
+        _check(
+            DRIFT_CHECK,
+            "personas",
+            "Warns when a rebuild moves more than 5% of the contacts whose traits did not change.",
+        ),
+    ],
     description="Each persona's name, avatar, population, defining traits and rules, stored as the current build.",
 )
 def personas(
@@ -151,14 +202,14 @@ def personas(
     warehouse: WarehouseResource,
     validated_traits: pd.DataFrame,
     persona_model: BuildOutcome,
-) -> Output:
+):  # noqa: ANN201 - a generator of an output and check results
     engine = warehouse.engine()
     with marks_errors(engine, persona_set_id(context.partition_key)):
         ctx = steps.context_for(engine, persona_set_id(context.partition_key))
         result, summary = steps.make_personas(engine, ctx, validated_traits, persona_model)
         table = steps.personas_table(result)
         figure = summary.identity_figure
-        return Output(
+        yield Output(
             {"build": ctx.build, "personas": [p.to_row() for p in result]},
             metadata={
                 "dagster/row_count": len(result),
@@ -168,9 +219,9 @@ def personas(
                         columns=[
                             TableColumn("persona_id", "int"),
                             TableColumn("name", "string"),
-                            TableColumn("population", "int"),
-                            TableColumn("share", "float"),
-                            TableColumn("defining_traits", "string"),
+                            TableColumn("contacts", "string"),
+                            TableColumn("share", "string", description="of the cohort's valid contacts"),
+                            TableColumn("defining traits", "string"),
                         ]
                     ),
                 ),
@@ -179,11 +230,34 @@ def personas(
                 **(figure.metadata() if figure is not None else {}),
             },
         )
+        smallest = min(p.share for p in result)
+        yield _result(
+            SMALLEST_CHECK,
+            steps.judge_smallest(result),
+            AssetCheckSeverity.WARN,
+            smallest_share=MetadataValue.float(round(smallest, 4)),
+        )
+        kept = figure.unchanged_share if figure is not None else None
+        yield _result(
+            DRIFT_CHECK,
+            steps.judge_drift(summary),
+            AssetCheckSeverity.WARN,
+            **({"unchanged_kept_share": MetadataValue.float(round(kept, 4))} if kept is not None else {}),
+        )
 
 
 @asset(
+    kinds={"table"},
     partitions_def=persona_set_partitions,
     group_name=GROUP,
+    check_specs=[
+        _check(
+            MEMBERSHIPS_CHECK,
+            "persona_memberships",
+            "Stops the Analysis and report unless the stored build holds one membership per valid cohort row.",
+            blocking=True,
+        )
+    ],
     description="Every valid cohort contact with its persona and confidence, written to the warehouse.",
 )
 def persona_memberships(
@@ -192,21 +266,24 @@ def persona_memberships(
     validated_traits: pd.DataFrame,
     persona_model: BuildOutcome,
     personas: dict,
-) -> Output:
+):  # noqa: ANN201 - a generator of an output and a check result
     engine = warehouse.engine()
     with marks_errors(engine, persona_set_id(context.partition_key)):
         ctx = steps.context_for(engine, persona_set_id(context.partition_key))
         ctx.build = personas["build"]  # the build the personas step just stored
         written = steps.write_memberships(engine, ctx, validated_traits, persona_model)
         context.log.info(f"wrote {written:,} memberships; persona set {ctx.record.name!r} is ready")
-        return Output(
+        yield Output(
             None,
             metadata={
                 "dagster/row_count": written,
                 "mean_confidence": round(float(persona_model.confidence.mean()), 4) if written else 0.0,
-                "table": "persona_memberships",
+                **table_metadata(engine, "persona_memberships"),
             },
         )
+        described = {int(row["persona_id"]): int(row["population"]) for row in personas["personas"]}
+        verdict = steps.judge_memberships(engine, ctx, len(validated_traits), described)
+        yield _result(MEMBERSHIPS_CHECK, verdict, AssetCheckSeverity.ERROR, valid_rows=len(validated_traits))
 
 
 def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
