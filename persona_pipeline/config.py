@@ -48,8 +48,14 @@ SETTINGS = (
     Setting("PERSONA_CURRENCY", "`USD`", "the currency order amounts are in, printed beside every amount"),
     Setting(
         "PERSONA_FLOW_START",
-        "`2025-01-01`",
-        "first day of the daily membership snapshot partitions (YYYY-MM-DD)",
+        "the first day of data",
+        "first day of the daily membership snapshot partitions (YYYY-MM-DD); unset, the first day the trait "
+        "history knows",
+    ),
+    Setting(
+        "PERSONA_OWNERS",
+        "`team:marketing-analytics`",
+        "owners of every asset in the Dagster UI, comma separated (emails or `team:name`)",
     ),
     Setting(
         "PERSONA_SENSOR_INTERVAL",
@@ -159,9 +165,23 @@ def currency() -> str:
     return value
 
 
-def flow_start() -> str:
-    """The first day of the daily snapshot partitions, as YYYY-MM-DD."""
-    value = setting("PERSONA_FLOW_START") or "2025-01-01"
+def owners() -> list[str]:
+    """Who owns the assets, as the Dagster UI lists and filters them: emails or team:name."""
+    value = setting("PERSONA_OWNERS") or "team:marketing-analytics"
+    found = [o.strip() for o in value.split(",") if o.strip()]
+    wrong = [o for o in found if not (o.startswith("team:") and len(o) > 5) and "@" not in o]
+    if wrong or not found:
+        raise ConfigError(
+            f"PERSONA_OWNERS must list emails or team:name entries, comma separated, not {value!r}"
+        )
+    return found
+
+
+def flow_start() -> str | None:
+    """The first day of the daily snapshot partitions, as YYYY-MM-DD; None: the first day of data."""
+    value = setting("PERSONA_FLOW_START")
+    if not value:
+        return None
     try:
         dt.date.fromisoformat(value)
     except ValueError as exc:

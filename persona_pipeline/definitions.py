@@ -14,32 +14,46 @@ from persona_pipeline.defs.persona_sets.sensors import (
 )
 from persona_pipeline.defs.scoring.jobs import score_pipeline_job
 from persona_pipeline.defs.scoring.sensors import changed_contacts, fresh_payloads, scheduled_pipelines
+from persona_pipeline.defs.shared.automation import persona_automation
+from persona_pipeline.defs.shared.conventions import with_conventions
 from persona_pipeline.defs.shared.executor import step_executor
 from persona_pipeline.defs.shared.io import BuildsIOManager
 from persona_pipeline.defs.shared.progress import PROGRESS_LOGGER, progress_logger
 from persona_pipeline.defs.shared.resources import WarehouseResource
-from persona_pipeline.defs.sql_models.assets import SOURCE_SPECS, cohort_keys, sql_model_assets
-from persona_pipeline.defs.sql_models.jobs import sql_models_job
-from persona_pipeline.defs.studies.assets import STUDY_ASSETS
-from persona_pipeline.defs.studies.explore import explore_job, explore_refresh, persona_explore
-from persona_pipeline.defs.studies.jobs import (
-    daily_snapshot_schedule,
-    snapshot_memberships_job,
-    study_persona_set_job,
+from persona_pipeline.defs.sql_models.assets import (
+    SOURCE_ASSETS,
+    cohort_keys,
+    observe_sources_job,
+    sql_model_assets,
 )
+from persona_pipeline.defs.sql_models.jobs import sql_models_job
+from persona_pipeline.defs.studies.assets import study_assets
+from persona_pipeline.defs.studies.explore import (
+    explore_job,
+    explore_refresh,
+    persona_explore,
+    persona_sets_overview,
+)
+from persona_pipeline.defs.studies.jobs import snapshot_jobs, study_persona_set_job
+from persona_pipeline.defs.studies.partitions import daily_partitions
 
 
 def make_definitions() -> Definitions:
     """Built from the SQL models folder as it is now (PERSONA_SQL_DIR), so new cohorts appear on reload."""
+    cohorts = cohort_keys()
+    days = daily_partitions()
+    snapshot_memberships_job, daily_snapshot_schedule = snapshot_jobs(days)
     return Definitions(
         assets=[
-            *SOURCE_SPECS,
-            *sql_model_assets(),
-            *persona_set_assets(cohort_keys()),
-            *STUDY_ASSETS,
-            persona_explore,
+            *with_conventions(SOURCE_ASSETS, "sources"),
+            *with_conventions(sql_model_assets(), "sql_models"),
+            *with_conventions(persona_set_assets(cohorts), "persona_sets"),
+            *with_conventions(
+                [*study_assets(cohorts, days), persona_explore, persona_sets_overview], "studies"
+            ),
         ],
         jobs=[
+            observe_sources_job,
             sql_models_job,
             build_persona_set_job,
             study_persona_set_job,
@@ -56,6 +70,7 @@ def make_definitions() -> Definitions:
             changed_contacts,
             fresh_payloads,
             explore_refresh,
+            persona_automation,
         ],
         loggers={"console": colored_console_logger, PROGRESS_LOGGER: progress_logger},
         executor=step_executor(),

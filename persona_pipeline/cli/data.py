@@ -32,7 +32,17 @@ def seed_base(contacts: int, days: int, seed: int, end: dt.date | None = None) -
         engine, base.catalog, base.contacts, base.trait_history, base.orders, base.segments
     )
     say(f"  written to {describe(engine)}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    _observe()
     say(f"done in {time.perf_counter() - start:.1f}s")
+
+
+def _observe() -> None:
+    """Tell Dagster the sources changed, so the UI marks the models reading them stale."""
+    from persona_pipeline.runtime.jobs import observe_sources  # Dagster: only once something was written
+
+    result = observe_sources(say)
+    if not result.success:
+        say(f"  the sources were written, but Dagster could not record it: {result.message}")
 
 
 def load(args: argparse.Namespace) -> int:
@@ -53,6 +63,8 @@ def load(args: argparse.Namespace) -> int:
     report = load_files(get_engine(), args.contacts, args.traits, args.orders, options, say=say)
     for line in report.lines():
         say(line)
+    if not args.dry_run:
+        _observe()
     return 0
 
 

@@ -14,6 +14,7 @@ from persona_pipeline.persona_sets import catalog
 from persona_pipeline.runtime.jobs import build_persona_set, refresh_explore, refresh_study, take_snapshots
 from persona_pipeline.studies.explore import default_explore_path
 from persona_pipeline.studies.flow import history_days
+from persona_pipeline.studies.overview import default_overview_path
 from persona_pipeline.studies.report import default_report_path
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import get_engine
@@ -22,6 +23,7 @@ ANALYSIS_TRAITS = ["state", "preferred_channel"]
 
 
 MIN_CONTACTS = 1_000  # below this the customers cohort is too small to cluster, and the seed would be wasted
+FLOW_DAYS = 28  # four weeks of daily snapshots, one run: enough to see contacts move
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -43,13 +45,19 @@ def demo(args: argparse.Namespace) -> int:
     print_set(engine, store.get(engine, name))
     if args.days:
         last = min(history_days(engine)[1], dt.date.today())
-        days = [last - dt.timedelta(days=i) for i in range(0, args.days + 1, 7)]
-        say(f"\nflow: snapshotting {len(days)} days, a week apart")
-        if all(ok for _, ok, _ in take_snapshots(days, quiet)):
+        first = last - dt.timedelta(days=min(args.days, FLOW_DAYS) - 1)
+        say(f"\nflow: snapshotting the {(last - first).days + 1} days from {first} to {last} in one run")
+        snapshotted, failure = take_snapshots(first, last, quiet)
+        if snapshotted:
             refresh_study(name, quiet, ["persona_flow", "persona_report"])
             say(f"report: {default_report_path(store.get(engine, name))}")
+        else:
+            say(
+                f"the flow snapshots failed ({failure}); the personas are built: persona-pipeline flow snapshot"
+            )
     if refresh_explore(quiet).success:
         say(f"explore: {default_explore_path()}")
+        say(f"overview: {default_overview_path()}")
     say(
         f"\ndemo finished in {time.perf_counter() - start:.1f}s. Explore it: make dagster (then open http://127.0.0.1:3000)"
     )

@@ -17,6 +17,7 @@ from persona_pipeline.studies import explore as explore_page
 from persona_pipeline.studies import flow as flows
 from persona_pipeline.studies.analysis import read_analysis
 from persona_pipeline.studies.export import export_csv
+from persona_pipeline.studies.overview import default_overview_path
 from persona_pipeline.studies.report import default_report_path, write_report
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import get_engine
@@ -60,11 +61,11 @@ def flow(args: argparse.Namespace) -> int:
         for day in days:
             flows.require_day(engine, day)
         start = time.perf_counter()
-        for day, ok, message in take_snapshots(days, say):
-            if not ok:
-                say(f"snapshot of {day} failed: {message}")
-                return 1
-        say(f"{len(days)} day(s) snapshotted in {time.perf_counter() - start:.1f}s")
+        ok, message = take_snapshots(min(days), max(days), say)
+        if not ok:
+            say(f"snapshot of {min(days)} to {max(days)} failed: {message}")
+            return 1
+        say(f"{len(days)} day(s) snapshotted in one run in {time.perf_counter() - start:.1f}s")
         return 0
     record = store.get(engine, args.name)
     counts = flows.flow_counts(engine, record.name)
@@ -116,6 +117,8 @@ def explore(args: argparse.Namespace) -> int:
             traits = "; ".join(row.top_traits)
             say(f"  {clip(row.persona, 34):<34} {row.population:>9,} {row.share:>6.1%}  {clip(traits, 70)}")
     say(str(path))
+    if not args.out:
+        say(f"every persona set, with its status and report: {default_overview_path()}")
     return 0
 
 

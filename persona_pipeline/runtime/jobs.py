@@ -21,7 +21,7 @@ from persona_pipeline.defs.scoring.jobs import SCORE_JOB, score_run_config
 from persona_pipeline.defs.shared.orphans import PROCESS_TAG, process_identity
 from persona_pipeline.defs.shared.progress import PROGRESS_LOGGER, progress_sink
 from persona_pipeline.defs.shared.runs import PERSONA_SET_TAG, PIPELINE_TAG, UNFINISHED_RUN_STATUSES
-from persona_pipeline.defs.sql_models.assets import model_key
+from persona_pipeline.defs.sql_models.assets import OBSERVE_SOURCES_JOB, model_key
 from persona_pipeline.defs.sql_models.jobs import SQL_MODELS_JOB
 from persona_pipeline.defs.studies.explore import EXPLORE_JOB
 from persona_pipeline.defs.studies.jobs import SNAPSHOT_JOB, STUDY_JOB
@@ -36,6 +36,8 @@ from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import get_engine
 
 Say = Callable[[str], None]
+# Dagster's documented run tags for a run over a range of partitions (what a single-run backfill carries)
+RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 @dataclass
@@ -84,6 +86,13 @@ def run_job(
             ) from exc
 
 
+def observe_sources(say: Say) -> RunReport:
+    """Record each source table's change counter in Dagster (observe_sources): the UI then marks the models
+    that read a changed table, and what they feed, stale."""
+    start = time.perf_counter()
+    return _report(run_job(OBSERVE_SOURCES_JOB, say), start)
+
+
 def run_sql_models(say: Say, only: list[str] | None = None, changed_only: bool = False) -> tuple[bool, str]:
     """Rebuild SQL models (with `only`, those and what they need); returns success and the failure's text.
 
@@ -100,6 +109,7 @@ def run_sql_models(say: Say, only: list[str] | None = None, changed_only: bool =
         if not stale:
             return True, ""
         order = stale
+    observe_sources(say)  # the models' materializations then record the source versions they read
     say(f"SQL models: {', '.join(order)}")
     result = run_job(SQL_MODELS_JOB, say, [model_key(models[n]) for n in order])
     if result.success:
@@ -208,15 +218,18 @@ def refresh_study(name: str, say: Say, assets: list[str], window_days: int | Non
     return _report(result, start)
 
 
-def take_snapshots(days: list[dt.date], say: Say) -> list[tuple[dt.date, bool, str]]:
-    """Run the daily snapshot job for each day, oldest first; each day is its own run (a partition)."""
-    outcomes = []
-    for day in sorted(days):
-        result = run_job(SNAPSHOT_JOB, say, partition_key=day.isoformat())
-        outcomes.append((day, result.success, "" if result.success else failure_text(result)))
-        if not result.success:
-            break
-    return outcomes
+def take_snapshots(first: dt.date, last: dt.date, say: Say) -> tuple[bool, str]:
+    """Snapshot every day from `first` to `last` in one run over that range of partitions, as a backfill
+    launched from the UI runs (one run, not one per day); returns success and the failure's text."""
+    if first == last:
+        result = run_job(SNAPSHOT_JOB, say, partition_key=first.isoformat())
+    else:
+        tags = {
+            RANGE_START_TAG: first.isoformat(),
+            RANGE_END_TAG: last.isoformat(),
+        }
+        result = run_job(SNAPSHOT_JOB, say, tags=tags)
+    return result.success, "" if result.success else failure_text(result)
 
 
 def refresh_explore(say: Say) -> RunReport:

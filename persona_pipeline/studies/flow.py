@@ -21,6 +21,15 @@ from persona_pipeline.warehouse.tables import flow_days, membership_history
 ID_CHUNK = 5_000
 
 
+def first_history_day(engine: Engine) -> dt.date | None:
+    """The first day the trait history knows; None without a history (no data yet)."""
+    if not sa.inspect(engine).has_table("trait_history"):
+        return None
+    with engine.connect() as conn:
+        first = conn.execute(sa.text("SELECT MIN(valid_from) FROM trait_history")).scalar()
+    return None if first is None else pd.Timestamp(first).date()
+
+
 def history_days(engine: Engine) -> tuple[dt.date, dt.date]:
     """The first day the trait history knows and the last day a snapshot may describe (today at the latest)."""
     with engine.connect() as conn:
@@ -180,6 +189,15 @@ def flow_history(engine: Engine, persona_set_id: int) -> tuple[pd.DataFrame, lis
         ).scalars()
         days = [pd.Timestamp(d).date() for d in days]
     return history, days
+
+
+def has_snapshots(engine: Engine, persona_set_id: int) -> bool:
+    """Whether any day was snapshotted for the set (its Flow has something to show)."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(flow_days.c.day).where(flow_days.c.persona_set_id == persona_set_id).limit(1)
+        ).first()
+    return found is not None
 
 
 def flow_counts(engine: Engine, name: str) -> pd.DataFrame:

@@ -346,3 +346,11 @@ def ensure_source_columns(conn: Connection) -> None:
 def drop_sources(conn: Connection, catalog: TraitCatalog) -> None:
     for table in source_tables(catalog).values():
         table.drop(conn, checkfirst=True)
+
+
+def column_types(engine: Engine, table: str) -> list[tuple[str, str]]:
+    """(name, SQL type) of each column of a warehouse table, in order; empty when it does not exist."""
+    inspector = sa.inspect(engine)
+    if not inspector.has_table(table):
+        return []
+    return [(c["name"], str(c["type"]).lower()) for c in inspector.get_columns(table)]

@@ -44,7 +44,10 @@ def wiring(defs: Definitions) -> dict:
             "partitioned": type(job.partitions_def).__name__ if job.partitions_def else None,
             "ops": sorted(job.graph.node_dict),
         }
-    schedules = {s.name: {"cron": s.cron_schedule, "job": s.job_name} for s in defs.schedules or []}
+    schedules = {
+        s.name: {"cron": s.cron_schedule, "job": s.job_name, "default_status": s.default_status.value}
+        for s in defs.get_repository_def().schedule_defs
+    }
     sensors = {
         s.name: {"default_status": s.default_status.value, "jobs": sorted(t.job_name for t in s.targets)}
         for s in sorted(defs.sensors or [], key=lambda s: s.name)
@@ -71,8 +74,22 @@ def test_the_snapshot_holds_what_the_ui_promises() -> None:
         "validated_traits",
     ]
     assert "cohorts/customers" in current["assets"]["cohort_traits"]["upstream"]
-    assert current["checks"] == ["validated_traits:quarantine_share_within_limit"]
+    assert current["checks"] == [
+        "persona_memberships:memberships_match_valid_rows",
+        "persona_model:split_half_stability",
+        "personas:smallest_persona_share",
+        "personas:unchanged_contacts_keep_persona",
+        "validated_traits:quarantine_share_within_limit",
+    ]
+    # what each asset reads is upstream of it (the UI's staleness rests on these edges)
+    upstream = {name: set(asset["upstream"]) for name, asset in current["assets"].items()}
+    assert "sources/contacts" in upstream["cohort_traits"]
+    assert {"persona_memberships", "sources/trait_history"} <= upstream["membership_snapshot"]
+    assert {"persona_analysis", "personas", "persona_flow"} <= upstream["persona_report"]
+    assert {"personas", "persona_memberships"} <= upstream["persona_explore"]
+    assert {"membership_snapshot", "persona_memberships"} <= upstream["persona_flow"]
     assert set(current["jobs"]) == {
+        "observe_sources",
         "sql_models",
         "build_persona_set",
         "study_persona_set",
@@ -88,7 +105,11 @@ def test_the_snapshot_holds_what_the_ui_promises() -> None:
         "changed_contacts",
         "fresh_payloads",
         "explore_refresh",
+        "persona_automation",
     }
+    # automation the README calls on is on
+    assert all(sensor["default_status"] == "RUNNING" for sensor in current["sensors"].values())
+    assert current["schedules"]["snapshot_memberships_schedule"]["default_status"] == "RUNNING"
 
 
 def test_the_cli_files_its_runs_under_the_location_the_ui_loads() -> None:

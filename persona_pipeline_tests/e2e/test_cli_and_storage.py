@@ -23,6 +23,7 @@ def test_demo_then_list_and_show(warehouse: Engine, capsys: pytest.CaptureFixtur
     assert main(["demo", "--contacts", "3000", "--days", "10"]) == 0
     out = capsys.readouterr().out
     assert "ready in" in out and "[1]" in out and "rule:" in out
+    assert "report: " in out and "overview: " in out  # the flow snapshots landed and the report followed
     assert main(["persona-set", "list"]) == 0
     listing = capsys.readouterr().out
     row = next(line for line in listing.splitlines() if line.startswith("Customers"))

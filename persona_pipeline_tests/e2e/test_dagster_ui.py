@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.cli import main
@@ -52,6 +53,24 @@ mutation Reexecute($parent: String!) {
 RUN_STATUS = """
 query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }
 """
+LAUNCH = """
+mutation Launch($selector: JobOrPipelineSelector!) {
+  launchPipelineExecution(executionParams: {selector: $selector, mode: "default"}) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}
+"""
+ASSET_EDGES = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
+STALE = """
+query Stale($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode { staleStatus } } }
+"""
+CHECK_RUNS = """
+query Checks($key: AssetKeyInput!, $name: String!) {
+  assetCheckExecutions(assetKey: $key, checkName: $name, limit: 5) { partition status }
+}
+"""
 LOCATIONS = """
 { workspaceOrError { ... on Workspace { locationEntries { name loadStatus
     locationOrLoadError { __typename ... on PythonError { message } } } } } }
@@ -64,6 +83,10 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _selector(job: str) -> dict[str, str]:
+    return {"repositoryLocationName": CODE_LOCATION, "repositoryName": REPOSITORY, "pipelineName": job}
+
+
 class Webserver:
     """A running `dagster-webserver` and its GraphQL endpoint."""
 
@@ -73,18 +96,16 @@ class Webserver:
     def query(self, text: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"query": text, "variables": variables or {}}).encode()
         request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - our own local server
-            answer = json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - our own local server
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as exc:  # GraphQL says what was wrong with the query in the body
+            raise AssertionError(f"{exc}: {exc.read().decode()[:2000]}") from exc
         assert "errors" not in answer, answer
         return answer["data"]
 
     def runs_of(self, job: str) -> list[dict[str, Any]]:
-        selector = {
-            "repositoryLocationName": CODE_LOCATION,
-            "repositoryName": REPOSITORY,
-            "pipelineName": job,
-        }
-        found = self.query(RUNS_OF_JOB, {"selector": selector})["pipelineOrError"]
+        found = self.query(RUNS_OF_JOB, {"selector": _selector(job)})["pipelineOrError"]
         assert found["__typename"] == "Pipeline", f"{job}: {found}"
         return found["runs"]
 
@@ -154,7 +175,13 @@ def webserver(ui_home: Engine, tmp_path: Path) -> Iterator[Webserver]:
 
 
 @pytest.mark.parametrize("warehouse", ["sqlite"], indirect=True)
-def test_cli_runs_show_under_their_jobs_from_the_code_location(webserver: Webserver) -> None:
+def test_the_ui_shows_what_the_cli_did(webserver: Webserver, ui_home: Engine) -> None:
+    """One webserver and daemon for both halves: starting them is most of the cost."""
+    _cli_runs_show_under_their_jobs_from_the_code_location(webserver)
+    _lineage_is_whole_and_a_changed_source_marks_its_readers_stale(webserver, ui_home)
+
+
+def _cli_runs_show_under_their_jobs_from_the_code_location(webserver: Webserver) -> None:
     expected = {
         "sql_models": {},
         "build_persona_set": {PERSONA_SET_TAG: "Customers"},
@@ -173,16 +200,63 @@ def test_cli_runs_show_under_their_jobs_from_the_code_location(webserver: Webser
             ours = {k for k in tags if k.startswith("persona-pipeline/")}
             assert ours <= {LAUNCHED_BY_TAG, PERSONA_SET_TAG, PIPELINE_TAG}, ours
 
+    # every build check's result belongs to the set it checked (its partition), and passed on this base
+    checks = {
+        "validated_traits": ["quarantine_share_within_limit"],
+        "persona_model": ["split_half_stability"],
+        "personas": ["smallest_persona_share", "unchanged_contacts_keep_persona"],
+        "persona_memberships": ["memberships_match_valid_rows"],
+    }
+    for asset, names in checks.items():
+        for name in names:
+            found = webserver.query(CHECK_RUNS, {"key": {"path": [asset]}, "name": name})[
+                "assetCheckExecutions"
+            ]
+            assert [(e["partition"], e["status"]) for e in found] == [("set-1", "SUCCEEDED")], (asset, name)
     # re-executed from the UI (as its "Re-execute" button does), a CLI run runs again from the code location
     parent = webserver.runs_of("sql_models")[0]["runId"]
-    launched = webserver.query(REEXECUTE, {"parent": parent})["launchPipelineReexecution"]
+    child = _finished(webserver, webserver.query(REEXECUTE, {"parent": parent})["launchPipelineReexecution"])
+    assert child in {r["runId"] for r in webserver.runs_of("sql_models")}
+
+
+def _finished(webserver: Webserver, launched: dict[str, Any]) -> str:
+    """Wait for a run the UI launched (the daemon dequeues it) to succeed; its id."""
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    child = launched["run"]["runId"]
+    run_id = launched["run"]["runId"]
     deadline = time.monotonic() + STARTUP_SECONDS
     status = ""
     while time.monotonic() < deadline and status not in ("SUCCESS", "FAILURE", "CANCELED"):
         time.sleep(1)
-        status = webserver.query(RUN_STATUS, {"id": child})["runOrError"]["status"]
+        status = webserver.query(RUN_STATUS, {"id": run_id})["runOrError"]["status"]
     daemon_log = webserver.log.with_name("daemon.log").read_text()[-3000:]
-    assert status == "SUCCESS", f"re-execution {child}: {status}\n{daemon_log}"
-    assert child in {r["runId"] for r in webserver.runs_of("sql_models")}
+    assert status == "SUCCESS", f"run {run_id}: {status}\n{daemon_log}"
+    return run_id
+
+
+def _lineage_is_whole_and_a_changed_source_marks_its_readers_stale(
+    webserver: Webserver, ui_home: Engine
+) -> None:
+    edges = {
+        "/".join(node["assetKey"]["path"]): {"/".join(d["path"]) for d in node["dependencyKeys"]}
+        for node in webserver.query(ASSET_EDGES)["assetNodes"]
+    }
+    needed = {
+        "cohort_traits": {"sources/contacts", "cohorts/customers"},
+        "membership_snapshot": {"persona_memberships", "sources/trait_history", "cohorts/customers"},
+        "persona_flow": {"membership_snapshot", "persona_memberships", "personas"},
+        "persona_report": {"persona_analysis", "personas", "persona_flow"},
+        "persona_explore": {"personas", "persona_memberships"},
+        "staging/stg_contacts": {"sources/contacts"},
+    }
+    for asset, upstream in needed.items():
+        assert upstream <= edges[asset], f"{asset} reads {upstream - edges[asset]} without an edge"
+    stg = {"key": {"path": ["staging", "stg_contacts"]}}
+    assert webserver.query(STALE, stg)["assetNodeOrError"]["staleStatus"] == "FRESH"
+    # a user's ETL changes contacts; the sources are observed (the UI's "Observe sources" launches this job)
+    with ui_home.begin() as conn:
+        conn.execute(sa.text("UPDATE contacts SET age = age + 1 WHERE contact_id <= 10"))
+    _finished(
+        webserver,
+        webserver.query(LAUNCH, {"selector": _selector("observe_sources")})["launchPipelineExecution"],
+    )
+    assert webserver.query(STALE, stg)["assetNodeOrError"]["staleStatus"] == "STALE"

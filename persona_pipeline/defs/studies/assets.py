@@ -7,10 +7,14 @@ from dagster import (
     AllPartitionMapping,
     AssetDep,
     AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
     AutomationCondition,
+    BackfillPolicy,
     Config,
     MaterializeResult,
     MetadataValue,
+    PartitionsDefinition,
     asset,
 )
 
@@ -20,9 +24,8 @@ from persona_pipeline.core.flow import transition_matrix
 from persona_pipeline.core.render.markdown import interpretations_markdown
 from persona_pipeline.defs.persona_sets.assets import GROUP
 from persona_pipeline.defs.persona_sets.partitions import persona_set_id, persona_set_partitions
-from persona_pipeline.defs.shared.metadata import markdown_table
+from persona_pipeline.defs.shared.metadata import markdown_table, table_metadata
 from persona_pipeline.defs.shared.resources import WarehouseResource
-from persona_pipeline.defs.studies.partitions import daily_partitions
 from persona_pipeline.studies import analysis, flow, report
 from persona_pipeline.warehouse import persona_sets as store
 
@@ -36,6 +39,7 @@ class AnalysisConfig(Config):
 
 
 @asset(
+    kinds={"pandas", "table"},
     partitions_def=persona_set_partitions,
     group_name=GROUP,
     deps=["persona_memberships"],
@@ -65,6 +69,7 @@ def persona_analysis(
     return MaterializeResult(
         metadata={
             "dagster/row_count": len(table),
+            **table_metadata(warehouse.engine(), "persona_analysis"),
             "purchases": markdown_table(summary),
             "analysis_traits": ", ".join(record.analysis_traits) or "none",
             "interpretation": MetadataValue.md(interpretations_markdown(personas)),
@@ -73,11 +78,18 @@ def persona_analysis(
     )
 
 
+# Eager, except that a missing dependency does not hold it back: a set's Flow exists only once memberships
+# were snapshotted, and a set without a snapshot is no reason to leave its report out of date. (Flow itself
+# is not automated: it changes only with a snapshot, and the UI marks it stale after a snapshot or a rebuild.)
+WHEN_INPUTS_CHANGE = AutomationCondition.eager().without(~AutomationCondition.any_deps_missing())
+
+
 @asset(
+    kinds={"html"},
     partitions_def=persona_set_partitions,
     group_name=GROUP,
-    deps=["persona_analysis"],
-    automation_condition=AutomationCondition.eager(),
+    deps=["persona_analysis", "personas", "persona_flow"],
+    automation_condition=WHEN_INPUTS_CHANGE,
     description="The self-contained HTML report (Definition, Analysis, Flow).",
 )
 def persona_report(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
@@ -94,36 +106,75 @@ def persona_report(context: AssetExecutionContext, warehouse: WarehouseResource)
     )
 
 
-@asset(
-    partitions_def=daily_partitions,
-    group_name="flow",
-    description="Each ready persona set's memberships as of the day, stored as per-trait-version intervals.",
-)
-def membership_snapshot(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    day = dt.date.fromisoformat(context.partition_key)
-    members = flow.snapshot_day(warehouse.engine(), day)
-    context.log.info(
-        f"snapshot of {day}: " + (", ".join(f"{k}: {v:,}" for k, v in members.items()) or "no ready set")
+def membership_snapshot_asset(cohorts: list[AssetKey], days: PartitionsDefinition) -> AssetsDefinition:
+    """The daily snapshot reads every set's memberships, the cohorts they were built on and trait history."""
+
+    @asset(
+        name="membership_snapshot",
+        partitions_def=days,
+        backfill_policy=BackfillPolicy.single_run(),  # a backfill of N days is one run, not N
+        kinds={"table"},
+        group_name="flow",
+        deps=[
+            AssetDep("persona_memberships", partition_mapping=AllPartitionMapping()),
+            AssetKey(["sources", "trait_history"]),
+            *cohorts,
+        ],
+        description="Each ready persona set's memberships as of the day, stored as per-trait-version intervals.",
     )
-    frame = pd.DataFrame({"persona set": list(members), "members": list(members.values())})
+    def _snapshot(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        return _take_snapshot(context, warehouse)
+
+    return _snapshot
+
+
+def _take_snapshot(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """Every day of the run's partitions, oldest first: a backfill is one run over a range of days."""
+    days = sorted(dt.date.fromisoformat(k) for k in context.partition_keys)
+    rows = []
+    for day in days:
+        members = flow.snapshot_day(warehouse.engine(), day)
+        context.log.info(
+            f"snapshot of {day}: " + (", ".join(f"{k}: {v:,}" for k, v in members.items()) or "no ready set")
+        )
+        rows.extend(
+            {"day": str(day), "persona set": name, "members": f"{n:,}"} for name, n in members.items()
+        )
+    frame = pd.DataFrame(rows, columns=["day", "persona set", "members"])
     return MaterializeResult(
         metadata={
-            "dagster/row_count": int(sum(members.values())),
-            "members": markdown_table(frame),
-            "day": str(day),
+            "dagster/row_count": int(frame["members"].str.replace(",", "").astype(int).sum()) if rows else 0,
+            "members": markdown_table(frame.tail(30)),
+            **table_metadata(warehouse.engine(), "membership_history"),
+            "days": f"{days[0]} to {days[-1]} ({len(days)} day{'s' if len(days) > 1 else ''})",
         }
     )
 
 
 @asset(
+    kinds={"pandas"},
     partitions_def=persona_set_partitions,
     group_name=GROUP,
-    deps=[AssetDep("membership_snapshot", partition_mapping=AllPartitionMapping())],
+    deps=[
+        AssetDep("membership_snapshot", partition_mapping=AllPartitionMapping()),
+        "persona_memberships",
+        "personas",
+    ],
     description="Members of each persona per snapshot day, and the from -> to matrix between the first and last.",
 )
 def persona_flow(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     record = _record(warehouse, context.partition_key)
     engine = warehouse.engine()
+    if not flow.has_snapshots(engine, record.id):  # automation may reach a set before its first snapshot
+        context.log.info(f"no membership snapshot of {record.name!r} yet")
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": 0,
+                "days": 0,
+                "first and last day": "no snapshot yet: `persona-pipeline flow snapshot` or the "
+                "snapshot_memberships job takes one",
+            }
+        )
     counts = flow.flow_counts(engine, record.name)
     days = sorted(counts["day"].unique())
     names = names_by_id(store.read_personas(engine, record.id))
@@ -137,9 +188,12 @@ def persona_flow(context: AssetExecutionContext, warehouse: WarehouseResource) -
             "dagster/row_count": len(counts),
             "days": len(days),
             "members_per_day": markdown_table(pivot.tail(14).reset_index()),
-            f"from_{days[0]}_to_{days[-1]}": markdown_table(matrix.reset_index(names="from \\ to")),
+            "first and last day": f"{days[0]} to {days[-1]}",
+            "transitions": markdown_table(matrix.reset_index(names="from \\ to")),
         }
     )
 
 
-STUDY_ASSETS = [persona_analysis, persona_report, persona_flow, membership_snapshot]
+def study_assets(cohorts: list[AssetKey], days: PartitionsDefinition) -> list[AssetsDefinition]:
+    """Analysis, report and Flow per set, and the daily snapshot over `days` (which reads `cohorts`)."""
+    return [persona_analysis, persona_report, persona_flow, membership_snapshot_asset(cohorts, days)]
