@@ -59,6 +59,9 @@ def _scores(engine: Engine) -> pd.DataFrame:
     )
 
 
+# PostgreSQL only: the daemon's part does not depend on the warehouse's engine (every step is covered on both
+# elsewhere), and this is the suite's slowest case
+@pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
 def test_daemon_builds_scores_and_rescores_without_anyone_pressing_a_button(
     seeded: Engine,
     postgres_dagster_home: Path,
