@@ -83,7 +83,7 @@ explore_job = define_asset_job(
     job=explore_job,
     minimum_interval_seconds=sensor_interval(30),
     default_status=DefaultSensorStatus.RUNNING,
-    description="Refreshes Explore and the overview when a set is created, built, errored, renamed, shown, "
+    description="Refreshes Explore and the overview when a set is built, errored, renamed, shown, "
     "hidden or deleted (one run per change).",
 )
 def explore_refresh(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult:
