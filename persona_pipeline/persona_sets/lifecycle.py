@@ -10,6 +10,7 @@ The warehouse stores what this module decides (warehouse.persona_sets.write_stat
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
@@ -86,12 +87,18 @@ def queued_sets(engine: Engine) -> list[PersonaSet]:
 
 
 def build_finished(
-    engine: Engine, persona_set_id: int, success: bool, error: str | None, personas_built: bool = False
+    engine: Engine,
+    persona_set_id: int,
+    success: bool,
+    error: str | None,
+    personas_built: bool = False,
+    report: Path | None = None,
 ) -> tuple[str, str]:
     """Settle the set's status after its build run and return the notification's subject and body.
 
     personas_built: the failed run wrote the memberships before failing (in the Analysis or the report), so
-    the set stays ready and the message says what failed.
+    the set stays ready and the message says what failed. report: where the set's report is written (the
+    message of a ready set says where to open it, or how to write it when it is not there).
     """
     record = store.get_by_id(engine, persona_set_id)
     if not success and personas_built and record.status is Status.READY:
@@ -104,10 +111,17 @@ def build_finished(
     if success and record.status is Status.READY:
         personas = store.read_personas(engine, record.id)
         lines = [f"- {p.name}: {p.population:,} contacts ({p.share:.1%})" for p in personas]
+        where = ""
+        if report is not None:
+            where = (
+                f"\nThe report: {report}\n"
+                if report.exists()
+                else f"\nNo report yet: persona-pipeline report {record.name!r} writes it to {report}\n"
+            )
         return (
             f"Persona set {record.name!r} is ready ({len(personas)} personas)",
             f"The persona set {record.name!r} on cohort {record.cohort!r} was built "
-            f"(build {record.current_build}).\n\n" + "\n".join(lines) + "\n",
+            f"(build {record.current_build}).\n\n" + "\n".join(lines) + "\n" + where,
         )
     text = (
         record.error

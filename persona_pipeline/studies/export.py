@@ -53,10 +53,18 @@ def export_csv(engine: Engine, name: str, what: str, out: Path) -> int:
         "AND p.build = m.build AND p.persona_id = m.persona_id "
         "LEFT JOIN contacts c ON c.contact_id = m.contact_id "
         f"WHERE m.persona_set_id = :id AND {CURRENT_MEMBERSHIPS} ORDER BY m.contact_id",
-        "analysis": 'SELECT section, persona_id, trait, role, bucket, "count", share, value, lift '
-        "FROM persona_analysis WHERE persona_set_id = :id",
-        "history": "SELECT h.contact_id, c.external_id, h.persona_id, h.valid_from, h.valid_to, h.build "
-        "FROM membership_history h LEFT JOIN contacts c ON c.contact_id = h.contact_id "
+        # persona 0 is the whole cohort; names are the current build's (the Analysis is of that build)
+        "analysis": "SELECT a.section, a.persona_id, CASE WHEN a.persona_id = 0 THEN 'whole cohort' "
+        'ELSE p.name END AS persona_name, a.trait, a.role, a.bucket, a."count", a.share, a.value, a.lift '
+        "FROM persona_analysis a LEFT JOIN personas p ON p.persona_set_id = a.persona_set_id "
+        "AND p.persona_id = a.persona_id "
+        "AND p.build = (SELECT s.current_build FROM persona_sets s WHERE s.id = a.persona_set_id) "
+        "WHERE a.persona_set_id = :id",
+        # each row named as the build it came from named the persona
+        "history": "SELECT h.contact_id, c.external_id, h.persona_id, p.name AS persona_name, h.valid_from, "
+        "h.valid_to, h.build FROM membership_history h LEFT JOIN contacts c ON c.contact_id = h.contact_id "
+        "LEFT JOIN personas p ON p.persona_set_id = h.persona_set_id AND p.build = h.build "
+        "AND p.persona_id = h.persona_id "
         "WHERE h.persona_set_id = :id ORDER BY h.contact_id, h.valid_from",
     }
     with files.atomic_output(out) as handle:

@@ -28,6 +28,7 @@ from persona_pipeline.errors import ConfigError, PersonaSetError
 from persona_pipeline.persona_sets import catalog, lifecycle
 from persona_pipeline.runtime.instance import instance
 from persona_pipeline.runtime.jobs import build_persona_set
+from persona_pipeline.studies.report import default_report_path
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.memberships import read_memberships
 from persona_pipeline_tests.helpers import sensor_tick
@@ -114,6 +115,11 @@ def test_build_outcomes_notify_by_smtp(seeded: Engine, smtp_server: _Inbox) -> N
     assert "Bcc: everyone" in message["Subject"]  # shown as text, not a header
     personas = store.read_personas(seeded, store.get(seeded, HOSTILE).id)
     assert all(p.name in message.get_content() for p in personas)
+    # it says where the report is, or how to write it (this build ran without its study)
+    where = str(default_report_path(store.get(seeded, HOSTILE)))
+    assert (
+        "No report yet: persona-pipeline report" in message.get_content() and where in message.get_content()
+    )
 
 
 def test_failures_mark_the_set_errored_and_notify(seeded: Engine, smtp_server: _Inbox) -> None:

@@ -147,6 +147,11 @@ def test_exports_stream_every_row(built: PersonaSet, seeded: Engine, tmp_path: P
         "confidence",
         "build",
     ]
+    # the analysis and history carry each persona's name beside its id (the cohort as "whole cohort")
+    names = {p.persona_id: p.name for p in store.read_personas(seeded, built.id)} | {0: "whole cohort"}
+    for what in ("analysis", "history"):
+        exported = pd.read_csv(tmp_path / f"{what}.csv", keep_default_na=False)
+        assert (exported["persona_id"].map(names) == exported["persona_name"]).all(), what
     export_csv(seeded, "Customers", "flow", tmp_path / "flow.csv")
     assert len(pd.read_csv(tmp_path / "flow.csv")) == len(flow_counts(seeded, "Customers"))
     # the Definition with each persona's interpretation, purchases included once the Analysis has run

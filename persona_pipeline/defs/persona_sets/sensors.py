@@ -31,6 +31,7 @@ from persona_pipeline.defs.persona_sets.partitions import (
 from persona_pipeline.defs.shared.resources import WarehouseResource
 from persona_pipeline.defs.shared.runs import PERSONA_SET_TAG, UNFINISHED_RUN_STATUSES
 from persona_pipeline.persona_sets import lifecycle
+from persona_pipeline.studies.report import default_report_path
 from persona_pipeline.warehouse import persona_sets as store
 
 
@@ -99,7 +100,9 @@ def _set_of(context: RunStatusSensorContext) -> int | None:
 def persona_set_built(context: RunStatusSensorContext, warehouse: WarehouseResource) -> None:
     set_id = _set_of(context)
     if set_id is not None:
-        subject, body = lifecycle.build_finished(warehouse.engine(), set_id, True, None)
+        engine = warehouse.engine()
+        report = default_report_path(store.get_by_id(engine, set_id))
+        subject, body = lifecycle.build_finished(engine, set_id, True, None, report=report)
         context.log.info(f"{subject} -> {notify.send(subject, body)}")
 
 
