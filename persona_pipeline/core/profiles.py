@@ -201,19 +201,17 @@ def defining_traits(effects: list[TraitEffect], limit: int = 5) -> list[TraitEff
     """The strongest salient differences, one per trait. A yes/no trait defines on either side (0% with a
     voicemail plan against 27% in the cohort is as telling as 100%); a category by the level the persona has
     more of, and by a level it lacks only when no level of that trait is salient on the high side."""
-    over_represented = {
-        e.trait for e in effects if e.salient and e.effect > 0 and e.level not in ("high", "low", "true")
-    }
+
+    def category_level(e: TraitEffect) -> bool:  # not a number's side, not a yes/no trait
+        return e.level not in ("high", "low", "true")
+
+    over_represented = {e.trait for e in effects if e.salient and e.effect > 0 and category_level(e)}
     chosen: list[TraitEffect] = []
     seen: set[str] = set()
     for effect in effects:
         if effect.trait in seen or not effect.salient:
             continue
-        if (
-            effect.level not in ("high", "low", "true")
-            and effect.effect < 0
-            and effect.trait in over_represented
-        ):
+        if category_level(effect) and effect.effect < 0 and effect.trait in over_represented:
             continue
         chosen.append(effect)
         seen.add(effect.trait)

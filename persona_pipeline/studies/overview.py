@@ -22,7 +22,8 @@ def overview_rows(engine: Engine) -> list[SetOverview]:
     """Every persona set, oldest first, with its current build's figures (a set being rebuilt shows its last)."""
     rows = []
     for record in store.list_all(engine):
-        personas = store.read_personas(engine, record.id) if record.current_build is not None else []
+        built = record.current_build is not None
+        personas = store.read_personas(engine, record.id) if built else []
         report = default_report_path(record)
         rows.append(
             SetOverview(
@@ -30,8 +31,8 @@ def overview_rows(engine: Engine) -> list[SetOverview]:
                 status=str(record.status),
                 error=record.error,
                 cohort=record.cohort,
-                personas=len(personas) if record.current_build is not None else None,
-                contacts=sum(p.population for p in personas) if record.current_build is not None else None,
+                personas=len(personas) if built else None,
+                contacts=sum(p.population for p in personas) if built else None,
                 show_in_explore=record.show_in_explore,
                 built_at=record.built_at,
                 report=report if report.exists() else None,

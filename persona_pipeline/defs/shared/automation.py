@@ -1,7 +1,7 @@
 """Declarative automation, running by default: the assets that declare a condition are kept up to date.
 
 Dagster creates a stopped automation sensor on its own when none is defined, so conditions written on assets
-(eager Analysis, report and Flow; sources observed every few minutes) did nothing until someone found the
+(eager Analysis and report; sources observed every few minutes) did nothing until someone found the
 switch. This one starts with the daemon; README "Automation" says how to stop it.
 """
 

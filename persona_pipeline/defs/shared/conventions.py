@@ -26,9 +26,11 @@ def with_conventions(
 ) -> list[AssetsDefinition | SourceAsset]:
     """`assets` with owners, the domain tag and code references; sources (observable) keep theirs."""
 
+    people, engine = owners(), warehouse_kind()  # read once, not per asset
+
     def spec(one: AssetSpec) -> AssetSpec:
-        kinds = {*one.kinds, warehouse_kind()} if len(one.kinds) < 3 else set(one.kinds)  # the UI shows 3
-        return one.replace_attributes(owners=owners(), tags={**one.tags, DOMAIN_TAG: domain}, kinds=kinds)
+        kinds = {*one.kinds, engine} if len(one.kinds) < 3 else set(one.kinds)  # the UI shows 3
+        return one.replace_attributes(owners=people, tags={**one.tags, DOMAIN_TAG: domain}, kinds=kinds)
 
     marked = [a.map_asset_specs(spec) if isinstance(a, AssetsDefinition) else a for a in assets]
     return list(with_source_code_references(marked))
