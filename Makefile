@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test install install-test browser lint dagster benchmark clean
+.PHONY: demo test install install-ui install-test browser lint dagster benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,9 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+
+install-ui: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[ui]"
 
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
@@ -29,10 +32,12 @@ test: install-test browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/dg check defs
 	PERSONA_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -n 2 --dist loadfile -q
 
-dagster: install
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.persona_home/dagster} $(BIN)/dagster dev -w workspace.yaml
+# dg dev: webserver, daemon and code server for the project in pyproject.toml; Ctrl-C stops all of them
+dagster: install-ui
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.persona_home/dagster} $(BIN)/dg dev
 
 benchmark: install
 	PERSONA_WAREHOUSE_URL=$(PG_URL) $(BIN)/python benchmarks/build.py

@@ -115,7 +115,7 @@ def warehouse_url() -> str:
 
 
 def dagster_home() -> Path:
-    """DAGSTER_HOME, defaulting to a folder in the home so runs from the CLI show up in `dagster dev`."""
+    """DAGSTER_HOME, defaulting to a folder in the home so runs from the CLI show up in `dg dev`."""
     return _folder("DAGSTER_HOME", lambda: persona_home() / "dagster")
 
 

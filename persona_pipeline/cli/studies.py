@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from persona_pipeline.cli.output import clip, quiet, say
-from persona_pipeline.core.analysis import OrderQuality
+from persona_pipeline.config import currency
+from persona_pipeline.core.analysis import OrderQuality, PurchaseWindow, purchase_table
 from persona_pipeline.core.domain import names_by_id
 from persona_pipeline.core.flow import transition_matrix
 from persona_pipeline.persona_sets.lifecycle import require_built
@@ -33,19 +34,21 @@ def analyse(args: argparse.Namespace) -> int:
         return 1
     table = read_analysis(engine, record.id)
     persona_names = names_by_id(store.read_personas(engine, record.id))
-    sizes = table[table["section"] == "size"].set_index("persona_id")
-    revenue = table[table["section"] == "revenue"].pivot_table(
-        index="persona_id", columns="bucket", values="value"
-    )
+    purchases = purchase_table(table)
+    window = PurchaseWindow.from_table(table)
+    money = window.currency if window else currency()
+    if window is not None:
+        say("\n" + window.text())
     say(
-        f"\n{'persona':<40} {'contacts':>9} {'share':>7} {'revenue':>8} {'avg order':>10} {'orders/cust':>11}"
+        f"\n{'persona':<32} {'contacts':>9} {'of set':>7} {'revenue ' + money:>15} {'of rev.':>7} "
+        f"{'orders':>8} {'customers':>9} {'avg order':>10} {'orders/cust':>11}"
     )
-    for pid in revenue.index:
-        row = revenue.loc[pid]
+    for pid, row in purchases.iterrows():
         label = "whole cohort" if pid == 0 else persona_names.get(int(pid), str(pid))
         say(
-            f"{clip(label, 40):<40} {int(sizes.loc[pid, 'count']):>9,} {sizes.loc[pid, 'share']:>7.1%} "
-            f"{row['revenue_share']:>8.1%} {row['average_order']:>10,.2f} {row['orders_per_customer']:>11.2f}"
+            f"{clip(label, 32):<32} {row['contacts']:>9,.0f} {row['contact_share']:>7.1%} "
+            f"{row['revenue']:>15,.2f} {row['revenue_share']:>7.1%} {row['orders']:>8,.0f} "
+            f"{row['customers']:>9,.0f} {row['average_order']:>10,.2f} {row['orders_per_customer']:>11.2f}"
         )
     quality = {r.bucket: int(r.count) for r in table[table["section"] == "quality"].itertuples()}
     say("\n" + OrderQuality.sentence(quality))

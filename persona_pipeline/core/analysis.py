@@ -6,6 +6,7 @@ report, the Dagster metadata and the CSV export read the same rows. Persona 0 is
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,33 +58,104 @@ class OrderQuality:
         ]
 
 
+@dataclass(frozen=True)
+class PurchaseWindow:
+    """The frame of every purchase figure: the calendar days of the orders counted (both ends included, the
+    last being the day of the latest order) and the currency of their amounts."""
+
+    first_day: dt.date | None  # None: there were no orders at all
+    last_day: dt.date | None
+    days: int
+    currency: str
+
+    @staticmethod
+    def ending(last_day: dt.date | None, days: int, currency: str) -> PurchaseWindow:
+        """`days` calendar days up to and including `last_day`."""
+        first = last_day - dt.timedelta(days=days - 1) if last_day is not None else None
+        return PurchaseWindow(first, last_day, days, currency)
+
+    def text(self) -> str:
+        """'Orders of the 365 days from 2025-12-04 to 2026-12-03 (the day of the latest order); amounts in USD'."""
+        if self.first_day is None:
+            return f"No orders yet; the window is the {self.days:,} days up to the latest order."
+        return (
+            f"Orders of the {self.days:,} days from {self.first_day} to {self.last_day} (the day of the latest "
+            f"order), at their net amount; amounts in {self.currency}."
+        )
+
+    def rows(self) -> list[dict[str, object]]:
+        return [
+            {"section": "window", "persona_id": COHORT, "bucket": "days", "value": float(self.days)},
+            {"section": "window", "persona_id": COHORT, "bucket": "currency", "trait": self.currency},
+            *(
+                {"section": "window", "persona_id": COHORT, "bucket": bucket, "trait": day.isoformat()}
+                for bucket, day in (("first_day", self.first_day), ("last_day", self.last_day))
+                if day is not None
+            ),
+        ]
+
+    @staticmethod
+    def from_table(table: pd.DataFrame) -> PurchaseWindow | None:
+        """The window an Analysis table was computed over; None for one stored before windows were kept."""
+        rows = table[table["section"] == "window"]
+        if rows.empty:
+            return None
+        by = {r.bucket: r for r in rows.itertuples()}
+        day = {
+            b: dt.date.fromisoformat(str(by[b].trait)) if b in by else None for b in ("first_day", "last_day")
+        }
+        return PurchaseWindow(
+            day["first_day"], day["last_day"], int(by["days"].value), str(by["currency"].trait)
+        )
+
+
 def _nice(value: float) -> str:
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.0f}" if float(value).is_integer() or abs(value) >= 10 else f"{value:.2g}"
 
 
-def numeric_edges(values: np.ndarray, max_bins: int = MAX_BINS) -> np.ndarray:
-    """Bin edges over the 1st..99th percentile on round numbers; the outer bins are open-ended."""
+def numeric_edges(values: np.ndarray, max_bins: int = MAX_BINS, integral: bool = False) -> np.ndarray:
+    """Bin edges over the 1st..99th percentile on round numbers; the outer bins are open-ended.
+
+    `integral`: the values are whole numbers (children, vehicles), so edges are too and a bin never covers
+    half a unit (a bin "1.5–2" holds nobody); a few distinct values get a bin each.
+    """
     known = values[np.isfinite(values)]
     if known.size == 0:
         return np.array([0.0, 1.0])
     low, high = np.percentile(known, [1, 99])
+    if integral:
+        low, high = float(np.floor(low)), float(np.ceil(high))
+        if high - low + 1 <= max_bins:  # one bin per value
+            return np.arange(low, high + 2, dtype=float)
     if high <= low:
         return np.array([low, low + 1.0])
     step = (high - low) / max_bins
     magnitude = 10 ** np.floor(np.log10(step))
-    step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= step), default=step)
+    multiples = (1, 2, 5, 10) if integral else (1, 2, 2.5, 5, 10)
+    step = min((m * magnitude for m in multiples if m * magnitude >= step), default=step)
+    if integral:
+        step = float(max(np.ceil(step), 1.0))
     start = np.floor(low / step) * step
     edges = np.arange(start, high + step, step)
     return edges if len(edges) >= 2 else np.array([start, start + step])
 
 
-def _bin_labels(edges: np.ndarray) -> list[str]:
-    labels = [f"< {_nice(edges[1])}"]
-    labels += [f"{_nice(a)}–{_nice(b)}" for a, b in zip(edges[1:-2], edges[2:-1], strict=True)]
-    labels.append(f"≥ {_nice(edges[-2])}")
-    return labels if len(edges) > 2 else [f"{_nice(edges[0])}"]
+def bin_labels(edges: np.ndarray, integral: bool = False) -> list[str]:
+    """'< 20', '20–30', '≥ 90'; for whole numbers the bounds people mean: '≤ 19', '20–29', '3', '≥ 90'."""
+    if len(edges) <= 2:
+        return [f"{_nice(edges[0])}"]
+    if not integral:
+        labels = [f"< {_nice(edges[1])}"]
+        labels += [f"{_nice(a)}–{_nice(b)}" for a, b in zip(edges[1:-2], edges[2:-1], strict=True)]
+        return [*labels, f"≥ {_nice(edges[-2])}"]
+    labels = [f"≤ {_nice(edges[1] - 1)}"]
+    labels += [
+        _nice(a) if b - 1 == a else f"{_nice(a)}–{_nice(b - 1)}"
+        for a, b in zip(edges[1:-2], edges[2:-1], strict=True)
+    ]
+    return [*labels, f"≥ {_nice(edges[-2])}"]
 
 
 def _distribution(
@@ -126,11 +198,13 @@ def trait_rows(frame: pd.DataFrame, persona: np.ndarray, trait: Trait, role: str
         reference = date_reference(trait, column) if trait.kind is TraitKind.DATE else ""
         values = as_numbers(trait.kind, column, reference=reference)
         values = np.where(np.isfinite(values), values, np.nan)
-        edges = numeric_edges(values)
+        present = values[np.isfinite(values)]
+        integral = bool(present.size and np.all(present == np.round(present)))
+        edges = numeric_edges(values, integral=integral)
         codes = np.where(
             np.isnan(values), -1, np.clip(np.searchsorted(edges[1:-1], values, side="right"), 0, None)
         )
-        buckets = _bin_labels(edges)
+        buckets = bin_labels(edges, integral)
         if trait.kind is TraitKind.DATE:  # bins of days before the reference day, said so
             buckets = [f"{b} days before {reference}" for b in buckets]
         codes = np.where(codes >= len(buckets), len(buckets) - 1, codes)
@@ -213,6 +287,29 @@ def purchase_rows(members: pd.DataFrame, orders: pd.DataFrame) -> list[dict[str,
     return rows
 
 
+PURCHASE_COLUMNS = [
+    "contacts", "contact_share", "revenue", "revenue_share", "orders", "customers", "customer_share",
+    "average_order", "orders_per_customer", "revenue_per_contact",
+]  # fmt: skip
+
+
+def purchase_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per persona (index persona_id, 0 the cohort first): its size beside its purchases, in absolute figures
+    and shares, so revenue share is read beside contact share. Empty when the Analysis has no orders."""
+    revenue = table[table["section"] == "revenue"].pivot_table(
+        index="persona_id", columns="bucket", values="value", aggfunc="first"
+    )
+    if revenue.empty:
+        return pd.DataFrame(columns=PURCHASE_COLUMNS)
+    sizes = table[table["section"] == "size"].set_index("persona_id")
+    revenue["contacts"] = sizes["count"].reindex(revenue.index).astype(float)
+    revenue["contact_share"] = sizes["share"].reindex(revenue.index).astype(float)
+    for column in PURCHASE_COLUMNS:
+        if column not in revenue:
+            revenue[column] = np.nan
+    return revenue[PURCHASE_COLUMNS].sort_index()
+
+
 def analyse(
     members: pd.DataFrame,
     traits_frame: pd.DataFrame,
@@ -220,6 +317,7 @@ def analyse(
     analysis: list[Trait],
     orders: pd.DataFrame,
     quality: OrderQuality,
+    window: PurchaseWindow | None = None,
 ) -> pd.DataFrame:
     """The whole Analysis table for one persona set. `members` has contact_id and persona_id."""
     if members.empty:
@@ -238,6 +336,7 @@ def analyse(
             rows += trait_rows(frame, persona, trait, role)
     rows += purchase_rows(frame, orders)
     rows += quality.rows()
+    rows += window.rows() if window is not None else []
     table = pd.DataFrame(rows)
     for column in ANALYSIS_COLUMNS:
         if column not in table:

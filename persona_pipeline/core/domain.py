@@ -85,6 +85,12 @@ class PersonaSet:
     current_build: int | None  # the build every reader sees; None until the first build lands
     analysis_traits: list[str]
     show_in_explore: bool = True
+    analysis_window_days: int | None = None  # the order window a user chose for the Analysis; None: default
+
+    @property
+    def window_days(self) -> int:
+        """The Analysis's order window in days, kept until the user changes it."""
+        return self.analysis_window_days or DEFAULT_WINDOW_DAYS
 
 
 @dataclass(frozen=True)

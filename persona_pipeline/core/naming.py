@@ -101,6 +101,17 @@ def name_supported(name: str, effects: list[TraitEffect], catalog: TraitCatalog)
     return all(w.isdigit() or w == PLAIN_JOIN.strip() for w in rest.split())
 
 
+def named_traits(name: str, effects: list[TraitEffect], catalog: TraitCatalog) -> tuple[str, ...]:
+    """The traits whose words make up `name`, strongest first: what the avatar should show first."""
+    found: list[str] = []
+    for effect in effects:
+        words = [w for w in (_label(effect, catalog, DEFINING_MIN_EFFECT), _plain(effect, catalog, 0.0)) if w]
+        texts = [w[0] if isinstance(w, tuple) else w for w in words]
+        if any(text and text in name for text in texts) and effect.trait not in found:
+            found.append(effect.trait)
+    return tuple(found)
+
+
 def unique_names(effects_by_persona: dict[int, list[TraitEffect]], catalog: TraitCatalog) -> dict[int, str]:
     """Names for every persona, made unique by trying the next defining trait, then a number."""
     names: dict[int, str] = {}

@@ -10,8 +10,9 @@ import pandas as pd
 from persona_pipeline.core.avatars import avatar_svg
 from persona_pipeline.core.domain import Persona
 from persona_pipeline.core.interpretation import interpret
-from persona_pipeline.core.naming import name_supported, unique_names
+from persona_pipeline.core.naming import name_supported, named_traits, unique_names
 from persona_pipeline.core.profiles import defining_traits, membership_rules, trait_effects
+from persona_pipeline.core.render.palette import persona_colours
 from persona_pipeline.core.traits import Trait, TraitCatalog
 
 
@@ -39,6 +40,7 @@ def describe_personas(
     rules = membership_rules(frame, persona_ids, traits, seed)
     counts = pd.Series(persona_ids).value_counts()
     total = len(persona_ids)
+    colours = persona_colours(effects)
     out = []
     for pid in sorted(effects):
         defining = defining_traits(effects[pid])
@@ -49,7 +51,9 @@ def describe_personas(
             share=float(counts.get(pid, 0)) / total if total else 0.0,
             defining=defining,
             rules=rules.get(pid, []),
-            avatar_svg=avatar_svg(names[pid], defining),
+            avatar_svg=avatar_svg(
+                names[pid], defining, colours[pid], named_traits(names[pid], effects[pid], catalog)
+            ),
             named_by_user=pid in user_named and names[pid] == (kept_names or {}).get(pid),
         )
         out.append(replace(persona, interpretation=interpret(persona)))  # purchases join in the Analysis

@@ -243,15 +243,23 @@ def _rule_matrix(
     return np.column_stack(columns), names
 
 
-def _condition(trait: Trait, level: str | None, threshold: float, goes_left: bool) -> str:
+def _condition(
+    trait: Trait, level: str | None, threshold: float, goes_left: bool, integral: bool = False
+) -> str:
+    """One step of a rule in the trait's words and unit: 'net worth > 917 thousand USD', 'children ≥ 2 ...'."""
     if level is None and trait.kind is TraitKind.ORDINAL:  # ranks split between two levels
         below = trait.levels[int(np.clip(np.floor(threshold), 0, len(trait.levels) - 1))]
         return f"{trait.title} at most {below}" if goes_left else f"{trait.title} above {below}"
     if level is None and trait.kind is TraitKind.DATE:  # days before the reference
         shown = _fmt(threshold)
         return f"{trait.title} within {shown} days" if goes_left else f"{trait.title} over {shown} days back"
+    if level is None and integral:  # counts split at 1.5 read as "≤ 1" or "≥ 2", in the trait's unit
+        below = float(np.floor(threshold))
+        if goes_left:
+            return f"{trait.title} ≤ {value_text(trait, below, integral=True)}"
+        return f"{trait.title} ≥ {value_text(trait, below + 1, integral=True)}"
     if level is None:
-        shown = _fmt(threshold)
+        shown = value_text(trait, threshold)
         return f"{trait.title} ≤ {shown}" if goes_left else f"{trait.title} > {shown}"
     if level == "true":
         return f"not {trait.title}" if goes_left else trait.title
@@ -267,6 +275,11 @@ def membership_rules(
     sample = frame.iloc[index] if index is not None else frame
     labels = persona[index] if index is not None else persona
     x, names = _rule_matrix(sample, traits)
+    integral = {  # numeric traits holding whole numbers only: their splits read as whole numbers
+        trait.name
+        for j, (trait, level) in enumerate(names)
+        if level is None and trait.kind is TraitKind.NUMERIC and np.all(x[:, j] == np.round(x[:, j]))
+    }
     rules: dict[int, list[Rule]] = {}
     for pid in np.unique(labels):
         target = labels == pid
@@ -280,7 +293,7 @@ def membership_rules(
         ]
         found.sort(key=lambda r: -(r.precision * r.coverage))
         rules[int(pid)] = [
-            Rule(_simplify(r.conditions), round(r.precision, 3), round(r.coverage, 3))
+            Rule(_simplify(r.conditions, integral), round(r.precision, 3), round(r.coverage, 3))
             for r in found[:per_persona]
         ]
     return rules
@@ -307,7 +320,7 @@ def _leaf_paths(
     return out
 
 
-def _simplify(path: list) -> list[str]:
+def _simplify(path: list, integral: set[str] = frozenset()) -> list[str]:
     """Readable conditions: the tightest bound per numeric trait, and no 'is not' beside an 'is' of the same trait."""
     bounds: dict[tuple[str, bool], tuple] = {}
     positive = {trait.name for trait, level, _, left in path if level not in (None, "true") and not left}
@@ -326,4 +339,4 @@ def _simplify(path: list) -> list[str]:
             continue
         else:
             kept.append(step)
-    return [_condition(*step) for step in kept]
+    return [_condition(*step, integral=step[0].name in integral) for step in kept]

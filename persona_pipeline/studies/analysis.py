@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.config import currency
-from persona_pipeline.core.analysis import OrderQuality, analyse
+from persona_pipeline.core.analysis import OrderQuality, PurchaseWindow, analyse
 from persona_pipeline.core.domain import DEFAULT_WINDOW_DAYS, PersonaSet
 from persona_pipeline.core.interpretation import interpret, purchase_profiles
 from persona_pipeline.core.orders import OrderStatus, counted, net_amounts
@@ -50,17 +50,23 @@ def _member_traits(engine: Engine, persona_set_id: int, traits: list[Trait]) -> 
     return read_frame(engine, sql, {"id": persona_set_id}, categorical=True)
 
 
-def _orders(engine: Engine, window_days: int) -> pd.DataFrame:
-    """Orders in the window ending at the latest order, with a flag for contacts the warehouse does not know."""
+def _orders(engine: Engine, window: int) -> tuple[pd.DataFrame, PurchaseWindow]:
+    """Orders of the `window` calendar days up to and including the day of the latest order (not N days of
+    24 hours back from its instant, which spans N+1 calendar days), with a flag for contacts the warehouse
+    does not know."""
     with engine.connect() as conn:
         latest = conn.execute(sa.text("SELECT MAX(ordered_at) FROM orders")).scalar()
     if latest is None:
-        return pd.DataFrame(
+        empty = pd.DataFrame(
             columns=["contact_id", "amount", "refunded", "status", "product_category", "unknown"]
         )
+        return empty, PurchaseWindow.ending(None, window, currency())
     if isinstance(latest, str):
         latest = dt.datetime.fromisoformat(latest)
-    cutoff = latest - dt.timedelta(days=window_days)
+    frame_of = PurchaseWindow.ending(
+        latest.date() if isinstance(latest, dt.datetime) else latest, window, currency()
+    )
+    cutoff = dt.datetime.combine(frame_of.first_day, dt.time())
     frame = read_frame(
         engine,
         "SELECT o.contact_id, o.amount, o.refunded, o.status, o.product_category, "
@@ -68,23 +74,27 @@ def _orders(engine: Engine, window_days: int) -> pd.DataFrame:
         "FROM orders o LEFT JOIN contacts c ON c.contact_id = o.contact_id WHERE o.ordered_at >= :cutoff",
         {"cutoff": cutoff},
     )
-    return frame
+    return frame, frame_of
 
 
-def run_analysis(
-    engine: Engine, name_or_id: str | int, window_days: int = DEFAULT_WINDOW_DAYS
-) -> pd.DataFrame:
-    """Compute and store the set's Analysis table; returns it."""
+def run_analysis(engine: Engine, name_or_id: str | int, window_days: int | None = None) -> pd.DataFrame:
+    """Compute and store the set's Analysis table; returns it. `window_days` changes the set's order window
+    (kept with the set for later refreshes); None uses the one it has."""
     record = (
         store.get_by_id(engine, name_or_id) if isinstance(name_or_id, int) else store.get(engine, name_or_id)
     )
     require_built(record)
-    if window_days < 1:
-        raise AnalysisError(f"the order window must be at least one day, not {window_days}")
+    if window_days is not None and window_days < 1:
+        raise AnalysisError(
+            f"the order window must be at least one day, not {window_days}: pass --window-days 1 or more"
+        )
+    if window_days is not None and window_days != record.window_days:
+        store.set_window_days(engine, record.id, window_days)
+    window_days = window_days or record.window_days
     clustering, extra = analysis_traits(engine, record)
     members = read_memberships(engine, record.id)
     traits_frame = _member_traits(engine, record.id, [*clustering, *extra])
-    orders = _orders(engine, window_days)
+    orders, window = _orders(engine, window_days)
     amount = pd.to_numeric(orders["amount"], errors="coerce")
     refunded = pd.to_numeric(orders["refunded"], errors="coerce")
     status = orders["status"].astype(object)
@@ -106,7 +116,7 @@ def run_analysis(
     )
     net = net_amounts(amount, refunded)
     clean = orders[usable & in_cohort].assign(amount=net[usable & in_cohort])
-    table = analyse(members, traits_frame, clustering, extra, clean, quality)
+    table = analyse(members, traits_frame, clustering, extra, clean, quality, window)
     profiles = purchase_profiles(table)
     texts = {
         p.persona_id: interpret(p, profiles.get(p.persona_id), currency()).to_json()

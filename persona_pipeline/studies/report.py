@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from persona_pipeline import files
-from persona_pipeline.config import reports_dir
+from persona_pipeline.config import currency, reports_dir
 from persona_pipeline.core import flow
 from persona_pipeline.core.domain import PersonaSet
 from persona_pipeline.core.render.report import ReportData
@@ -17,6 +17,7 @@ from persona_pipeline.persona_sets.lifecycle import require_built
 from persona_pipeline.studies.analysis import read_analysis, run_analysis
 from persona_pipeline.studies.flow import flow_history
 from persona_pipeline.warehouse import persona_sets as store
+from persona_pipeline.warehouse.trait_catalog import load_catalog
 
 
 def report_data(engine: Engine, name: str) -> ReportData:
@@ -36,6 +37,11 @@ def report_data(engine: Engine, name: str) -> ReportData:
         flow_days=[str(d) for d in days],
         flow_counts=flow.daily_counts(history, days) if days else None,
         trajectories=flow.trajectories(history, days) if days else [],
+        status=str(record.status),
+        built_at=build.built_at or record.built_at,
+        show_in_explore=record.show_in_explore,
+        traits={t.name: t for t in load_catalog(engine).traits},
+        currency=currency(),
     )
 
 

@@ -50,6 +50,7 @@ def _record(row: Any) -> PersonaSet:
         current_build=row.current_build,
         analysis_traits=json.loads(row.analysis_traits) if row.analysis_traits else [],
         show_in_explore=bool(row.show_in_explore),
+        analysis_window_days=row.analysis_window_days,
     )
 
 
@@ -145,6 +146,15 @@ def claim_building(engine: Engine, persona_set_id: int) -> bool:
             .values(status=PersonaSetStatus.BUILDING.value, error=None, updated_at=now())
         )
     return claimed.rowcount == 1
+
+
+def set_window_days(engine: Engine, persona_set_id: int, days: int) -> None:
+    """Keep the Analysis's order window with the set, so a later refresh (new analysis traits, a rebuild)
+    uses it too; not updated_at, which keys the queued build's run."""
+    with engine.begin() as conn:
+        conn.execute(
+            persona_sets.update().where(persona_sets.c.id == persona_set_id).values(analysis_window_days=days)
+        )
 
 
 def set_show_in_explore(engine: Engine, persona_set_id: int, show: bool) -> bool:

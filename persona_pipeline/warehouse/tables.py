@@ -51,6 +51,9 @@ persona_sets = sa.Table(
     sa.Column("current_build", sa.Integer, nullable=True),
     sa.Column("analysis_traits", sa.Text, nullable=True),  # JSON list: studied, not clustered on
     sa.Column("show_in_explore", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column(
+        "analysis_window_days", sa.Integer, nullable=True
+    ),  # the Analysis's order window; NULL: default
     sqlite_autoincrement=True,  # ids are never reused: a new set must not inherit a deleted one's partition
 )
 
@@ -222,6 +225,7 @@ ADDED_COLUMNS = [
     ("persona_memberships", "fingerprint", "BIGINT"),
     ("persona_builds", "identity", "TEXT"),
     ("personas", "interpretation", "TEXT"),
+    ("persona_sets", "analysis_window_days", "INTEGER"),
 ]
 
 

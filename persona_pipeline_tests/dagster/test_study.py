@@ -12,9 +12,11 @@ import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy.engine import Engine
 
+from persona_pipeline.core.analysis import PurchaseWindow, purchase_table
 from persona_pipeline.core.domain import PersonaSet
 from persona_pipeline.core.flow import day_end
 from persona_pipeline.core.model import PersonaModel
+from persona_pipeline.core.orders import counted_order_sql
 from persona_pipeline.errors import AnalysisError, FlowError
 from persona_pipeline.persona_sets import catalog
 from persona_pipeline.runtime.jobs import build_persona_set, refresh_study, take_snapshots
@@ -23,6 +25,7 @@ from persona_pipeline.studies.export import export_csv
 from persona_pipeline.studies.flow import flow_counts, flow_transitions, snapshot_day
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
+from persona_pipeline.warehouse.memberships import CURRENT_MEMBERSHIPS
 from persona_pipeline_tests.helpers import END_DATE, table_rows
 
 
@@ -65,6 +68,50 @@ def test_analysis_is_stored_with_analysis_traits_and_order_quality(built: Person
         "value"
     ]
     assert abs(revenue.drop(index=0).sum() - revenue[0]) < 1e-6
+
+
+def test_the_order_window_is_whole_calendar_days_and_stays_with_the_set(
+    built: PersonaSet, seeded: Engine
+) -> None:
+    """`--window-days 2` counts the day of the latest order and the day before, whatever the hour, and a later
+    refresh that does not name a window (new analysis traits) keeps it instead of going back to a year."""
+    with seeded.connect() as conn:
+        latest = conn.execute(sa.text("SELECT MAX(ordered_at) FROM orders")).scalar()
+    latest = dt.datetime.fromisoformat(latest) if isinstance(latest, str) else latest
+    last_day = latest.date()
+    with (
+        seeded.begin() as conn
+    ):  # an order at the first instant of the day before the window, one just inside
+        conn.execute(
+            sa.text(
+                "INSERT INTO orders (order_id, contact_id, ordered_at, amount, product_category) VALUES "
+                "(910001, 1, :outside, 1000, 'books'), (910002, 1, :inside, 1000, 'books')"
+            ),
+            {
+                "outside": dt.datetime.combine(last_day - dt.timedelta(days=2), dt.time(23, 59, 59)),
+                "inside": dt.datetime.combine(last_day - dt.timedelta(days=1), dt.time(0, 0, 0)),
+            },
+        )
+        expected = conn.execute(
+            sa.text(
+                "SELECT COUNT(*) FROM orders o JOIN persona_memberships m ON m.contact_id = o.contact_id "  # noqa: S608
+                f"AND m.persona_set_id = :s AND {CURRENT_MEMBERSHIPS} WHERE o.ordered_at >= :start "
+                f"AND {counted_order_sql('o')}"
+            ),
+            {"s": built.id, "start": dt.datetime.combine(last_day - dt.timedelta(days=1), dt.time())},
+        ).scalar()
+    assert refresh_study("Customers", _quiet, ["persona_analysis"], window_days=2).success
+    table = read_analysis(seeded, built.id)
+    window = PurchaseWindow.from_table(table)
+    assert window is not None and window.days == 2 and window.last_day == last_day
+    assert window.first_day == last_day - dt.timedelta(days=1)
+    orders = purchase_table(table).loc[0, "orders"]
+    assert orders == expected
+
+    store.set_analysis_traits(seeded, built.id, ["preferred_channel"])
+    assert refresh_study("Customers", _quiet, ["persona_analysis"]).success
+    assert store.get(seeded, "Customers").window_days == 2
+    assert PurchaseWindow.from_table(read_analysis(seeded, built.id)).days == 2
 
 
 def test_analysis_refuses_sets_that_are_not_ready_and_unknown_traits(seeded: Engine) -> None:

@@ -1,8 +1,8 @@
 """The Dagster UI shows what the CLI did: the real webserver, queried through the GraphQL API its pages use.
 
-A home where the CLI built a persona set and ran a scoring pipeline; then `dagster-webserver` on a free port
-loads workspace.yaml, and its API must list those runs under their jobs, from the code location, tagged with
-what they worked on; and it must stop promptly on SIGTERM.
+A home where the CLI built a persona set and ran a scoring pipeline; then `dg dev` (what `make dagster` runs:
+webserver, daemon and code server) on a free port, and its API must list those runs under their jobs, from the
+code location, tagged with what they worked on; and all its processes must be gone soon after SIGTERM.
 """
 
 from __future__ import annotations
@@ -121,38 +121,58 @@ def ui_home(seeded: Engine) -> Engine:
     return seeded
 
 
+def _interruptible() -> None:
+    """As a terminal starts it: SIGINT at its default (a shell's background job would have it ignored, and
+    Dagster maps SIGTERM onto SIGINT's handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(command: list[str], log: Path) -> subprocess.Popen:
-    """One of Dagster's services on the workspace, from the repository, its output to `log`."""
+    """`dg` from this environment in the repository (its pyproject names the project), in its own process
+    group so that the test can see every process it started; output to `log`."""
     with log.open("w") as sink:
         return subprocess.Popen(
-            [str(Path(sys.executable).parent / command[0]), *command[1:], "-w", str(REPO / "workspace.yaml")],
+            [str(Path(sys.executable).parent / command[0]), *command[1:]],
             cwd=REPO,
             env=dict(os.environ),
             stdout=sink,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_interruptible,  # noqa: PLW1509 - only resets one signal before exec
         )
 
 
-def _stop(process: subprocess.Popen, what: str) -> None:
-    """SIGTERM, and it must be gone within SHUTDOWN_SECONDS (a helper process outliving it held a shell)."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
+def _group_alive(group: int) -> bool:
     try:
-        process.wait(SHUTDOWN_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop(process: subprocess.Popen, what: str) -> None:
+    """SIGTERM, and every process of its group (webserver, daemon, code servers, their helpers) must be gone
+    within SHUTDOWN_SECONDS: `dagster dev` once left a multiprocessing resource tracker holding the shell."""
+    group = process.pid
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + SHUTDOWN_SECONDS
+    while _group_alive(group) and time.monotonic() < deadline:
+        process.poll()
+        time.sleep(0.5)
+    if _group_alive(group):
+        os.killpg(group, signal.SIGKILL)
         process.wait()
-        pytest.fail(f"{what} did not stop within {SHUTDOWN_SECONDS}s of SIGTERM")
+        pytest.fail(f"{what} left processes running {SHUTDOWN_SECONDS}s after SIGTERM")
+    process.wait()
 
 
 @pytest.fixture
 def webserver(ui_home: Engine, tmp_path: Path) -> Iterator[Webserver]:
-    """The webserver and, to run what it launches (Dagster queues runs), the daemon."""
+    """`dg dev`: the webserver and, to run what it launches (Dagster queues runs), the daemon."""
     port = _free_port()
-    log = tmp_path / "webserver.log"
-    process = _start(["dagster-webserver", "-h", "127.0.0.1", "-p", str(port)], log)
-    daemon = _start(["dagster-daemon", "run"], tmp_path / "daemon.log")
+    log = tmp_path / "dg-dev.log"
+    process = _start(["dg", "dev", "--host", "127.0.0.1", "-p", str(port)], log)
     server = Webserver(process, port, log)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -170,8 +190,7 @@ def webserver(ui_home: Engine, tmp_path: Path) -> Iterator[Webserver]:
             time.sleep(1)
         yield server
     finally:
-        _stop(process, "the webserver")
-        _stop(daemon, "the daemon")
+        _stop(process, "dg dev")
 
 
 @pytest.mark.parametrize("warehouse", ["sqlite"], indirect=True)
@@ -228,7 +247,7 @@ def _finished(webserver: Webserver, launched: dict[str, Any]) -> str:
     while time.monotonic() < deadline and status not in ("SUCCESS", "FAILURE", "CANCELED"):
         time.sleep(1)
         status = webserver.query(RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-    daemon_log = webserver.log.with_name("daemon.log").read_text()[-3000:]
+    daemon_log = webserver.log.read_text()[-3000:]
     assert status == "SUCCESS", f"run {run_id}: {status}\n{daemon_log}"
     return run_id
 

@@ -47,6 +47,38 @@ def browser():  # noqa: ANN201
     session.quit()
 
 
+# Every visible element whose content is wider than its box (scroll containers excepted: a wide table scrolls
+# inside one), and every SVG text reaching outside its chart: what a reader would see cut off.
+OVERFLOWS = """
+const bad = [];
+for (const el of document.querySelectorAll('body *')) {
+  if (el instanceof SVGElement || !el.getClientRects().length) continue;
+  const style = getComputedStyle(el);
+  if (['auto', 'scroll'].includes(style.overflowX) || el.clientWidth === 0) continue;
+  if (el.scrollWidth > el.clientWidth + 1) bad.push(el.tagName + '.' + el.className + ': ' + el.textContent.slice(0, 60));
+}
+for (const t of document.querySelectorAll('svg text')) {
+  const r = t.getBoundingClientRect(), s = t.ownerSVGElement.getBoundingClientRect();
+  if (!r.width) continue;
+  if (r.left < s.left - 1 || r.right > s.right + 1 || r.top < s.top - 1 || r.bottom > s.bottom + 1)
+    bad.push('svg text: ' + t.textContent);
+}
+return bad;
+"""
+
+
+def _no_overflow(browser: webdriver.Chrome, where: str) -> None:
+    for width in (1400, 900):
+        browser.set_window_size(width, 1000)
+        assert browser.execute_script(OVERFLOWS) == [], f"text overflows its box in {where} at {width} px"
+    browser.set_window_size(1400, 1000)
+
+
+def _rgb(hex_colour: str) -> str:
+    red, green, blue = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red}, {green}, {blue}, 1)"
+
+
 def _no_alert(browser: webdriver.Chrome) -> None:
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text  # noqa: B018 - reading it is the check
@@ -80,17 +112,31 @@ def test_report_in_chromium(seeded: Engine, browser: webdriver.Chrome, tmp_path:
     assert len(browser.find_elements(By.TAG_NAME, "script")) == 2  # the data block and ours, nothing injected
     assert browser.find_element(By.ID, "definition").is_displayed()
     assert not browser.find_element(By.ID, "analysis").is_displayed()
+    meta = browser.find_element(By.CSS_SELECTOR, "header .meta").text
+    assert "ready" in meta and "built 20" in meta and "shown in Explore" in meta
+    _no_overflow(browser, "Definition")
+    for card in browser.find_elements(By.CSS_SELECTOR, ".card.persona"):  # the avatar wears the card's colour
+        badge = card.find_element(By.CSS_SELECTOR, ".avatar svg rect").get_attribute("fill").lower()
+        border = card.value_of_css_property("border-top-color")
+        assert _rgb(badge) == border, (badge, border)
 
     browser.find_element(By.CSS_SELECTOR, "button[data-tab=analysis]").click()
     assert (
         browser.find_element(By.ID, "analysis").is_displayed()
         and not browser.find_element(By.ID, "definition").is_displayed()
     )
-    charts = browser.find_elements(By.CSS_SELECTOR, "#analysis svg.chart")
+    charts = browser.find_elements(By.CSS_SELECTOR, "#analysis figure.bars")
     assert len(charts) >= 5
-    widths = [float(r.get_attribute("width")) for r in charts[0].find_elements(By.TAG_NAME, "rect")]
-    assert widths and all(w > 0 for w in widths) and charts[0].size["width"] > 100
+    bars = charts[0].find_elements(By.CSS_SELECTOR, ".bar-track i.bar")
+    assert bars and all(b.size["width"] > 0 for b in bars) and charts[0].size["width"] > 100
+    assert all(c.find_elements(By.CSS_SELECTOR, ".tick") for c in charts)  # every chart has an axis
     assert "state" in browser.find_element(By.ID, "analysis").text
+    assert "at their net amount; amounts in" in browser.find_element(By.CSS_SELECTOR, "p.window").text
+    keys = browser.find_elements(By.CSS_SELECTOR, ".stacked-chart .legend .key")
+    categories = {k.text for k in keys}
+    colours = [k.get_attribute("data-colour") for k in keys]
+    assert len(categories) == len(keys) >= 2 and len(set(colours)) == len(colours)  # one colour each
+    _no_overflow(browser, "Analysis")
 
     browser.find_element(By.CSS_SELECTOR, "button[data-tab=flow]").click()
     counts = flow_counts(seeded, HOSTILE_SET)
@@ -108,6 +154,9 @@ def test_report_in_chromium(seeded: Engine, browser: webdriver.Chrome, tmp_path:
         lines = tip.text.splitlines()
         for row in counts[counts["day"] == days[index]].itertuples():
             assert f"{persona_names[row.persona_id]}: {row.members:,}" in lines
+        assert len(tip.find_elements(By.CSS_SELECTOR, ".tip-row i")) == len(persona_names)  # colour keys
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#flow-chart text.val")) >= 6  # ticks on both axes
+    _no_overflow(browser, "Flow")
     browser.save_screenshot(str(tmp_path / "flow.png"))
     assert (tmp_path / "flow.png").stat().st_size > 10_000
 

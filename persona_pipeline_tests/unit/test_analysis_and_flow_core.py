@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from persona_pipeline.core import flow
-from persona_pipeline.core.analysis import OrderQuality, analyse, numeric_edges
+from persona_pipeline.core.analysis import OrderQuality, analyse, bin_labels, numeric_edges
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG
 
 TRAITS = BUILTIN_CATALOG.select(["age", "urbanicity", "dog_owner"])
@@ -105,6 +106,32 @@ def test_purchase_metrics_match_a_direct_computation() -> None:
 def test_numeric_edges_are_increasing(values: list[float]) -> None:
     edges = numeric_edges(np.asarray(values))
     assert len(edges) >= 2 and np.all(np.diff(edges) > 0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(-50, 5000), min_size=1, max_size=300))
+def test_whole_numbers_get_whole_bins_that_each_can_hold_a_value(values: list[int]) -> None:
+    """Counts never get half-unit bins (a "1.5–2" bin holds nobody): edges are whole, every bin's stated
+    range holds a whole number, and a value falls in the bin whose label names it."""
+    data = np.asarray(values, dtype=float)
+    edges = numeric_edges(data, integral=True)
+    assert np.all(edges == np.round(edges)) and np.all(np.diff(edges) >= 1)
+    labels = bin_labels(edges, integral=True)
+    assert len(labels) == max(len(edges) - 1, 1)
+    for label in labels:
+        assert "." not in label
+    codes = np.clip(np.searchsorted(edges[1:-1], data, side="right"), 0, len(labels) - 1)
+    for value, code in zip(data, codes, strict=True):
+        label = labels[code]
+        numbers = [float(n.replace(",", "")) for n in re.findall(r"-?[\d,]+", label)]
+        if label.startswith("≤"):
+            assert value <= numbers[0]
+        elif label.startswith("≥"):
+            assert value >= numbers[0]
+        elif len(numbers) == 2 and "–" in label:
+            assert numbers[0] <= value <= numbers[1]
+        elif len(labels) > 1:
+            assert value == numbers[0]
 
 
 DAY0 = dt.date(2026, 1, 1)

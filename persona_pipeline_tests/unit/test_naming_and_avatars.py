@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import replace
+from pathlib import Path
 
-from persona_pipeline.core.avatars import avatar_svg
+from hypothesis import given
+from hypothesis import strategies as st
+
+from persona_pipeline.core.avatars import avatar_svg, glyph
 from persona_pipeline.core.domain import Persona, TraitEffect
-from persona_pipeline.core.naming import name_supported, persona_name, unique_names
+from persona_pipeline.core.naming import name_supported, named_traits, persona_name, unique_names
 from persona_pipeline.core.render.markdown import escape as markdown_escape
 from persona_pipeline.core.render.markdown import personas_markdown
+from persona_pipeline.core.render.palette import PALETTE, persona_colours
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG
 from persona_pipeline.core.traits import TraitCatalog
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+GLYPH_DOG = '<ellipse cx="12" cy="16.5" rx="5" ry="4.5"/>'
 
 
 def _effect(trait: str, level: str, effect: float, salient: bool = True) -> TraitEffect:
@@ -72,15 +80,15 @@ def test_names_are_unique_within_a_set() -> None:
 
 def test_avatar_is_valid_svg_and_escapes_the_name() -> None:
     hostile = "<script>alert(1)</script>"
-    svg = avatar_svg(hostile, [_effect("dog_owner", "true", 1.0), _effect("travel", "true", 0.5)])
+    svg = avatar_svg(hostile, [_effect("dog_owner", "true", 1.0), _effect("travel", "true", 0.5)], "#332288")
     root = ET.fromstring(svg)  # well-formed
     assert root.tag.endswith("svg") and "<script>" not in svg
     assert root.find("{http://www.w3.org/2000/svg}title").text == hostile
-    assert avatar_svg("a", [_effect("dog_owner", "true", 1.0)]) != avatar_svg(
-        "a", [_effect("travel", "true", 1.0)]
+    assert avatar_svg("a", [_effect("dog_owner", "true", 1.0)], "#332288") != avatar_svg(
+        "a", [_effect("travel", "true", 1.0)], "#332288"
     )
     # no dog for a persona without dogs: a trait it lacks draws nothing
-    assert avatar_svg("a", [_effect("dog_owner", "true", -1.0)]) == avatar_svg("a", [])
+    assert avatar_svg("a", [_effect("dog_owner", "true", -1.0)], "#332288") == avatar_svg("a", [], "#332288")
 
 
 def test_markdown_shows_hostile_names_as_text() -> None:
@@ -88,7 +96,7 @@ def test_markdown_shows_hostile_names_as_text() -> None:
     row = Persona(
         persona_id=1,
         name=name,
-        avatar_svg=avatar_svg(name, []),
+        avatar_svg=avatar_svg(name, [], "#332288"),
         population=3,
         share=1.0,
         defining=[],
@@ -97,3 +105,37 @@ def test_markdown_shows_hostile_names_as_text() -> None:
     text = personas_markdown(name, [row])
     assert "<script>" not in text and "](http://evil)" not in text
     assert markdown_escape("<b>") == "&lt;b&gt;"
+
+
+def test_every_catalog_trait_has_its_own_glyph_and_direction_shows() -> None:
+    for catalog in (BUILTIN_CATALOG, *(TraitCatalog.from_yaml(f) for f in FIXTURES.glob("*.traits.yaml"))):
+        glyphs = {t.name: glyph(_effect(t.name, "true", 1.0)) for t in catalog.traits}
+        assert len(set(glyphs.values())) == len(glyphs), "two traits of one catalog share a glyph"
+    young, seasoned = glyph(_effect("age", "low", -1.0)), glyph(_effect("age", "high", 1.0))
+    assert young != seasoned  # the same clock, marked down or up
+    assert glyph(_effect("urbanicity", "rural", 1.0)) != glyph(_effect("urbanicity", "urban", 1.0))
+
+
+def test_the_avatar_shows_what_the_name_says_in_the_personas_colour() -> None:
+    effects = [
+        _effect("children", "high", 1.3),
+        _effect("household_size", "high", 1.1),
+        _effect("urbanicity", "suburban", 1.0),
+        _effect("marital_status", "married", 0.9),
+        _effect("dog_owner", "true", 0.8),
+    ]
+    name = persona_name(effects, BUILTIN_CATALOG)
+    assert "Dog-Loving" in name
+    named = named_traits(name, effects, BUILTIN_CATALOG)
+    assert "dog_owner" in named and "household_size" not in named
+    svg = avatar_svg(name, effects, "#117733", named)
+    assert GLYPH_DOG in svg  # it was fifth among the defining traits, but the name is made of it
+    assert 'fill="#117733"' in svg and svg.count("#117733") >= 2  # badge and small glyphs in its colour
+
+
+@given(st.sets(st.integers(min_value=1, max_value=500), min_size=1, max_size=len(PALETTE)))
+def test_persona_colours_are_distinct_within_a_set_and_follow_the_id(ids: set[int]) -> None:
+    colours = persona_colours(ids)
+    assert set(colours) == ids and len(set(colours.values())) == len(ids)
+    assert colours[min(ids)] == PALETTE[(min(ids) - 1) % len(PALETTE)]  # the first keeps its own colour
+    assert persona_colours(sorted(ids, reverse=True)) == colours  # not the order they come in

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from persona_pipeline.core.domain import Persona
+from persona_pipeline.core.render.charts import Bar, bar_chart
 from persona_pipeline.core.render.html import escape as _e
-from persona_pipeline.core.render.palette import colour as _colour
-from persona_pipeline.core.render.report import STYLE, bar_chart
+from persona_pipeline.core.render.palette import persona_colours
+from persona_pipeline.core.render.report import STYLE
 
 TOP_TRAITS = 3
 TOP_REGIONS = 3
@@ -78,12 +79,12 @@ def top_regions(geo: pd.DataFrame, n: int = TOP_REGIONS) -> pd.DataFrame:
 
 
 def _set_column(index: int, item: ExploreSet, geo: pd.DataFrame | None) -> str:
-    colours = {p.persona_id: _colour(i) for i, p in enumerate(item.personas)}
+    colours = persona_colours(p.persona_id for p in item.personas)
     built = f"{item.built_at:%Y-%m-%d %H:%M}" if item.built_at else "–"
     chart = bar_chart(
-        [(p.name, p.share, colours[p.persona_id]) for p in item.personas],
-        kind="percent",
-        title=f"persona shares of {item.name}",
+        [Bar(p.name, p.share, colours[p.persona_id], f"{p.population:,} contacts") for p in item.personas],
+        "percent",
+        f"share of the cohort's contacts in {item.name}, %",
     )
     cards = []
     tops = top_regions(geo[geo["persona_set"] == item.name]) if geo is not None else None

@@ -7,17 +7,29 @@ through textContent, never as markup.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from persona_pipeline.core.analysis import OrderQuality
-from persona_pipeline.core.domain import BuildSummary, Persona
+from persona_pipeline.core.analysis import OrderQuality, PurchaseWindow, purchase_table
+from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSetStatus
+from persona_pipeline.core.profiles import value_text
+from persona_pipeline.core.render.charts import CHART_STYLE, Bar, bar_chart, nice_ticks, number, stacked_chart
 from persona_pipeline.core.render.html import escape as _e
 from persona_pipeline.core.render.html import script_json
-from persona_pipeline.core.render.palette import COHORT_COLOUR, PALETTE
-from persona_pipeline.core.render.palette import colour as _colour
+from persona_pipeline.core.render.palette import (
+    COHORT_COLOUR,
+    OTHER_COLOUR,
+    PALETTE,
+    category_colours,
+    persona_colours,
+)
+from persona_pipeline.core.traits import Trait, TraitKind
+
+OTHER = "other categories"
+MARKERS_UP_TO_DAYS = 62  # a point per day while the days are few enough to tell apart
 
 
 @dataclass
@@ -30,47 +42,38 @@ class ReportData:
     flow_days: list[str] = field(default_factory=list)
     flow_counts: pd.DataFrame | None = None  # day, persona_id, members
     trajectories: list = field(default_factory=list)
+    status: str = str(PersonaSetStatus.READY)
+    built_at: dt.datetime | None = None
+    show_in_explore: bool = True
+    traits: dict[str, Trait] = field(default_factory=dict)  # the catalog's traits, for units
+    currency: str = ""  # used when the Analysis predates its stored window
 
 
-def _fmt(value: float, kind: str = "number") -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "–"
-    if kind == "percent":
-        return f"{value:.1%}"
-    if kind == "money":
-        return f"{value:,.2f}"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+def persona_meta(personas: list[Persona]) -> dict[int, tuple[str, str]]:
+    """persona_id -> (name, colour); 0 is the cohort, in grey."""
+    colours = persona_colours(p.persona_id for p in personas)
+    return {0: ("cohort", COHORT_COLOUR), **{p.persona_id: (p.name, colours[p.persona_id]) for p in personas}}
 
 
-def bar_chart(items: list[tuple[str, float, str]], kind: str = "number", title: str = "") -> str:
-    """Horizontal bars: (label, value, colour). Labels are escaped."""
-    width, row, label_w = 640, 26, 220
-    peak = max((v for _, v, _ in items if v is not None and np.isfinite(v)), default=1) or 1
-    height = row * len(items) + 10
-    parts = [
-        f'<svg class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
-    ]
-    if title:
-        parts.append(f"<title>{_e(title)}</title>")
-    for i, (label, value, colour) in enumerate(items):
-        y = 5 + i * row
-        bar = 0 if value is None or not np.isfinite(value) else (width - label_w - 90) * value / peak
-        parts.append(
-            f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end" class="lbl">{_e(label)}</text>'
-            f'<rect x="{label_w}" y="{y + 3}" width="{max(bar, 0):.1f}" height="{row - 8}" rx="3" fill="{colour}"/>'
-            f'<text x="{label_w + max(bar, 0) + 6:.1f}" y="{y + 16}" class="val">{_e(_fmt(value, kind))}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+def _swatch(colour: str) -> str:
+    return f"<i class='swatch' style='background:{colour}'></i>"
 
 
-def _persona_meta(personas: list[Persona]) -> dict[int, tuple[str, str]]:
-    return {p.persona_id: (p.name, _colour(i)) for i, p in enumerate(personas)}
+def header(data: ReportData) -> str:
+    """Name, cohort, status, build date and whether Explore shows the set."""
+    built = f"{data.built_at:%Y-%m-%d %H:%M} UTC" if data.built_at else "not built yet"
+    explore = "shown in Explore" if data.show_in_explore else "hidden from Explore"
+    return (
+        f"<header><h1>{_e(data.set_name)}</h1><p class='meta'>Persona set on cohort <b>{_e(data.cohort)}</b>"
+        f"<span class='status status-{_e(data.status)}'>{_e(data.status)}</span>"
+        f"<span>build {data.build.build}, built {built}</span><span>{explore}</span></p></header>"
+    )
 
 
 def definition_tab(data: ReportData) -> str:
+    meta = persona_meta(data.personas)
     cards = []
-    for i, p in enumerate(data.personas):
+    for p in data.personas:
         traits = "".join(f"<li>{_e(d.text)}</li>" for d in p.defining)
         rules = "".join(
             f"<li><b>rule</b> {_e(r.text)} <span class='muted'>({r.precision:.0%} precise, "
@@ -82,7 +85,7 @@ def definition_tab(data: ReportData) -> str:
             ideas = "".join(f"<li>{_e(idea)}</li>" for idea in p.interpretation.ideas)
             story = f'<p class="summary">{_e(p.interpretation.summary)}</p><ul class="ideas">{ideas}</ul>'
         cards.append(
-            f'<div class="card persona" style="border-top-color:{_colour(i)}">'
+            f'<div class="card persona" style="border-top-color:{meta[p.persona_id][1]}">'
             f'<div class="avatar">{p.avatar_svg}</div>'
             f'<h3 class="persona-name">{_e(p.name)}</h3>'
             f'<p class="pop"><b>{p.population:,}</b> contacts · {p.share:.1%} of the cohort · persona {p.persona_id}</p>'
@@ -91,10 +94,11 @@ def definition_tab(data: ReportData) -> str:
     build = data.build
     figure = build.identity_figure
     kept = f"<br>Since the previous build: {_e(figure.text())}" if figure is not None else ""
+    stability = f"{build.stability:.2f}" if build.stability is not None else "not measured"
     summary = (
-        f"<p class='muted'>Build {build.build} · {build.k} personas · {build.cohort_size:,} contacts "
-        f"({build.quarantined:,} quarantined) · stability {build.stability:.2f}{kept}<br>"
-        f"Number of personas: {_e(build.k_reason)}</p>"
+        f"<p class='muted'>Build {build.build} · {build.k} personas · {build.cohort_size:,} contacts in the "
+        f"cohort ({build.quarantined:,} quarantined) · split-half stability {stability} (agreement of two "
+        f"fits on halves of the cohort, 0 to 1){kept}<br>Number of personas: {_e(build.k_reason)}</p>"
     )
     rows = build.k_table()
     if rows:
@@ -108,126 +112,222 @@ def definition_tab(data: ReportData) -> str:
     return summary + f'<div class="cards">{"".join(cards)}</div>'
 
 
-def _distribution_table(rows: pd.DataFrame, meta: dict[int, tuple[str, str]], order: list[int]) -> str:
+def _head_cells(meta: dict[int, tuple[str, str]], order: list[int]) -> str:
+    return "".join(f"<th>{_swatch(meta[p][1])}{_e(meta[p][0])}</th>" for p in order)
+
+
+def _distribution_table(
+    rows: pd.DataFrame, meta: dict[int, tuple[str, str]], order: list[int], corner: str, medians: str = ""
+) -> str:
     buckets = list(dict.fromkeys(rows["bucket"]))
-    head = "<th></th>" + "".join(
-        f"<th style='color:{meta[p][1] if p else COHORT_COLOUR}'>{_e(meta[p][0]) if p else 'cohort'}</th>"
-        for p in order
-    )
+    cells_by = {(int(r.persona_id), r.bucket): r for r in rows.itertuples()}
     body = []
     for bucket in buckets:
         cells = []
         for pid in order:
-            match = rows[(rows["persona_id"] == pid) & (rows["bucket"] == bucket)]
-            if match.empty:
+            match = cells_by.get((pid, bucket))
+            if match is None:
                 cells.append("<td></td>")
                 continue
-            share, lift = float(match["share"].iloc[0]), float(match["lift"].iloc[0])
-            colour = meta[pid][1] if pid else COHORT_COLOUR
+            share, lift = float(match.share), float(match.lift)
             tone = "up" if pid and lift >= 1.25 else "down" if pid and lift <= 0.8 else ""
             lift_text = f" <span class='lift {tone}'>×{lift:.2f}</span>" if pid and np.isfinite(lift) else ""
             cells.append(
-                f"<td><div class='cell-bar' style='width:{min(share, 1) * 100:.1f}%;background:{colour}'></div>"
-                f"<span>{share:.0%}</span>{lift_text}</td>"
+                f"<td><div class='cell-bar' style='width:{min(share, 1) * 100:.1f}%;background:{meta[pid][1]}'>"
+                f"</div><span>{share:.0%}</span>{lift_text}</td>"
             )
         body.append(f"<tr><th class='bucket'>{_e(bucket)}</th>{''.join(cells)}</tr>")
-    return f"<table class='dist'><tr>{head}</tr>{''.join(body)}</table>"
+    return (
+        f"<div class='table-wrap'><table class='dist'><tr><th>{_e(corner)}</th>{_head_cells(meta, order)}</tr>"
+        f"{''.join(body)}{medians}</table></div>"
+    )
+
+
+def _median_row(table: pd.DataFrame, trait: str, order: list[int], spec: Trait | None) -> str:
+    summary = table[
+        (table["section"] == "summary") & (table["trait"] == trait) & (table["bucket"] == "median")
+    ]
+    if summary.empty:
+        return ""
+    values = {int(r.persona_id): float(r.value) for r in summary.itertuples()}
+
+    def shown(value: float | None) -> str:
+        if value is None or not np.isfinite(value):
+            return "–"
+        return value_text(spec, value) if spec is not None else number(value)
+
+    cells = "".join(f"<td>{_e(shown(values.get(pid)))}</td>" for pid in order)
+    return f"<tr class='median'><th>median</th>{cells}</tr>"
+
+
+def _trait_unit(spec: Trait | None) -> str:
+    if spec is None or not spec.numeric_like:
+        return ""
+    if spec.kind is TraitKind.DATE:
+        return "days"
+    return spec.unit or (spec.description if spec.description and len(spec.description) < 24 else "")
+
+
+def _purchases(data: ReportData, table: pd.DataFrame, meta: dict[int, tuple[str, str]]) -> str:
+    purchases = purchase_table(table)
+    if purchases.empty:
+        return ""
+    window = PurchaseWindow.from_table(table)
+    money = window.currency if window is not None else data.currency
+    frame = (
+        window.text()
+        if window is not None
+        else "Order window not recorded (this Analysis predates it): run `persona-pipeline analyse` again."
+    )
+    out = [f"<h2>Purchases</h2><p class='window'>{_e(frame)}</p>"]
+    head = (
+        "<tr><th>persona</th><th>contacts</th><th>share of contacts</th>"
+        f"<th>revenue ({_e(money)}, whole units)</th><th>share of revenue</th><th>orders</th><th>ordering customers</th>"
+        f"<th>average order ({_e(money)})</th><th>orders per customer</th><th>revenue per contact ({_e(money)})</th></tr>"
+    )
+    body = "".join(
+        f"<tr><th>{_swatch(meta[int(pid)][1])}{_e(meta[int(pid)][0])}</th>"
+        f"<td>{number(r.contacts, 'count')}</td><td>{number(r.contact_share, 'percent')}</td>"
+        f"<td>{number(r.revenue, 'count')}</td><td>{number(r.revenue_share, 'percent')}</td>"
+        f"<td>{number(r.orders, 'count')}</td>"
+        f"<td>{number(r.customers, 'count')} ({number(r.customer_share, 'percent')})</td>"
+        f"<td>{number(r.average_order, 'money')}</td><td>{number(r.orders_per_customer)}</td>"
+        f"<td>{number(r.revenue_per_contact, 'money')}</td></tr>"
+        for pid, r in purchases.iterrows()
+        if int(pid) in meta
+    )
+    out.append(f"<div class='table-wrap'><table class='figures purchases'>{head}{body}</table></div>")
+    personas = [(int(pid), r) for pid, r in purchases.iterrows() if pid and int(pid) in meta]
+    out.append("<h3>Share of revenue beside share of contacts</h3>")
+    out.append(
+        bar_chart(
+            [
+                Bar(
+                    meta[pid][0],
+                    r.revenue_share,
+                    meta[pid][1],
+                    f"from {r.contact_share:.1%} of contacts",
+                    r.contact_share,
+                )
+                for pid, r in personas
+            ],
+            "percent",
+            "share of the cohort's revenue (solid) and of its contacts (light), %",
+        )
+    )
+    for column, title, kind, unit in (
+        ("average_order", "Average order", "money", money),
+        ("revenue_per_contact", "Revenue per contact", "money", money),
+        ("orders_per_customer", "Orders per ordering customer", "number", "orders"),
+    ):
+        bars = [
+            Bar(meta[int(pid)][0], float(r[column]), meta[int(pid)][1])
+            for pid, r in purchases.iterrows()
+            if int(pid) in meta
+        ]
+        axis = f"{title.lower()} ({unit}) over the window" if unit else title.lower()
+        out.append(f"<h3>{_e(title)} ({_e(unit)})</h3>{bar_chart(bars, kind, axis, unit)}")
+    out.append(products_section(table[table["section"] == "product"], meta, money))
+    return "".join(out)
+
+
+def products_section(products: pd.DataFrame, meta: dict[int, tuple[str, str]], money: str) -> str:
+    """Product sales: a stacked share chart (distinct colour per category; past the palette, 'other') and a
+    table of amounts with each persona's share and lift against the cohort."""
+    if products.empty:
+        return ""
+    cohort = products[products["persona_id"] == 0].set_index("bucket")["value"].astype(float)
+    categories = cohort.sort_values(ascending=False, kind="stable").index.astype(str).tolist()
+    shown = categories if len(categories) <= len(PALETTE) else categories[: len(PALETTE) - 1]
+    colours = category_colours(shown)
+    if len(shown) < len(categories):
+        colours[OTHER] = OTHER_COLOUR
+    rows = []
+    for pid, (name, _) in meta.items():
+        mine = products[products["persona_id"] == pid].set_index("bucket")["share"].astype(float)
+        shares = {c: float(mine.get(c, 0.0)) for c in shown}
+        if len(shown) < len(categories):
+            shares[OTHER] = float(mine.drop(labels=shown, errors="ignore").sum())
+        rows.append((name, shares))
+    chart = stacked_chart(
+        rows, colours, "share of each persona's revenue by product category, %",
+        lambda row, category, share: f"{row}: {category} {share:.1%} of revenue",
+    )  # fmt: skip
+    order = list(meta)
+    cells_by = {(int(r.persona_id), str(r.bucket)): r for r in products.itertuples()}
+    body = []
+    for category in categories:
+        cells = []
+        for pid in order:
+            r = cells_by.get((pid, category))
+            if r is None:
+                cells.append("<td>–</td>")
+                continue
+            lift = float(r.lift) if r.lift is not None else np.nan
+            tone = "up" if pid and lift >= 1.25 else "down" if pid and lift <= 0.8 else ""
+            lift_text = f" <span class='lift {tone}'>×{lift:.2f}</span>" if pid and np.isfinite(lift) else ""
+            cells.append(
+                f"<td>{number(float(r.value), 'count')}<br><span class='muted'>{float(r.share):.1%}</span>"
+                f"{lift_text}</td>"
+            )
+        key = colours.get(category, OTHER_COLOUR)
+        body.append(f"<tr><th>{_swatch(key)}{_e(category)}</th>{''.join(cells)}</tr>")
+    table = (
+        f"<p class='muted'>Revenue per category in {_e(money)}, below it the share of the persona's revenue "
+        "and ×lift against the cohort's share.</p>"
+        f"<div class='table-wrap'><table class='figures products'><tr><th>category</th>{_head_cells(meta, order)}"
+        f"</tr>{''.join(body)}</table></div>"
+    )
+    return f"<h3>Product sales</h3>{chart}{table}"
 
 
 def analysis_tab(data: ReportData) -> str:
     table = data.analysis
-    meta = _persona_meta(data.personas)
-    order = [0, *meta]
-    out = []
-    sizes = table[(table["section"] == "size") & (table["persona_id"] != 0)]
-    out.append("<h2>Sizes</h2>")
+    meta = persona_meta(data.personas)
+    order = list(meta)
+    sizes = {int(r.persona_id): r for r in table[table["section"] == "size"].itertuples()}
+    out = ["<h2>Sizes</h2>"]
     out.append(
         bar_chart(
             [
-                (meta[int(r.persona_id)][0], float(r.share), meta[int(r.persona_id)][1])
-                for r in sizes.itertuples()
+                Bar(
+                    meta[pid][0], float(sizes[pid].share), meta[pid][1], f"{int(sizes[pid].count):,} contacts"
+                )
+                for pid in order
+                if pid and pid in sizes
             ],
             "percent",
-            "share of the cohort",
+            "share of the cohort's contacts, %",
         )
     )
-    revenue = table[table["section"] == "revenue"]
-    if not revenue.empty:
-        out.append("<h2>Purchases</h2>")
-        for metric, title, kind in (
-            ("revenue_share", "Share of revenue", "percent"),
-            ("average_order", "Average order size", "money"),
-            ("orders_per_customer", "Orders per customer", "number"),
-            ("revenue_per_contact", "Revenue per contact", "money"),
-        ):
-            items = [
-                (
-                    meta[int(r.persona_id)][0] if r.persona_id else "cohort",
-                    float(r.value),
-                    meta[int(r.persona_id)][1] if r.persona_id else COHORT_COLOUR,
-                )  # fmt: skip
-                for r in revenue[revenue["bucket"] == metric].itertuples()
-                if r.persona_id or metric != "revenue_share"
-            ]
-            out.append(f"<h3>{title}</h3>{bar_chart(items, kind, title)}")
-        out.append("<h3>Product sales (share of each persona's revenue)</h3>")
-        out.append(_product_chart(table[table["section"] == "product"], meta))
+    out.append(_purchases(data, table, meta))
     for role, title in (("clustering", "Clustering traits"), ("analysis", "Analysis traits")):
         traits = table[(table["section"] == "trait") & (table["role"] == role)]
         if traits.empty:
             continue
         out.append(
-            f"<h2>{title}</h2><p class='muted'>Share of each persona with the value; ×lift against the cohort.</p>"
+            f"<h2>{title}</h2><p class='muted'>Share of each persona with the value (of those whose value is "
+            "known); ×lift against the cohort; the median in the trait's unit.</p>"
         )
         for trait in dict.fromkeys(traits["trait"]):
-            summary = table[
-                (table["section"] == "summary") & (table["trait"] == trait) & (table["bucket"] == "median")
-            ]
-            medians = ""
-            if not summary.empty:
-                medians = " · median " + ", ".join(
-                    f"{_e(meta[int(r.persona_id)][0]) if r.persona_id else 'cohort'} {_fmt(float(r.value))}"
-                    for r in summary.itertuples()
-                )
-            out.append(f"<h3>{_e(trait.replace('_', ' '))}<span class='muted'>{medians}</span></h3>")
-            out.append(_distribution_table(traits[traits["trait"] == trait], meta, order))
+            spec = data.traits.get(trait)
+            unit = _trait_unit(spec)
+            title_text = trait.replace("_", " ") + (f" ({unit})" if unit else "")
+            out.append(f"<h3>{_e(title_text)}</h3>")
+            out.append(
+                _distribution_table(
+                    traits[traits["trait"] == trait],
+                    meta,
+                    order,
+                    unit or "value",
+                    _median_row(table, trait, order, spec),
+                )  # fmt: skip
+            )
     quality = table[table["section"] == "quality"]
     if not quality.empty:
         counts = {r.bucket: int(r.count) for r in quality.itertuples()}
         out.append(f"<p class='muted quality'>{_e(OrderQuality.sentence(counts))}</p>")
     return "".join(out)
-
-
-def _product_chart(products: pd.DataFrame, meta: dict[int, tuple[str, str]]) -> str:
-    categories = sorted(products["bucket"].unique())
-    colours = {c: PALETTE[(i + 3) % len(PALETTE)] for i, c in enumerate(categories)}
-    width, row, label_w = 700, 28, 220
-    rows = [(0, "cohort"), *((pid, name) for pid, (name, _) in meta.items())]
-    height = row * len(rows) + 40
-    parts = [
-        f'<svg class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
-    ]
-    for i, (pid, name) in enumerate(rows):
-        y, x = 5 + i * row, float(label_w)
-        parts.append(f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end" class="lbl">{_e(name)}</text>')
-        mine = products[products["persona_id"] == pid].set_index("bucket")["share"]
-        for category in categories:
-            w = float(mine.get(category, 0.0)) * (width - label_w - 20)
-            parts.append(
-                f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="{colours[category]}">'
-                f"<title>{_e(category)}: {float(mine.get(category, 0.0)):.1%}</title></rect>"
-            )
-            x += w
-    legend_y = 10 + row * len(rows)
-    x = float(label_w)
-    for category in categories:
-        parts.append(
-            f'<rect x="{x:.0f}" y="{legend_y}" width="10" height="10" fill="{colours[category]}"/>'
-            f'<text x="{x + 14:.0f}" y="{legend_y + 9}" class="val">{_e(category)}</text>'
-        )
-        x += 14 + 7 * len(category) + 12
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def flow_tab(data: ReportData) -> str:
@@ -236,76 +336,124 @@ def flow_tab(data: ReportData) -> str:
             "<p class='muted'>No membership snapshots yet. Take them with "
             "<code>persona-pipeline flow snapshot --days 30</code>, then write this report again.</p>"
         )
-    meta = _persona_meta(data.personas)
+    meta = persona_meta(data.personas)
     days = data.flow_days
     counts = data.flow_counts.pivot_table(index="day", columns="persona_id", values="members", fill_value=0)
     counts.index = [str(d) for d in counts.index]
     counts = counts.reindex(days).fillna(0)
-    width, height, left, top, bottom = 900, 320, 60, 20, 40
-    peak = max(float(counts.to_numpy().max()), 1.0)
+    width, height, left, right, top, bottom = 900, 340, 78, 30, 16, 58
+    ticks = nice_ticks(float(counts.to_numpy().max()), 5)
+    peak = ticks[-1] or 1.0
     span = max(len(days) - 1, 1)
 
     def x(i: int) -> float:
-        return left + (width - left - 20) * i / span
+        return left + (width - left - right) * i / span
 
     def y(v: float) -> float:
         return top + (height - top - bottom) * (1 - v / peak)
 
     parts = [
-        f'<svg id="flow-chart" class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-        f'<line x1="{left}" y1="{y(0):.1f}" x2="{width - 20}" y2="{y(0):.1f}" stroke="#ccc"/>',
-        f'<text x="{left - 6}" y="{y(peak) + 4:.1f}" text-anchor="end" class="val">{_fmt(peak)}</text>',
-        f'<text x="{left - 6}" y="{y(0) + 4:.1f}" text-anchor="end" class="val">0</text>',
-        f'<text x="{left}" y="{height - 12}" class="val">{_e(days[0])}</text>',
-        f'<text x="{width - 20}" y="{height - 12}" text-anchor="end" class="val">{_e(days[-1])}</text>',
+        f'<svg id="flow-chart" class="chart" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><title>members per persona and day</title>'
     ]
-    for pid in counts.columns:
-        if int(pid) not in meta:
-            continue
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(counts[pid].tolist()))
+    for tick in ticks:  # horizontal grid lines with their counts
         parts.append(
-            f'<polyline fill="none" stroke="{meta[int(pid)][1]}" stroke-width="2.5" points="{points}"/>'
+            f'<line x1="{left}" y1="{y(tick):.1f}" x2="{width - right}" y2="{y(tick):.1f}" '
+            f'stroke="{"#9ca3af" if tick == 0 else "#e5e7eb"}"/>'
+            f'<text x="{left - 8}" y="{y(tick) + 4:.1f}" text-anchor="end" class="val">{tick:,.0f}</text>'
+        )
+    step = max(1, int(np.ceil(len(days) / 7)))  # at most about seven dates on the x axis
+    labelled = sorted({*range(0, len(days), step), len(days) - 1})
+    date_width = 80  # px a date label takes at the chart's font size, with a margin
+    if len(labelled) > 1 and x(labelled[-1]) - x(labelled[-2]) < 1.5 * date_width:
+        labelled.pop(-2)  # the last date (drawn leftwards from its day) would overlap its neighbour
+    for i in labelled:
+        anchor = (
+            "start"
+            if i == 0 and len(days) > 1
+            else "end"
+            if i == len(days) - 1 and len(days) > 1
+            else "middle"
+        )
+        parts.append(
+            f'<line x1="{x(i):.1f}" y1="{y(0):.1f}" x2="{x(i):.1f}" y2="{y(0) + 5:.1f}" stroke="#9ca3af"/>'
+            f'<text x="{x(i):.1f}" y="{y(0) + 19:.1f}" text-anchor="{anchor}" class="val">{_e(days[i])}</text>'
         )
     parts.append(
-        f'<line id="flow-cursor" x1="0" y1="{top}" x2="0" y2="{height - bottom}" stroke="#333" stroke-dasharray="3,3" '
+        f'<text x="{(left + width - right) / 2:.0f}" y="{height - 8}" text-anchor="middle" class="axis">'
+        "day of the snapshot</text>"
+        f'<text x="16" y="{(top + height - bottom) / 2:.0f}" text-anchor="middle" class="axis" '
+        f'transform="rotate(-90 16 {(top + height - bottom) / 2:.0f})">contacts in the persona</text>'
+    )
+    for pid in counts.columns:
+        if int(pid) not in meta or not pid:
+            continue
+        colour = meta[int(pid)][1]
+        values = counts[pid].tolist()
+        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2.5" points="{points}"/>')
+        if len(days) <= MARKERS_UP_TO_DAYS:
+            parts.append(
+                "".join(
+                    f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}" stroke="#fff"/>'
+                    for i, v in enumerate(values)
+                )
+            )
+    parts.append(
+        f'<line id="flow-cursor" x1="0" y1="{top}" x2="0" y2="{y(0):.1f}" stroke="#333" stroke-dasharray="3,3" '
         'visibility="hidden"/>'
-        f'<rect id="flow-hit" x="{left}" y="{top}" width="{width - left - 20}" height="{height - top - bottom}" '
+        f'<rect id="flow-hit" x="{left}" y="{top}" width="{width - left - right}" height="{y(0) - top:.1f}" '
         'fill="transparent"/></svg>'
     )
     options = "".join(f"<option value='{i}'>{_e(d)}</option>" for i, d in enumerate(days))
     legend = "".join(
         f"<span class='key'><i style='background:{colour}'></i>{_e(name)}</span>"
-        for name, colour in meta.values()
+        for pid, (name, colour) in meta.items()
+        if pid
     )
     return (
         f"<h2>Members per persona over time</h2><div class='legend'>{legend}</div>"
         f"<div class='flow-wrap'>{''.join(parts)}<div id='flow-tip' class='tip' hidden></div></div>"
         "<h2>From → to between two days</h2>"
         f"<p>From <select id='from-day'>{options}</select> to <select id='to-day'>{options}</select></p>"
-        "<table id='transition' class='matrix'></table>"
-        "<p class='muted'>Rows: persona on the first day; columns: on the second. “outside”: not in the set that day "
-        "(joined later or left).</p>"
+        "<div class='table-wrap'><table id='transition' class='matrix'></table></div>"
+        "<p class='muted'>Contacts. Rows: persona on the first day; columns: on the second. “outside”: not in the "
+        "set that day (joined later or left).</p>"
     )
 
 
-STYLE = """
+STYLE = (
+    """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
-header{background:#1d2330;color:#fff;padding:16px 28px}header h1{margin:0;font-size:20px}
-header p{margin:4px 0 0;color:#c9ced8}nav{display:flex;gap:4px;padding:0 28px;background:#1d2330}
+header{background:#1d2330;color:#fff;padding:16px 28px}header h1{margin:0;font-size:20px;overflow-wrap:anywhere}
+header p{margin:4px 0 0;color:#c9ced8}header .meta{display:flex;flex-wrap:wrap;gap:4px 14px;align-items:center}
+.status{border-radius:10px;padding:1px 9px;font-size:12px;font-weight:600;background:#374151;color:#fff}
+.status-ready{background:#047857}.status-errored{background:#b91c1c}.status-building,.status-queued{background:#b45309}
+nav{display:flex;gap:4px;padding:0 28px;background:#1d2330}
 nav button{background:none;border:0;color:#c9ced8;padding:10px 16px;font-size:14px;cursor:pointer;border-radius:6px 6px 0 0}
 nav button.active{background:#f6f7f9;color:#1d2330;font-weight:600}main{padding:20px 28px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:16px}
-.card{background:#fff;border-radius:10px;padding:16px;border-top:5px solid;box-shadow:0 1px 3px #0002}
+.card{background:#fff;border-radius:10px;padding:16px;border-top:5px solid;box-shadow:0 1px 3px #0002;overflow-wrap:anywhere}
 .card h3{margin:8px 0 2px}.card ul{padding-left:18px;margin:8px 0 0}.muted{color:#6b7280}
-.chart{display:block;margin:6px 0 18px;max-width:100%}.lbl{font-size:12px;fill:#1d2330}.val{font-size:11px;fill:#4b5563}
-table.dist,table.matrix{border-collapse:collapse;background:#fff;margin:6px 0 18px}
-table.dist td,table.dist th,table.matrix td,table.matrix th{border:1px solid #e5e7eb;padding:4px 8px;font-size:12px;text-align:left}
-table.dist td{min-width:110px;position:relative}.cell-bar{position:absolute;left:0;top:0;bottom:0;opacity:.18}
+.chart{display:block;margin:6px 0 18px;max-width:100%;height:auto}.val{font-size:11px;fill:#4b5563}
+.axis{font-size:12px;fill:#374151}
+.table-wrap{max-width:100%;overflow-x:auto}
+table.dist,table.matrix,table.figures{border-collapse:collapse;background:#fff;margin:6px 0 18px}
+table td,table th{border:1px solid #e5e7eb;padding:4px 8px;font-size:12px;text-align:left}
+table tr > th:first-child{white-space:nowrap}
+table.figures td{text-align:right;white-space:nowrap}table.figures th{min-width:90px}
+table.dist td{min-width:110px;position:relative;white-space:nowrap}
+.cell-bar{position:absolute;left:0;top:0;bottom:0;opacity:.18}
+tr.median th,tr.median td{background:#f3f4f6;font-weight:600}tr.median td{white-space:normal}
+.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;vertical-align:baseline}
 .lift{font-size:11px;color:#6b7280}.lift.up{color:#047857;font-weight:600}.lift.down{color:#b91c1c}
+.window{background:#eef2ff;border-left:4px solid #6366f1;padding:6px 10px;max-width:900px}
 .flow-wrap{position:relative}.tip{position:absolute;background:#fff;border:1px solid #d1d5db;border-radius:6px;
-padding:6px 10px;font-size:12px;box-shadow:0 2px 6px #0002;pointer-events:none}
-.legend .key{margin-right:14px;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
+padding:6px 10px;font-size:12px;box-shadow:0 2px 6px #0002;pointer-events:none;white-space:nowrap}
+.tip-row i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px}
 """
+    + CHART_STYLE
+)
 
 SCRIPT = """
 (function(){
@@ -333,12 +481,17 @@ SCRIPT = """
       const head = document.createElement('b'); head.textContent = data.days[i]; tip.appendChild(head);
       data.personas.forEach(function(p){
         const line = document.createElement('div'); line.className = 'tip-row';
-        line.textContent = name(p) + ': ' + (data.counts[p] ? data.counts[p][i] : 0).toLocaleString('en-US');
+        const key = document.createElement('i'); key.style.background = data.colours[p]; line.appendChild(key);
+        line.appendChild(document.createTextNode(
+          name(p) + ': ' + (data.counts[p] ? data.counts[p][i] : 0).toLocaleString('en-US')));
         tip.appendChild(line);
       });
       tip.dataset.day = data.days[i];
       tip.hidden = false;
-      tip.style.left = (x / scale + 12) + 'px'; tip.style.top = '20px';
+      const room = chart.getBoundingClientRect().width;  // open to the left near the right edge, never off the chart
+      const at = x / scale + 12;
+      tip.style.left = (at + tip.offsetWidth > room ? Math.max(0, x / scale - 12 - tip.offsetWidth) : at) + 'px';
+      tip.style.top = '20px';
     });
     hit.addEventListener('mouseleave', function(){ tip.hidden = true; cursor.setAttribute('visibility', 'hidden'); });
     const from = document.getElementById('from-day'), to = document.getElementById('to-day');
@@ -379,6 +532,7 @@ def render(data: ReportData) -> str:
         counts = {int(p): [int(v) for v in pivot[p].tolist()] for p in pivot.columns}
     payload = {
         "names": {p.persona_id: p.name for p in data.personas},
+        "colours": {pid: colour for pid, (_, colour) in persona_meta(data.personas).items()},
         "personas": personas,
         "days": data.flow_days,
         "counts": counts,
@@ -388,7 +542,7 @@ def render(data: ReportData) -> str:
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{_e(data.set_name)} · persona set</title><style>{STYLE}</style></head><body>"
-        f"<header><h1>{_e(data.set_name)}</h1><p>Persona set on cohort {_e(data.cohort)}</p></header>"
+        f"{header(data)}"
         "<nav><button class='active' data-tab='definition'>Definition</button>"
         "<button data-tab='analysis'>Analysis</button><button data-tab='flow'>Flow</button></nav>"
         f"<main><section id='definition'>{definition_tab(data)}</section>"

@@ -17,8 +17,10 @@ from dagster import (
     PartitionsDefinition,
     asset,
 )
+from pydantic import Field
 
 from persona_pipeline.config import currency
+from persona_pipeline.core.analysis import PurchaseWindow, purchase_table
 from persona_pipeline.core.domain import DEFAULT_WINDOW_DAYS, PersonaSet, names_by_id
 from persona_pipeline.core.flow import transition_matrix
 from persona_pipeline.core.render.markdown import interpretations_markdown
@@ -35,7 +37,11 @@ def _record(warehouse: WarehouseResource, partition: str) -> PersonaSet:
 
 
 class AnalysisConfig(Config):
-    window_days: int = DEFAULT_WINDOW_DAYS
+    window_days: int | None = Field(
+        default=None,
+        description=f"Order window in calendar days up to the latest order; kept with the set once given. "
+        f"Unset: the set's own window (default {DEFAULT_WINDOW_DAYS}).",
+    )
 
 
 @asset(
@@ -53,15 +59,20 @@ def persona_analysis(
     table = analysis.run_analysis(warehouse.engine(), record.id, config.window_days)
     personas = store.read_personas(warehouse.engine(), record.id)
     names = names_by_id(personas)
-    revenue = table[table["section"] == "revenue"].pivot_table(
-        index="persona_id", columns="bucket", values="value"
-    )
+    purchases = purchase_table(table)
+    window = PurchaseWindow.from_table(table)
+    money = window.currency if window else currency()
     summary = pd.DataFrame(
         {
-            "persona": [names.get(int(p), "cohort") for p in revenue.index],
-            "revenue share": revenue["revenue_share"].map("{:.1%}".format).to_numpy(),
-            "average order": revenue["average_order"].map(f"{{:,.2f}} {currency()}".format).to_numpy(),
-            "orders per customer": revenue["orders_per_customer"].map("{:.2f}".format).to_numpy(),
+            "persona": [names.get(int(p), "cohort") for p in purchases.index],
+            "contacts": purchases["contacts"].map("{:,.0f}".format).to_numpy(),
+            "share of contacts": purchases["contact_share"].map("{:.1%}".format).to_numpy(),
+            f"revenue ({money})": purchases["revenue"].map("{:,.2f}".format).to_numpy(),
+            "share of revenue": purchases["revenue_share"].map("{:.1%}".format).to_numpy(),
+            "orders": purchases["orders"].map("{:,.0f}".format).to_numpy(),
+            "ordering customers": purchases["customers"].map("{:,.0f}".format).to_numpy(),
+            f"average order ({money})": purchases["average_order"].map("{:,.2f}".format).to_numpy(),
+            "orders per customer": purchases["orders_per_customer"].map("{:.2f}".format).to_numpy(),
         }
     )
     quality = {r.bucket: int(r.count) for r in table[table["section"] == "quality"].itertuples()}
@@ -71,6 +82,7 @@ def persona_analysis(
             "dagster/row_count": len(table),
             **table_metadata(warehouse.engine(), "persona_analysis"),
             "purchases": markdown_table(summary),
+            "order window": window.text() if window else "not recorded (analysed before windows were kept)",
             "analysis_traits": ", ".join(record.analysis_traits) or "none",
             "interpretation": MetadataValue.md(interpretations_markdown(personas)),
             **{f"orders_{k}": v for k, v in quality.items()},
