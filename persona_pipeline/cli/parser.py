@@ -15,6 +15,7 @@ from persona_pipeline.core.domain import (
     EXPORT_KINDS,
     MAX_PERSONAS,
     MIN_PERSONAS,
+    ScoringEngine,
     Trigger,
 )
 
@@ -273,6 +274,12 @@ def _scoring_commands(sub: argparse._SubParsersAction) -> None:
     pipe_create.add_argument("--cron", help="with --trigger schedule, e.g. '0 2 * * *' (UTC)")
     pipe_create.add_argument("--table", help="destination warehouse table")
     pipe_create.add_argument("--csv", help="destination CSV file, inside PERSONA_EXPORT_DIR")
+    pipe_create.add_argument(
+        "--score-in",
+        default=ScoringEngine.PYTHON.value,
+        choices=[e.value for e in ScoringEngine],
+        help="python (read, assign, write back) or warehouse (SQL from the model, run in PostgreSQL)",
+    )
     pipe_sub.add_parser("list")
     for action in ("run", "delete"):
         pipe_sub.add_parser(action).add_argument("name")

@@ -62,9 +62,11 @@ def pipeline(args: argparse.Namespace) -> int:
             args.cron,
             args.table,
             args.csv,
+            args.score_in,
         )
         say(
-            f"created pipeline {created.name!r} ({created.trigger}{' ' + created.cron if created.cron else ''})"
+            f"created pipeline {created.name!r} ({created.trigger}{' ' + created.cron if created.cron else ''}"
+            f", scored in {created.score_in})"
         )
         return 0
     if args.action == "list":
@@ -74,7 +76,7 @@ def pipeline(args: argparse.Namespace) -> int:
             last = p.last_run_at.strftime("%Y-%m-%d %H:%M") if p.last_run_at else "never run"
             say(
                 f"{clip(p.name, 28):<28} {p.trigger:<9} {p.cron or '':<12} population {','.join(p.population)} · "
-                f"payload {','.join(sets.get(i, str(i)) for i in p.payload)} → {destination} · {last}"
+                f"payload {','.join(sets.get(i, str(i)) for i in p.payload)} → {destination} · scored in {p.score_in} · {last}"
             )
         return 0
     if args.action == "run":

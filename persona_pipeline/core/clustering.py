@@ -265,8 +265,51 @@ def _why(k: int, score: dict[str, float | None], prefix: str = "") -> str:
     )
 
 
-def nearest_two(x: np.ndarray, centroids: np.ndarray, chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the nearest centroid and a confidence in [0, 1]: 1 - d_nearest / d_second (squared)."""
+AMBIGUOUS_GAP = 1e-4  # relative to the squared norms: far above float32's rounding in the distance expansion
+
+
+def block_sums(rows: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """(n,) float64: sum over the block's features, left to right from zero, of (x - c)^2.
+
+    rows: (n, w) float32 features of one trait; centre: (w,) that trait's part of a centroid (float32 values).
+    """
+    values = rows.astype(np.float32, copy=False).astype(np.float64)
+    centre = np.asarray(centre, dtype=np.float32).astype(np.float64)
+    total = np.zeros(len(values), dtype=np.float64)
+    for j in range(values.shape[1]):
+        gap = values[:, j] - centre[j]
+        total = total + gap * gap
+    return total
+
+
+def exact_distances(x: np.ndarray, centroids: np.ndarray, widths: list[int] | None = None) -> np.ndarray:
+    """(n, k) float64 squared distances of float32 rows to float32 centroids: each trait's block of features
+    summed from zero (block_sums), the blocks added left to right. The warehouse repeats this arithmetic
+    (core/sql_scoring.py), so both agree to the last bit.
+
+    x: (n, f) features; centroids: (k, f); widths: features per trait (None: one each).
+    """
+    widths = widths or [1] * x.shape[1]
+    out = np.zeros((len(x), len(centroids)), dtype=np.float64)
+    for i, centre in enumerate(centroids):
+        total = np.zeros(len(x), dtype=np.float64)
+        col = 0
+        for width in widths:
+            total = total + block_sums(x[:, col : col + width], centre[col : col + width])
+            col += width
+        out[:, i] = total
+    return out
+
+
+def nearest_two(
+    x: np.ndarray, centroids: np.ndarray, chunk: int = 262_144, widths: list[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest centroid and a confidence in [0, 1]: 1 - d_nearest / d_second (squared).
+
+    Distances come from one float32 matrix product (fast); where the two nearest are too close to tell apart
+    at that precision, the row is decided on `exact_distances` instead, the lowest index winning a tie, so
+    the assignment is the same as the warehouse's (core/sql_scoring.py) for every row.
+    """
     labels = np.empty(len(x), dtype=np.int32)
     confidence = np.empty(len(x), dtype=np.float32)
     c = centroids.astype(np.float32)
@@ -286,6 +329,16 @@ def nearest_two(x: np.ndarray, centroids: np.ndarray, chunk: int = 262_144) -> t
         d2 = np.maximum(d_two[:, 0], d_two[:, 1])
         labels[start : start + len(block)] = first
         confidence[start : start + len(block)] = np.where(d2 > 0, 1 - d1 / np.where(d2 > 0, d2, 1), 1.0)
+        scale = (block**2).sum(axis=1) + c_norm.max() + 1
+        close = np.flatnonzero(d2 - d1 <= AMBIGUOUS_GAP * scale)
+        if close.size:
+            exact = exact_distances(block[close], c, widths)
+            nearest = exact.argmin(axis=1)  # the first minimum: the lowest index on a tie
+            ranked = np.sort(exact, axis=1)
+            labels[start + close] = nearest
+            confidence[start + close] = np.where(
+                ranked[:, 1] > 0, 1 - ranked[:, 0] / np.where(ranked[:, 1] > 0, ranked[:, 1], 1), 1.0
+            )
     return labels, confidence
 
 

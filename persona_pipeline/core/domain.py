@@ -366,6 +366,14 @@ class Watermark:
     contact_id: int
 
 
+class ScoringEngine(StrEnum):
+    """Where a pipeline's contacts are assigned: in Python (read out, assigned, written back) or inside the
+    warehouse by SQL generated from the model (no contact leaves it; PostgreSQL)."""
+
+    PYTHON = "python"
+    WAREHOUSE = "warehouse"
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """A scoring pipeline's catalog row."""
@@ -380,3 +388,4 @@ class Pipeline:
     destination_csv: str | None
     created_at: dt.datetime
     last_run_at: dt.datetime | None = field(default=None)
+    score_in: ScoringEngine = ScoringEngine.PYTHON

@@ -29,7 +29,10 @@ class PersonaModel:
 
     def assign(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Persona id and confidence for each row."""
-        labels, confidence = clustering.nearest_two(self.transform.transform(frame), self.centroids)
+        widths = [e.width for e in self.transform.encodings]  # exact ties are decided trait by trait
+        labels, confidence = clustering.nearest_two(
+            self.transform.transform(frame), self.centroids, widths=widths
+        )
         return np.asarray(self.persona_ids, dtype=np.int32)[labels], confidence
 
     def to_dict(self, decimals: int | None = 6) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import re
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.config import exports_dir
-from persona_pipeline.core.domain import Pipeline, Trigger, clean_name
+from persona_pipeline.core.domain import Pipeline, ScoringEngine, Trigger, clean_name
 from persona_pipeline.core.lineage import PipelineRef
 from persona_pipeline.errors import PipelineError
 from persona_pipeline.sql_models import discover, require_cohort
@@ -40,8 +40,18 @@ def create(
     cron: str | None = None,
     destination_table: str | None = None,
     destination_csv: str | None = None,
+    score_in: str = ScoringEngine.PYTHON.value,
 ) -> Pipeline:
     clean = clean_name(name, "a pipeline", PipelineError)
+    engines = [e.value for e in ScoringEngine]
+    if score_in not in engines:
+        raise PipelineError(f"--score-in must be one of {', '.join(engines)}, not {score_in!r}")
+    if score_in == ScoringEngine.WAREHOUSE and engine.dialect.name != "postgresql":
+        raise PipelineError(
+            "--score-in warehouse runs the model as SQL inside PostgreSQL, and this warehouse is "
+            f"{engine.dialect.name}: set PERSONA_WAREHOUSE_URL to a PostgreSQL database, or score in python "
+            "(the default)"
+        )
     if not population:
         raise PipelineError("a pipeline needs a population: --population cohort[,cohort]")
     models = discover()
@@ -85,6 +95,7 @@ def create(
         cron,
         destination_table,
         str(csv_path) if csv_path else None,
+        ScoringEngine(score_in),
     )
 
 

@@ -35,6 +35,7 @@ from persona_pipeline.core.domain import (
     PersonaSet,
     Pipeline,
     ScoringBucket,
+    ScoringEngine,
     names_by_id,
 )
 from persona_pipeline.core.model import PersonaModel
@@ -147,6 +148,23 @@ def score_bucket(
     they were assigned), and memory stays the same at any population size.
     """
     payload = load_payload(engine, pipeline)
+    if pipeline.score_in is ScoringEngine.WAREHOUSE:
+        into = None
+        if replacement is not None and window is None:
+            with engine.begin() as conn:
+                into = prepare_shadow(conn, pipeline.destination_table, replacement, bucket)
+        sets = [(r.name, payload.models[r.id], payload.names[r.id]) for r in payload.sets]
+        if into is None:  # rows replaced in place: one transaction for the bucket
+            return scores.score_in_warehouse(engine, pipeline, sets, bucket, window, into)
+        # into a shadow, which only the swap makes visible: slices in separate statements, side by side, so
+        # the warehouse works on more than one core (a single INSERT ... SELECT runs on one)
+        parts = cut_bucket(bucket, *scores.contact_id_bounds(engine, bucket))
+        with ThreadPoolExecutor(SIDE_BY_SIDE) as workers:
+            done = [
+                workers.submit(scores.score_in_warehouse, engine, pipeline, sets, part, None, into)
+                for part in parts
+            ]
+            return sum(f.result() for f in done)
 
     def read(part: ScoringBucket, changed: ChangeWindow | None = None) -> pd.DataFrame:
         return scores.read_population(engine, pipeline.population, payload.traits, part, changed)

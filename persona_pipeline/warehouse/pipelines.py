@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from persona_pipeline.core.domain import Pipeline, Trigger, name_key
+from persona_pipeline.core.domain import Pipeline, ScoringEngine, Trigger, name_key
 from persona_pipeline.errors import PipelineError
 from persona_pipeline.warehouse.persona_sets import now
 from persona_pipeline.warehouse.replacement import drop_shadows, is_partitioned
@@ -36,6 +36,7 @@ def _record(row: Any) -> Pipeline:
         destination_csv=row.destination_csv,
         created_at=row.created_at,
         last_run_at=row.last_run_at,
+        score_in=ScoringEngine(row.score_in or ScoringEngine.PYTHON),
     )
 
 
@@ -48,6 +49,7 @@ def insert(
     cron: str | None,
     destination_table: str | None,
     destination_csv: str | None,
+    score_in: ScoringEngine = ScoringEngine.PYTHON,
 ) -> Pipeline:
     """Store a pipeline the service validated; its name and destinations must be free."""
     ensure_catalog_tables(engine)
@@ -70,6 +72,7 @@ def insert(
                 destination_table=destination_table,
                 destination_csv=destination_csv,
                 created_at=now(),
+                score_in=score_in.value,
             )
         )
     return get(engine, name)

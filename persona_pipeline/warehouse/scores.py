@@ -7,6 +7,7 @@ scan the whole table. A destination table persona-pipeline creates on PostgreSQL
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import IO, Any
 
 import pandas as pd
@@ -14,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.domain import ChangeWindow, Pipeline, ScoringBucket, Watermark
+from persona_pipeline.core.model import PersonaModel
+from persona_pipeline.core.sql_scoring import scoring_query
 from persona_pipeline.warehouse.bulk import read_frame, stream_csv, write_frame
 from persona_pipeline.warehouse.engine import quote
 from persona_pipeline.warehouse.pipelines import OUTPUT_COLUMNS, require_still_there
@@ -67,6 +70,20 @@ def read_population(
     """contact_id, external_id and `traits` of the population's contacts in this range (or changed in the
     window)."""
     columns = ", ".join(f"c.{quote(engine, t)}" for t in ["contact_id", "external_id", *traits])
+    where, params = _population_where(engine, population, bucket, window)
+    return read_frame(
+        engine,
+        f"SELECT {columns} FROM contacts c WHERE {where} ORDER BY c.contact_id",  # noqa: S608 - quoted
+        params,
+        categorical=True,
+    )
+
+
+def _population_where(
+    engine: Engine, population: list[str], bucket: ScoringBucket, window: ChangeWindow | None
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause over `contacts c` picking the population's contacts of the bucket (changed in the
+    window, when there is one), with its parameters: what read_population reads and warehouse scoring scores."""
     where_range, params = in_range("c.contact_id", bucket)
     where = f"c.contact_id IN {_population_sql(engine, population, in_range('contact_id', bucket)[0])} AND {where_range}"
     if window is not None:
@@ -75,12 +92,67 @@ def read_population(
             " AND (c.updated_at < :upto_time OR (c.updated_at = :upto_time AND c.contact_id <= :upto_id))"
         )
         params |= window.as_params()
-    return read_frame(
-        engine,
-        f"SELECT {columns} FROM contacts c WHERE {where} ORDER BY c.contact_id",  # noqa: S608 - quoted
-        params,
-        categorical=True,
-    )
+    return where, params
+
+
+def score_in_warehouse(
+    engine: Engine,
+    pipeline: Pipeline,
+    sets: list[tuple[str, PersonaModel, dict[int, str]]],
+    bucket: ScoringBucket,
+    window: ChangeWindow | None = None,
+    into: str | None = None,
+) -> int:
+    """Score the bucket's population (or its contacts changed in the window) with SQL generated from each
+    set's model, inside the warehouse, and store the rows in one transaction: into the run's shadow, or in
+    place of the bucket's (the changed contacts') previous rows. Returns the number of contacts scored.
+
+    sets: (persona set name, its current model, its persona names by id), in the payload's order.
+    """
+    internal = not pipeline.destination_table
+    table = into or ("pipeline_scores" if internal else pipeline.destination_table)
+    name = quote(engine, table)
+    where, params = _population_where(engine, pipeline.population, bucket, window)
+    scope = "pipeline_id = :pid AND " if internal and into is None else ""
+    scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    columns = [*OUTPUT_COLUMNS, *(["pipeline_id"] if internal else [])]
+    with engine.begin() as conn:
+        require_still_there(conn, pipeline)
+        if into is None:  # replace what this run rescored: the bucket's rows, or the changed contacts' rows
+            conn.execute(
+                sa.text(
+                    f"DELETE FROM {name} WHERE {scope}contact_id IN "  # noqa: S608 - quoted
+                    f"(SELECT c.contact_id FROM contacts c WHERE {where})"
+                ),
+                {"pid": pipeline.id, **params},
+            )
+        counted = 0
+        for index, (set_name, model, names) in enumerate(sets):
+            query = scoring_query(
+                model,
+                names,
+                f"contacts c WHERE {where}",
+                lambda trait: f"c.{quote(engine, trait)}",
+                ["c.contact_id", "c.external_id"],
+                prefix=f"s{index}_",
+            )
+            extra = ", :pid" if internal else ""
+            result = conn.execute(
+                sa.text(
+                    f"INSERT INTO {name} ({', '.join(quote(engine, c) for c in columns)}) "  # noqa: S608 - quoted
+                    f"SELECT carried_0, carried_1, :persona_set, persona_id, persona_name, confidence, "
+                    f":scored_at{extra} FROM ({query.sql}) scored"
+                ),
+                {
+                    **params,
+                    **query.params,
+                    "persona_set": set_name,
+                    "scored_at": scored_at,
+                    "pid": pipeline.id,
+                },
+            )
+            counted = max(counted, result.rowcount)
+    return counted
 
 
 def ensure_destination(engine: Engine, table: str) -> None:

@@ -169,6 +169,7 @@ pipelines = sa.Table(
     sa.Column("destination_csv", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("last_run_at", sa.DateTime, nullable=True),
+    sa.Column("score_in", sa.String(20), nullable=True),  # core.domain.ScoringEngine; NULL: python
     sqlite_autoincrement=True,  # ids are never reused, as on PostgreSQL
 )
 
@@ -226,6 +227,7 @@ ADDED_COLUMNS = [
     ("persona_builds", "identity", "TEXT"),
     ("personas", "interpretation", "TEXT"),
     ("persona_sets", "analysis_window_days", "INTEGER"),
+    ("pipelines", "score_in", "VARCHAR(20)"),
 ]
 
 
