@@ -60,26 +60,28 @@ def seed(contacts: int, schema: str) -> None:
     print(f"seeded {contacts:,} contacts into {schema} in {time.perf_counter() - start:.0f}s", flush=True)
 
 
-def run_ours() -> dict:
+def _timed_run(pipeline: str, table: str) -> dict:
+    """One pipeline run, timed; then its table vacuumed, as autovacuum (off on this server) would between runs."""
     from persona_pipeline.runtime.jobs import run_pipeline
+    from persona_pipeline.warehouse.engine import get_engine
 
     start = time.perf_counter()
-    report = run_pipeline("rescore", lambda _: None)
+    report = run_pipeline(pipeline, lambda _: None)
     seconds = time.perf_counter() - start
     if not report.success:
         raise SystemExit(report.message)
-    from persona_pipeline.warehouse.engine import get_engine
-
-    # the replaced rows, which autovacuum (off on this server) would clear in the background between runs
     with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("VACUUM contact_personas"))
+        conn.execute(sa.text(f"VACUUM {table}"))
     return {"seconds": seconds, "peak_mb": peak_rss_mb()}
+
+
+def run_ours() -> dict:
+    return _timed_run("rescore", "contact_personas")
 
 
 def run_warehouse() -> dict:
     """The same population scored inside PostgreSQL (pipeline `--score-in warehouse`, its own table)."""
     from persona_pipeline.errors import PipelineError
-    from persona_pipeline.runtime.jobs import run_pipeline
     from persona_pipeline.scoring import pipelines
     from persona_pipeline.warehouse.engine import get_engine
 
@@ -88,14 +90,7 @@ def run_warehouse() -> dict:
     except PipelineError:  # a schema seeded before warehouse scoring existed
         pipelines.create(get_engine(), "rescore_sql", ["all_contacts"], ["Everyone"],
                          destination_table="contact_personas_sql", score_in="warehouse")  # fmt: skip
-    start = time.perf_counter()
-    report = run_pipeline("rescore_sql", lambda _: None)
-    seconds = time.perf_counter() - start
-    if not report.success:
-        raise SystemExit(report.message)
-    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("VACUUM contact_personas_sql"))
-    return {"seconds": seconds, "peak_mb": peak_rss_mb()}
+    return _timed_run("rescore_sql", "contact_personas_sql")
 
 
 def run_baseline() -> dict:

@@ -142,7 +142,8 @@ def nearest_case(k: int) -> str:
 
 @dataclass(frozen=True)
 class ScoringQuery:
-    """SELECT contact_id, external_id, persona_id, persona_name, confidence over the rows of `source`."""
+    """A SELECT of carried_0.., persona_id, persona_name, confidence over the rows of a source, and its bind
+    parameters."""
 
     sql: str
     params: dict[str, object]
@@ -157,20 +158,20 @@ def scoring_query(
     prefix: str = "p",
 ) -> ScoringQuery:
     """The model as one query over `source` (a FROM item that the caller built, aliased so that
-    `column(trait)` names a trait and `carried` are SQL expressions passed through as c0, c1, ...).
+    `column(trait)` names a trait and `carried` are SQL expressions passed through as carried_0, carried_1..).
 
     Output columns: the carried expressions as carried_0.., persona_id, persona_name, confidence (rounded to
     4 places, as the Python path stores it).
     """
     params = _Params(prefix)
-    features = trait_expressions(model, column, params)
+    traits = trait_expressions(model, column, params)
     k = model.k
     carry = ", ".join(f"{expr} AS carried_{i}" for i, expr in enumerate(carried))
     carry_names = ", ".join(f"carried_{i}" for i in range(len(carried)))
-    encoded = ", ".join(f"{expr} AS x{i}" for i, expr in enumerate(features)) or "0 AS x0"
+    encoded = ", ".join(f"{expr} AS x{i}" for i, expr in enumerate(traits)) or "0 AS x0"
     distances = ", ".join(
         f"{expr} AS d{i}"
-        for i, expr in enumerate(distance_expressions(model, [f"x{j}" for j in range(len(features))]))
+        for i, expr in enumerate(distance_expressions(model, [f"x{j}" for j in range(len(traits))]))
     )
     ids = model.persona_ids
     persona = "CASE nearest " + " ".join(f"WHEN {i} THEN {int(pid)}" for i, pid in enumerate(ids)) + " END"

@@ -116,6 +116,15 @@ def _head_cells(meta: dict[int, tuple[str, str]], order: list[int]) -> str:
     return "".join(f"<th>{_swatch(meta[p][1])}{_e(meta[p][0])}</th>" for p in order)
 
 
+def _lift(pid: int, value: float | None) -> str:
+    """A persona's ×lift against the cohort, green from 1.25, red to 0.8; nothing for the cohort itself."""
+    lift = float(value) if value is not None else np.nan
+    if not pid or not np.isfinite(lift):
+        return ""
+    tone = "up" if lift >= 1.25 else "down" if lift <= 0.8 else ""
+    return f" <span class='lift {tone}'>×{lift:.2f}</span>"
+
+
 def _distribution_table(
     rows: pd.DataFrame, meta: dict[int, tuple[str, str]], order: list[int], corner: str, medians: str = ""
 ) -> str:
@@ -129,9 +138,7 @@ def _distribution_table(
             if match is None:
                 cells.append("<td></td>")
                 continue
-            share, lift = float(match.share), float(match.lift)
-            tone = "up" if pid and lift >= 1.25 else "down" if pid and lift <= 0.8 else ""
-            lift_text = f" <span class='lift {tone}'>×{lift:.2f}</span>" if pid and np.isfinite(lift) else ""
+            share, lift_text = float(match.share), _lift(pid, match.lift)
             cells.append(
                 f"<td><div class='cell-bar' style='width:{min(share, 1) * 100:.1f}%;background:{meta[pid][1]}'>"
                 f"</div><span>{share:.0%}</span>{lift_text}</td>"
@@ -263,9 +270,7 @@ def products_section(products: pd.DataFrame, meta: dict[int, tuple[str, str]], m
             if r is None:
                 cells.append("<td>–</td>")
                 continue
-            lift = float(r.lift) if r.lift is not None else np.nan
-            tone = "up" if pid and lift >= 1.25 else "down" if pid and lift <= 0.8 else ""
-            lift_text = f" <span class='lift {tone}'>×{lift:.2f}</span>" if pid and np.isfinite(lift) else ""
+            lift_text = _lift(pid, r.lift)
             cells.append(
                 f"<td>{number(float(r.value), 'count')}<br><span class='muted'>{float(r.share):.1%}</span>"
                 f"{lift_text}</td>"
