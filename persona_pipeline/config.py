@@ -68,6 +68,28 @@ SETTINGS = (
         "buckets a scoring run fans out over (1–1024)",
     ),
     Setting(
+        "PERSONA_EXECUTOR",
+        "`multiprocess`",
+        "how runs execute their steps: `multiprocess` (forked on the machine running the run) or `celery` "
+        "(each step a task for Celery workers; see deploy/DISTRIBUTED.md)",
+    ),
+    Setting(
+        "PERSONA_CELERY_BROKER",
+        "`pyamqp://guest@127.0.0.1:5672//`",
+        "the Celery broker (RabbitMQ `pyamqp://…` or Redis `redis://…`) runs and workers share",
+    ),
+    Setting(
+        "PERSONA_CELERY_BACKEND",
+        "`rpc://`",
+        "where Celery workers return step results (`rpc://` through the broker, or `redis://…`)",
+    ),
+    Setting(
+        "PERSONA_STEP_STORAGE",
+        "`$PERSONA_HOME/builds/dagster_io` (`warehouse` under Celery)",
+        "where steps hand data to each other: a folder or fsspec URL every worker shares (`s3://…`), or "
+        "`warehouse` (the warehouse's step_outputs table)",
+    ),
+    Setting(
         "PERSONA_SMTP_HOST",
         "unset: notifications go to `$PERSONA_HOME/outbox`",
         "SMTP server for notifications",
@@ -211,6 +233,49 @@ def sensor_interval(default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ConfigError(f"PERSONA_SENSOR_INTERVAL must be a whole number of seconds, not {value!r}")
     return int(value)
+
+
+EXECUTORS = ("multiprocess", "celery")
+WAREHOUSE_STEP_STORAGE = "warehouse"
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """How runs execute their steps: on this machine, or as Celery tasks for workers anywhere."""
+
+    kind: str  # one of EXECUTORS
+    broker: str
+    backend: str
+
+    @property
+    def distributed(self) -> bool:
+        return self.kind == "celery"
+
+
+def executor_settings() -> ExecutorSettings:
+    kind = setting("PERSONA_EXECUTOR").lower() or "multiprocess"
+    if kind not in EXECUTORS:
+        raise ConfigError(f"PERSONA_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {kind!r}")
+    return ExecutorSettings(
+        kind=kind,
+        broker=setting("PERSONA_CELERY_BROKER") or "pyamqp://guest@127.0.0.1:5672//",
+        backend=setting("PERSONA_CELERY_BACKEND") or "rpc://",
+    )
+
+
+def step_storage() -> str:
+    """Where steps hand data on: `warehouse`, or a folder or fsspec URL (default: in the persona home).
+
+    Under Celery the default is the warehouse: workers on other hosts share it, never the persona home.
+    """
+    value = setting("PERSONA_STEP_STORAGE")
+    if value.lower() == WAREHOUSE_STEP_STORAGE:
+        return WAREHOUSE_STEP_STORAGE
+    if value:
+        return value
+    if executor_settings().distributed:
+        return WAREHOUSE_STEP_STORAGE
+    return str(builds_dir() / "dagster_io")
 
 
 SMTP_TLS_MODES = ("starttls", "ssl", "none")

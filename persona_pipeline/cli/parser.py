@@ -74,6 +74,7 @@ def parser() -> argparse.ArgumentParser:
     _study_commands(sub)
     _scoring_commands(sub)
     _demo_command(sub)
+    _worker_command(sub)
     return top
 
 
@@ -293,3 +294,16 @@ def _demo_command(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--days", type=non_negative, default=90)
     demo.add_argument("--seed", type=non_negative, default=0)
     demo.set_defaults(func="demo:demo")
+
+
+def _worker_command(sub: argparse._SubParsersAction) -> None:
+    """worker: serve steps of runs that PERSONA_EXECUTOR=celery sends to the broker."""
+    worker = sub.add_parser(
+        "worker",
+        help="serve steps of runs executed on Celery (PERSONA_EXECUTOR=celery), on this or any host",
+    )
+    worker.add_argument(
+        "--concurrency", type=positive, default=1, help="steps at once (processes), default 1"
+    )
+    worker.add_argument("--name", default=None, help="the worker's name in the UI's step logs (name@host)")
+    worker.set_defaults(func="worker:worker")

@@ -9,10 +9,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dagster import AssetKey, DagsterUnknownPartitionError, ExecuteInProcessResult, RunsFilter
+from dagster import (
+    AssetKey,
+    DagsterUnknownPartitionError,
+    ExecuteInProcessResult,
+    JobExecutionResult,
+    RunsFilter,
+)
 
 from persona_pipeline import errors
-from persona_pipeline.config import score_buckets
+from persona_pipeline.config import executor_settings, score_buckets
 from persona_pipeline.definitions import make_definitions
 from persona_pipeline.defs.killed_runs import fail_killed_runs
 from persona_pipeline.defs.persona_sets.jobs import BUILD_JOB, PERSONA_SET_ASSET_NAMES
@@ -29,7 +35,7 @@ from persona_pipeline.errors import PersonaSetError
 from persona_pipeline.persona_sets import lifecycle
 from persona_pipeline.persona_sets.build import check_quarantine_limit
 from persona_pipeline.runtime.instance import instance
-from persona_pipeline.runtime.origin import LAUNCHED_BY_TAG, execute_as_launched
+from persona_pipeline.runtime.origin import LAUNCHED_BY_TAG, execute_as_launched, execute_distributed
 from persona_pipeline.scoring import pipelines
 from persona_pipeline.sql_models import discover, execution_order, require_cohort, stale_models
 from persona_pipeline.warehouse import persona_sets as store
@@ -38,6 +44,7 @@ from persona_pipeline.warehouse.engine import get_engine
 Say = Callable[[str], None]
 # Dagster's documented run tags for a run over a range of partitions (what a single-run backfill carries)
 RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+RunResult = ExecuteInProcessResult | JobExecutionResult
 
 
 @dataclass
@@ -60,9 +67,10 @@ def run_job(
     partition_key: str | None = None,
     run_config: dict | None = None,
     tags: dict[str, str] | None = None,
-) -> ExecuteInProcessResult:
-    """Execute a job of the Definitions in this process as a run of the code location (runtime/origin.py),
-    printing its steps' log lines compactly.
+) -> RunResult:
+    """Execute a job of the Definitions as a run of the code location (runtime/origin.py), printing its
+    steps' log lines compactly: in this process, or with PERSONA_EXECUTOR=celery, its steps on the workers
+    (this process orchestrating, so the command still waits for the run and exits with its outcome).
 
     Runs that a killed command left "started" are settled first; this run is tagged with this process, with
     `tags` (the persona set's or pipeline's name) and as launched from the CLI.
@@ -77,6 +85,10 @@ def run_job(
     }
     with progress_sink(say):
         try:
+            if executor_settings().distributed:
+                return execute_distributed(
+                    job_name, dagster, config, run_tags, asset_selection, partition_key
+                )
             job = make_definitions().resolve_job_def(job_name)
             return execute_as_launched(job, dagster, config, run_tags, asset_selection, partition_key)
         except DagsterUnknownPartitionError as exc:  # deleted between our look and the run's start
@@ -119,7 +131,7 @@ def run_sql_models(say: Say, only: list[str] | None = None, changed_only: bool =
     return False, message
 
 
-def _first_error(result: ExecuteInProcessResult):  # noqa: ANN202 - Dagster's SerializableErrorInfo
+def _first_error(result: RunResult):  # noqa: ANN202 - Dagster's SerializableErrorInfo
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error
@@ -129,7 +141,7 @@ def _first_error(result: ExecuteInProcessResult):  # noqa: ANN202 - Dagster's Se
     return None
 
 
-def failure_text(result: ExecuteInProcessResult) -> str:
+def failure_text(result: RunResult) -> str:
     """The first failed step's error as one line, without Dagster's wrapping."""
     error = _first_error(result)
     if error is None:
@@ -137,7 +149,7 @@ def failure_text(result: ExecuteInProcessResult) -> str:
     return " ".join(re.sub(r"^[\w.]+(Error|Exception): ", "", error.message.strip()).split())
 
 
-def user_error(result: ExecuteInProcessResult) -> bool:
+def user_error(result: RunResult) -> bool:
     """Whether the run stopped on one of our user errors (bad data, an impossible request)."""
     error = _first_error(result)
     return (
@@ -197,7 +209,7 @@ def build_persona_set(
     return RunReport(False, result.run_id, seconds, message, user_error(result))
 
 
-def _report(result: ExecuteInProcessResult, start: float) -> RunReport:
+def _report(result: RunResult, start: float) -> RunReport:
     seconds = time.perf_counter() - start
     return RunReport(
         result.success, result.run_id, seconds, "done" if result.success else failure_text(result)
@@ -246,5 +258,5 @@ def run_pipeline(name: str, say: Say) -> RunReport:
         return RunReport(
             False, "", time.perf_counter() - start, f"the population's SQL models failed: {failure}"
         )
-    config = score_run_config(name, buckets=score_buckets(in_process=True))
+    config = score_run_config(name, buckets=score_buckets(in_process=not executor_settings().distributed))
     return _report(run_job(SCORE_JOB, say, run_config=config, tags={PIPELINE_TAG: name}), start)

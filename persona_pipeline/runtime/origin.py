@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, JobDefinition
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    JobDefinition,
+    JobExecutionResult,
+    execute_job,
+)
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.origin import JobPythonOrigin
 from dagster._core.remote_origin import (
@@ -24,7 +32,10 @@ from dagster._core.remote_origin import (
     RemoteJobOrigin,
     RemoteRepositoryOrigin,
 )
+from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+from persona_pipeline.errors import ConfigError
 
 CODE_LOCATION = "persona-pipeline"  # workspace.yaml, [tool.dagster] and the Helm deployment name it too
 DEFINITIONS_MODULE = "persona_pipeline.definitions"
@@ -44,8 +55,11 @@ def remote_origin(job_name: str) -> RemoteJobOrigin:
 
 def python_origin(job_name: str) -> JobPythonOrigin:
     """Where a run worker re-imports the job: our Definitions object, by module and attribute."""
-    repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, DEFINITIONS_ATTRIBUTE, os.getcwd())
-    return JobPythonOrigin(job_name, repository.get_python_origin())
+    return JobPythonOrigin(job_name, _repository().get_python_origin())
+
+
+def _repository() -> ReconstructableRepository:
+    return ReconstructableRepository.for_module(DEFINITIONS_MODULE, DEFINITIONS_ATTRIBUTE, os.getcwd())
 
 
 @contextmanager
@@ -87,3 +101,34 @@ def execute_as_launched(
             raise_on_error=False,
             tags=tags,
         )
+
+
+def execute_distributed(
+    job_name: str,
+    instance: DagsterInstance,
+    run_config: Mapping[str, Any],
+    tags: Mapping[str, str],
+    asset_selection: list[AssetKey] | None = None,
+    partition_key: str | None = None,
+) -> JobExecutionResult:
+    """Execute `job_name` with its own executor (Celery), this process orchestrating: the steps run on
+    whichever workers take them, which re-import the job by its Python origin and reach this instance by
+    its storage, so the instance must be one they can reach (PostgreSQL, not this machine's SQLite files).
+    """
+    if isinstance(instance.run_storage, SqliteRunStorage):
+        raise ConfigError(
+            f"PERSONA_EXECUTOR=celery: the Dagster instance in {instance.root_directory} keeps runs in SQLite "
+            "files that workers on other hosts cannot reach; copy deploy/dagster.yaml (PostgreSQL storage) "
+            "there and set DAGSTER_PG_URL"
+        )
+    from celery.exceptions import DuplicateTaskNameWarning  # installed with the Celery executor
+
+    run_tags = dict(tags) | ({"dagster/partition": partition_key} if partition_key else {})
+    job = _repository().get_reconstructable_job(job_name)
+    with _runs_created_with_origin(instance, job_name), warnings.catch_warnings():
+        # dagster-celery declares its task anew for every step it sends; Celery warns each time, to no end
+        warnings.simplefilter("ignore", DuplicateTaskNameWarning)
+        with execute_job(
+            job, instance, run_config=run_config, tags=run_tags, asset_selection=asset_selection
+        ) as result:
+            return result

@@ -57,6 +57,16 @@ persona_sets = sa.Table(
     sqlite_autoincrement=True,  # ids are never reused: a new set must not inherit a deleted one's partition
 )
 
+# What one Dagster step hands the next when steps may run on different hosts (PERSONA_STEP_STORAGE=warehouse):
+# Arrow or JSON bytes under the step output's key (an asset's path and partition, or run/step/output).
+step_outputs = sa.Table(
+    "step_outputs",
+    metadata,
+    sa.Column("output_key", sa.String(1000), primary_key=True),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("written_at", sa.DateTime, nullable=False, index=True),
+)
+
 persona_builds = sa.Table(
     "persona_builds",
     metadata,

@@ -73,7 +73,12 @@ def plan_buckets(context: OpExecutionContext, config: ScoreConfig, warehouse: Wa
         )
 
 
-@op(out=Out(dict))
+SCORING_POOL = (
+    "warehouse_scoring"  # `dagster instance concurrency set warehouse_scoring N` bounds the warehouse's load
+)
+
+
+@op(out=Out(dict), pool=SCORING_POOL)
 def score_bucket(
     context: OpExecutionContext, config: ScoreConfig, warehouse: WarehouseResource, work: dict
 ) -> dict:
