@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -11,10 +12,33 @@ from sqlalchemy.engine import Engine
 from persona_pipeline.config import warehouse_url
 from persona_pipeline.errors import ConfigError
 
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()  # every engine made here, for the fork hook below
+
+
+def _forget_parents_connections() -> None:
+    """In a forked child: drop the pooled connections inherited from the parent, without closing them.
+
+    A connection is one socket; two processes using it interleave their protocol messages (psycopg2 then fails
+    with "error with status PGRES_TUPLES_OK and no message from the libpq"). Celery's pool and the
+    multiprocess executor fork after the parent used the warehouse, so each child opens its own (SQLAlchemy's
+    recipe for pools and multiprocessing: dispose(close=False) leaves the parent's sockets to the parent).
+    """
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_parents_connections)
+
 
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     """One engine (and its connection pool) per URL in this process."""
+    engine = _make_engine(url)
+    _ENGINES.add(engine)
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         _require_usable_file(sa.engine.make_url(url).database)
         engine = sa.create_engine(url, connect_args={"timeout": 60})

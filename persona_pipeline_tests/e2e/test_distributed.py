@@ -10,7 +10,8 @@ test's own, so no other run's workers take these steps.
 Checked: memberships of a set built on the workers equal those of the same set built in one process; a
 scoring run's buckets go to both workers and score every contact as the in-process run does; killing a worker
 in the middle of a bucket leaves the run to finish on the other worker (the broker hands the step back), with
-every contact scored once and no shadow table left.
+every contact scored once and no shadow table left; the scoring pool's limit (`dagster instance concurrency
+set`) keeps a worker that could take two buckets at one.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from sqlalchemy.engine import Engine, make_url
 
 from persona_pipeline.cli import main
+from persona_pipeline.defs.scoring.jobs import SCORING_POOL
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.memberships import read_memberships
 from persona_pipeline.warehouse.replacement import unattached_shadows
@@ -155,6 +157,14 @@ def _wait(what: str, condition: Callable[[], bool], logs: list[Path]) -> None:
     pytest.fail(f"timed out after {TIMEOUT}s waiting for {what}\n{tails}")
 
 
+def _ended(process: subprocess.Popen) -> bool:
+    """Whether a run that should still be waiting ended: a failure, with the run's own words."""
+    if process.poll() is None:
+        return False
+    out, err = process.communicate()
+    pytest.fail(f"the run ended early (exit {process.returncode}):\n{out[-3000:]}\n{err[-3000:]}")
+
+
 def _steps_by_worker(run_id: str) -> list[tuple[str, str]]:
     """(step key, worker name) of every step a Celery worker started for the run, in order."""
     instance = DagsterInstance.get()
@@ -168,6 +178,24 @@ def _steps_by_worker(run_id: str) -> list[tuple[str, str]]:
             if "Celery worker" in metadata:
                 found.append((event.step_key or "", str(metadata["Celery worker"].value).split("@")[0]))
         return found
+    finally:
+        instance.dispose()
+
+
+def _step_spans(run_id: str) -> dict[str, tuple[float, float]]:
+    """When each step of the run started and ended (Dagster's event timestamps, seconds)."""
+    instance = DagsterInstance.get()
+    try:
+        starts, ends = {}, {}
+        for record in instance.all_logs(run_id):
+            event = record.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type_value == "STEP_START":
+                starts[event.step_key] = record.timestamp
+            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+                ends[event.step_key] = record.timestamp
+        return {step: (starts[step], ends[step]) for step in starts}
     finally:
         instance.dispose()
 
@@ -199,14 +227,17 @@ def _memberships(engine: Engine, name: str) -> pd.DataFrame:
     ]
 
 
-def _waiting_workers(conn: sa.Connection) -> set[str]:
-    """Workers (by their connections' application name) whose queries wait for a lock this connection holds."""
+def _waiting_workers(conn: sa.Connection) -> list[str]:
+    """Workers (by their connections' application name) whose queries wait for a lock this connection holds.
+
+    One name per waiting connection (a bucket writes its slices over two connections).
+    """
     rows = conn.execute(
         sa.text(
             "SELECT application_name FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
         )
     ).all()
-    return {r[0] for r in rows}
+    return sorted(r[0] for r in rows)
 
 
 @pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
@@ -246,7 +277,9 @@ def test_two_workers_on_two_hosts_build_and_score_as_one_process_does(
             }
             hidden = [launch_home, postgres_dagster_home] + [h for w, h in homes.items() if w != host.name]
             log = tmp_path / f"{host.name}.log"
-            argv = host.command([*CLI, "worker", "--name", host.name], hidden)
+            # w2 takes two steps at once: the pool's limit below, not the workers, must keep them apart
+            concurrency = "2" if host.name == "w2" else "1"
+            argv = host.command([*CLI, "worker", "--name", host.name, "--concurrency", concurrency], hidden)
             with log.open("w") as out:
                 process = subprocess.Popen(
                     argv, env=env, cwd=home, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -294,7 +327,11 @@ def test_two_workers_on_two_hosts_build_and_score_as_one_process_does(
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            _wait("a bucket in each worker", lambda: _waiting_workers(holder) == set(WORKERS), logs)
+            _wait(
+                "a bucket in each worker",
+                lambda: _ended(running) or set(_waiting_workers(holder)) == set(WORKERS),
+                logs,
+            )
             workers[0].kill()
             holder.rollback()
         out, err = running.communicate(timeout=TIMEOUT)
@@ -308,3 +345,36 @@ def test_two_workers_on_two_hosts_build_and_score_as_one_process_does(
         taken_back = {s for s, w in steps if w == "w1"}
         assert taken_back, steps  # the killed worker had a bucket ...
         assert all((s, "w2") in steps for s in taken_back), steps  # ... which the other worker did again
+
+        # the pool bounds the warehouse's load: one scoring step at a time, whatever the workers could take
+        dagster_cli = str(Path(sys.executable).parent / "dagster")
+        limit = [dagster_cli, "instance", "concurrency", "set", SCORING_POOL, "1"]
+        limited = subprocess.run(limit, env=os.environ, capture_output=True, text=True, timeout=120)
+        assert limited.returncode == 0, limited.stderr[-3000:]
+        with warehouse.connect() as holder:
+            holder.execute(sa.text("SELECT id FROM pipelines WHERE name = 'nightly' FOR UPDATE"))
+            running = subprocess.Popen(
+                [*CLI, "pipeline", "run", "nightly"],
+                env=os.environ | distributed,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            _wait(
+                "a bucket waiting on the lock",
+                lambda: _ended(running) or bool(_waiting_workers(holder)),
+                logs,
+            )
+            time.sleep(3)  # w2 could take a second bucket meanwhile: the pool must not hand it one
+            holder.rollback()
+        out, err = running.communicate(timeout=TIMEOUT)
+        assert running.returncode == 0, err[-3000:]
+        pd.testing.assert_frame_equal(_scores(warehouse), reference)
+        spans = sorted(
+            span
+            for step, span in _step_spans(_last_run("score_pipeline").run_id).items()
+            if step.startswith("score_bucket")
+        )
+        assert len(spans) == 4 and all(
+            later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:], strict=False)
+        ), spans

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.synthetic import SyntheticBase
 from persona_pipeline.persona_sets import catalog
@@ -83,3 +85,33 @@ def test_a_read_split_in_halves_equals_one_read(seeded: sa.Engine) -> None:
     split = read_frame(seeded, sql, categorical=True, split_on="contact_id")
     assert len(whole) > 1000
     pd.testing.assert_frame_equal(whole, split, check_categorical=False)
+
+
+@pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
+def test_forked_processes_never_share_the_parents_connections(warehouse: Engine) -> None:
+    """A Celery worker's pool forks after the parent used the warehouse: each child opens its own connection."""
+    backend_pid = "SELECT pg_backend_pid()"
+    with warehouse.connect() as conn:
+        parent = conn.execute(sa.text(backend_pid)).scalar_one()  # then back in the pool, open
+    children = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 only if every query ran on a connection of its own
+            code = 1
+            try:
+                for _ in range(50):
+                    with warehouse.connect() as conn:
+                        mine = conn.execute(sa.text(backend_pid)).scalar_one()
+                        total = conn.execute(
+                            sa.text("SELECT sum(g) FROM generate_series(1, 1000) g")
+                        ).scalar()
+                    if mine == parent or total != 500_500:
+                        break
+                else:
+                    code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    assert [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children] == [0, 0]
+    with warehouse.connect() as conn:  # and the parent's own connection still works
+        assert conn.execute(sa.text(backend_pid)).scalar_one() == parent
