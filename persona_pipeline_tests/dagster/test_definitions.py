@@ -14,7 +14,10 @@ from pathlib import Path
 import yaml
 from dagster import Definitions
 
+from persona_pipeline import config
+from persona_pipeline.cli.parser import parser
 from persona_pipeline.definitions import make_definitions
+from persona_pipeline.defs.scoring.jobs import SCORING_POOL
 from persona_pipeline.runtime.origin import CODE_LOCATION, DEFINITIONS_MODULE
 from persona_pipeline_tests.helpers import REPO
 
@@ -123,3 +126,45 @@ def test_the_cli_files_its_runs_under_the_location_the_ui_loads() -> None:
         "dagster-user-deployments"
     ]["deployments"]
     assert deployment["name"] == CODE_LOCATION  # the chart names the location after the deployment
+
+
+def test_the_distributed_deployments_name_real_settings_commands_and_pools() -> None:
+    """The compose file and the Kubernetes manifests are not started here (no Docker daemon, no cluster): what
+    they name must exist, or an operator would meet the mistake only when deploying."""
+    deploy = REPO / "deploy"
+    compose = yaml.safe_load((deploy / "compose" / "docker-compose.yaml").read_text())
+    (worker_config, *_) = [
+        d
+        for d in yaml.safe_load_all((deploy / "helm" / "celery-workers.yaml").read_text())
+        if d["kind"] == "ConfigMap"
+    ]
+    (worker,) = [
+        d
+        for d in yaml.safe_load_all((deploy / "helm" / "celery-workers.yaml").read_text())
+        if d["kind"] == "Deployment"
+    ]
+    names = set(compose["x-persona-env"]) | set(worker_config["data"])
+    persona_names = {n for n in names if n.startswith("PERSONA_")}
+    assert persona_names and persona_names <= config.SETTING_NAMES, persona_names - config.SETTING_NAMES
+    assert (
+        compose["x-persona-env"]["PERSONA_EXECUTOR"] == worker_config["data"]["PERSONA_EXECUTOR"] == "celery"
+    )
+
+    (container,) = worker["spec"]["template"]["spec"]["containers"]
+    for command in (compose["services"]["worker"]["command"], container["command"]):
+        assert command[:2] == ["persona-pipeline", "worker"]
+        parsed = parser().parse_args(command[1:])
+        assert parsed.func == "worker:worker" and parsed.concurrency >= 1
+
+    (entry,) = yaml.safe_load((deploy / "compose" / "workspace.yaml").read_text())["load_from"]
+    assert entry["grpc_server"]["location_name"] == CODE_LOCATION
+    assert entry["grpc_server"]["host"] in compose["services"]
+    code = compose["services"]["code"]["command"]
+    assert code[code.index("--location-name") + 1] == CODE_LOCATION and DEFINITIONS_MODULE in code
+    (deployment,) = yaml.safe_load((deploy / "helm" / "values-celery.yaml").read_text())[
+        "dagster-user-deployments"
+    ]["deployments"]
+    assert deployment["name"] == CODE_LOCATION
+    assert {"name": worker_config["metadata"]["name"]} in deployment["envConfigMaps"]
+    guide = (deploy / "DISTRIBUTED.md").read_text()
+    assert f"dagster instance concurrency set {SCORING_POOL}" in guide
