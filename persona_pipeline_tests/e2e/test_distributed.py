@@ -157,6 +157,30 @@ def _wait(what: str, condition: Callable[[], bool], logs: list[Path]) -> None:
     pytest.fail(f"timed out after {TIMEOUT}s waiting for {what}\n{tails}")
 
 
+@contextlib.contextmanager
+def _held_run(
+    warehouse: Engine, environment: dict[str, str]
+) -> Iterator[tuple[sa.Connection, subprocess.Popen]]:
+    """A scoring run of 'nightly' whose buckets wait on a lock this connection holds until the block ends.
+
+    A bucket holds its pipeline's row while it writes (a delete waits for it), so it waits here; after the
+    block the lock goes and the run must succeed.
+    """
+    with warehouse.connect() as holder:
+        holder.execute(sa.text("SELECT id FROM pipelines WHERE name = 'nightly' FOR UPDATE"))
+        running = subprocess.Popen(
+            [*CLI, "pipeline", "run", "nightly"],
+            env=os.environ | environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        yield holder, running
+        holder.rollback()
+    out, err = running.communicate(timeout=TIMEOUT)
+    assert running.returncode == 0, err[-3000:]
+
+
 def _ended(process: subprocess.Popen) -> bool:
     """Whether a run that should still be waiting ended: a failure, with the run's own words."""
     if process.poll() is None:
@@ -317,25 +341,13 @@ def test_two_workers_on_two_hosts_build_and_score_as_one_process_does(
         assert len(buckets) == 4 and {w for _, w in buckets} == set(WORKERS), buckets
 
         # a worker dies in the middle of a bucket: the broker hands the step to the other one
-        with warehouse.connect() as holder:
-            # a bucket holds its pipeline's row while it writes (a delete waits for it): it now waits here
-            holder.execute(sa.text("SELECT id FROM pipelines WHERE name = 'nightly' FOR UPDATE"))
-            running = subprocess.Popen(
-                [*CLI, "pipeline", "run", "nightly"],
-                env=os.environ | distributed,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+        with _held_run(warehouse, distributed) as (holder, running):
             _wait(
                 "a bucket in each worker",
                 lambda: _ended(running) or set(_waiting_workers(holder)) == set(WORKERS),
                 logs,
             )
             workers[0].kill()
-            holder.rollback()
-        out, err = running.communicate(timeout=TIMEOUT)
-        assert running.returncode == 0, err[-3000:]
         run = _last_run("score_pipeline")
         assert run.status == DagsterRunStatus.SUCCESS
         pd.testing.assert_frame_equal(_scores(warehouse), reference)
@@ -351,24 +363,13 @@ def test_two_workers_on_two_hosts_build_and_score_as_one_process_does(
         limit = [dagster_cli, "instance", "concurrency", "set", SCORING_POOL, "1"]
         limited = subprocess.run(limit, env=os.environ, capture_output=True, text=True, timeout=120)
         assert limited.returncode == 0, limited.stderr[-3000:]
-        with warehouse.connect() as holder:
-            holder.execute(sa.text("SELECT id FROM pipelines WHERE name = 'nightly' FOR UPDATE"))
-            running = subprocess.Popen(
-                [*CLI, "pipeline", "run", "nightly"],
-                env=os.environ | distributed,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+        with _held_run(warehouse, distributed) as (holder, running):
             _wait(
                 "a bucket waiting on the lock",
                 lambda: _ended(running) or bool(_waiting_workers(holder)),
                 logs,
             )
             time.sleep(3)  # w2 could take a second bucket meanwhile: the pool must not hand it one
-            holder.rollback()
-        out, err = running.communicate(timeout=TIMEOUT)
-        assert running.returncode == 0, err[-3000:]
         pd.testing.assert_frame_equal(_scores(warehouse), reference)
         spans = sorted(
             span
