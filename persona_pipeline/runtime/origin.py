@@ -35,10 +35,10 @@ from dagster._core.remote_origin import (
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
+from persona_pipeline.defs.shared.executor import DEFINITIONS_MODULE
 from persona_pipeline.errors import ConfigError
 
 CODE_LOCATION = "persona-pipeline"  # workspace.yaml, [tool.dagster] and the Helm deployment name it too
-DEFINITIONS_MODULE = "persona_pipeline.definitions"
 DEFINITIONS_ATTRIBUTE = "defs"
 REPOSITORY = "__repository__"  # the name Dagster gives the repository of a single Definitions object
 LAUNCHED_BY_TAG = "persona-pipeline/launched-by"  # "cli" here; the UI and the daemon set their own tags

@@ -18,7 +18,8 @@ from persona_pipeline import config
 from persona_pipeline.cli.parser import parser
 from persona_pipeline.definitions import make_definitions
 from persona_pipeline.defs.scoring.jobs import SCORING_POOL
-from persona_pipeline.runtime.origin import CODE_LOCATION, DEFINITIONS_MODULE
+from persona_pipeline.defs.shared.executor import DEFINITIONS_MODULE
+from persona_pipeline.runtime.origin import CODE_LOCATION
 from persona_pipeline_tests.helpers import REPO
 
 SNAPSHOT = Path(__file__).with_name("definitions.snapshot.json")

@@ -153,16 +153,22 @@ def test_daemon_builds_scores_and_rescores_without_anyone_pressing_a_button(
         instance.dispose()
 
 
-def test_every_job_the_daemon_launches_forks_its_steps_from_a_preloaded_server() -> None:
-    """Spawned, each step re-imports everything (about 4 s here); a new job must not fall back to that."""
+def test_every_job_the_daemon_launches_forks_its_steps_from_a_server_that_imported_our_code() -> None:
+    """Otherwise each step re-imports everything (about 5 s of CPU); a new job must not fall back to that.
+
+    The forkserver must name our module: without `preload_modules` Dagster preloads nothing at all.
+    """
     from dagster._core.system_config.objects import ResolvedRunConfig
 
     from persona_pipeline.definitions import defs
     from persona_pipeline.defs.scoring.jobs import SCORE_JOB, score_run_config
+    from persona_pipeline.defs.shared.executor import DEFINITIONS_MODULE
 
     jobs = [job for job in defs.resolve_all_job_defs() if not job.name.startswith("__")]
     assert {job.name for job in jobs} >= {"build_persona_set", "sql_models", SCORE_JOB}
     for job in jobs:
         run_config = score_run_config("any") if job.name == SCORE_JOB else {}
         execution = ResolvedRunConfig.build(job, run_config).execution.execution_engine_config
-        assert execution["start_method"] == {"forkserver": {}}, job.name
+        assert execution["start_method"] == {"forkserver": {"preload_modules": [DEFINITIONS_MODULE]}}, (
+            job.name
+        )
