@@ -72,7 +72,7 @@ def _assert_read_back(cells: list[object], expected: list[pd.Timestamp | None], 
         assert pd.isna(got) if want is None else got == want
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rendered_columns())
 def test_a_column_is_read_all_one_way_or_refused(column: tuple[str, list[object], list]) -> None:
     fmt, cells, expected = column
