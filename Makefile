@@ -33,7 +33,7 @@ test: install-test browser
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/dg check defs
-	PERSONA_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -n 2 --dist loadfile -q
+	PERSONA_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -n 3 --dist loadfile -q
 
 # dg dev: webserver, daemon and code server for the project in pyproject.toml; Ctrl-C stops all of them
 dagster: install-ui
