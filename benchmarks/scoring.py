@@ -54,7 +54,9 @@ def seed(contacts: int, schema: str) -> None:
     del base
     os.environ["PERSONA_WAREHOUSE_URL"] = _url(schema)
     catalog.create(engine, "Everyone", "all_contacts")
+    built = time.perf_counter()
     assert build_persona_set("Everyone", lambda _: None, study=False).success
+    print(f"built the persona set (cohort models included) in {time.perf_counter() - built:.1f}s", flush=True)
     pipelines.create(engine, "rescore", ["all_contacts"], ["Everyone"], destination_table="contact_personas")
     vacuum_analyze(_url(schema).split("?")[0], schema)
     print(f"seeded {contacts:,} contacts into {schema} in {time.perf_counter() - start:.0f}s", flush=True)
