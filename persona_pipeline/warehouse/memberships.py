@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.core.domain import PersonaSetStatus
@@ -14,7 +15,9 @@ from persona_pipeline.warehouse.persona_sets import make_current
 from persona_pipeline.warehouse.tables import persona_memberships, quarantine
 
 # The memberships a reader sees: the set's current build only (a new build's rows go in before it becomes current).
-CURRENT_MEMBERSHIPS = "m.build = (SELECT s.current_build FROM persona_sets s WHERE s.id = m.persona_set_id)"
+# Uncorrelated on purpose: the correlated form (`m.build = (SELECT ... WHERE s.id = m.persona_set_id)`) ran
+# its subquery once per membership row, 8.6 of 9.7 s counting a 10M-contact set (BENCHMARKS.md, 10M build).
+CURRENT_MEMBERSHIPS = "(m.persona_set_id, m.build) IN (SELECT s.id, s.current_build FROM persona_sets s)"
 
 
 def record_quarantine(engine: Engine, persona_set_id: int, build: int, rows: pd.DataFrame) -> int:
@@ -58,6 +61,9 @@ def replace_memberships(
     parts = [frame.iloc[:middle], frame.iloc[middle:]] if is_postgres(engine) and middle else [frame]
     with ThreadPoolExecutor(len(parts)) as pool:
         written = sum(pool.map(write, parts))
+    if is_postgres(engine):  # fresh statistics: planned as one row, every read of the build was an index walk
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("ANALYZE persona_memberships"))
     with engine.begin() as conn:
         make_current(conn, persona_set_id, build, status)
     return written

@@ -266,7 +266,10 @@ def record_build(engine: Engine, persona_set_id: int, build: BuildSummary, built
 def make_current(conn: Connection, persona_set_id: int, build: int, status: PersonaSetStatus) -> None:
     """In the caller's transaction: the build becomes the one readers see, older builds' memberships go."""
     of_set = persona_memberships.c.persona_set_id == persona_set_id
-    conn.execute(persona_memberships.delete().where(of_set & (persona_memberships.c.build != build)))
+    other_build = (persona_memberships.c.build < build) | (persona_memberships.c.build > build)
+    # two ranges of the (set, build, contact) key, not `build <> :build`: that scanned every row of the new
+    # build (2.7 s at 10M contacts) to find none of the old ones
+    conn.execute(persona_memberships.delete().where(of_set & other_build))
     stamp = now()
     conn.execute(
         persona_sets.update()
