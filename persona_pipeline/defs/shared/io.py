@@ -13,7 +13,7 @@ default, in the persona home), an fsspec URL that workers on other hosts share (
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -43,20 +43,39 @@ def _plain(value: Any) -> Any:
     )
 
 
-def encode(obj: Any) -> bytes:
-    """A step output as Arrow IPC file bytes (frames, build outcomes) or JSON text."""
+def _arrow_table(obj: Any) -> pa.Table | None:
+    """A frame or a build outcome as one Arrow table (None for anything else)."""
     if isinstance(obj, pd.DataFrame):
-        sink = pa.BufferOutputStream()
-        obj.reset_index(drop=True).to_feather(sink, compression="uncompressed")
-        return sink.getvalue().to_pybytes()
+        return pa.Table.from_pandas(obj, preserve_index=False)
     if isinstance(obj, BuildOutcome):
         meta, arrays = obj.to_parts()
-        table = pa.table(arrays).replace_schema_metadata({OUTCOME_KEY: json.dumps(meta, default=_plain)})
-        sink = pa.BufferOutputStream()
-        with ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        return sink.getvalue().to_pybytes()
-    return json.dumps(obj, default=_plain).encode("utf-8")
+        return pa.table(arrays).replace_schema_metadata({OUTCOME_KEY: json.dumps(meta, default=_plain)})
+    return None
+
+
+def _write_arrow(table: pa.Table, sink: Any) -> None:
+    with ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def encode(obj: Any) -> bytes:
+    """A step output as Arrow IPC file bytes (frames, build outcomes) or JSON text."""
+    table = _arrow_table(obj)
+    if table is None:
+        return json.dumps(obj, default=_plain).encode("utf-8")
+    sink = pa.BufferOutputStream()
+    _write_arrow(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def write_output(obj: Any, handle: IO[bytes]) -> None:
+    """What `encode` returns, streamed into an open binary file: a 10M-contact cohort (about 2 GB) is never
+    held twice in memory nor copied into one bytes object (3.5 s of a 10M build's handoffs; BENCHMARKS.md)."""
+    table = _arrow_table(obj)
+    if table is None:
+        handle.write(json.dumps(obj, default=_plain).encode("utf-8"))
+        return
+    _write_arrow(table, pa.PythonFile(handle, mode="w"))
 
 
 def _from_arrow(source: pa.NativeFile | pa.Buffer) -> Any:
@@ -81,11 +100,11 @@ class _ArrowOrJson(UPathIOManager):
 
     def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = encode(obj)
         if path.protocol not in LOCAL_PROTOCOLS:
-            path.write_bytes(payload)  # an object store puts an object whole or not at all
+            path.write_bytes(encode(obj))  # an object store puts an object whole or not at all
             return
-        files.write_bytes(str(path), payload)  # atomic: a killed step never leaves half a file to read
+        with files.atomic_output(str(path)) as handle:  # a killed step never leaves half a file to read
+            write_output(obj, handle)
 
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
         if path.protocol not in LOCAL_PROTOCOLS:
