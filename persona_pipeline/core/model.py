@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from persona_pipeline.core import clustering
+from persona_pipeline.core import clustering, identity
 from persona_pipeline.core.features import FeatureTransform, numbers
 from persona_pipeline.core.traits import Trait, TraitKind
 from persona_pipeline.errors import FeatureError
@@ -62,7 +63,7 @@ class PersonaModel:
         return PersonaModel.from_dict(json.loads(text))
 
 
-OPTIONAL_ARRAYS = ("fingerprints", "previous_ids", "trait_states")
+OPTIONAL_ARRAYS = ("contact_ids", "fingerprints", "previous_ids", "trait_states")
 
 
 @dataclass
@@ -73,6 +74,7 @@ class BuildOutcome:
     k_choice: clustering.KChoice
     stability: float
     dropped_traits: list[str] = field(default_factory=list)
+    contact_ids: np.ndarray | None = None  # (n,) int64: each row's contact (set by the build step)
     # Against the previous build's stored memberships (see core/identity.py); None on a first build.
     fingerprints: np.ndarray | None = None  # (n,) int64: the clustering traits each membership was built from
     previous_ids: np.ndarray | None = None  # (n,) int32: the persona each row had, 0 when it was not there
@@ -153,13 +155,33 @@ def build_model(
     explicit_traits: bool = False,
     progress: clustering.Progress | None = None,
     previous_ids: np.ndarray | None = None,
+    fingerprint: bool = False,
 ) -> BuildOutcome:
     """Encode, choose k (or take the user's), fit, and keep persona identities from the previous build.
 
     previous_ids: (n,) the persona each row had in the previous build as stored (0 for rows it did not have);
-    without it, the previous model applied to these rows stands in.
+    without it, the previous model applied to these rows stands in. With `fingerprint`, each row's hash of the
+    traits it is clustered on is computed on a second thread meanwhile (k-means holds one core; at 10M
+    contacts the hashes take 5 s: BENCHMARKS.md) and returned as the outcome's fingerprints.
     """
     traits, dropped = usable_traits(frame, traits, explicit_traits)
+    with ThreadPoolExecutor(1) as beside:
+        hashing = beside.submit(identity.fingerprints, frame, traits) if fingerprint else None
+        outcome = _fit(frame, traits, seed, k, previous, progress, previous_ids, dropped)
+        outcome.fingerprints = hashing.result() if hashing is not None else None
+    return outcome
+
+
+def _fit(
+    frame: pd.DataFrame,
+    traits: list[Trait],
+    seed: int,
+    k: int | None,
+    previous: PersonaModel | None,
+    progress: clustering.Progress | None,
+    previous_ids: np.ndarray | None,
+    dropped: list[str],
+) -> BuildOutcome:
     transform = FeatureTransform.fit(frame, traits)
     x = transform.transform(frame)
     if progress:

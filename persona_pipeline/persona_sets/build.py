@@ -204,9 +204,9 @@ def fit_personas(
         explicit_traits=bool(ctx.record.traits),
         progress=progress,
         previous_ids=stored[0] if stored is not None else None,
+        fingerprint=True,
     )
-    used = [t for t in ctx.traits if t.name in outcome.model.transform.trait_names]
-    outcome.fingerprints = identity.fingerprints(valid, used)
+    outcome.contact_ids = valid["contact_id"].to_numpy()
     if stored is not None:
         ids, prints, fingerprinted, left = stored
         outcome.previous_ids = ids
@@ -253,11 +253,13 @@ def make_personas(
     return result, summary
 
 
-def write_memberships(engine: Engine, ctx: BuildContext, valid: pd.DataFrame, outcome: BuildOutcome) -> int:
+def write_memberships(engine: Engine, ctx: BuildContext, outcome: BuildOutcome) -> int:
     """Every valid contact's persona and confidence, stored as the set's current build: the set is ready."""
+    if outcome.contact_ids is None:
+        raise BuildError("the model step's outcome has no contact ids: rebuild the persona set")
     frame = pd.DataFrame(
         {
-            "contact_id": valid["contact_id"].to_numpy(),
+            "contact_id": outcome.contact_ids,
             "persona_id": outcome.persona_ids,
             "confidence": outcome.confidence,
         }

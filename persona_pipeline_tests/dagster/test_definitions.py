@@ -17,6 +17,7 @@ from dagster import Definitions
 from persona_pipeline import config
 from persona_pipeline.cli.parser import parser
 from persona_pipeline.definitions import make_definitions
+from persona_pipeline.defs.persona_sets.assets import persona_memberships
 from persona_pipeline.defs.scoring.jobs import SCORING_POOL
 from persona_pipeline.defs.shared.executor import DEFINITIONS_MODULE
 from persona_pipeline.runtime.origin import CODE_LOCATION
@@ -169,3 +170,10 @@ def test_the_distributed_deployments_name_real_settings_commands_and_pools() -> 
     assert {"name": worker_config["metadata"]["name"]} in deployment["envConfigMaps"]
     guide = (deploy / "DISTRIBUTED.md").read_text()
     assert f"dagster instance concurrency set {SCORING_POOL}" in guide
+
+
+def test_the_memberships_step_keeps_the_cohort_upstream_without_loading_it() -> None:
+    """At 10M contacts, loading the validated cohort again only for its contact ids held 2 GB more at the
+    build's peak: the model's outcome carries them, and the edge stays for lineage and staleness."""
+    loaded = {name: not spec.dagster_type.is_nothing for name, spec in persona_memberships.op.ins.items()}
+    assert loaded == {"persona_model": True, "personas": True, "validated_traits": False}

@@ -259,11 +259,13 @@ def personas(
         )
     ],
     description="Every valid cohort contact with its persona and confidence, written to the warehouse.",
+    # upstream in the lineage, not loaded: the model's outcome carries the contact ids (loading the cohort
+    # again held 2 GB more at 10M contacts, the build's peak)
+    deps=[validated_traits],
 )
 def persona_memberships(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
-    validated_traits: pd.DataFrame,
     persona_model: BuildOutcome,
     personas: dict,
 ):  # noqa: ANN201 - a generator of an output and a check result
@@ -271,7 +273,7 @@ def persona_memberships(
     with marks_errors(engine, persona_set_id(context.partition_key)):
         ctx = steps.context_for(engine, persona_set_id(context.partition_key))
         ctx.build = personas["build"]  # the build the personas step just stored
-        written = steps.write_memberships(engine, ctx, validated_traits, persona_model)
+        written = steps.write_memberships(engine, ctx, persona_model)
         context.log.info(f"wrote {written:,} memberships; persona set {ctx.record.name!r} is ready")
         yield Output(
             None,
@@ -282,8 +284,9 @@ def persona_memberships(
             },
         )
         described = {int(row["persona_id"]): int(row["population"]) for row in personas["personas"]}
-        verdict = steps.judge_memberships(engine, ctx, len(validated_traits), described)
-        yield _result(MEMBERSHIPS_CHECK, verdict, AssetCheckSeverity.ERROR, valid_rows=len(validated_traits))
+        valid_rows = len(persona_model.persona_ids)
+        verdict = steps.judge_memberships(engine, ctx, valid_rows, described)
+        yield _result(MEMBERSHIPS_CHECK, verdict, AssetCheckSeverity.ERROR, valid_rows=valid_rows)
 
 
 def persona_set_assets(cohorts: list[AssetKey]) -> list[AssetsDefinition]:
