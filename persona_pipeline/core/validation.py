@@ -70,10 +70,15 @@ def schema_for(traits: list[Trait]) -> pa.DataFrameSchema:
     }
     for trait in traits:
         if trait.kind is TraitKind.NUMERIC:
+            # both pass missing values themselves: pandera would otherwise copy the column without them
+            # for each check (a 10M-contact cohort spent 2.6 s of its 4.7 s validation in those copies)
             checks = [
-                pa.Check(_finite, name="finite", error="not a finite number (inf)"),
+                pa.Check(_finite, name="finite", error="not a finite number (inf)", ignore_na=False),
                 pa.Check(
-                    _usable, name="usable", error=f"a magnitude beyond {LARGEST_USABLE:g}: not a usable value"
+                    _usable,
+                    name="usable",
+                    error=f"a magnitude beyond {LARGEST_USABLE:g}: not a usable value",
+                    ignore_na=False,
                 ),
             ]
             if trait.minimum is not None and trait.maximum is not None:
