@@ -8,12 +8,13 @@ import codecs
 import csv
 import io
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from persona_pipeline.errors import LoadError
@@ -34,6 +35,7 @@ class TableSource:
     # the name we read -> the file's header; one header may feed several names (a signup date that is both
     # created_at and a date trait)
     columns: dict[str, str] = field(default_factory=dict)
+    fields_checked: bool = False  # every row has the header's number of fields (checked on first read)
 
     @property
     def name(self) -> str:
@@ -67,25 +69,23 @@ class TableSource:
             except Exception as exc:  # pyarrow raises several types for a damaged file
                 raise LoadError(f"{self.path}: not a readable Parquet file: {exc}") from exc
             return
+        self._check_field_counts()
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", pd.errors.ParserWarning)
-                reader = pd.read_csv(
-                    self.path,
-                    sep=self.delimiter,
-                    encoding=_reading_encoding(self.encoding),
-                    dtype=str,
-                    keep_default_na=False,
-                    skipinitialspace=True,
-                    index_col=False,  # a row with an extra field must not shift every column by one
-                    usecols=columns,
-                    chunksize=CHUNK_ROWS,
-                )
-                with reader:
-                    for chunk in reader:
-                        if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-                            raise LoadError(f"{self.path}: {self._longer_row()}; nothing was changed")
-                        yield chunk
+            reader = pd.read_csv(
+                self.path,
+                sep=self.delimiter,
+                encoding=_reading_encoding(self.encoding),
+                dtype=str,
+                keep_default_na=False,
+                skipinitialspace=True,
+                index_col=False,
+                usecols=columns,
+                chunksize=CHUNK_ROWS,
+            )
+            with reader:
+                yield from reader
+        except LoadError:
+            raise  # a ValueError too: said above, not to be re-worded as a parse failure
         except UnicodeDecodeError as exc:
             raise LoadError(_encoding_problem(self.path, self.encoding)) from exc
         except (pd.errors.ParserError, ValueError) as exc:
@@ -93,18 +93,59 @@ class TableSource:
                 f"{self.path}: cannot parse as delimited text with delimiter {self.delimiter!r}: {exc}"
             ) from exc
 
-    def _longer_row(self) -> str:
-        """Which line has more fields than the header, said plainly."""
+    def _check_field_counts(self) -> None:
+        """Refuse a file with a row of more or fewer fields than its header (once per file): pandas checks no
+        row's length once usecols is given, so such a row (an unquoted decimal comma) loaded with its values
+        under the wrong columns. Arrow's parser counts every row's fields in C++ and converts one column."""
+        if self.fields_checked:
+            return
+        misaligned: list[object] = []
+
+        def note(row: object) -> str:
+            misaligned.append(row)
+            return "skip"
+
+        width = len(self.headers)
+        names = [f"c{i}" for i in range(width)]
+        try:
+            pacsv.read_csv(
+                self.path,
+                read_options=pacsv.ReadOptions(
+                    encoding=_reading_encoding(self.encoding),
+                    column_names=names,
+                    skip_rows=1,
+                    block_size=1 << 24,
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=self.delimiter or ",", newlines_in_values=True, invalid_row_handler=note
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=names[:1], column_types={names[0]: pa.string()}
+                ),
+            )
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            pass  # not a field-count problem: the pandas pass below says what it is
+        if misaligned:
+            raise LoadError(f"{self.path}: {self._misaligned_row()}; nothing was changed")
+        self.fields_checked = True
+
+    def _misaligned_row(self) -> str:
+        """Which line has more or fewer fields than the header, said plainly."""
         with self.path.open(encoding=_reading_encoding(self.encoding), newline="") as handle:
-            rows = csv.reader(handle, delimiter=self.delimiter or ",")
+            rows = csv.reader(handle, delimiter=self.delimiter or ",", skipinitialspace=True)
             header = len(next(rows, []))
             for number, row in enumerate(rows, start=2):
-                if len(row) > header:
+                if row and len(row) != header:
+                    fix = (
+                        "quote values that contain the delimiter, or pass the right --delimiter"
+                        if len(row) > header
+                        else "give every row a value (or an empty field) for every column"
+                    )
                     return (
                         f"line {number} has {len(row)} fields but the header has {header} (delimiter "
-                        f"{self.delimiter!r}); quote values that contain the delimiter, or pass the right --delimiter"
+                        f"{self.delimiter!r}); {fix}"
                     )
-        return f"a row has more fields than the header's {header}"
+        return f"a row does not have the header's {header} fields"
 
 
 def _reading_encoding(encoding: str) -> str:

@@ -115,6 +115,22 @@ def test_failed_loads_change_nothing(warehouse: Engine, tmp_path: Path) -> None:
     with pytest.raises(LoadError, match=r"line \d+ is not valid utf-8.*--encoding latin-1"):
         load_files(warehouse, latin, catalog, date_format="%d/%m/%Y")
 
+    # a row with a field too many (an unquoted decimal comma) or too few would put its values under the wrong
+    # columns; the survey passes read only a few columns, where pandas checks no row's length
+    lines = _people(40).to_csv(index=False).splitlines()
+    for number, broken, fields in (
+        (7, lines[6].replace(".", ",", 1), 7),
+        (31, lines[30].rsplit(",", 1)[0], 5),
+    ):
+        misaligned = tmp_path / f"misaligned-{number}.csv"
+        misaligned.write_text(
+            "\n".join([*lines[: number - 1], broken, *lines[number:]]) + "\n", encoding="utf-8"
+        )
+        with pytest.raises(
+            LoadError, match=rf"line {number} has {fields} fields but the header has 6.*nothing was changed"
+        ):
+            load_files(warehouse, misaligned, catalog, date_format="%d/%m/%Y")
+
     hopeless = tmp_path / "hopeless.csv"
     _people(5).assign(age="old").to_csv(hopeless, index=False)
     with pytest.raises(LoadError, match="no row could be loaded.*nothing was changed"):
