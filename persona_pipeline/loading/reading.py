@@ -78,14 +78,12 @@ class TableSource:
                 dtype=str,
                 keep_default_na=False,
                 skipinitialspace=True,
-                index_col=False,
+                index_col=False,  # a first row with an extra field must not become an index
                 usecols=columns,
                 chunksize=CHUNK_ROWS,
             )
             with reader:
                 yield from reader
-        except LoadError:
-            raise  # a ValueError too: said above, not to be re-worded as a parse failure
         except UnicodeDecodeError as exc:
             raise LoadError(_encoding_problem(self.path, self.encoding)) from exc
         except (pd.errors.ParserError, ValueError) as exc:
