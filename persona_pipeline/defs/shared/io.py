@@ -12,6 +12,7 @@ default, in the persona home), an fsspec URL that workers on other hosts share (
 
 from __future__ import annotations
 
+import io
 import json
 from typing import IO, Any
 
@@ -53,19 +54,11 @@ def _arrow_table(obj: Any) -> pa.Table | None:
     return None
 
 
-def _write_arrow(table: pa.Table, sink: Any) -> None:
-    with ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-
-
 def encode(obj: Any) -> bytes:
     """A step output as Arrow IPC file bytes (frames, build outcomes) or JSON text."""
-    table = _arrow_table(obj)
-    if table is None:
-        return json.dumps(obj, default=_plain).encode("utf-8")
-    sink = pa.BufferOutputStream()
-    _write_arrow(table, sink)
-    return sink.getvalue().to_pybytes()
+    buffer = io.BytesIO()
+    write_output(obj, buffer)
+    return buffer.getvalue()
 
 
 def write_output(obj: Any, handle: IO[bytes]) -> None:
@@ -75,7 +68,8 @@ def write_output(obj: Any, handle: IO[bytes]) -> None:
     if table is None:
         handle.write(json.dumps(obj, default=_plain).encode("utf-8"))
         return
-    _write_arrow(table, pa.PythonFile(handle, mode="w"))
+    with ipc.new_file(pa.PythonFile(handle, mode="w"), table.schema) as writer:
+        writer.write_table(table)
 
 
 def _from_arrow(source: pa.NativeFile | pa.Buffer) -> Any:
