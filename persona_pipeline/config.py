@@ -104,6 +104,14 @@ SETTINGS = (
         "`starttls` when a login is set, else `none`",
         "`starttls`, `ssl` (SMTPS) or `none`; a password never goes out in clear unless this says `none`",
     ),
+    Setting(
+        "PERSONA_LLM_URL",
+        "unset: the templates' text only",
+        "an OpenAI-compatible endpoint (`http://host:port/v1`) that retells each persona's summary as prose; "
+        "optional, never needed: prose stating a number the figures do not is dropped",
+    ),
+    Setting("PERSONA_LLM_MODEL", "`default`", "the model the endpoint is asked for"),
+    Setting("PERSONA_LLM_API_KEY", "unset", "sent as a bearer token (optional; never logged)"),
 )
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)
 
@@ -310,4 +318,34 @@ def smtp_settings() -> SmtpSettings:
         user=user,
         password=os.environ.get("PERSONA_SMTP_PASSWORD") or None,  # registered above; kept unstripped
         tls=tls,
+    )
+
+
+LLM_TIMEOUT_SECONDS = 60.0  # per persona; a local model writes three sentences well within it
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    """An optional chat-completions endpoint that retells interpretations as prose (studies/prose.py)."""
+
+    url: str  # the API base, without /chat/completions
+    model: str
+    api_key: str | None = field(default=None, repr=False)  # never in a log line or a traceback
+    timeout: float = LLM_TIMEOUT_SECONDS
+
+
+def llm_settings() -> LlmSettings | None:
+    """The endpoint when PERSONA_LLM_URL is set; None keeps the templates' text alone."""
+    url = setting("PERSONA_LLM_URL").rstrip("/")
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"PERSONA_LLM_URL must be an http:// or https:// address such as http://127.0.0.1:8080/v1, "
+            f"not {url!r}"
+        )
+    return LlmSettings(
+        url=url.removesuffix("/chat/completions"),
+        model=setting("PERSONA_LLM_MODEL") or "default",
+        api_key=os.environ.get("PERSONA_LLM_API_KEY") or None,  # registered above; kept unstripped
     )

@@ -97,6 +97,8 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
             say(f"      rule: {rule.text} ({rule.precision:.0%} precise, covers {rule.coverage:.0%})")
         if p.interpretation is not None:
             say(f"      {p.interpretation.summary}")
+            if p.interpretation.prose:
+                say(f"      in {p.interpretation.prose_by}'s words: {p.interpretation.prose}")
             for idea in p.interpretation.ideas:
                 say(f"      idea: {idea}")
 

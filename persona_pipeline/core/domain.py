@@ -260,14 +260,25 @@ class Interpretation:
 
     summary: str
     ideas: tuple[str, ...]
+    prose: str = ""  # the summary retold by an optional language model (studies/prose.py), checked
+    prose_by: str = ""  # that model's name
+    prose_note: str = ""  # why no prose was added, when an endpoint was asked and it was not
 
     def to_json(self) -> str:
-        return json.dumps({"summary": self.summary, "ideas": list(self.ideas)})
+        data = {"summary": self.summary, "ideas": list(self.ideas)}
+        extra = {"prose": self.prose, "prose_by": self.prose_by, "prose_note": self.prose_note}
+        return json.dumps(data | {k: v for k, v in extra.items() if v})
 
     @staticmethod
     def from_json(text: str) -> Interpretation:
         data = json.loads(text)
-        return Interpretation(data["summary"], tuple(data["ideas"]))
+        return Interpretation(
+            data["summary"],
+            tuple(data["ideas"]),
+            prose=data.get("prose", ""),
+            prose_by=data.get("prose_by", ""),
+            prose_note=data.get("prose_note", ""),
+        )
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,20 @@
 
 Templates over the numbers the build and the Analysis measured, nothing else: no model to download, no
 network, the same text for the same data, and every number in a sentence is one the persona's figures state
-(a test holds the text to them).
+(a test holds the text to them). An optional language model may retell the summary as prose (studies/prose.py
+asks it); what it may be told, and the check that keeps its prose to the same figures, are here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import unicodedata
+from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
 
 import pandas as pd
 
-from persona_pipeline.core.domain import Interpretation, Persona, TraitEffect
+from persona_pipeline.core.domain import REFUSED_IN_NAMES, Interpretation, Persona, TraitEffect
 
 HIGHER_SPEND = 1.15  # a revenue share this many times the size share is worth protecting
 LOWER_SPEND = 0.85  # below this, the persona under-buys for its size
@@ -150,3 +154,83 @@ def interpret(
             "it clearly apart to target on."
         )
     return Interpretation(" ".join(sentences), tuple(ideas[:MAX_IDEAS]))
+
+
+PROSE_INSTRUCTIONS = (
+    "You write for a marketing team. Retell the customer persona described below in two or three plain "
+    "sentences for a campaign brief. Use only the facts given. Write every number exactly as it is written "
+    "there and add no other number. No lists, no headings, no greeting."
+)
+MAX_PROSE_CHARACTERS = 1_200
+_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_THINKING = re.compile(r"<think>.*?</think>", re.DOTALL)  # what reasoning models write before answering
+# terminal escape sequences whole (CSI such as colours and screen clears, OSC such as titles and links), so no
+# parameter digits are left behind as text
+_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[0-~]")
+
+
+def prose_facts(persona: Persona, story: Interpretation) -> str:
+    """Everything the model is told about one persona: its name, the summary and the ideas, a line each."""
+    return "\n".join(
+        [f"Persona: {persona.name}", f"Summary: {story.summary}", *(f"Idea: {idea}" for idea in story.ideas)]
+    )
+
+
+def prose_messages(persona: Persona, story: Interpretation) -> list[dict[str, str]]:
+    """The chat-completions messages that ask for one persona's prose."""
+    return [
+        {"role": "system", "content": PROSE_INSTRUCTIONS},
+        {"role": "user", "content": prose_facts(persona, story)},
+    ]
+
+
+def _numbers(text: str) -> set[Decimal]:
+    """Every figure written in digits, as a value: "4,155" and "4155" are one number, "11.50" and "11.5" too."""
+    found = set()
+    for match in _NUMBER.findall(text):
+        try:
+            found.add(Decimal(match.replace(",", "")).normalize())
+        except InvalidOperation:  # pragma: no cover - the pattern only matches digits
+            continue
+    return found
+
+
+def ungrounded_numbers(prose: str, facts: str) -> list[str]:
+    """Figures the prose states that the facts do not, in the order written (empty: every figure is grounded)."""
+    allowed = _numbers(facts)
+    seen: list[str] = []
+    for match in _NUMBER.findall(prose):
+        if Decimal(match.replace(",", "")).normalize() not in allowed and match not in seen:
+            seen.append(match)
+    return seen
+
+
+def clean_prose(text: str) -> str:
+    """A model's reply as one paragraph: its thinking dropped, control and format characters (terminal
+    escapes, direction overrides) removed, whitespace collapsed."""
+    text = _TERMINAL_ESCAPE.sub("", _THINKING.sub(" ", unicodedata.normalize("NFC", text)))
+    kept = "".join(
+        " " if c.isspace() else c
+        for c in text
+        if c.isspace() or unicodedata.category(c) not in REFUSED_IN_NAMES
+    )
+    return " ".join(kept.split())
+
+
+def with_prose(persona: Persona, story: Interpretation, reply: str, model: str) -> Interpretation:
+    """The interpretation with the model's prose, or, when the prose cannot be trusted, with the reason only."""
+    prose = clean_prose(reply)
+    if not prose:
+        return replace(story, prose_note=f"{model} returned no text")
+    if len(prose) > MAX_PROSE_CHARACTERS:
+        return replace(
+            story,
+            prose_note=f"{model} wrote {len(prose):,} characters; at most {MAX_PROSE_CHARACTERS:,} are kept",
+        )
+    extra = ungrounded_numbers(prose, prose_facts(persona, story))
+    if extra:
+        return replace(
+            story,
+            prose_note=f"{model}'s prose was dropped: it states {', '.join(extra[:3])}, which the figures do not",
+        )
+    return replace(story, prose=prose, prose_by=model, prose_note="")

@@ -8,7 +8,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from persona_pipeline.config import currency
+from persona_pipeline.config import currency, llm_settings
 from persona_pipeline.core.analysis import OrderQuality, PurchaseWindow, analyse
 from persona_pipeline.core.domain import DEFAULT_WINDOW_DAYS, PersonaSet
 from persona_pipeline.core.interpretation import interpret, purchase_profiles
@@ -16,6 +16,7 @@ from persona_pipeline.core.orders import OrderStatus, counted, net_amounts
 from persona_pipeline.core.traits import Trait
 from persona_pipeline.errors import AnalysisError, CatalogError
 from persona_pipeline.persona_sets.lifecycle import require_built
+from persona_pipeline.studies.prose import add_prose
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame, write_frame
 from persona_pipeline.warehouse.engine import quote
@@ -118,10 +119,12 @@ def run_analysis(engine: Engine, name_or_id: str | int, window_days: int | None 
     clean = orders[usable & in_cohort].assign(amount=net[usable & in_cohort])
     table = analyse(members, traits_frame, clustering, extra, clean, quality, window)
     profiles = purchase_profiles(table)
-    texts = {
-        p.persona_id: interpret(p, profiles.get(p.persona_id), currency()).to_json()
-        for p in store.read_personas(engine, record.id)
-    }
+    personas = store.read_personas(engine, record.id)
+    stories = {p.persona_id: interpret(p, profiles.get(p.persona_id), currency()) for p in personas}
+    model = llm_settings()
+    if model is not None:
+        stories = add_prose(model, personas, stories)
+    texts = {persona_id: story.to_json() for persona_id, story in stories.items()}
     with engine.begin() as conn:
         conn.execute(persona_analysis.delete().where(persona_analysis.c.persona_set_id == record.id))
         write_frame(conn, "persona_analysis", table.assign(persona_set_id=record.id))

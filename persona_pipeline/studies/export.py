@@ -34,6 +34,8 @@ def personas_frame(engine: Engine, persona_set_id: int) -> pd.DataFrame:
                 "rules": " | ".join(r.text for r in p.rules),
                 "summary": story.summary if story else "",
                 "ideas": " | ".join(story.ideas) if story else "",
+                "prose": story.prose if story else "",
+                "prose_by": story.prose_by if story else "",
             }
         )
     return pd.DataFrame(rows)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +17,7 @@ import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy.engine import Engine
 
+from persona_pipeline.cli import main
 from persona_pipeline.core.analysis import PurchaseWindow, purchase_table
 from persona_pipeline.core.domain import PersonaSet
 from persona_pipeline.core.flow import day_end
@@ -20,6 +26,7 @@ from persona_pipeline.core.orders import counted_order_sql
 from persona_pipeline.errors import AnalysisError, FlowError
 from persona_pipeline.persona_sets import catalog
 from persona_pipeline.runtime.jobs import build_persona_set, refresh_study, take_snapshots
+from persona_pipeline.studies import report
 from persona_pipeline.studies.analysis import read_analysis, run_analysis
 from persona_pipeline.studies.export import export_csv
 from persona_pipeline.studies.flow import flow_counts, flow_transitions, snapshot_day
@@ -209,3 +216,115 @@ def test_exports_stream_every_row(built: PersonaSet, seeded: Engine, tmp_path: P
     assert personas["population"].sum() == table_rows(seeded, "persona_memberships")
     assert personas["summary"].str.contains("of revenue from").all()
     assert (personas["ideas"].str.count(r" \| ") >= 1).all()
+
+
+@contextlib.contextmanager
+def chat_endpoint(reply: Callable[[str], str]) -> Iterator[tuple[str, list[dict]]]:
+    """A stand-in for a language model's server: it speaks the OpenAI chat-completions protocol over real
+    HTTP on a free port, answers `reply(the user message)` and records every request it gets."""
+    requests: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+            answer = {
+                "choices": [
+                    {"message": {"role": "assistant", "content": reply(body["messages"][-1]["content"])}}
+                ]
+            }
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _first_sentence(message: str) -> str:
+    summary = next(line for line in message.splitlines() if line.startswith("Summary: "))
+    return summary.removeprefix("Summary: ").split(". ")[0] + "."
+
+
+def _prose_metadata() -> str:
+    event = DagsterInstance.get().get_latest_materialization_event(AssetKey("persona_analysis"))
+    return event.asset_materialization.metadata["prose"].value
+
+
+def test_an_optional_language_model_retells_summaries_and_is_held_to_their_figures(
+    seeded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def brief(message: str) -> str:  # markup and a terminal escape, as a careless model might write
+        return f"<b>Brief</b> \x1b[2J{_first_sentence(message)}"
+
+    with chat_endpoint(brief) as (url, requests):
+        monkeypatch.setenv("PERSONA_LLM_URL", url)
+        monkeypatch.setenv("PERSONA_LLM_MODEL", "stand-in")
+        monkeypatch.setenv("PERSONA_LLM_API_KEY", "sekret")
+        catalog.create(seeded, "Customers", "customers")
+        assert build_persona_set("Customers", _quiet).success
+        stored = store.read_personas(seeded, store.get(seeded, "Customers").id)
+        assert len(requests) == len(stored)
+        assert {r["path"] for r in requests} == {"/v1/chat/completions"}
+        assert {r["auth"] for r in requests} == {"Bearer sekret"}
+        assert {(r["body"]["model"], r["body"]["temperature"]) for r in requests} == {("stand-in", 0)}
+        for persona in stored:
+            story = persona.interpretation
+            assert story.prose == f"<b>Brief</b> {story.summary.split('. ')[0]}."
+            assert story.prose_by == "stand-in" and not story.prose_note
+        assert _prose_metadata() == f"{len(stored)} of {len(stored)} personas retold by stand-in"
+
+        # shown where the summary is, escaped for each place
+        assert main(["persona-set", "show", "Customers"]) == 0
+        shown = capsys.readouterr().out
+        assert f"in stand-in's words: {stored[0].interpretation.prose}" in shown and "\x1b" not in shown
+        page = report.write_report(seeded, "Customers", tmp_path / "report.html").read_text(encoding="utf-8")
+        assert "&lt;b&gt;Brief&lt;/b&gt;" in page and "<b>Brief</b>" not in page
+        export_csv(seeded, "Customers", "personas", tmp_path / "personas.csv")
+        exported = pd.read_csv(tmp_path / "personas.csv")
+        assert exported["prose"].tolist() == [p.interpretation.prose for p in stored]
+
+        # the same figures and model: a refresh keeps the prose without asking again
+        assert refresh_study("Customers", _quiet, ["persona_analysis"]).success
+        assert len(requests) == len(stored)
+
+    # a model that invents a figure: its prose is dropped and the reason kept; the templates' text stands
+    with chat_endpoint(lambda message: f"{_first_sentence(message)} Expect 99.9% growth.") as (url, requests):
+        monkeypatch.setenv("PERSONA_LLM_URL", url)
+        monkeypatch.setenv("PERSONA_LLM_MODEL", "inventive")
+        assert refresh_study("Customers", _quiet, ["persona_analysis"]).success
+        for persona in store.read_personas(seeded, store.get(seeded, "Customers").id):
+            assert persona.interpretation.prose == "" and "99.9" in persona.interpretation.prose_note
+            assert (
+                persona.interpretation.summary
+                == next(p for p in stored if p.persona_id == persona.persona_id).interpretation.summary
+            )
+        assert _prose_metadata().startswith(
+            "0 of 6 personas retold; inventive's prose was dropped: it states 99.9"
+        )
+
+    # nobody listening: the Analysis still succeeds, and says why there is no prose
+    monkeypatch.setenv("PERSONA_LLM_URL", url)  # that server is shut now
+    assert refresh_study("Customers", _quiet, ["persona_analysis"]).success
+    assert "could not be reached" in _prose_metadata()
+    assert all(
+        not p.interpretation.prose for p in store.read_personas(seeded, store.get(seeded, "Customers").id)
+    )
+
+    # an address that is not one: the run says which variable and how to fix it, and stores nothing new
+    monkeypatch.setenv("PERSONA_LLM_URL", "127.0.0.1:8080/v1")
+    before = read_analysis(seeded, store.get(seeded, "Customers").id)
+    outcome = refresh_study("Customers", _quiet, ["persona_analysis"])
+    assert not outcome.success and "PERSONA_LLM_URL must be an http:// or https:// address" in outcome.message
+    pd.testing.assert_frame_equal(read_analysis(seeded, store.get(seeded, "Customers").id), before)

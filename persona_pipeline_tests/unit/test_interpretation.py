@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from persona_pipeline.core.analysis import OrderQuality, analyse
-from persona_pipeline.core.interpretation import interpret, purchase_profiles
+from persona_pipeline.core.domain import Interpretation
+from persona_pipeline.core.interpretation import (
+    clean_prose,
+    interpret,
+    prose_facts,
+    purchase_profiles,
+    ungrounded_numbers,
+    with_prose,
+)
 from persona_pipeline.core.model import build_model
 from persona_pipeline.core.personas import describe_personas
 from persona_pipeline.core.profiles import DEFINING_MIN_EFFECT, trait_effects, with_unit
@@ -179,3 +188,43 @@ def test_a_trait_the_persona_lacks_defines_names_and_guides_it() -> None:
     assert [p.name for p in rebuilt][0] == "No Voice Mail Plan"
     assert rebuilt[1].name != "No Voice Mail Plan" and rebuilt[2].name == "Our Favourites"
     assert rebuilt[2].named_by_user and not rebuilt[0].named_by_user
+
+
+def test_prose_is_kept_only_when_every_figure_it_states_is_one_the_persona_has(seeded_set) -> None:
+    personas, _ = seeded_set
+    persona = personas[0]
+    story = persona.interpretation
+    facts = prose_facts(persona, story)
+    assert persona.name in facts and story.summary in facts and all(idea in facts for idea in story.ideas)
+    figures = re.findall(r"\d[\d,]*(?:\.\d+)?", story.summary)
+    retold = f"A brief: they are {figures[0]} and {figures[-1]}, as the figures say."
+    kept = with_prose(persona, story, retold, "a-model")
+    assert (kept.prose, kept.prose_by, kept.prose_note) == (retold, "a-model", "")
+    assert Interpretation.from_json(kept.to_json()) == kept
+    invented = with_prose(persona, story, retold + " Expect 37.5% growth.", "a-model")
+    assert invented.prose == "" and "37.5" in invented.prose_note and "dropped" in invented.prose_note
+    assert with_prose(persona, story, " \n ", "a-model").prose_note == "a-model returned no text"
+    assert "characters" in with_prose(persona, story, "word " * 400, "a-model").prose_note
+    # stored before prose existed: reads with none
+    assert Interpretation.from_json('{"summary": "s", "ideas": ["i"]}') == Interpretation("s", ("i",))
+
+
+@given(
+    value=st.decimals(min_value=0, max_value=10**7, places=2, allow_nan=False, allow_infinity=False),
+    other=st.integers(min_value=0, max_value=10**7),
+)
+@settings(max_examples=200, deadline=None)
+def test_a_figure_is_grounded_however_its_digits_are_grouped(value, other) -> None:
+    """4,155 and 4155, 11.5 and 11.50 are the same figure; any other figure is not."""
+    facts = f"They are {value:,} of something."
+    assert ungrounded_numbers(f"About {value:f} of them, or {value:,f}.", facts) == []
+    if Decimal(other).normalize() != value.normalize():
+        assert ungrounded_numbers(f"Then {other} more.", facts) == [str(other)]
+
+
+def test_prose_loses_terminal_escapes_direction_overrides_and_a_models_thinking() -> None:
+    reply = (
+        "<think>count 12 things</think>\n Bold \x1b[31mred\x1b[0m text\u202e here.\r\n\tDone."
+        " \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ \x1b]0;title\x07\x1bc"
+    )
+    assert clean_prose(reply) == "Bold red text here. Done. link"

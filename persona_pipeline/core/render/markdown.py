@@ -6,7 +6,7 @@ import base64
 import html
 from collections.abc import Iterable, Sequence
 
-from persona_pipeline.core.domain import Persona
+from persona_pipeline.core.domain import Interpretation, Persona
 
 
 def escape(text: str) -> str:
@@ -46,9 +46,19 @@ def personas_markdown(set_name: str, personas: list[Persona]) -> str:
             )
         if persona.interpretation is not None:
             lines += ["", escape(persona.interpretation.summary), ""]
+            lines += _prose_lines(persona.interpretation)
             lines += [f"- *idea:* {escape(idea)}" for idea in persona.interpretation.ideas]
         lines.append("")
     return "\n".join(lines)
+
+
+def _prose_lines(story: Interpretation) -> list[str]:
+    """The model's retelling, marked as its words, or why there is none (when one was asked for)."""
+    if story.prose:
+        return [f"*In {escape(story.prose_by)}'s words, from these figures:* {escape(story.prose)}", ""]
+    if story.prose_note:
+        return [f"*{escape(story.prose_note)}*", ""]
+    return []
 
 
 def interpretations_markdown(personas: list[Persona]) -> str:
@@ -58,6 +68,7 @@ def interpretations_markdown(personas: list[Persona]) -> str:
         if persona.interpretation is None:
             continue
         lines += [f"### {escape(persona.name)}", "", escape(persona.interpretation.summary), ""]
+        lines += _prose_lines(persona.interpretation)
         lines += [f"- {escape(idea)}" for idea in persona.interpretation.ideas]
         lines.append("")
     return "\n".join(lines) or "no interpretation yet"

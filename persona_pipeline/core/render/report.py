@@ -83,7 +83,13 @@ def definition_tab(data: ReportData) -> str:
         story = ""
         if p.interpretation is not None:
             ideas = "".join(f"<li>{_e(idea)}</li>" for idea in p.interpretation.ideas)
-            story = f'<p class="summary">{_e(p.interpretation.summary)}</p><ul class="ideas">{ideas}</ul>'
+            story = f'<p class="summary">{_e(p.interpretation.summary)}</p>'
+            if p.interpretation.prose:
+                story += (
+                    f'<p class="prose"><span class="muted">In {_e(p.interpretation.prose_by)}\'s words, from '
+                    f"these figures:</span> {_e(p.interpretation.prose)}</p>"
+                )
+            story += f'<ul class="ideas">{ideas}</ul>'
         cards.append(
             f'<div class="card persona" style="border-top-color:{meta[p.persona_id][1]}">'
             f'<div class="avatar">{p.avatar_svg}</div>'

@@ -29,6 +29,7 @@ from persona_pipeline.defs.persona_sets.partitions import persona_set_id, person
 from persona_pipeline.defs.shared.metadata import markdown_table, table_metadata
 from persona_pipeline.defs.shared.resources import WarehouseResource
 from persona_pipeline.studies import analysis, flow, report
+from persona_pipeline.studies.prose import prose_status
 from persona_pipeline.warehouse import persona_sets as store
 
 
@@ -77,6 +78,10 @@ def persona_analysis(
     )
     quality = {r.bucket: int(r.count) for r in table[table["section"] == "quality"].itertuples()}
     context.log.info(f"analysis of {record.name!r}: {len(table):,} rows; orders {quality}")
+    stories = [p.interpretation for p in personas if p.interpretation is not None]
+    prose = prose_status(stories)
+    if any(s.prose_note for s in stories):
+        context.log.warning(f"prose for {record.name!r}: {prose}")
     return MaterializeResult(
         metadata={
             "dagster/row_count": len(table),
@@ -85,6 +90,7 @@ def persona_analysis(
             "order window": window.text() if window else "not recorded (analysed before windows were kept)",
             "analysis_traits": ", ".join(record.analysis_traits) or "none",
             "interpretation": MetadataValue.md(interpretations_markdown(personas)),
+            "prose": prose,
             **{f"orders_{k}": v for k, v in quality.items()},
         }
     )
