@@ -20,13 +20,22 @@ RULE_SAMPLE = 30_000
 SINGULAR = {"people": "person", "children": "child", "men": "man", "women": "woman"}
 
 
-def _fmt(value: float, integral: bool = False, separators: bool = True) -> str:
-    """A number as people write it: '1,885', '42', '2.4', '0.35'; no separators for calendar years."""
+def _fmt(value: float, integral: bool = False, separators: bool = True, decimals: int | None = None) -> str:
+    """A number as people write it: '1,885', '42', '2.4', '0.35'; no separators for calendar years.
+    `decimals` fixes the places (two figures compared are written alike: '2.90 vs 4.69', not '2.9 vs 4.69')."""
     value = 0.0 if abs(value) < 0.005 else value
+    if decimals is None:
+        decimals = _decimals(value, integral)
+    return f"{value:,.{decimals}f}" if separators else f"{value:.{decimals}f}"
+
+
+def _decimals(value: float, integral: bool = False) -> int:
+    """The places `_fmt` writes on its own: none for counts and from 100, one from 10, else up to two."""
     if integral or abs(value) >= 100:
-        return f"{value:,.0f}" if separators else f"{value:.0f}"
+        return 0
     text = f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
-    return text.rstrip("0").rstrip(".")
+    stripped = text.rstrip("0").rstrip(".")
+    return len(stripped.split(".")[1]) if "." in stripped else 0
 
 
 def _singular(word: str) -> str:
@@ -39,13 +48,20 @@ def _singular(word: str) -> str:
     return word
 
 
-def with_unit(value: float, unit: str, integral: bool = False, name: str = "") -> str:
-    """'2 children at home', '1 child at home', '1978' (a calendar year), '228 thousand USD a year'."""
+def _calendar_year(value: float, unit: str, name: str) -> bool:
     words = unit.split()
-    calendar_year = (
+    return (
         ("year" in words or "year" in name.split("_")) and "years" not in words and 1000 <= abs(value) < 3000
     )
-    shown = _fmt(value, integral or calendar_year, separators=not calendar_year)
+
+
+def with_unit(
+    value: float, unit: str, integral: bool = False, name: str = "", decimals: int | None = None
+) -> str:
+    """'2 children at home', '1 child at home', '1978' (a calendar year), '228 thousand USD a year'."""
+    words = unit.split()
+    calendar_year = _calendar_year(value, unit, name)
+    shown = _fmt(value, integral or calendar_year, not calendar_year, None if calendar_year else decimals)
     if words and shown in ("1", "-1"):  # '1 vehicle in household', not '1 vehicles'
         words = [_singular(words[0]), *words[1:]]
     return " ".join([shown, *words]) if words else shown
@@ -57,14 +73,36 @@ def _trait_numbers(trait: Trait, column: pd.Series) -> tuple[np.ndarray, str]:
     return as_numbers(trait.kind, column, trait.levels, reference), reference
 
 
-def value_text(trait: Trait, value: float, reference: str = "", integral: bool = False) -> str:
+def _unit(trait: Trait) -> str:
+    return trait.unit or (trait.description if trait.description and len(trait.description) < 24 else "")
+
+
+def value_text(
+    trait: Trait, value: float, reference: str = "", integral: bool = False, decimals: int | None = None
+) -> str:
     """A numeric-like value in the trait's own words: '1978', '412 days before 2026-11-30', 'bachelor'."""
     if trait.kind is TraitKind.ORDINAL:
         return trait.levels[int(np.clip(round(value), 0, len(trait.levels) - 1))]
     if trait.kind is TraitKind.DATE:
-        return f"{with_unit(value, 'days', integral)} before {reference}"
-    unit = trait.unit or (trait.description if trait.description and len(trait.description) < 24 else "")
-    return with_unit(value, unit, integral, trait.name)
+        return f"{with_unit(value, 'days', integral, decimals=decimals)} before {reference}"
+    return with_unit(value, _unit(trait), integral, trait.name, decimals)
+
+
+def _pair_text(
+    trait: Trait, values: tuple[float, float], reference: str, integral: bool, extra: int = 0
+) -> tuple[str, str]:
+    """Two values of one trait written to the same places (`extra` more than either needs alone), so neither
+    looks more precise than the other."""
+    places = max(_decimals(v, integral) for v in values) + extra
+    first, second = (value_text(trait, v, reference, integral, places) for v in values)
+    return first, second
+
+
+def _unit_repeats_title(trait: Trait) -> bool:
+    """'children' counted in 'children at home': a condition says 'at least 2 children at home', not
+    'children ≥ 2 children at home'."""
+    unit, title = _unit(trait).split(), trait.title.split()
+    return bool(unit and title) and _singular(unit[0].lower()) == _singular(title[-1].lower())
 
 
 def _p_value(z: float) -> float:
@@ -77,13 +115,13 @@ def _numeric_text(
     """'age: median 71 years vs 42 years in the cohort'; when the medians read the same (counts that are
     mostly 0), the means, which do differ: 'kidhome: mean 0.2 vs 0.6 in the cohort'."""
     median_p, median_c, mean_p, mean_c = values
-    persona = value_text(trait, median_p, reference, integral)
-    cohort = value_text(trait, median_c, reference, integral)
+    persona, cohort = _pair_text(trait, (median_p, median_c), reference, integral)
     if persona != cohort:
         return f"{trait.title}: median {persona} vs {cohort} in the cohort"
-    persona, cohort = value_text(trait, mean_p, reference), value_text(trait, mean_c, reference)
-    if persona == cohort:
-        persona, cohort = f"{mean_p:.3g}", f"{mean_c:.3g}"
+    for extra in range(4):  # means close enough to read alike get the places that tell them apart
+        persona, cohort = _pair_text(trait, (mean_p, mean_c), reference, False, extra)
+        if persona != cohort:
+            break
     return f"{trait.title}: mean {persona} vs {cohort} in the cohort"
 
 
@@ -275,11 +313,14 @@ def _condition(
         return f"{trait.title} within {shown} days" if goes_left else f"{trait.title} over {shown} days back"
     if level is None and integral:  # counts split at 1.5 read as "≤ 1" or "≥ 2", in the trait's unit
         below = float(np.floor(threshold))
-        if goes_left:
-            return f"{trait.title} ≤ {value_text(trait, below, integral=True)}"
-        return f"{trait.title} ≥ {value_text(trait, below + 1, integral=True)}"
+        at_most, at_least = (value_text(trait, v, integral=True) for v in (below, below + 1))
+        if _unit_repeats_title(trait):
+            return f"at most {at_most}" if goes_left else f"at least {at_least}"
+        return f"{trait.title} ≤ {at_most}" if goes_left else f"{trait.title} ≥ {at_least}"
     if level is None:
         shown = value_text(trait, threshold)
+        if _unit_repeats_title(trait):
+            return f"at most {shown}" if goes_left else f"more than {shown}"
         return f"{trait.title} ≤ {shown}" if goes_left else f"{trait.title} > {shown}"
     if level == "true":
         return f"not {trait.title}" if goes_left else trait.title

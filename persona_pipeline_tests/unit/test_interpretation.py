@@ -9,7 +9,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from persona_pipeline.core.analysis import OrderQuality, analyse
@@ -150,6 +150,39 @@ def test_units_read_right(value: int, unit: str) -> None:
         assert text.split(" ")[1] in ("vehicle", "person", "year")
     elif unit:
         assert text.endswith(unit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    persona=st.floats(0, 5_000, allow_nan=False),
+    cohort=st.floats(0, 5_000, allow_nan=False),
+    shift=st.floats(0.5, 3),
+)
+def test_two_figures_compared_are_written_to_the_same_places(
+    persona: float, cohort: float, shift: float
+) -> None:
+    """'median 2.90 vs 4.69', never '2.9 vs 4.69'; counts stay whole."""
+    assume(abs(persona - cohort - shift) > 0.01)  # two groups that differ
+    trait = Trait("score", TraitKind.NUMERIC, unit="points")
+    frame = pd.DataFrame({"score": np.r_[np.full(200, persona), np.full(200, cohort + shift)]})
+    effects = trait_effects(frame, np.repeat([1, 2], 200), [trait])
+    for effect in (e for items in effects.values() for e in items):
+        figures = re.findall(r"(-?[\d,]+(?:\.\d+)?) points?", effect.text)
+        assert len(figures) == 2, effect.text
+        places = {len(f.split(".")[1]) if "." in f else 0 for f in figures}
+        assert len(places) == 1, effect.text
+
+
+def test_a_count_whose_unit_names_it_is_not_said_twice_in_a_rule() -> None:
+    rng = np.random.default_rng(2)
+    labels = np.repeat([1, 2], 300)
+    children = np.where(labels == 1, rng.integers(0, 2, 600), rng.integers(2, 5, 600))
+    trait = Trait("children", TraitKind.NUMERIC, unit="children at home")
+    frame = pd.DataFrame({"children": children, "noise": rng.normal(0, 1, 600)})
+    traits = [trait, Trait("noise", TraitKind.NUMERIC)]
+    personas = describe_personas(frame, labels, traits, TraitCatalog(tuple(traits)), 0)
+    rules = {p.persona_id: p.rules[0].text for p in personas}
+    assert rules == {1: "at most 1 child at home", 2: "at least 2 children at home"}
 
 
 def test_a_perfectly_separated_trait_is_salient() -> None:
