@@ -6,10 +6,11 @@ import argparse
 import datetime as dt
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from persona_pipeline.cli.output import clip, quiet, say
 from persona_pipeline.config import currency
-from persona_pipeline.core.analysis import OrderQuality, PurchaseWindow, purchase_table
+from persona_pipeline.core.analysis import NO_ORDERS, OrderQuality, PurchaseWindow, purchase_table
 from persona_pipeline.core.domain import names_by_id
 from persona_pipeline.core.flow import transition_matrix
 from persona_pipeline.persona_sets.lifecycle import require_built
@@ -22,6 +23,9 @@ from persona_pipeline.studies.overview import default_overview_path
 from persona_pipeline.studies.report import default_report_path, write_report
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import get_engine
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def analyse(args: argparse.Namespace) -> int:
@@ -39,6 +43,16 @@ def analyse(args: argparse.Namespace) -> int:
     money = window.currency if window else currency()
     if window is not None:
         say("\n" + window.text())
+    if purchases.empty:
+        say("\n" + NO_ORDERS)
+    else:
+        _purchases_table(purchases, persona_names, money)
+    quality = {r.bucket: int(r.count) for r in table[table["section"] == "quality"].itertuples()}
+    say("\n" + OrderQuality.sentence(quality))
+    return 0
+
+
+def _purchases_table(purchases: pd.DataFrame, persona_names: dict[int, str], money: str) -> None:
     say(
         f"\n{'persona':<32} {'contacts':>9} {'of set':>7} {'revenue ' + money:>15} {'of rev.':>7} "
         f"{'orders':>8} {'customers':>9} {'avg order':>10} {'orders/cust':>11}"
@@ -50,9 +64,6 @@ def analyse(args: argparse.Namespace) -> int:
             f"{row['revenue']:>15,.2f} {row['revenue_share']:>7.1%} {row['orders']:>8,.0f} "
             f"{row['customers']:>9,.0f} {row['average_order']:>10,.2f} {row['orders_per_customer']:>11.2f}"
         )
-    quality = {r.bucket: int(r.count) for r in table[table["section"] == "quality"].itertuples()}
-    say("\n" + OrderQuality.sentence(quality))
-    return 0
 
 
 def flow(args: argparse.Namespace) -> int:

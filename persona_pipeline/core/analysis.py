@@ -17,6 +17,10 @@ from persona_pipeline.core.traits import Trait, TraitKind
 from persona_pipeline.errors import AnalysisError
 
 COHORT = 0
+NO_ORDERS = (
+    "No orders were counted in this window, so there are no revenue, average order or product figures: load "
+    "orders with `persona-pipeline load CONTACTS --orders ORDERS`, or widen the window with --window-days."
+)
 MAX_BINS = 8
 ANALYSIS_COLUMNS = ["section", "persona_id", "trait", "role", "bucket", "count", "share", "value", "lift"]
 
@@ -33,6 +37,7 @@ class OrderQuality:
     outside_cohort: int
     cancelled: int = 0
     not_counted: int = 0  # returned in full, or of zero amount: nothing was kept
+    before_window: int = 0  # ordered before the window's first day (none of the figures' business)
 
     @staticmethod
     def sentence(counts: dict[str, int]) -> str:
@@ -42,7 +47,8 @@ class OrderQuality:
             f"Orders used: {c['used']:,} (at their net amount, amount minus refunded). Left out: "
             f"{c['cancelled']:,} cancelled, {c['not_counted']:,} returned in full or of zero amount, "
             f"{c['missing_amount']:,} with a missing amount, {c['negative_amount']:,} with a negative amount, "
-            f"{c['unknown_contact']:,} for unknown contacts, {c['outside_cohort']:,} by contacts outside the cohort."
+            f"{c['unknown_contact']:,} for unknown contacts, {c['outside_cohort']:,} by contacts outside the cohort"
+            + ("." if "before_window" not in counts else f"; {c['before_window']:,} before the window.")
         )
 
     def rows(self) -> list[dict[str, object]]:
@@ -299,8 +305,8 @@ def purchase_table(table: pd.DataFrame) -> pd.DataFrame:
     revenue = table[table["section"] == "revenue"].pivot_table(
         index="persona_id", columns="bucket", values="value", aggfunc="first"
     )
-    if revenue.empty:
-        return pd.DataFrame(columns=PURCHASE_COLUMNS)
+    if revenue.empty or COHORT not in revenue.index or not revenue.loc[COHORT].get("orders", 0):
+        return pd.DataFrame(columns=PURCHASE_COLUMNS)  # a table of zeros would read as "nobody buys"
     sizes = table[table["section"] == "size"].set_index("persona_id")
     revenue["contacts"] = sizes["count"].reindex(revenue.index).astype(float)
     revenue["contact_share"] = sizes["share"].reindex(revenue.index).astype(float)

@@ -51,17 +51,17 @@ def _member_traits(engine: Engine, persona_set_id: int, traits: list[Trait]) -> 
     return read_frame(engine, sql, {"id": persona_set_id}, categorical=True)
 
 
-def _orders(engine: Engine, window: int) -> tuple[pd.DataFrame, PurchaseWindow]:
+def _orders(engine: Engine, window: int) -> tuple[pd.DataFrame, PurchaseWindow, int]:
     """Orders of the `window` calendar days up to and including the day of the latest order (not N days of
     24 hours back from its instant, which spans N+1 calendar days), with a flag for contacts the warehouse
-    does not know."""
+    does not know; and how many orders are older than the window."""
     with engine.connect() as conn:
         latest = conn.execute(sa.text("SELECT MAX(ordered_at) FROM orders")).scalar()
     if latest is None:
         empty = pd.DataFrame(
             columns=["contact_id", "amount", "refunded", "status", "product_category", "unknown"]
         )
-        return empty, PurchaseWindow.ending(None, window, currency())
+        return empty, PurchaseWindow.ending(None, window, currency()), 0
     if isinstance(latest, str):
         latest = dt.datetime.fromisoformat(latest)
     frame_of = PurchaseWindow.ending(
@@ -75,7 +75,11 @@ def _orders(engine: Engine, window: int) -> tuple[pd.DataFrame, PurchaseWindow]:
         "FROM orders o LEFT JOIN contacts c ON c.contact_id = o.contact_id WHERE o.ordered_at >= :cutoff",
         {"cutoff": cutoff},
     )
-    return frame, frame_of
+    with engine.connect() as conn:
+        older = conn.execute(
+            sa.text("SELECT COUNT(*) FROM orders WHERE ordered_at < :cutoff"), {"cutoff": cutoff}
+        ).scalar_one()
+    return frame, frame_of, int(older)
 
 
 def run_analysis(engine: Engine, name_or_id: str | int, window_days: int | None = None) -> pd.DataFrame:
@@ -95,7 +99,7 @@ def run_analysis(engine: Engine, name_or_id: str | int, window_days: int | None 
     clustering, extra = analysis_traits(engine, record)
     members = read_memberships(engine, record.id)
     traits_frame = _member_traits(engine, record.id, [*clustering, *extra])
-    orders, window = _orders(engine, window_days)
+    orders, window, before_window = _orders(engine, window_days)
     amount = pd.to_numeric(orders["amount"], errors="coerce")
     refunded = pd.to_numeric(orders["refunded"], errors="coerce")
     status = orders["status"].astype(object)
@@ -114,6 +118,7 @@ def run_analysis(engine: Engine, name_or_id: str | int, window_days: int | None 
         outside_cohort=int((usable & ~in_cohort).sum()),
         cancelled=int(cancelled.sum()),
         not_counted=int(not_counted.sum()),
+        before_window=before_window,
     )
     net = net_amounts(amount, refunded)
     clean = orders[usable & in_cohort].assign(amount=net[usable & in_cohort])

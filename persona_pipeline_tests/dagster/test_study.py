@@ -18,7 +18,7 @@ from dagster import AssetKey, DagsterInstance
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.cli import main
-from persona_pipeline.core.analysis import PurchaseWindow, purchase_table
+from persona_pipeline.core.analysis import NO_ORDERS, PurchaseWindow, purchase_table
 from persona_pipeline.core.domain import PersonaSet
 from persona_pipeline.core.flow import day_end
 from persona_pipeline.core.model import PersonaModel
@@ -58,9 +58,10 @@ def test_analysis_is_stored_with_analysis_traits_and_order_quality(built: Person
         conn.execute(
             sa.text(
                 "INSERT INTO orders (order_id, contact_id, ordered_at, amount, product_category) VALUES "
-                "(900001, 1, :t, -5, 'books'), (900002, 2, :t, NULL, 'books'), (900003, 99999999, :t, 10, 'books')"
+                "(900001, 1, :t, -5, 'books'), (900002, 2, :t, NULL, 'books'), (900003, 99999999, :t, 10, 'books'), "
+                "(900004, 3, :old, 20, 'books')"
             ),
-            {"t": dt.datetime(2026, 10, 30)},
+            {"t": dt.datetime(2026, 10, 30), "old": dt.datetime(2001, 1, 1)},
         )
     store.set_analysis_traits(seeded, built.id, ["preferred_channel", "gaming"])
     assert refresh_study("Customers", _quiet, ["persona_analysis"]).success
@@ -69,6 +70,8 @@ def test_analysis_is_stored_with_analysis_traits_and_order_quality(built: Person
     assert (
         quality["negative_amount"] == 1 and quality["missing_amount"] == 1 and quality["unknown_contact"] == 1
     )
+    # every order is accounted for: counted in one bucket of the window, or before it
+    assert sum(quality.values()) == table_rows(seeded, "orders") and quality["before_window"] >= 1
     assert set(table[table["role"] == "analysis"]["trait"]) == {"preferred_channel"}  # gaming is clustered on
     assert store.get(seeded, "Customers").current_build == 1  # analysis traits never rebuild the personas
     revenue = table[(table["section"] == "revenue") & (table["bucket"] == "revenue")].set_index("persona_id")[
@@ -328,3 +331,19 @@ def test_an_optional_language_model_retells_summaries_and_is_held_to_their_figur
     outcome = refresh_study("Customers", _quiet, ["persona_analysis"])
     assert not outcome.success and "PERSONA_LLM_URL must be an http:// or https:// address" in outcome.message
     pd.testing.assert_frame_equal(read_analysis(seeded, store.get(seeded, "Customers").id), before)
+
+
+def test_without_orders_the_analysis_says_so_instead_of_a_table_of_zeros(
+    built: PersonaSet, seeded: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with seeded.begin() as conn:
+        conn.execute(sa.text("DELETE FROM orders"))
+    assert main(["analyse", "Customers"]) == 0
+    shown = capsys.readouterr().out
+    assert NO_ORDERS in shown and "0.00" not in shown and "avg order" not in shown
+    assert "Orders used: 0" in shown
+    event = DagsterInstance.get().get_latest_materialization_event(AssetKey("persona_analysis"))
+    assert event.asset_materialization.metadata["purchases"].value == NO_ORDERS
+    page = report.write_report(seeded, "Customers", tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "No orders were counted in this window" in page and "share of revenue" not in page
+    assert all("revenue" not in p.interpretation.summary for p in store.read_personas(seeded, built.id))

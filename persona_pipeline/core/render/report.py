@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from persona_pipeline.core.analysis import OrderQuality, PurchaseWindow, purchase_table
+from persona_pipeline.core.analysis import NO_ORDERS, OrderQuality, PurchaseWindow, purchase_table
 from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSetStatus
 from persona_pipeline.core.profiles import value_text
 from persona_pipeline.core.render.charts import CHART_STYLE, Bar, bar_chart, nice_ticks, number, stacked_chart
@@ -183,9 +183,13 @@ def _trait_unit(spec: Trait | None) -> str:
 
 def _purchases(data: ReportData, table: pd.DataFrame, meta: dict[int, tuple[str, str]]) -> str:
     purchases = purchase_table(table)
-    if purchases.empty:
-        return ""
     window = PurchaseWindow.from_table(table)
+    if purchases.empty:
+        return (
+            ""
+            if window is None
+            else f"<h2>Purchases</h2><p class='window'>{_e(window.text())} {_e(NO_ORDERS)}</p>"
+        )
     money = window.currency if window is not None else data.currency
     frame = (
         window.text()

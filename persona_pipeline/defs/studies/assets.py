@@ -20,7 +20,7 @@ from dagster import (
 from pydantic import Field
 
 from persona_pipeline.config import currency
-from persona_pipeline.core.analysis import PurchaseWindow, purchase_table
+from persona_pipeline.core.analysis import NO_ORDERS, PurchaseWindow, purchase_table
 from persona_pipeline.core.domain import DEFAULT_WINDOW_DAYS, PersonaSet, names_by_id
 from persona_pipeline.core.flow import transition_matrix
 from persona_pipeline.core.render.markdown import interpretations_markdown
@@ -86,7 +86,7 @@ def persona_analysis(
         metadata={
             "dagster/row_count": len(table),
             **table_metadata(warehouse.engine(), "persona_analysis"),
-            "purchases": markdown_table(summary),
+            "purchases": markdown_table(summary) if not purchases.empty else NO_ORDERS,
             "order window": window.text() if window else "not recorded (analysed before windows were kept)",
             "analysis_traits": ", ".join(record.analysis_traits) or "none",
             "interpretation": MetadataValue.md(interpretations_markdown(personas)),
