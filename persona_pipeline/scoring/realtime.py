@@ -19,7 +19,7 @@ from persona_pipeline.errors import ScoringError
 from persona_pipeline.persona_sets.lifecycle import require_built
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import get_engine
-from persona_pipeline.warehouse.scores import read_contact
+from persona_pipeline.warehouse.scores import example_external_id, read_contact
 from persona_pipeline.warehouse.trait_catalog import load_catalog
 
 
@@ -40,7 +40,11 @@ def score_stored_contact(name: str, key: str, engine: Engine | None = None) -> d
     engine = engine or get_engine()
     row = read_contact(engine, key)
     if row is None:
-        raise ScoringError(f"no stored contact has the id {key!r}; `persona-pipeline load` adds contacts")
+        example = example_external_id(engine)
+        kind = f"; the contacts were loaded with text ids such as {example!r}" if example is not None else ""
+        raise ScoringError(
+            f"no stored contact has the id {key!r}{kind}; `persona-pipeline load` adds contacts"
+        )
     scorer = load_scorer(name, engine)
     catalog = load_catalog(engine)
     traits = {}

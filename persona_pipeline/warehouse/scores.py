@@ -237,15 +237,25 @@ def changed_since(engine: Engine, after: Watermark | None, limit: int) -> tuple[
     return Watermark(pd.Timestamp(last["updated_at"]).to_pydatetime(), int(last["contact_id"])), len(frame)
 
 
+def example_external_id(engine: Engine) -> str | None:
+    """One of the text ids the contacts were loaded with; None when the files' ids were integers."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT MIN(external_id) FROM contacts WHERE external_id IS NOT NULL")
+        ).scalar_one_or_none()
+
+
 def read_contact(engine: Engine, key: str) -> dict[str, Any] | None:
-    """One stored contact's row by its file's text key (external_id) or its contact_id; None when not stored."""
+    """One stored contact's row by its file's key; None when not stored. Where the files had text ids, only
+    those count: a number is not taken for some other contact's internal id."""
     with engine.connect() as conn:
         row = (
             conn.execute(sa.text("SELECT * FROM contacts WHERE external_id = :key"), {"key": key})
             .mappings()
             .first()
         )
-        if row is None and key.strip().isdigit() and int(key) < 2**63:
+        integer_key = key.strip().isdigit() and int(key) < 2**63
+        if row is None and integer_key and example_external_id(engine) is None:
             row = (
                 conn.execute(sa.text("SELECT * FROM contacts WHERE contact_id = :id"), {"id": int(key)})
                 .mappings()

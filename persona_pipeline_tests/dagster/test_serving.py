@@ -20,7 +20,7 @@ from persona_pipeline.core.traits import TraitKind
 from persona_pipeline.persona_sets import catalog, lifecycle
 from persona_pipeline.runtime.jobs import run_pipeline
 from persona_pipeline.scoring import pipelines
-from persona_pipeline.scoring.realtime import load_scorer
+from persona_pipeline.scoring.realtime import load_scorer, score_stored_contact
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
 from persona_pipeline.warehouse.memberships import read_memberships
@@ -65,6 +65,11 @@ def test_scoring_and_show_read_the_current_build_never_a_newer_one_that_did_not_
         # SQLite hands booleans back as 0/1 numbers: the contact is given as a user would
         contact = {k: bool(v) if kinds[k] is TraitKind.BOOLEAN else v for k, v in present.items()}
         assert scorer.score(contact).persona_id == members.loc[row["contact_id"], "persona_id"]
+    # files with integer ids: a stored contact is found by that integer
+    first = int(contacts["contact_id"].iloc[0])
+    assert (
+        score_stored_contact("Customers", str(first), ready)["persona_id"] == members.loc[first, "persona_id"]
+    )
 
     assert main(["persona-set", "show", "Customers"]) == 0
     assert f"build {current}:" in capsys.readouterr().out

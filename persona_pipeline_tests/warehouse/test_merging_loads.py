@@ -260,6 +260,9 @@ def test_text_ids_kinds_and_names_round_trip_through_a_build(warehouse: Engine, 
     scored = score_stored_contact("P", "C0001", warehouse)
     assert scored["external_id"] == "C0001"
     assert scored["persona_id"] == int(members.loc[members["external_id"] == "C0001", "persona_id"].iloc[0])
+    # a number is not taken for another contact's internal id where the files had text ids
+    with pytest.raises(ScoringError, match="no stored contact has the id '1'; .* text ids such as 'C0000'"):
+        score_stored_contact("P", "1", warehouse)
     create = ["pipeline", "create", "keys", "--population", "all_contacts", "--payload", "P"]
     assert main([*create, "--csv", "k.csv", "--table", "keyed_scores"]) == 0
     assert main(["pipeline", "run", "keys"]) == 0
