@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -14,6 +16,13 @@ from typing import Any
 import yaml
 
 from persona_pipeline.errors import CatalogError
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """ " (did you mean 'income'?)" for a near miss among `choices` (a typo, a letter too many), else ""."""
+    near = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.7)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RESERVED_COLUMNS = frozenset({"contact_id", "created_at", "updated_at", "valid_from", "valid_to"})
@@ -103,8 +112,8 @@ class Trait:
         unknown_keys = sorted(str(k) for k in raw if k not in TRAIT_KEYS)
         if unknown_keys:
             raise CatalogError(
-                f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown_keys)}; a trait may have "
-                f"{', '.join(sorted(TRAIT_KEYS))}"
+                f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown_keys)}"
+                f"{did_you_mean(unknown_keys[0], TRAIT_KEYS)}; a trait may have {', '.join(sorted(TRAIT_KEYS))}"
             )
         name = str(raw.get("name", "")).strip()
         if not IDENTIFIER.match(name):
@@ -117,7 +126,9 @@ class Trait:
             kind = TraitKind(str(raw.get("kind", "")).strip().lower())
         except ValueError:
             raise CatalogError(
-                f"{where}: trait {name!r} has kind {raw.get('kind')!r}; use one of {', '.join(TraitKind)}"
+                f"{where}: trait {name!r} has kind {raw.get('kind')!r}"
+                f"{did_you_mean(str(raw.get('kind', '')).strip().lower(), TraitKind)}; use one of "
+                f"{', '.join(TraitKind)}"
             ) from None
         given_levels = raw.get("levels") or ()
         if not isinstance(given_levels, list | tuple):
@@ -271,7 +282,8 @@ class TraitCatalog:
         unknown = [n for n in names if n not in self]
         if unknown:
             raise CatalogError(
-                f"unknown trait(s) {', '.join(repr(n) for n in unknown)}; known traits: {', '.join(self.names)}"
+                f"unknown trait(s) {', '.join(repr(n) for n in unknown)}{did_you_mean(unknown[0], self.names)}; "
+                f"known traits: {', '.join(self.names)}"
             )
         wanted = set(names)
         return [t for t in self.traits if t.name in wanted]
@@ -403,7 +415,8 @@ def _section(value: Any, keys: frozenset[str], name: str, where: str) -> dict[st
     extra = sorted(str(k) for k in value if k not in keys)
     if extra:
         raise CatalogError(
-            f"{where}: unknown key {extra[0]!r} under '{name}'; it may have {', '.join(sorted(keys))}"
+            f"{where}: unknown key {extra[0]!r} under '{name}'{did_you_mean(extra[0], keys)}; it may have "
+            f"{', '.join(sorted(keys))}"
         )
     return value
 

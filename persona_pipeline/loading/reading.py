@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import io
 import re
 from collections.abc import Iterator
@@ -221,6 +222,9 @@ def map_columns(source: TableSource, wanted: dict[str, tuple[str, str]]) -> None
             source.columns[name] = header
             continue
         near = [c for c in source.headers if _loose(c) == _loose(header)]
+        if not near:  # a typo on either side: 'income' against 'incom', 'Income_USD' against 'income_usd2'
+            close = difflib.get_close_matches(_loose(header), [_loose(c) for c in source.headers], 1, 0.7)
+            near = [c for c in source.headers if close and _loose(c) == close[0]]
         problems.append(
             f"{header!r} (the file has {near[0]!r}: {fix.format(header=near[0])})" if near else repr(header)
         )

@@ -35,7 +35,11 @@ def test_catalog_yaml_round_trip(tmp_path: Path) -> None:
     ("entry", "message"),
     [
         ("{name: Age, kind: numeric}", "lower case"),
-        ("{name: age, kind: number}", "use one of numeric, categorical, boolean"),
+        ("{name: age, kind: number}", "did you mean 'numeric'.*use one of numeric, categorical, boolean"),
+        (
+            "{name: tier, kind: categorical, lavels: [a, b]}",
+            "unknown key.*'lavels' \\(did you mean 'levels'\\?\\)",
+        ),
         ("{name: tier, kind: categorical, levels: [gold]}", "at least two values"),
         ("{name: age, kind: numeric, min: 5, max: 1}", "above max"),
         ("{name: contact_id, kind: numeric}", "reserved"),
@@ -50,8 +54,13 @@ def test_catalog_errors_name_the_entry(tmp_path: Path, entry: str, message: str)
 
 
 def test_unknown_trait_lists_the_known_ones() -> None:
-    with pytest.raises(CatalogError, match="unknown trait.*'shoe_size'.*known traits: age"):
+    with pytest.raises(CatalogError, match="unknown trait.*'shoe_size'; known traits: age"):
         BUILTIN_CATALOG.select(["age", "shoe_size"])
+    with pytest.raises(
+        CatalogError,
+        match="unknown trait.*'houshold_income' \\(did you mean 'household_income'\\?\\); known traits",
+    ):
+        BUILTIN_CATALOG.select(["houshold_income"])
 
 
 def test_generator_is_deterministic_and_rich() -> None:

@@ -201,8 +201,16 @@ def test_mapping_hints_and_unknown_levels(warehouse: Engine, tmp_path: Path) -> 
         LoadError, match=r"missing column\(s\) 'age' \(the file has 'Age': add `column: Age` to trait age"
     ):
         load_files(warehouse, path, unmapped)
-    with pytest.raises(CatalogError, match=r"line 5 \(trait #2\): unknown key\(s\) 'colum'"):
+    with pytest.raises(
+        CatalogError, match=r"line 5 \(trait #2\): unknown key\(s\) 'colum' \(did you mean 'column'\?\)"
+    ):
         load_files(warehouse, path, _traits(tmp_path, TRAITS.replace("column: Region", "colum: Region")))
+    # a typo in the header the traits file names: the file's nearest header, and the line that maps it
+    with pytest.raises(
+        LoadError,
+        match=r"missing column\(s\) 'Regoin' \(the file has 'Region': add `column: Region` to trait region",
+    ):
+        load_files(warehouse, path, _traits(tmp_path, TRAITS.replace("column: Region", "column: Regoin")))
 
     shouting = _people(20).assign(Region=lambda f: f["Region"].str.upper().str.center(9))
     shouting.loc[0, "Region"] = "east"
