@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.config import sql_dir
+from persona_pipeline.core.domain import did_you_mean
 from persona_pipeline.core.orders import counted_order_sql, net_amount_sql
 from persona_pipeline.errors import SqlModelError
 from persona_pipeline.warehouse import changes
@@ -160,7 +161,8 @@ def execution_order(models: dict[str, SqlModel], only: list[str] | None = None) 
     unknown = [n for n in only if n not in models]
     if unknown:
         raise SqlModelError(
-            f"no SQL model named {', '.join(map(repr, unknown))}; the models are {', '.join(sorted(models))}"
+            f"no SQL model named {', '.join(map(repr, unknown))}{did_you_mean(unknown[0], models)}; the models "
+            f"are {', '.join(sorted(models))}"
         )
     needed: set[str] = set()
     stack = list(only)
@@ -318,7 +320,8 @@ def cohort_names(models: dict[str, SqlModel]) -> list[str]:
 def require_cohort(models: dict[str, SqlModel], cohort: str) -> SqlModel:
     if cohort not in models or not models[cohort].is_cohort:
         raise SqlModelError(
-            f"unknown cohort {cohort!r}; cohorts are the files in dbt_like_sql/{COHORT_FOLDER}/: "
+            f"unknown cohort {cohort!r}{did_you_mean(cohort, cohort_names(models))}; cohorts are the files in "
+            f"dbt_like_sql/{COHORT_FOLDER}/: "
             f"{', '.join(cohort_names(models)) or 'none'}"
         )
     return models[cohort]

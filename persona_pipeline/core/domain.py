@@ -7,8 +7,10 @@ them without importing numpy, pandas, SQLAlchemy or Dagster.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -43,6 +45,12 @@ def clean_name(text: str, what: str, error: type[PersonaPipelineError]) -> str:
             "direction overrides are not allowed in names; remove them"
         )
     return name
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """The hint for a near miss among `choices` (a typo, a letter too many): " (did you mean 'income'?)", or ""."""
+    near = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.7)
+    return f" (did you mean {near[0]!r}?)" if near else ""
 
 
 def name_key(name: str) -> str:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import json
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -15,14 +13,8 @@ from typing import Any
 
 import yaml
 
+from persona_pipeline.core.domain import did_you_mean
 from persona_pipeline.errors import CatalogError
-
-
-def did_you_mean(word: object, choices: Iterable[str]) -> str:
-    """ " (did you mean 'income'?)" for a near miss among `choices` (a typo, a letter too many), else ""."""
-    near = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.7)
-    return f" (did you mean {near[0]!r}?)" if near else ""
-
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RESERVED_COLUMNS = frozenset({"contact_id", "created_at", "updated_at", "valid_from", "valid_to"})

@@ -14,7 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSet, PersonaSetStatus, name_key
+from persona_pipeline.core.domain import (
+    BuildSummary,
+    Persona,
+    PersonaSet,
+    PersonaSetStatus,
+    did_you_mean,
+    name_key,
+)
 from persona_pipeline.errors import PersonaSetError
 from persona_pipeline.warehouse.tables import (
     ensure_catalog_tables,
@@ -102,7 +109,7 @@ def get(engine: Engine, name: str) -> PersonaSet:
             known = conn.execute(sa.select(persona_sets.c.name).order_by(persona_sets.c.name)).scalars().all()
     if row is None:
         hint = f"known persona sets: {', '.join(repr(k) for k in known)}" if known else "there are none yet"
-        raise PersonaSetError(f"no persona set named {name!r}; {hint}")
+        raise PersonaSetError(f"no persona set named {name!r}{did_you_mean(name, known)}; {hint}")
     return _record(row)
 
 
