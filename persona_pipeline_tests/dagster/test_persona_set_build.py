@@ -172,8 +172,12 @@ def test_empty_small_and_failing_cohorts_are_clear_errors(
     )
     monkeypatch.setenv("PERSONA_SQL_DIR", str(root))
     catalog.create(seeded, "Empty", "nobody")
-    report = build_persona_set("Empty", _quiet)
+    lines: list[str] = []
+    report = build_persona_set("Empty", lines.append)
     assert not report.success and "cohort is empty" in report.message
+    # the failed step once, no line per step that then did not run
+    assert any("cohort_traits" in line and "failed" in line for line in lines)
+    assert not any("Not executing" in line for line in lines), lines
     assert store.get(seeded, "Empty").status == "errored"
 
     catalog.create(seeded, "Tiny", "three", n_personas=5)

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from dagster import InitLoggerContext, logger
 
 PROGRESS_LOGGER = "progress"
+# Dagster's bookkeeping after a step failed: one line per skipped step says nothing the run's error does not
+SKIPPED_STEP = "Dependencies for step "
 _sinks: list[Callable[[str], None]] = []
 
 
@@ -23,6 +25,8 @@ class _Handler(logging.Handler):
             if event.event_type_value not in ("STEP_FAILURE", "ASSET_CHECK_EVALUATION"):
                 return
         text = meta.get("orig_message") or record.getMessage()
+        if text.startswith(SKIPPED_STEP) and text.endswith("Not executing."):
+            return
         step = meta.get("step_key") or "run"
         line = f"  [{time.perf_counter() - self.start:5.1f}s] {step}: {text}"
         for sink in _sinks or [print]:
