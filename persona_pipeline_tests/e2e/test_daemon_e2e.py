@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.cli import main
@@ -149,6 +149,10 @@ def test_daemon_builds_scores_and_rescores_without_anyone_pressing_a_button(
         assert len(keys) == len(set(keys))  # every request launched once
         assert sum(r.job_name == "build_persona_set" for r in runs) == 1
         assert sum(r.job_name == "score_pipeline" for r in runs) >= 2  # the full scoring, then the changes
+        # the build materialized every asset of the set once; no automation run did any of it again
+        for asset in ("persona_analysis", "persona_report"):
+            records = instance.fetch_materializations(AssetKey(asset), limit=10).records
+            assert len(records) == 1, (asset, [(r.run_id, r.timestamp) for r in records])
     finally:
         instance.dispose()
 
