@@ -75,14 +75,30 @@ def _trait_phrase(effect: TraitEffect) -> str:
     return effect.text.removesuffix(" in the cohort")
 
 
-def _trait_idea(effect: TraitEffect) -> str:
-    """A targeting idea from one salient trait, quoting the figure it rests on."""
+def _trait_idea(effect: TraitEffect, position: int = 0) -> str:
+    """An idea from one salient trait, quoting the figure it rests on: the first says whom to target, the
+    second what to say (two traits read as two different moves, not the same sentence twice)."""
     subject, figure = _trait_phrase(effect).split(": ", 1)
-    if effect.level in ("high", "low"):
-        return f"Target on {subject}, where they sit {effect.level} ({figure})."
-    if effect.effect < 0:  # a yes/no trait or a level they lack
+    if effect.effect < 0 and effect.level not in ("high", "low"):  # a yes/no trait or a level they lack
         return f"Leave {subject} out of their audiences and messages: few of them have it ({figure})."
-    return f"Build creative and audiences around {subject} ({figure})."
+    if position == 0:
+        if effect.level in ("high", "low"):
+            return f"Target on {subject}, where they sit {effect.level} ({figure})."
+        return f"Build audiences around {subject} ({figure})."
+    if effect.level in ("high", "low"):
+        return f"Shape the message around {subject}: they sit {effect.level} on it ({figure})."
+    return f"Feature {subject} in the creative ({figure})."
+
+
+def _rule_idea(persona: Persona) -> str | None:
+    """Finding more people like them: the persona's first rule, with how precise it is and whom it covers."""
+    if not persona.rules:
+        return None
+    rule = persona.rules[0]
+    return (
+        f"Find more people like them with its rule, {rule.text} ({rule.precision:.0%} precise, covers "
+        f"{rule.coverage:.0%} of them)."
+    )
 
 
 def _money(value: float, currency: str) -> str:
@@ -138,10 +154,13 @@ def interpret(
     if purchases is not None:
         sentence, ideas = _purchase_sentences(purchases, currency)
         sentences.append(sentence)
-    for effect in salient:
+    for position, effect in enumerate(salient[:2]):
         if len(ideas) >= MAX_IDEAS:
             break
-        ideas.append(_trait_idea(effect))
+        ideas.append(_trait_idea(effect, position))
+    rule = _rule_idea(persona)
+    if len(ideas) < MAX_IDEAS and rule is not None and salient:
+        ideas.append(rule)
     if len(ideas) < 2 and salient:
         subject = _trait_phrase(salient[0]).split(": ", 1)[0]
         ideas.append(
