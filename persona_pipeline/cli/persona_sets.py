@@ -77,6 +77,8 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
         f"  build {build.build}: {build.k} personas · {build.cohort_size:,} contacts "
         f"({build.quarantined:,} quarantined) · stability {build.stability:.2f}"
     )
+    if build.stability_warning():
+        say(f"  warning: {build.stability_warning()}")
     figure = build.identity_figure
     if figure is not None:
         say(f"  since the previous build: {figure.text()}")

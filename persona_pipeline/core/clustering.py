@@ -22,6 +22,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
+from persona_pipeline.core.domain import MIN_STABILITY
 from persona_pipeline.errors import ClusteringError
 
 K_MIN, K_MAX = 2, 10  # the range the data chooses from; a user may ask for up to domain.MAX_PERSONAS
@@ -32,7 +33,7 @@ FIT_SAMPLE = (
 N_INIT = 2  # fresh inits per fit while choosing k (beside the fit grown from k-1)
 N_INIT_STABILITY = 2  # per half: a half that lands in a poor local minimum reads as an unstable k
 N_INIT_FINAL = 8  # the fit users get when they set k: its ARI must not depend on --seed (BENCHMARKS.md)
-STABLE = 0.8  # split-half adjusted Rand index a k needs to be a candidate
+STABLE = MIN_STABILITY  # split-half adjusted Rand index a k needs to be a candidate
 MIN_SHARE = 0.03  # a persona smaller than this share of the cohort is too small to act on
 CLEAR_ELBOW = 1.75  # adding the k-th persona must gain this many times what each further one adds
 # ... and its elbow must be at least this share of the clearest elbow of all: one noisy gain near K_MAX is no

@@ -21,6 +21,7 @@ MIN_PERSONAS = 2
 MAX_PERSONAS = 12  # a user may ask for this many; the data chooses among clustering.K_MIN..K_MAX
 MAX_NAME_LENGTH = 200  # persona set, persona and pipeline names
 DEFAULT_MAX_QUARANTINE_SHARE = 0.05  # a build stops when more of the cohort's rows than this fail validation
+MIN_STABILITY = 0.8  # split-half adjusted Rand index a k needs to be chosen (core/clustering.STABLE)
 DEFAULT_WINDOW_DAYS = 365  # the Analysis's order window: days up to the latest order
 EXPORT_KINDS = ("memberships", "personas", "analysis", "flow", "history")
 
@@ -185,6 +186,16 @@ def k_rows(scores: list[dict[str, Any]], chosen: int) -> list[dict[str, str]]:
     ]
 
 
+def stability_warning(stability: float | None) -> str | None:
+    """What a build under the stability the automatic k requires means, or None (a user's k can be one)."""
+    if stability is None or stability >= MIN_STABILITY:
+        return None
+    return (
+        f"split-half stability {stability:.2f}, under {MIN_STABILITY:.2f}: another sample would draw other "
+        "personas; try fewer personas or other traits"
+    )
+
+
 @dataclass(frozen=True)
 class BuildSummary:
     """One stored build of a persona set: its model (JSON) and the figures `persona-set show` prints."""
@@ -209,6 +220,9 @@ class BuildSummary:
     @property
     def identity_figure(self) -> IdentityFigure | None:
         return IdentityFigure.from_json(self.identity) if self.identity else None
+
+    def stability_warning(self) -> str | None:
+        return stability_warning(self.stability)
 
 
 @dataclass(frozen=True)

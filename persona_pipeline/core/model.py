@@ -194,8 +194,12 @@ def _fit(
                 raise clustering.ClusteringError(
                     f"the cohort has {len(x)} valid contacts, fewer than the {k} personas asked for; lower --personas"
                 )
+            # what the data would choose, beside the user's k: the per-k table says how reproducible theirs is
+            data = clustering.choose_k(x, seed, progress, previous.k if previous is not None else None)
             choice = clustering.KChoice(
-                k, f"set by the user (Faraday's rule would give {clustering.faraday_rule(len(x))})"
+                k,
+                f"set by the user; the data would choose k={data.k} ({data.reason})",
+                [s | {"verdict": "set by the user"} if s["k"] == k else s for s in data.scores],
             )
         previous_labels = None
         if previous is not None:

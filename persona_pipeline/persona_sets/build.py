@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from persona_pipeline.core import clustering, identity
 from persona_pipeline.core.clustering import Progress
-from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSet
+from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSet, stability_warning
 from persona_pipeline.core.model import BuildOutcome, PersonaModel, build_model
 from persona_pipeline.core.personas import describe_personas
 from persona_pipeline.core.traits import Trait, TraitCatalog
@@ -327,13 +327,10 @@ def judge_smallest(personas: list[Persona]) -> Verdict:
 
 def judge_stability(stability: float) -> Verdict:
     """Whether fits on two halves of the cohort agree as well as the automatic k requires."""
-    if stability >= clustering.STABLE:
+    warning = stability_warning(stability)
+    if warning is None:
         return Verdict(True, f"split-half stability {stability:.2f} (at least {clustering.STABLE:.2f})")
-    return Verdict(
-        False,
-        f"split-half stability {stability:.2f}, under {clustering.STABLE:.2f}: another sample would draw "
-        "other personas; try fewer personas or other traits",
-    )
+    return Verdict(False, warning)
 
 
 def judge_drift(summary: BuildSummary) -> Verdict:

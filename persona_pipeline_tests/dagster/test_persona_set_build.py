@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy.engine import Engine
 
-from persona_pipeline.core.domain import PersonaSet, names_by_id
+from persona_pipeline.cli import main
+from persona_pipeline.core.domain import MIN_STABILITY, PersonaSet, names_by_id
 from persona_pipeline.core.synthetic import SyntheticBase
 from persona_pipeline.defs.persona_sets.partitions import partition_key
 from persona_pipeline.errors import PersonaSetError
@@ -67,6 +68,19 @@ def test_chain_builds_named_personas(seeded: Engine) -> None:
     ).asset_materialization.metadata
     assert "data:image/svg+xml;base64," in definition["definition"].value
     assert instance.get_latest_materialization_event(AssetKey(["cohorts", "customers"])) is not None
+
+
+def test_a_users_k_is_shown_beside_the_datas_and_warned_about_when_unstable(
+    seeded: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog.create(seeded, "Fine", "customers", n_personas=12)
+    _build("Fine")
+    build = store.current_build(seeded, store.get(seeded, "Fine"))
+    assert build.k == 12 and "set by the user; the data would choose k=" in build.k_reason
+    assert main(["persona-set", "show", "Fine"]) == 0
+    shown = capsys.readouterr().out
+    assert ("warning: split-half stability" in shown) == (build.stability < MIN_STABILITY)
+    assert "set by the user" in shown  # the per-k table marks the user's k
 
 
 def test_rebuild_after_changes_keeps_persona_ids_and_names(seeded: Engine, small_base: SyntheticBase) -> None:

@@ -80,6 +80,11 @@ def test_user_override_and_too_small_cohort() -> None:
     contacts, _ = _base(3, n=2_000)
     outcome = build_model(contacts, TRAITS, seed=0, k=3)
     assert outcome.model.k == 3 and "set by the user" in outcome.k_choice.reason
+    # beside the user's k, what the data would choose and the per-k figures that say why
+    automatic = build_model(contacts, TRAITS, seed=0).k_choice
+    assert f"the data would choose k={automatic.k}" in outcome.k_choice.reason
+    verdicts = {s["k"]: s["verdict"] for s in outcome.k_choice.scores}
+    assert verdicts[3] == "set by the user" and set(verdicts) == {s["k"] for s in automatic.scores}
     with pytest.raises(clustering.ClusteringError, match="fewer than the 5 personas"):
         build_model(contacts.head(4), TRAITS, seed=0, k=5)
 
