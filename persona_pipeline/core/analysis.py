@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from persona_pipeline.core.features import as_numbers, category_codes, date_reference
-from persona_pipeline.core.traits import Trait, TraitKind
+from persona_pipeline.core.traits import Trait, TraitKind, is_calendar_year
 from persona_pipeline.errors import AnalysisError
 
 COHORT = 0
@@ -115,9 +115,9 @@ class PurchaseWindow:
         )
 
 
-def _nice(value: float) -> str:
+def _nice(value: float, separators: bool = True) -> str:
     if abs(value) >= 1000:
-        return f"{value:,.0f}"
+        return f"{value:,.0f}" if separators else f"{value:.0f}"
     return f"{value:.0f}" if float(value).is_integer() or abs(value) >= 10 else f"{value:.2g}"
 
 
@@ -148,20 +148,25 @@ def numeric_edges(values: np.ndarray, max_bins: int = MAX_BINS, integral: bool =
     return edges if len(edges) >= 2 else np.array([start, start + step])
 
 
-def bin_labels(edges: np.ndarray, integral: bool = False) -> list[str]:
-    """'< 20', '20–30', '≥ 90'; for whole numbers the bounds people mean: '≤ 19', '20–29', '3', '≥ 90'."""
+def bin_labels(edges: np.ndarray, integral: bool = False, years: bool = False) -> list[str]:
+    """'< 20', '20–30', '≥ 90'; for whole numbers the bounds people mean: '≤ 19', '20–29', '3', '≥ 90';
+    `years`: calendar years, written without thousands separators ('≤ 2003', not '≤ 2,003')."""
+
+    def nice(value: float) -> str:
+        return _nice(value, separators=not years)
+
     if len(edges) <= 2:
-        return [f"{_nice(edges[0])}"]
+        return [f"{nice(edges[0])}"]
     if not integral:
-        labels = [f"< {_nice(edges[1])}"]
-        labels += [f"{_nice(a)}–{_nice(b)}" for a, b in zip(edges[1:-2], edges[2:-1], strict=True)]
-        return [*labels, f"≥ {_nice(edges[-2])}"]
-    labels = [f"≤ {_nice(edges[1] - 1)}"]
+        labels = [f"< {nice(edges[1])}"]
+        labels += [f"{nice(a)}–{nice(b)}" for a, b in zip(edges[1:-2], edges[2:-1], strict=True)]
+        return [*labels, f"≥ {nice(edges[-2])}"]
+    labels = [f"≤ {nice(edges[1] - 1)}"]
     labels += [
-        _nice(a) if b - 1 == a else f"{_nice(a)}–{_nice(b - 1)}"
+        nice(a) if b - 1 == a else f"{nice(a)}–{nice(b - 1)}"
         for a, b in zip(edges[1:-2], edges[2:-1], strict=True)
     ]
-    return [*labels, f"≥ {_nice(edges[-2])}"]
+    return [*labels, f"≥ {nice(edges[-2])}"]
 
 
 def _distribution(
@@ -210,7 +215,8 @@ def trait_rows(frame: pd.DataFrame, persona: np.ndarray, trait: Trait, role: str
         codes = np.where(
             np.isnan(values), -1, np.clip(np.searchsorted(edges[1:-1], values, side="right"), 0, None)
         )
-        buckets = bin_labels(edges, integral)
+        years = bool(present.size) and is_calendar_year(float(np.median(present)), trait.unit, trait.name)
+        buckets = bin_labels(edges, integral, years and trait.kind is TraitKind.NUMERIC)
         if trait.kind is TraitKind.DATE:  # bins of days before the reference day, said so
             buckets = [f"{b} days before {reference}" for b in buckets]
         codes = np.where(codes >= len(buckets), len(buckets) - 1, codes)

@@ -12,7 +12,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from persona_pipeline.core.domain import Rule, TraitEffect
 from persona_pipeline.core.features import as_numbers, category_codes, date_reference
-from persona_pipeline.core.traits import Trait, TraitKind
+from persona_pipeline.core.traits import Trait, TraitKind, is_calendar_year
 
 DEFINING_MIN_EFFECT = 0.3  # standardized difference below which a trait does not define a persona
 SIGNIFICANCE = 0.01  # family-wise: a salient difference is one chance in 100 over all tests of a build
@@ -48,19 +48,12 @@ def _singular(word: str) -> str:
     return word
 
 
-def _calendar_year(value: float, unit: str, name: str) -> bool:
-    words = unit.split()
-    return (
-        ("year" in words or "year" in name.split("_")) and "years" not in words and 1000 <= abs(value) < 3000
-    )
-
-
 def with_unit(
     value: float, unit: str, integral: bool = False, name: str = "", decimals: int | None = None
 ) -> str:
     """'2 children at home', '1 child at home', '1978' (a calendar year), '228 thousand USD a year'."""
     words = unit.split()
-    calendar_year = _calendar_year(value, unit, name)
+    calendar_year = is_calendar_year(value, unit, name)
     shown = _fmt(value, integral or calendar_year, not calendar_year, None if calendar_year else decimals)
     if words and shown in ("1", "-1"):  # '1 vehicle in household', not '1 vehicles'
         words = [_singular(words[0]), *words[1:]]

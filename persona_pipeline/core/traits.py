@@ -16,6 +16,16 @@ import yaml
 from persona_pipeline.core.domain import did_you_mean
 from persona_pipeline.errors import CatalogError
 
+
+def is_calendar_year(value: float, unit: str, name: str) -> bool:
+    """A year of the calendar ('year of birth' 1978, a trait named survey_year): written without thousands
+    separators. 'years' (a duration) is not one."""
+    words = unit.split()
+    return (
+        ("year" in words or "year" in name.split("_")) and "years" not in words and 1000 <= abs(value) < 3000
+    )
+
+
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RESERVED_COLUMNS = frozenset({"contact_id", "created_at", "updated_at", "valid_from", "valid_to"})
 # How booleans arrive from files, warehouses and JSON as text: one list for loading, validation and scoring.

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from persona_pipeline.core import flow
-from persona_pipeline.core.analysis import OrderQuality, analyse, bin_labels, numeric_edges
+from persona_pipeline.core.analysis import OrderQuality, analyse, bin_labels, numeric_edges, trait_rows
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG
+from persona_pipeline.core.traits import Trait, TraitKind
 
 TRAITS = BUILTIN_CATALOG.select(["age", "urbanicity", "dog_owner"])
 EXTRA = BUILTIN_CATALOG.select(["state"])
@@ -98,6 +99,7 @@ def test_purchase_metrics_match_a_direct_computation() -> None:
         "outside_cohort": 4,
         "cancelled": 0,
         "not_counted": 0,
+        "before_window": 0,
     }
 
 
@@ -182,3 +184,18 @@ def test_counts_transitions_and_trajectories_agree_with_day_by_day(
         )
         from_paths = flow.transitions_from_trajectories(paths, a, b)
         pd.testing.assert_frame_equal(direct.reset_index(drop=True), from_paths, check_dtype=False)
+
+
+def test_calendar_years_are_binned_without_thousands_separators() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"survey_year": rng.integers(2003, 2010, 600), "income": rng.normal(5_000, 900, 600)}
+    )
+    persona = np.repeat([1, 2], 300)
+    year_rows = trait_rows(frame, persona, Trait("survey_year", TraitKind.NUMERIC), "analysis")
+    buckets = {r["bucket"] for r in year_rows if r["section"] == "trait"}
+    assert buckets and not any("," in b for b in buckets) and "2006" in buckets
+    money_rows = trait_rows(frame, persona, Trait("income", TraitKind.NUMERIC, unit="USD"), "analysis")
+    assert any(
+        "," in r["bucket"] for r in money_rows if r["section"] == "trait"
+    )  # 5,000 still grouped
