@@ -26,13 +26,18 @@ class Score:
     persona_id: int
     confidence: float
     persona_name: str | None = None
+    # clustering traits scored as missing: not given, empty, or a level the build never saw
+    missing: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "persona_id": self.persona_id,
             "persona_name": self.persona_name,
             "confidence": round(self.confidence, 4),
         }
+        if self.missing:  # said, so a persona from half a contact is not read as one from all of it
+            out["scored_without"] = list(self.missing)
+        return out
 
 
 class Scorer:
@@ -44,9 +49,12 @@ class Scorer:
         names: dict[int, str] | None = None,
         known_traits: set[str] | None = None,
         normalized: set[str] | frozenset[str] = frozenset(),
+        bounds: dict[str, tuple[float | None, float | None]] | None = None,
     ):
-        """`normalized`: traits whose levels match ignoring case and spaces (`normalize: true`), as at load."""
+        """`normalized`: traits whose levels match ignoring case and spaces (`normalize: true`), as at load;
+        `bounds`: numeric traits' declared (min, max): a value a load would reject is refused here too."""
         self.model = model
+        self._bounds = {name: pair for name, pair in (bounds or {}).items() if pair != (None, None)}
         self.names = names or {}
         transform: FeatureTransform = model.transform
         self._encodings = transform.encodings
@@ -90,7 +98,17 @@ class Scorer:
         if e.kind == TraitKind.ORDINAL:
             code = self._level_code(e, value)
             return None if code < 0 else float(code)
-        return _number(e.name, value)
+        number = _number(e.name, value)
+        low, high = self._bounds.get(e.name, (None, None))
+        if number is not None and (
+            (low is not None and number < low) or (high is not None and number > high)
+        ):
+            declared = f"{'' if low is None else f'{low:g}'}..{'' if high is None else f'{high:g}'}"
+            raise ScoringError(
+                f"trait {e.name!r} is {number:g}, outside its declared range {declared} (the traits file's min "
+                "and max): a load would reject it too"
+            )
+        return number
 
     def _level_code(self, e: TraitEncoding, value: Any) -> int:
         """A level's index among the trait's levels; -1 for missing or unseen (scored as missing)."""
@@ -101,25 +119,33 @@ class Scorer:
         levels = self._levels[e.name]
         return levels.get(value, levels.get(normal_level(value), -1) if e.name in self._normalized else -1)
 
-    def _vector(self, contact: dict[str, Any]) -> list[float]:
+    def _vector(self, contact: dict[str, Any]) -> tuple[list[float], list[str]]:
+        """The contact's (d,) feature row, and the traits it was scored without (filled as the build did)."""
         out: list[float] = []
+        missing: list[str] = []
         for e in self._encodings:
             value = contact.get(e.name)
             if e.kind in NUMERIC_LIKE:
                 number = self._number(e, value)
                 if number is None or not math.isfinite(number):
+                    missing.append(e.name)
                     number = e.fill
                 elif e.log:
                     number = math.log1p(max(number, 0.0))
                 out.append(float(np.float32(min(max((number - e.center) / e.scale, -CLIP), CLIP))))
             elif e.kind == TraitKind.BOOLEAN:
                 flag = _boolean(e.name, value)
+                if flag is None:
+                    missing.append(e.name)
                 out.append(
                     float(np.float32(((e.fill if flag is None else float(flag)) - e.center) / e.scale))
                 )
             else:
-                out.extend(self._lookups[e.name][self._level_code(e, value)])
-        return out
+                code = self._level_code(e, value)
+                if code < 0:
+                    missing.append(e.name)
+                out.extend(self._lookups[e.name][code])
+        return out, missing
 
     def score(self, contact: dict[str, Any]) -> Score:
         """Persona and confidence for one contact given as {trait: value}; missing traits are allowed."""
@@ -131,7 +157,7 @@ class Scorer:
                 f"unknown trait(s) {', '.join(map(repr, sorted(unknown)))}; this persona set scores on "
                 f"{', '.join(sorted(self._trait_names))}"
             )
-        x = self._vector(contact)
+        x, missing = self._vector(contact)
         best = second = math.inf
         best_index = 0
         for index, centroid in enumerate(self._centroids):
@@ -144,7 +170,7 @@ class Scorer:
                 second = distance
         confidence = 1.0 - best / second if second > 0 and math.isfinite(second) else 1.0
         persona = self._ids[best_index]
-        return Score(persona, confidence, self.names.get(persona))
+        return Score(persona, confidence, self.names.get(persona), tuple(missing))
 
     def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Batch scoring: contact_id, persona_id, confidence for every row."""

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from persona_pipeline.core.domain import names_by_id
 from persona_pipeline.core.model import PersonaModel
 from persona_pipeline.core.scoring import Scorer
+from persona_pipeline.core.traits import TraitKind
 from persona_pipeline.errors import ScoringError
 from persona_pipeline.persona_sets.lifecycle import require_built
 from persona_pipeline.warehouse import persona_sets as store
@@ -32,7 +33,8 @@ def load_scorer(name: str, engine: Engine | None = None) -> Scorer:
     names = names_by_id(store.read_personas(engine, record.id))
     catalog = load_catalog(engine)
     normalized = {t.name for t in catalog.traits if t.normalize}
-    return Scorer(PersonaModel.from_json(build.model), names, set(catalog.names), normalized)
+    bounds = {t.name: (t.minimum, t.maximum) for t in catalog.traits if t.kind is TraitKind.NUMERIC}
+    return Scorer(PersonaModel.from_json(build.model), names, set(catalog.names), normalized, bounds)
 
 
 def score_stored_contact(name: str, key: str, engine: Engine | None = None) -> dict[str, Any]:

@@ -196,6 +196,4 @@ def test_calendar_years_are_binned_without_thousands_separators() -> None:
     buckets = {r["bucket"] for r in year_rows if r["section"] == "trait"}
     assert buckets and not any("," in b for b in buckets) and "2006" in buckets
     money_rows = trait_rows(frame, persona, Trait("income", TraitKind.NUMERIC, unit="USD"), "analysis")
-    assert any(
-        "," in r["bucket"] for r in money_rows if r["section"] == "trait"
-    )  # 5,000 still grouped
+    assert any("," in r["bucket"] for r in money_rows if r["section"] == "trait")  # 5,000 still grouped

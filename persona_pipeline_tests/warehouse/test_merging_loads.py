@@ -265,6 +265,22 @@ def test_text_ids_kinds_and_names_round_trip_through_a_build(warehouse: Engine, 
         with pytest.raises(ScoringError, match="ISO date"):
             scorer.score({"signup": not_iso})
     assert scorer.score({"signup": "2024-06-30"}) == scorer.score({"signup": "2024-06-30T00:00:00"})
+    # what a load refuses, scoring refuses: a value outside the traits file's min and max
+    for age in (250, 17.5, "101"):
+        with pytest.raises(ScoringError, match=r"'age' is .*outside its declared range 18\.\.100"):
+            scorer.score({"age": age})
+    # a contact scored without some of its traits says which
+    assert scorer.score({}).to_dict()["scored_without"] == [
+        "age",
+        "region",
+        "education",
+        "signup",
+        "pet_owner",
+    ]
+    partial = scorer.score({"age": 30, "region": "atlantis"}).to_dict()
+    assert "age" not in partial["scored_without"] and "region" in partial["scored_without"]
+    whole = {"age": 30, "region": "north", "education": "phd", "signup": "2024-01-01", "pet_owner": True}
+    assert "scored_without" not in scorer.score(whole).to_dict()
     scored = score_stored_contact("P", "C0001", warehouse)
     assert scored["external_id"] == "C0001"
     assert scored["persona_id"] == int(members.loc[members["external_id"] == "C0001", "persona_id"].iloc[0])
