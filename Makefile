@@ -37,7 +37,7 @@ test: install-test browser
 
 # dg dev: webserver, daemon and code server for the project in pyproject.toml; Ctrl-C stops all of them
 dagster: install-ui
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.persona_home/dagster} $(BIN)/dg dev
+	DAGSTER_HOME=$${DAGSTER_HOME:-$${PERSONA_HOME:-$(CURDIR)/.persona_home}/dagster} $(BIN)/dg dev
 
 benchmark: install
 	PERSONA_WAREHOUSE_URL=$(PG_URL) $(BIN)/python benchmarks/build.py

@@ -66,20 +66,27 @@ def _purchases_table(purchases: pd.DataFrame, persona_names: dict[int, str], mon
         )
 
 
+def _days(count: int) -> str:
+    return f"{count:,} day" + ("" if count == 1 else "s")
+
+
 def flow(args: argparse.Namespace) -> int:
     engine = get_engine()
     if args.action == "snapshot":
-        _, last = flows.history_days(engine)
+        first, last = flows.history_days(engine)
         end = args.day or min(last, dt.date.today())
-        days = [end - dt.timedelta(days=i) for i in range(args.days)]
-        for day in days:
-            flows.require_day(engine, day)
+        flows.require_day(engine, end)
+        days = [end - dt.timedelta(days=i) for i in range(args.days) if end - dt.timedelta(days=i) >= first]
+        if len(days) < args.days:  # fresh data: the days before the history began cannot be described
+            say(
+                f"the trait history begins on {first}: snapshotting the {_days(len(days))} from {first} to {end}"
+            )
         start = time.perf_counter()
         ok, message = take_snapshots(min(days), max(days), say)
         if not ok:
             say(f"snapshot of {min(days)} to {max(days)} failed: {message}")
             return 1
-        say(f"{len(days)} day(s) snapshotted in one run in {time.perf_counter() - start:.1f}s")
+        say(f"{_days(len(days))} snapshotted in one run in {time.perf_counter() - start:.1f} s")
         return 0
     record = store.get(engine, args.name)
     counts = flows.flow_counts(engine, record.name)

@@ -29,7 +29,7 @@ from persona_pipeline.runtime.jobs import build_persona_set, refresh_study, take
 from persona_pipeline.studies import report
 from persona_pipeline.studies.analysis import read_analysis, run_analysis
 from persona_pipeline.studies.export import export_csv
-from persona_pipeline.studies.flow import flow_counts, flow_transitions, snapshot_day
+from persona_pipeline.studies.flow import flow_counts, flow_transitions, history_days, snapshot_day
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
 from persona_pipeline.warehouse.memberships import CURRENT_MEMBERSHIPS
@@ -347,3 +347,23 @@ def test_without_orders_the_analysis_says_so_instead_of_a_table_of_zeros(
     page = report.write_report(seeded, "Customers", tmp_path / "report.html").read_text(encoding="utf-8")
     assert "No orders were counted in this window" in page and "share of revenue" not in page
     assert all("revenue" not in p.interpretation.summary for p in store.read_personas(seeded, built.id))
+
+
+def test_a_snapshot_of_more_days_than_the_history_holds_takes_the_days_it_has(
+    built: PersonaSet, seeded: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with seeded.begin() as conn:  # a history that began two days before the last: freshly loaded data
+        conn.execute(
+            sa.text("DELETE FROM trait_history WHERE valid_from < :d"), {"d": END_DATE - dt.timedelta(days=2)}
+        )
+    first, _ = history_days(seeded)
+    asked = (END_DATE - first).days + 15
+    assert main(["flow", "snapshot", "--day", END_DATE.isoformat(), "--days", str(asked)]) == 0
+    shown = capsys.readouterr().out
+    held = (END_DATE - first).days + 1
+    assert (
+        f"the trait history begins on {first}: snapshotting the {held} days from {first} to {END_DATE}"
+        in shown
+    )
+    assert f"{held} days snapshotted in one run" in shown
+    assert flow_counts(seeded, "Customers")["day"].nunique() == held
