@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from persona_pipeline.core.dates import BLANK_WORDS, read_dates
+from persona_pipeline.core.domain import did_you_mean
 from persona_pipeline.core.orders import STATUS_WORDS, OrderStatus
 from persona_pipeline.core.traits import (
     BOOLEAN_WORDS,
@@ -167,15 +168,33 @@ def _levels(trait: Trait, text: pd.Series, missing: pd.Series, raw: pd.Series, r
     if trait.unknown is UnknownLevels.MISSING:
         if unknown.any():
             outcome.count_unknown(trait.name, text[unknown])
-    else:
-        hint = "" if trait.normalize else "; add `normalize: true` to match ignoring case and spaces"
-        rejects.add(
-            unknown.to_numpy(),
-            trait.name,
-            raw,
-            f"not a declared level ({', '.join(trait.levels)}){hint}, or `unknown: missing` to load it as missing",
-        )
+    elif unknown.any():
+        distinct = pd.unique(text[unknown])[:NAMED_UNKNOWN_LEVELS]
+        for value in distinct:  # each unknown value with the fix that fits it
+            rejects.add((unknown & (text == value)).to_numpy(), trait.name, raw, _level_problem(trait, value))
+        rest = unknown & ~text.isin(distinct)
+        if rest.any():
+            rejects.add(rest.to_numpy(), trait.name, raw, _level_problem(trait, None))
     return values.where(~missing & ~unknown, None).astype(object)
+
+
+NAMED_UNKNOWN_LEVELS = 50  # distinct unknown values given their own hint; the rest share a general one
+
+
+def _level_problem(trait: Trait, value: str | None) -> str:
+    """Why a value is no level of the trait, and the fix that would help: `normalize` only when case or
+    spaces are the difference, else the level it is closest to (a typo in the file or in the traits file)."""
+    levels = f"not a declared level ({', '.join(trait.levels)})"
+    missing = "or `unknown: missing` to load it as missing"
+    if value is None:
+        return f"{levels}: fix the value or the traits file's levels, {missing}"
+    loose = normal_level(value)
+    if not trait.normalize and loose in {normal_level(level) for level in trait.levels}:
+        return f"{levels}; add `normalize: true` to match ignoring case and spaces, {missing}"
+    word = re.compile(rf"(?<!\w){re.escape(loose)}(?!\w)") if loose else None
+    holding = [level for level in trait.levels if word is not None and word.search(normal_level(level))]
+    near = f" (did you mean {holding[0]!r}?)" if len(holding) == 1 else did_you_mean(value, trait.levels)
+    return f"{levels}{near}: fix the value or the traits file's levels, {missing}"
 
 
 def key_hashes(keys: pd.Series) -> np.ndarray:

@@ -54,6 +54,8 @@ def test_load_reports_each_rejected_row_and_keeps_the_rest(warehouse: Engine, tm
     frame.loc[3, "age"] = 150
     frame.loc[4, "contact_id"] = 6  # duplicates the id on line 7
     frame.loc[5, "spend"] = "inf"
+    frame.loc[10, "region"] = "North"  # case: normalize would match it
+    frame.loc[11, "region"] = "sotuh"  # a typo: the level it is closest to
     text = frame.to_csv(index=False, sep=";").replace(".", ",")  # a European export: ';' and decimal commas
     (tmp_path / "contacts.csv").write_text(text, encoding="utf-8")
     orders = pd.DataFrame(
@@ -80,6 +82,9 @@ def test_load_reports_each_rejected_row_and_keeps_the_rest(warehouse: Engine, tm
     by_line = {(r.file, r.line, r.column): r.reason for r in rejected.itertuples()}
     assert by_line[("contacts.csv", 2, "age")] == "not a number"
     assert "not a declared level" in by_line[("contacts.csv", 3, "region")]
+    assert "normalize" not in by_line[("contacts.csv", 3, "region")]  # 'east' is no case of any level
+    assert "add `normalize: true`" in by_line[("contacts.csv", 12, "region")]
+    assert "(did you mean 'south'?)" in by_line[("contacts.csv", 13, "region")]
     assert "not a boolean" in by_line[("contacts.csv", 4, "pet_owner")]
     assert "above the declared maximum 100" in by_line[("contacts.csv", 5, "age")]
     assert (
@@ -90,7 +95,7 @@ def test_load_reports_each_rejected_row_and_keeps_the_rest(warehouse: Engine, tm
     assert "no stored or loaded contact" in by_line[("orders.csv", 4, "contact_id")]
     assert by_line[("orders.csv", 3, "amount")] == "negative amount"
     assert by_line[("orders.csv", 5, "amount")] == "missing amount (only a cancelled order may have none)"
-    assert report.contacts == 300 - 6 and table_rows(warehouse, "contacts") == 294  # lines 2..7
+    assert report.contacts == 300 - 8 and table_rows(warehouse, "contacts") == 292  # lines 2..7, 12, 13
     assert report.orders == 1 and table_rows(warehouse, "orders") == 1
     stored = read_frame(warehouse, "SELECT * FROM contacts WHERE contact_id = 10")
     assert stored["spend"].iloc[0] == pytest.approx(float(_people().loc[9, "spend"]))
