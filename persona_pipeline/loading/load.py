@@ -95,13 +95,30 @@ class LoadReport:
             out.append(
                 f"rejected {rows:,} rows ({len(self.rejects):,} problems); all of them are in {self.rejects_path}"
             )
-            for r in self.rejects.head(20).itertuples(index=False):
-                out.append(f"  {r.file} line {r.line}, column {r.column!r}: {r.reason} (value {r.value!r})")
-            if len(self.rejects) > 20:
-                out.append(f"  ... and {len(self.rejects) - 20:,} more")
+            out += _reject_groups(self.rejects)
         if self.dry_run:
             out.append("dry run: nothing was written; run the same command without --dry-run to load")
         return out
+
+
+SHOWN_REJECT_GROUPS = 12
+
+
+def _reject_groups(rejects: pd.DataFrame) -> list[str]:
+    """The rejects by problem, most frequent first, each with its first line and value: 55 rows with one
+    misspelt level read as one line, not 55 (the file lists every row)."""
+    frame = rejects.assign(line=pd.to_numeric(rejects["line"], errors="coerce")).sort_values(["file", "line"])
+    groups = frame.groupby(["file", "column", "reason"], sort=False, dropna=False)
+    summary = groups.agg(rows=("line", "size"), line=("line", "first"), value=("value", "first"))
+    summary = summary.reset_index().sort_values(["rows", "file", "line"], ascending=[False, True, True])
+    out = []
+    for r in summary.head(SHOWN_REJECT_GROUPS).itertuples(index=False):
+        first = "" if pd.isna(r.line) else f", first on line {int(r.line)}"
+        count = f"{r.rows:,} rows" if r.rows != 1 else "1 row"
+        out.append(f"  {count} of {r.file}, column {r.column!r}: {r.reason} (value {r.value!r}{first})")
+    if len(summary) > SHOWN_REJECT_GROUPS:
+        out.append(f"  ... and {len(summary) - SHOWN_REJECT_GROUPS:,} more kinds of problem")
+    return out
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,12 @@ def test_load_reports_each_rejected_row_and_keeps_the_rest(warehouse: Engine, tm
         max_reject_share=1.0,  # this file is meant to be mostly broken
     )
     assert "delimiter ';'" in report.notes[0] and "decimal mark ','" in report.notes[0]
+    # printed by problem, each with its first line; the file lists every row
+    printed = report.lines()
+    assert "  1 row of contacts.csv, column 'age': not a number (value 'forty', first on line 2)" in printed
+    assert any(
+        line.startswith("  1 row of contacts.csv, column 'region'") and "line 13" in line for line in printed
+    )
     rejected = pd.read_csv(tmp_path / "rejects.csv")
     by_line = {(r.file, r.line, r.column): r.reason for r in rejected.itertuples()}
     assert by_line[("contacts.csv", 2, "age")] == "not a number"
