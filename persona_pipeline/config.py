@@ -38,7 +38,11 @@ SETTINGS = (
         "`$PERSONA_HOME/dagster`",
         "Dagster instance (SQLite storage unless its `dagster.yaml` says otherwise)",
     ),
-    Setting("PERSONA_SQL_DIR", "`./dbt_like_sql`", "the SQL models"),
+    Setting(
+        "PERSONA_SQL_DIR",
+        "`dbt_like_sql` beside the package (a clone), else `./dbt_like_sql`",
+        "the SQL models",
+    ),
     Setting(
         "PERSONA_EXPORT_DIR",
         "`$PERSONA_HOME/exports`",

@@ -107,6 +107,9 @@ def get(engine: Engine, name: str) -> PersonaSet:
         row = conn.execute(sa.select(persona_sets).where(persona_sets.c.name == name)).first()
         if row is None:
             known = conn.execute(sa.select(persona_sets.c.name).order_by(persona_sets.c.name)).scalars().all()
+            same = [k for k in known if name_key(k) == name_key(name)]  # names are unique ignoring case
+            if len(same) == 1:
+                row = conn.execute(sa.select(persona_sets).where(persona_sets.c.name == same[0])).first()
     if row is None:
         hint = f"known persona sets: {', '.join(repr(k) for k in known)}" if known else "there are none yet"
         raise PersonaSetError(f"no persona set named {name!r}{did_you_mean(name, known)}; {hint}")

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from persona_pipeline.core.domain import Pipeline, ScoringEngine, Trigger, name_key
+from persona_pipeline.core.domain import Pipeline, ScoringEngine, Trigger, did_you_mean, name_key
 from persona_pipeline.errors import PipelineError
 from persona_pipeline.warehouse.persona_sets import now
 from persona_pipeline.warehouse.replacement import drop_shadows, is_partitioned
@@ -107,8 +107,17 @@ def get(engine: Engine, name: str) -> Pipeline:
     name = unicodedata.normalize("NFC", name)  # names are stored composed
     with engine.connect() as conn:
         row = conn.execute(sa.select(pipelines_table).where(pipelines_table.c.name == name)).first()
+        if row is None:
+            known = conn.execute(sa.select(pipelines_table.c.name)).scalars().all()
+            same = [k for k in known if name_key(k) == name_key(name)]  # names are unique ignoring case
+            if len(same) == 1:
+                row = conn.execute(
+                    sa.select(pipelines_table).where(pipelines_table.c.name == same[0])
+                ).first()
     if row is None:
-        raise PipelineError(f"no pipeline named {name!r}; see persona-pipeline pipeline list")
+        raise PipelineError(
+            f"no pipeline named {name!r}{did_you_mean(name, known)}; see persona-pipeline pipeline list"
+        )
     return _record(row)
 
 

@@ -125,6 +125,10 @@ def test_bad_pipelines_are_refused(ready: Engine) -> None:
             pipelines.create(ready, "bad", **kwargs)
     assert pipelines.list_all(ready) == []
     assert main(["pipeline", "run", "missing"]) == 2
+    pipelines.create(ready, "Nightly", ["customers"], ["Customers"], destination_table="nightly")
+    assert pipelines.get(ready, "NIGHTLY").name == "Nightly"  # unique ignoring case: found either way
+    with pytest.raises(PipelineError, match="no pipeline named 'Nightyl' \\(did you mean 'Nightly'\\?\\)"):
+        pipelines.get(ready, "Nightyl")
 
 
 def test_scheduled_pipelines_run_once_per_due_time(ready: Engine) -> None:

@@ -54,6 +54,8 @@ def test_cli_errors_are_clear_and_change_nothing(
     assert hostile in capsys.readouterr().out
     assert main(["persona-set", "show", "missing"]) == 2
     assert "no persona set named 'missing'" in capsys.readouterr().err
+    assert main(["persona-set", "show", hostile.upper()]) == 0  # unique ignoring case: found either way
+    assert hostile in capsys.readouterr().out
     assert main(["persona-set", "show", "<script>alert(1)</scrpt>"]) == 2  # a typo: the nearest name
     assert f"(did you mean {hostile!r}?)" in capsys.readouterr().err
     assert main(["persona-set", "create", "--name", "y", "--cohort", "customrs"]) == 2
