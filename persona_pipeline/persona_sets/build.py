@@ -24,7 +24,7 @@ from persona_pipeline.core.model import BuildOutcome, PersonaModel, build_model
 from persona_pipeline.core.personas import describe_personas
 from persona_pipeline.core.traits import Trait, TraitCatalog
 from persona_pipeline.core.validation import ValidationResult, validate
-from persona_pipeline.errors import BuildAlreadyRunning, BuildError, SqlModelError
+from persona_pipeline.errors import BuildAlreadyRunning, BuildError, PersonaPipelineError, SqlModelError
 from persona_pipeline.persona_sets import lifecycle
 from persona_pipeline.sql_models import explain_empty_cohort, refresh_stale
 from persona_pipeline.warehouse import memberships
@@ -59,8 +59,10 @@ def marks_errors(engine: Engine, persona_set_id: int) -> Iterator[None]:
     except BuildAlreadyRunning:
         raise  # the set belongs to the build that is running: it settles the status
     except Exception as exc:
+        # a user error is its own sentence; anything else keeps its type, which says where to look
+        text = str(exc) if isinstance(exc, PersonaPipelineError) else f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(Exception):
-            lifecycle.mark_errored(engine, persona_set_id, f"{type(exc).__name__}: {exc}")
+            lifecycle.mark_errored(engine, persona_set_id, text)
         raise
 
 

@@ -57,7 +57,10 @@ def export_csv(engine: Engine, name: str, what: str, out: Path) -> int:
         f"WHERE m.persona_set_id = :id AND {CURRENT_MEMBERSHIPS} ORDER BY m.contact_id",
         # persona 0 is the whole cohort; names are the current build's (the Analysis is of that build)
         "analysis": "SELECT a.section, a.persona_id, CASE WHEN a.persona_id = 0 THEN 'whole cohort' "
-        'ELSE p.name END AS persona_name, a.trait, a.role, a.bucket, a."count", a.share, a.value, a.lift '
+        # counts as whole numbers, fractions to 6 places (as the personas export): what a spreadsheet shows
+        'ELSE p.name END AS persona_name, a.trait, a.role, a.bucket, CAST(a."count" AS BIGINT) AS "count", '
+        "ROUND(CAST(a.share AS NUMERIC), 6) AS share, ROUND(CAST(a.value AS NUMERIC), 6) AS value, "
+        "ROUND(CAST(a.lift AS NUMERIC), 6) AS lift "
         "FROM persona_analysis a LEFT JOIN personas p ON p.persona_set_id = a.persona_set_id "
         "AND p.persona_id = a.persona_id "
         "AND p.build = (SELECT s.current_build FROM persona_sets s WHERE s.id = a.persona_set_id) "

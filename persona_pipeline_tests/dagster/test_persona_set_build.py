@@ -192,6 +192,7 @@ def test_empty_small_and_failing_cohorts_are_clear_errors(
     # the failed step once, no line per step that then did not run
     assert any("cohort_traits" in line and "failed" in line for line in lines)
     assert not any("Not executing" in line for line in lines), lines
+    assert report.message.startswith("the cohort is empty")  # the user's sentence, no class name before it
     assert store.get(seeded, "Empty").status == "errored"
 
     catalog.create(seeded, "Tiny", "three", n_personas=5)

@@ -209,6 +209,14 @@ def test_exports_stream_every_row(built: PersonaSet, seeded: Engine, tmp_path: P
     for what in ("analysis", "history"):
         exported = pd.read_csv(tmp_path / f"{what}.csv", keep_default_na=False)
         assert (exported["persona_id"].map(names) == exported["persona_name"]).all(), what
+    # counts whole, fractions to at most 6 places, as a spreadsheet should show them
+    with (tmp_path / "analysis.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(r["count"] == "" or r["count"].isdigit() for r in rows)
+    assert all(len(r["share"].partition(".")[2]) <= 6 for r in rows)
+    stored = read_analysis(seeded, built.id)
+    sizes = stored[stored["section"] == "size"]["count"].astype(int).tolist()
+    assert [int(r["count"]) for r in rows if r["section"] == "size"] == sizes
     export_csv(seeded, "Customers", "flow", tmp_path / "flow.csv")
     assert len(pd.read_csv(tmp_path / "flow.csv")) == len(flow_counts(seeded, "Customers"))
     # the Definition with each persona's interpretation, purchases included once the Analysis has run

@@ -20,7 +20,7 @@ from dagster import (
 from pydantic import Field
 
 from persona_pipeline.config import currency
-from persona_pipeline.core.analysis import NO_ORDERS, PurchaseWindow, purchase_table
+from persona_pipeline.core.analysis import NO_ORDERS, OrderQuality, PurchaseWindow, purchase_table
 from persona_pipeline.core.domain import DEFAULT_WINDOW_DAYS, PersonaSet, names_by_id
 from persona_pipeline.core.flow import transition_matrix
 from persona_pipeline.core.render.markdown import interpretations_markdown
@@ -77,7 +77,7 @@ def persona_analysis(
         }
     )
     quality = {r.bucket: int(r.count) for r in table[table["section"] == "quality"].itertuples()}
-    context.log.info(f"analysis of {record.name!r}: {len(table):,} rows; orders {quality}")
+    context.log.info(f"analysis of {record.name!r}: {len(table):,} rows. {OrderQuality.sentence(quality)}")
     stories = [p.interpretation for p in personas if p.interpretation is not None]
     prose = prose_status(stories)
     if any(s.prose_note for s in stories):
