@@ -6,17 +6,20 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
 from persona_pipeline.core.avatars import avatar_svg, glyph
 from persona_pipeline.core.domain import Persona, TraitEffect
 from persona_pipeline.core.naming import name_supported, named_traits, persona_name, unique_names
+from persona_pipeline.core.personas import describe_personas
 from persona_pipeline.core.render.markdown import escape as markdown_escape
 from persona_pipeline.core.render.markdown import personas_markdown
 from persona_pipeline.core.render.palette import PALETTE, persona_colours
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG
-from persona_pipeline.core.traits import TraitCatalog
+from persona_pipeline.core.traits import Trait, TraitCatalog, TraitKind
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 GLYPH_DOG = '<ellipse cx="12" cy="16.5" rx="5" ry="4.5"/>'
@@ -139,3 +142,27 @@ def test_persona_colours_are_distinct_within_a_set_and_follow_the_id(ids: set[in
     assert set(colours) == ids and len(set(colours.values())) == len(ids)
     assert colours[min(ids)] == PALETTE[(min(ids) - 1) % len(PALETTE)]  # the first keeps its own colour
     assert persona_colours(sorted(ids, reverse=True)) == colours  # not the order they come in
+
+
+def test_a_persona_that_drew_a_kept_name_takes_its_next_best_name_not_a_suffix() -> None:
+    rng = np.random.default_rng(4)
+    labels = np.repeat([1, 2, 3], 300)
+    frame = pd.DataFrame(
+        {
+            "age": np.where(labels == 1, rng.normal(25, 3, 900), rng.normal(60, 5, 900)),
+            "income": np.where(labels == 2, rng.normal(200, 20, 900), rng.normal(60, 10, 900)),
+            "dog_owner": np.where(labels == 1, rng.random(900) < 0.9, rng.random(900) < 0.2),
+        }
+    )
+    traits = [
+        Trait("age", TraitKind.NUMERIC, labels={"high": "Seasoned", "low": "Young"}),
+        Trait("income", TraitKind.NUMERIC, labels={"high": "Affluent", "low": "Budget"}),
+        Trait("dog_owner", TraitKind.BOOLEAN, labels={"true": "Dog-Loving"}),
+    ]
+    catalog = TraitCatalog(tuple(traits))
+    first = {p.persona_id: p.name for p in describe_personas(frame, labels, traits, catalog, 0)}
+    # persona 3 was given persona 1's name by a user: it keeps it, and persona 1 yields it
+    again = describe_personas(frame, labels, traits, catalog, 0, {3: first[1]}, user_named=frozenset({3}))
+    names = {p.persona_id: p.name for p in again}
+    assert names[3] == first[1] and names[1] != first[1]
+    assert len(set(names.values())) == 3 and not any("(new)" in n for n in names.values())
