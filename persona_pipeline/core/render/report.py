@@ -122,6 +122,11 @@ def _head_cells(meta: dict[int, tuple[str, str]], order: list[int]) -> str:
     return "".join(f"<th>{_swatch(meta[p][1])}{_e(meta[p][0])}</th>" for p in order)
 
 
+def _share(share: float) -> str:
+    """Whole percents from 10%, one decimal below: '0.4% ×0.73' rather than a '0%' that has a lift."""
+    return f"{share:.0%}" if share >= 0.1 or share == 0 else f"{share:.1%}"
+
+
 def _lift(pid: int, value: float | None) -> str:
     """A persona's ×lift against the cohort, green from 1.25, red to 0.8; nothing for the cohort itself."""
     lift = float(value) if value is not None else np.nan
@@ -147,7 +152,7 @@ def _distribution_table(
             share, lift_text = float(match.share), _lift(pid, match.lift)
             cells.append(
                 f"<td><div class='cell-bar' style='width:{min(share, 1) * 100:.1f}%;background:{meta[pid][1]}'>"
-                f"</div><span>{share:.0%}</span>{lift_text}</td>"
+                f"</div><span>{_share(share)}</span>{lift_text}</td>"
             )
         body.append(f"<tr><th class='bucket'>{_e(bucket)}</th>{''.join(cells)}</tr>")
     return (
