@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import pandas as pd
 
@@ -203,24 +203,18 @@ def prose_messages(persona: Persona, story: Interpretation) -> list[dict[str, st
     ]
 
 
-def _numbers(text: str) -> set[Decimal]:
-    """Every figure written in digits, as a value: "4,155" and "4155" are one number, "11.50" and "11.5" too."""
-    found = set()
-    for match in _NUMBER.findall(text):
-        try:
-            found.add(Decimal(match.replace(",", "")).normalize())
-        except InvalidOperation:  # pragma: no cover - the pattern only matches digits
-            continue
-    return found
+def _value(figure: str) -> Decimal:
+    """A figure written in digits as a value: "4,155" and "4155" are one number, "11.50" and "11.5" too."""
+    return Decimal(figure.replace(",", "")).normalize()
 
 
 def ungrounded_numbers(prose: str, facts: str) -> list[str]:
     """Figures the prose states that the facts do not, in the order written (empty: every figure is grounded)."""
-    allowed = _numbers(facts)
+    allowed = {_value(figure) for figure in _NUMBER.findall(facts)}
     seen: list[str] = []
-    for match in _NUMBER.findall(prose):
-        if Decimal(match.replace(",", "")).normalize() not in allowed and match not in seen:
-            seen.append(match)
+    for figure in _NUMBER.findall(prose):
+        if _value(figure) not in allowed and figure not in seen:
+            seen.append(figure)
     return seen
 
 

@@ -19,9 +19,7 @@ from persona_pipeline.config import LlmSettings
 from persona_pipeline.core.domain import Interpretation, Persona
 from persona_pipeline.core.interpretation import prose_messages, with_prose
 
-CONCURRENT_REQUESTS = (
-    4  # personas asked at once: a local server queues them, a hosted one answers in parallel
-)
+CONCURRENT_REQUESTS = 4  # personas asked at once: a local server queues them, a hosted one runs them together
 SEED = 0  # asked of endpoints that take one: the same figures, the same prose where the server allows it
 
 
