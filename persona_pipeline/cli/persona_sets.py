@@ -77,8 +77,9 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
         f"  build {build.build}: {build.k} personas · {build.cohort_size:,} contacts "
         f"({build.quarantined:,} quarantined) · stability {build.stability:.2f}"
     )
-    if build.stability_warning():
-        say(f"  warning: {build.stability_warning()}")
+    warning = build.stability_warning()
+    if warning:
+        say(f"  warning: {warning}")
     figure = build.identity_figure
     if figure is not None:
         say(f"  since the previous build: {figure.text()}")

@@ -112,18 +112,22 @@ def named_traits(name: str, effects: list[TraitEffect], catalog: TraitCatalog) -
     return tuple(found)
 
 
+def free_name(effects: list[TraitEffect], catalog: TraitCatalog, taken: set[str], first_skip: int = 0) -> str:
+    """The persona's name from its strongest defining traits that is not `taken`, trying the next defining
+    traits (from `first_skip`), then a number after the last name tried."""
+    for skip in range(first_skip, 4):
+        candidate = persona_name(effects, catalog, skip)
+        if candidate not in taken:
+            return candidate
+    number = 2
+    while f"{candidate} {number}" in taken:
+        number += 1
+    return f"{candidate} {number}"
+
+
 def unique_names(effects_by_persona: dict[int, list[TraitEffect]], catalog: TraitCatalog) -> dict[int, str]:
     """Names for every persona, made unique by trying the next defining trait, then a number."""
     names: dict[int, str] = {}
     for pid in sorted(effects_by_persona):
-        effects = effects_by_persona[pid]
-        for skip in range(4):
-            candidate = persona_name(effects, catalog, skip)
-            if candidate not in names.values():
-                break
-        number = 2
-        base = candidate
-        while candidate in names.values():
-            candidate, number = f"{base} {number}", number + 1
-        names[pid] = candidate
+        names[pid] = free_name(effects_by_persona[pid], catalog, set(names.values()))
     return names

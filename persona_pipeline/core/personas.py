@@ -8,25 +8,12 @@ import numpy as np
 import pandas as pd
 
 from persona_pipeline.core.avatars import avatar_svg
-from persona_pipeline.core.domain import Persona, TraitEffect
+from persona_pipeline.core.domain import Persona
 from persona_pipeline.core.interpretation import interpret
-from persona_pipeline.core.naming import name_supported, named_traits, persona_name, unique_names
+from persona_pipeline.core.naming import free_name, name_supported, named_traits, unique_names
 from persona_pipeline.core.profiles import defining_traits, membership_rules, trait_effects
 from persona_pipeline.core.render.palette import persona_colours
 from persona_pipeline.core.traits import Trait, TraitCatalog
-
-
-def _another_name(pid: int, effects: list[TraitEffect], catalog: TraitCatalog, names: dict[int, str]) -> str:
-    """A name from the persona's next defining traits that no other persona holds; a number only if none is."""
-    taken = {n for other, n in names.items() if other != pid}
-    for skip in range(1, 4):
-        candidate = persona_name(effects, catalog, skip)
-        if candidate not in taken:
-            return candidate
-    base, number = persona_name(effects, catalog), 2
-    while f"{base} {number}" in taken:
-        number += 1
-    return f"{base} {number}"
 
 
 def describe_personas(
@@ -49,7 +36,8 @@ def describe_personas(
             clash = [other for other, n in names.items() if n == name and other != pid]
             names[pid] = name
             for other in clash:  # a new persona that drew a kept name yields it for its next-best name
-                names[other] = _another_name(other, effects.get(other, []), catalog, names)
+                taken = {n for owner, n in names.items() if owner != other}
+                names[other] = free_name(effects.get(other, []), catalog, taken, first_skip=1)
     rules = membership_rules(frame, persona_ids, traits, seed)
     counts = pd.Series(persona_ids).value_counts()
     total = len(persona_ids)

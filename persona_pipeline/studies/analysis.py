@@ -55,8 +55,8 @@ def _orders(engine: Engine, window: int) -> tuple[pd.DataFrame, PurchaseWindow, 
     """Orders of the `window` calendar days up to and including the day of the latest order (not N days of
     24 hours back from its instant, which spans N+1 calendar days), with a flag for contacts the warehouse
     does not know; and how many orders are older than the window."""
-    with engine.connect() as conn:
-        latest = conn.execute(sa.text("SELECT MAX(ordered_at) FROM orders")).scalar()
+    with engine.connect() as conn:  # the one scan that finds the latest order counts them all too
+        latest, total = conn.execute(sa.text("SELECT MAX(ordered_at), COUNT(*) FROM orders")).one()
     if latest is None:
         empty = pd.DataFrame(
             columns=["contact_id", "amount", "refunded", "status", "product_category", "unknown"]
@@ -75,11 +75,7 @@ def _orders(engine: Engine, window: int) -> tuple[pd.DataFrame, PurchaseWindow, 
         "FROM orders o LEFT JOIN contacts c ON c.contact_id = o.contact_id WHERE o.ordered_at >= :cutoff",
         {"cutoff": cutoff},
     )
-    with engine.connect() as conn:
-        older = conn.execute(
-            sa.text("SELECT COUNT(*) FROM orders WHERE ordered_at < :cutoff"), {"cutoff": cutoff}
-        ).scalar_one()
-    return frame, frame_of, int(older)
+    return frame, frame_of, int(total) - len(frame)  # every order not in the window is before it
 
 
 def run_analysis(engine: Engine, name_or_id: str | int, window_days: int | None = None) -> pd.DataFrame:
