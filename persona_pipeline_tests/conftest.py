@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,16 @@ SLOW_FIRST = (
     "dagster/test_races.py",
     "e2e/test_database_restart.py",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist's workers start with SIGINT ignored, and Dagster copies SIGINT's handler onto SIGTERM after
+    every run in the main thread: every process a test started afterwards then ignored SIGTERM (Dagster's
+    compute-log `tail` processes cost 30 s each to give up on, and were left running)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
