@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dagster import (
@@ -60,6 +63,21 @@ class RunReport:
     )
 
 
+@contextlib.contextmanager
+def sigterm_kept() -> Iterator[None]:
+    """Dagster copies SIGINT's handler onto SIGTERM as a run in the main thread ends. A command started in the
+    background of a script has SIGINT ignored, so after its first run it ignored `kill` (and handed that on to
+    every process it started): SIGTERM gets back the handler it had."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def run_job(
     job_name: str,
     say: Say,
@@ -83,7 +101,7 @@ def run_job(
         LAUNCHED_BY_TAG: "cli",
         PROCESS_TAG: process_identity(os.getpid()) or "",
     }
-    with progress_sink(say):
+    with progress_sink(say), sigterm_kept():
         try:
             if executor_settings().distributed:
                 return execute_distributed(

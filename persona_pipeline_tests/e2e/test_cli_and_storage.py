@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,3 +143,24 @@ def test_readers_see_a_sets_current_build_only_until_the_next_one_is_switched_in
         stored = conn.execute(sa.text("SELECT build, COUNT(*) FROM persona_memberships GROUP BY build")).all()
     assert [tuple(r) for r in stored] == [(2, 120)]  # the old build and the dead attempt's rows are gone
     assert store.get_by_id(warehouse, record.id).current_build == 2
+
+
+IN_THE_BACKGROUND = """
+import signal, sys
+from persona_pipeline.cli import main
+
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `command &` in a script starts it
+assert main(["models", "run"]) == 0
+assert main(["models", "run"]) == 0
+print("SIGTERM default:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+"""
+
+
+@pytest.mark.parametrize("warehouse", ["sqlite"], indirect=True)  # nothing here depends on the engine
+def test_a_command_started_in_the_background_can_still_be_stopped_after_its_runs(seeded: Engine) -> None:
+    """Dagster hands SIGINT's handler (ignored here) to SIGTERM after a run; `kill` must still stop the command."""
+    done = subprocess.run(
+        [sys.executable, "-c", IN_THE_BACKGROUND], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "SIGTERM default: True", done.stdout[-500:]
