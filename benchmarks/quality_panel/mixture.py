@@ -3,7 +3,7 @@
 Numbers (a date's days, an ordinal's rank; right-skewed non-negative ones logged, all standardized) are
 Gaussian with a per-cluster mean and variance; categorical and boolean traits are per-cluster level
 probabilities. A missing value adds no term to its row's likelihood (missing at random within a cluster), so
-nothing is imputed. Fitted by EM from k-means++ starts; k chosen by BIC.
+nothing is imputed. Fitted by EM from k-means++ starts; k chosen by BIC or ICL on fits to a sample.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from scipy.special import logsumexp
 from sklearn.cluster import kmeans_plusplus
 
 from persona_pipeline.core.traits import Trait
+from quality_panel.methods import nearest, raw_numbers
 
 VAR_FLOOR = 0.02  # per-cluster variance floor of a standardized number: no cluster collapses on one value
 LEVEL_PRIOR = 0.5  # Dirichlet pseudo-count per level: a level unseen in a cluster is unlikely, not impossible
 ITERATIONS = 150
 TOLERANCE = 1e-5  # stop when the mean log-likelihood per row improves less than this
+CHOOSE_SAMPLE = 6_000  # rows the fits that choose k see
 
 
 @dataclass
@@ -32,8 +34,6 @@ class Encoded:
 
 
 def encode(frame: pd.DataFrame, traits: list[Trait]) -> Encoded:
-    from quality_panel.methods import raw_numbers  # noqa: PLC0415 (sibling module, avoids a cycle)
-
     numbers, blocks, onehots = [], [], []
     width = 0
     for trait in traits:
@@ -133,16 +133,15 @@ def fit(frame: pd.DataFrame, traits: list[Trait], seed: int, k: int, inits: int 
     best = None
     for _ in range(inits):
         centers, _ = kmeans_plusplus(features, k, random_state=int(rng.integers(2**31)))
-        d = (features**2).sum(1)[:, None] - 2 * features @ centers.T + (centers**2).sum(1)[None, :]
-        candidate = fit_once(data, k, d.argmin(axis=1))
+        candidate = fit_once(data, k, nearest(features, centers))
         if best is None or candidate.loglik > best.loglik:
             best = candidate
     return best
 
 
-def choose_k(frame: pd.DataFrame, traits: list[Trait], seed: int, ks=range(2, 11), sample=6000) -> dict:
-    """The fit per k on a sample of rows: {k: Fit} (their .bic(n) and .icl(n) choose k)."""
+def choose_k(frame: pd.DataFrame, traits: list[Trait], seed: int, ks=range(2, 11)) -> dict:
+    """The fit per k on CHOOSE_SAMPLE rows: {k: Fit} (their .bic(n) and .icl(n) choose k)."""
     data = encode(frame, traits)
-    rows = np.random.default_rng(seed).choice(len(frame), min(sample, len(frame)), replace=False)
+    rows = np.random.default_rng(seed).choice(len(frame), min(CHOOSE_SAMPLE, len(frame)), replace=False)
     small = Encoded(data.numbers[rows], data.observed[rows], data.onehot[rows], data.blocks)
     return {k: fit(frame, traits, seed, k, inits=2, data=small) for k in ks}
