@@ -38,6 +38,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
+from persona_pipeline.core.domain import ClusteringMethod
 from persona_pipeline.core.model import build_model
 
 SPLITS = {"tune": 0, "report": 100_000}  # first case seed of each split: case i of a family has seed base + i
@@ -60,18 +61,26 @@ def ceiling(x: np.ndarray, truth: np.ndarray) -> float:
 
 
 def evaluate(
-    frame, traits, truth: np.ndarray, build_seeds: int, methods: list[str], progress: bool
+    frame,
+    traits,
+    truth: np.ndarray,
+    build_seeds: int,
+    methods: list[str],
+    progress: bool,
+    build_method: ClusteringMethod = ClusteringMethod.KMEANS,
 ) -> dict[str, Any]:
     """Every figure of one case; times per part, so a slow part is visible."""
     true_k = len(np.unique(truth))
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    chosen = build_model(frame, traits, seed=0)
+    chosen = build_model(frame, traits, seed=0, method=build_method)
     seconds["build_choose_k"] = time.perf_counter() - start
     at_true = []
     for seed in range(build_seeds):
         start = time.perf_counter()
-        at_true.append(ari(truth, build_model(frame, traits, seed=seed, k=true_k).persona_ids))
+        at_true.append(
+            ari(truth, build_model(frame, traits, seed=seed, k=true_k, method=build_method).persona_ids)
+        )
         seconds.setdefault("build_true_k", time.perf_counter() - start)  # one fit's time, as for the methods
     start = time.perf_counter()
     x = features(frame, traits)
@@ -278,7 +287,13 @@ def commit() -> str:
 
 
 def run_case(
-    kind: str, name: str, seed: int | None, n_range: tuple[int, int], build_seeds: int, methods: list[str]
+    kind: str,
+    name: str,
+    seed: int | None,
+    n_range: tuple[int, int],
+    build_seeds: int,
+    methods: list[str],
+    build_method: ClusteringMethod = ClusteringMethod.KMEANS,
 ) -> dict[str, Any]:
     """One generated case (family `name`, case seed) or public table (`name`), described and evaluated."""
     if kind == "generated":
@@ -300,7 +315,7 @@ def run_case(
         frame, traits, truth = table.frame, table.traits, table.truth
     print(f"  {case['case']}: {len(frame):,} rows ...", file=sys.stderr, flush=True)
     try:
-        case |= evaluate(frame, traits, truth, build_seeds, methods, progress=True)
+        case |= evaluate(frame, traits, truth, build_seeds, methods, True, build_method)
     except Exception as error:  # one failing case must not lose a long run; it is reported
         case |= {"error": f"{type(error).__name__}: {error}", "true_k": len(np.unique(truth))}
     return case
@@ -322,6 +337,12 @@ def main() -> None:
         "--method",
         default="",
         help=f"comma-separated, or 'all': compare at the true k ({', '.join(METHODS)})",
+    )
+    parser.add_argument(
+        "--build-method",
+        choices=[str(m) for m in ClusteringMethod],
+        default=str(ClusteringMethod.KMEANS),
+        help="the build's clustering method (persona-set create --method)",
     )
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument(
@@ -358,7 +379,8 @@ def main() -> None:
     base = SPLITS[args.split]
 
     title = (
-        f"## Quality panel: split {args.split}, code {commit()}, {args.cases} case(s) per family, "
+        f"## Quality panel: split {args.split}, code {commit()}, build method {args.build_method}, "
+        f"{args.cases} case(s) per family, "
         f"build seeds 0..{args.seeds - 1}, {args.threads} thread(s)\n"
     )
     print(title)
@@ -370,7 +392,9 @@ def main() -> None:
     for kind, name, seed in jobs:
         start = time.perf_counter()
         with threadpool_limits(args.threads):
-            case = run_case(kind, name, seed, n_range, args.seeds, methods)
+            case = run_case(
+                kind, name, seed, n_range, args.seeds, methods, ClusteringMethod(args.build_method)
+            )
         case["wall_seconds"] = time.perf_counter() - start
         cases.append(case)
         print(row(case), flush=True)

@@ -15,6 +15,7 @@ from persona_pipeline.core.domain import (
     EXPORT_KINDS,
     MAX_PERSONAS,
     MIN_PERSONAS,
+    ClusteringMethod,
     ScoringEngine,
     Trigger,
 )
@@ -159,6 +160,13 @@ def _persona_set_commands(sub: argparse._SubParsersAction) -> None:
         help=f"number of personas, {MIN_PERSONAS}..{MAX_PERSONAS} (default: chosen by the data)",
     )
     create.add_argument("--seed", type=non_negative, default=0)
+    create.add_argument(
+        "--method",
+        choices=[str(m) for m in ClusteringMethod],
+        default=str(ClusteringMethod.KMEANS),
+        help="k-means (default), or latent-class: numbers, levels and missing values modelled per persona "
+        "(closer to hidden segments on mixed, overlapping data; slower to build: BENCHMARKS.md)",
+    )
     create.add_argument("--analysis-traits", help="extra traits to study, not cluster on, comma separated")
     create.add_argument(
         "--explore",
@@ -177,7 +185,7 @@ def _persona_set_commands(sub: argparse._SubParsersAction) -> None:
     rename.add_argument("--persona", type=int, required=True, help="the persona id (see persona-set show)")
     rename.add_argument("--to", required=True)
     update = ps_sub.add_parser(
-        "update", help="change the cohort, traits or number of personas; queues a rebuild"
+        "update", help="change the cohort, traits, number of personas or method; queues a rebuild"
     )
     update.add_argument("name")
     update.add_argument("--cohort")
@@ -189,6 +197,9 @@ def _persona_set_commands(sub: argparse._SubParsersAction) -> None:
     personas = update.add_mutually_exclusive_group()
     personas.add_argument("--personas", type=int)
     personas.add_argument("--auto-personas", action="store_true", help="let the data choose the number again")
+    update.add_argument(
+        "--method", choices=[str(m) for m in ClusteringMethod], help="k-means or latent-class"
+    )
     delete = ps_sub.add_parser("delete", help="delete a persona set, its results and its partition")
     delete.add_argument("name")
     rebuild = ps_sub.add_parser("rebuild", help="queue a rebuild for the sensor")

@@ -37,6 +37,7 @@ def create(engine: Engine, args: argparse.Namespace) -> int:
         args.seed,
         names(args.analysis_traits),
         args.explore,
+        args.method,
     )
     say(f"created persona set {record.name!r} (id {record.id}) on cohort {record.cohort!r}: {record.status}")
     say(f"build it with: persona-pipeline persona-set build {shell_quote(record.name)}")
@@ -66,7 +67,9 @@ def show(engine: Engine, args: argparse.Namespace) -> int:
 
 def print_set(engine: Engine, record: PersonaSet) -> None:
     """The set's status, its current build's figures and each persona's definition."""
-    say(f"persona set {record.name!r} · cohort {record.cohort!r} · status {record.status}")
+    say(
+        f"persona set {record.name!r} · cohort {record.cohort!r} · method {record.method} · status {record.status}"
+    )
     if record.status is PersonaSetStatus.ERRORED and record.error:
         say(f"  error: {record.error}")
     build = store.current_build(engine, record)
@@ -127,6 +130,8 @@ def update(engine: Engine, args: argparse.Namespace) -> int:
         changes["traits"] = None if args.default_traits else names(args.traits)
     if args.personas is not None or args.auto_personas:
         changes["n_personas"] = None if args.auto_personas else args.personas
+    if args.method:
+        changes["method"] = args.method
     if catalog.update(engine, args.name, **changes):
         say(f"{args.name!r} changed and queued for a rebuild (the sensor builds it; or: persona-set build)")
     else:

@@ -62,7 +62,7 @@ class KChoice:
     centres: np.ndarray | None = None  # (k, d) the best fit found while choosing: where the final fit starts
 
 
-def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def sample_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size, replace=False)) if n > size else np.arange(n)
 
 
@@ -119,7 +119,7 @@ def split_half_stability(x: np.ndarray, k: int, seed: int, start: np.ndarray | N
 
 def stability_on_sample(x: np.ndarray, k: int, seed: int) -> float:
     """Split-half stability on the same kind of sample choose_k uses, for a k the user set."""
-    return split_half_stability(x[_sample(len(x), CHOOSE_SAMPLE, np.random.default_rng(seed))], k, seed)
+    return split_half_stability(x[sample_rows(len(x), CHOOSE_SAMPLE, np.random.default_rng(seed))], k, seed)
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def _above_floor(gain: float, finer: list[float]) -> float:
 
 def k_scores(x: np.ndarray, seed: int, k_max: int = K_MAX) -> KScores:
     """The figures choose_k decides on, for x (n, d), on a sample of CHOOSE_SAMPLE rows."""
-    sample = x[_sample(len(x), CHOOSE_SAMPLE, np.random.default_rng(seed))]
+    sample = x[sample_rows(len(x), CHOOSE_SAMPLE, np.random.default_rng(seed))]
     k_max = min(k_max, len(sample) // 10 - FLOOR_FITS)
     if k_max < K_MIN:
         raise ClusteringError(
@@ -391,7 +391,7 @@ def fit(
             f"the cohort has {len(x)} valid contacts but {k} personas were asked for; ask for at most {len(x)}"
         )
     rng = np.random.default_rng(seed)
-    sample_index = _sample(len(x), FIT_SAMPLE, rng)
+    sample_index = sample_rows(len(x), FIT_SAMPLE, rng)
     sample = x[sample_index]
     if start is not None and start.shape[0] == k:  # k was chosen: start where choosing found the best fit
         model = _kmeans(k, seed, init=start).fit(sample)
@@ -409,11 +409,19 @@ def fit(
             if model.inertia_ >= KEEP_PREVIOUS * warm_model.inertia_:
                 model, warm = warm_model, True
     labels, confidence = nearest_two(x, model.cluster_centers_)
-    if previous_labels is not None and previous_ids:
-        ids = match_identities(labels, previous_labels, k, list(previous_ids))
-    else:  # a first build numbers personas by size, largest first
-        sizes = np.bincount(labels, minlength=k)
-        ids = [0] * k
-        for rank, cluster in enumerate(np.argsort(-sizes, kind="stable")):
-            ids[cluster] = rank + 1
+    ids = number_personas(labels, k, previous_labels, previous_ids)
     return FitResult(model.cluster_centers_, ids, labels, confidence, float(model.inertia_), warm)
+
+
+def number_personas(
+    labels: np.ndarray, k: int, previous_labels: np.ndarray | None, previous_ids: list[int] | None
+) -> list[int]:
+    """Persona ids for clusters 0..k-1 of labels (n,): the previous build's where they match
+    (match_identities), else by size, largest first."""
+    if previous_labels is not None and previous_ids:
+        return match_identities(labels, previous_labels, k, list(previous_ids))
+    sizes = np.bincount(labels, minlength=k)
+    ids = [0] * k
+    for rank, cluster in enumerate(np.argsort(-sizes, kind="stable")):
+        ids[cluster] = rank + 1
+    return ids

@@ -68,6 +68,15 @@ class PersonaSetStatus(StrEnum):
     ERRORED = "errored"
 
 
+class ClusteringMethod(StrEnum):
+    """How a persona set's contacts are grouped (core/model.py): nearest centroid on the standardized
+    features, or a latent-class model (core/latent_class.py) that reads numbers, levels and missing values
+    natively. Both choose k the same way and score exactly in Python and in the warehouse."""
+
+    KMEANS = "k-means"
+    LATENT_CLASS = "latent-class"
+
+
 class Trigger(StrEnum):
     """What starts a scoring pipeline's runs."""
 
@@ -95,6 +104,7 @@ class PersonaSet:
     analysis_traits: list[str]
     show_in_explore: bool = True
     analysis_window_days: int | None = None  # the order window a user chose for the Analysis; None: default
+    method: ClusteringMethod = ClusteringMethod.KMEANS
 
     @property
     def window_days(self) -> int:

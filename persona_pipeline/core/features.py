@@ -66,6 +66,24 @@ def as_numbers(kind: TraitKind, column: pd.Series, levels: Any = (), reference: 
     return numbers(column)
 
 
+def flags(column: pd.Series) -> np.ndarray:
+    """(n,) float64 of a yes/no trait: 1.0, 0.0, NaN for missing."""
+    if pd.api.types.is_bool_dtype(column.dtype):  # numpy or nullable booleans, as read
+        return column.to_numpy(dtype="float64", na_value=np.nan)
+    return column.astype("boolean").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def standardized(enc: TraitEncoding, column: pd.Series, keep_missing: bool = False) -> np.ndarray:
+    """(n,) float64 feature of a number-like trait: logged if the fit chose so, standardized, clipped to
+    +-CLIP; a missing value takes the cohort's typical value, or stays NaN with `keep_missing`."""
+    values = as_numbers(TraitKind(enc.kind), column, enc.levels, enc.reference)
+    if enc.log:
+        with np.errstate(invalid="ignore"):
+            values = np.log1p(np.maximum(values, 0))
+    values = np.where(np.isfinite(values), values, np.nan if keep_missing else enc.fill)
+    return np.clip((values - enc.center) / enc.scale, -CLIP, CLIP)
+
+
 @dataclass
 class TraitEncoding:
     name: str
@@ -166,17 +184,9 @@ class FeatureTransform:
         for enc in self.encodings:
             column = frame[enc.name] if enc.name in frame else pd.Series([None] * n, index=frame.index)
             if enc.kind in NUMERIC_LIKE:
-                values = as_numbers(TraitKind(enc.kind), column, enc.levels, enc.reference)
-                if enc.log:
-                    with np.errstate(invalid="ignore"):
-                        values = np.log1p(np.maximum(values, 0))
-                values = np.where(np.isfinite(values), values, enc.fill)
-                out[col] = np.clip((values - enc.center) / enc.scale, -CLIP, CLIP)
+                out[col] = standardized(enc, column)
             elif enc.kind == TraitKind.BOOLEAN:
-                if pd.api.types.is_bool_dtype(column.dtype):  # numpy or nullable booleans, as read
-                    values = column.to_numpy(dtype="float64", na_value=np.nan)
-                else:
-                    values = column.astype("boolean").to_numpy(dtype="float64", na_value=np.nan)
+                values = flags(column)
                 values = np.where(np.isnan(values), enc.fill, values)
                 out[col] = (values - enc.center) / enc.scale
             else:
@@ -188,6 +198,23 @@ class FeatureTransform:
                 np.take(lookup.T.astype(dtype), codes, axis=1, out=out[col : col + enc.width], mode="wrap")
             col += enc.width
         return out.T
+
+    def trait_values(self, frame: pd.DataFrame) -> list[np.ndarray]:
+        """Per trait, in order, what a latent-class model reads: a number-like trait's (n,) float32 feature as
+        `transform` writes it but NaN where missing (nothing imputed); a yes/no or category trait's (n,) int64
+        level code (yes/no: 0 no, 1 yes), -1 where missing or unknown."""
+        n = len(frame)
+        out = []
+        for enc in self.encodings:
+            column = frame[enc.name] if enc.name in frame else pd.Series([None] * n, index=frame.index)
+            if enc.kind in NUMERIC_LIKE:
+                out.append(standardized(enc, column, keep_missing=True).astype(np.float32))
+            elif enc.kind == TraitKind.BOOLEAN:
+                values = flags(column)
+                out.append(np.where(np.isnan(values), -1, values).astype(np.int64))
+            else:
+                out.append(category_codes(column, enc.levels).astype(np.int64))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"encodings": [e.__dict__ | {"kind": str(e.kind)} for e in self.encodings]}

@@ -9,9 +9,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.cluster import kmeans_plusplus
 from threadpoolctl import threadpool_limits
 
-from persona_pipeline.core import clustering, identity
+from persona_pipeline.core import clustering, identity, latent_class
+from persona_pipeline.core.domain import ClusteringMethod
 from persona_pipeline.core.features import FeatureTransform, numbers
 from persona_pipeline.core.traits import Trait, TraitKind
 from persona_pipeline.errors import FeatureError
@@ -19,32 +21,50 @@ from persona_pipeline.errors import FeatureError
 
 @dataclass
 class PersonaModel:
+    """centroids: (k, d) each persona's mean feature row (k-means assigns by them); latent: the latent-class
+    model when the set uses one (it then assigns, and the centroids only describe)."""
+
     transform: FeatureTransform
     centroids: np.ndarray
     persona_ids: list[int]
     seed: int
+    latent: latent_class.LatentClasses | None = None
 
     @property
     def k(self) -> int:
         return len(self.persona_ids)
 
+    @property
+    def method(self) -> ClusteringMethod:
+        return ClusteringMethod.KMEANS if self.latent is None else ClusteringMethod.LATENT_CLASS
+
     def assign(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Persona id and confidence for each row."""
-        widths = [e.width for e in self.transform.encodings]  # exact ties are decided trait by trait
-        labels, confidence = clustering.nearest_two(
-            self.transform.transform(frame), self.centroids, widths=widths
-        )
+        """Persona id (n,) and confidence (n,) for each row: k-means' 1 - d_nearest / d_second, or the
+        latent-class posterior of the persona chosen."""
+        if self.latent is not None:
+            labels, confidence = latent_class.assign(
+                latent_class.costs(self.transform.trait_values(frame), self.latent)
+            )
+        else:
+            widths = [e.width for e in self.transform.encodings]  # exact ties are decided trait by trait
+            labels, confidence = clustering.nearest_two(
+                self.transform.transform(frame), self.centroids, widths=widths
+            )
         return np.asarray(self.persona_ids, dtype=np.int32)[labels], confidence
 
     def to_dict(self, decimals: int | None = 6) -> dict[str, Any]:
-        """As plain data: centroids rounded for storage, or exact (decimals=None) to hand between steps."""
+        """As plain data: numbers rounded for storage, or exact (decimals=None) to hand between steps."""
         centroids = self.centroids.astype(float)
-        return {
+        data = {
             "transform": self.transform.to_dict(),
             "centroids": (centroids if decimals is None else centroids.round(decimals)).tolist(),
             "persona_ids": self.persona_ids,
             "seed": self.seed,
+            "method": str(self.method),
         }
+        if self.latent is not None:
+            data["latent_class"] = self.latent.to_dict(decimals)
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -56,6 +76,7 @@ class PersonaModel:
             np.asarray(data["centroids"], dtype=np.float64),
             [int(i) for i in data["persona_ids"]],
             int(data["seed"]),
+            latent_class.LatentClasses.from_dict(data["latent_class"]) if "latent_class" in data else None,
         )
 
     @staticmethod
@@ -156,6 +177,7 @@ def build_model(
     progress: clustering.Progress | None = None,
     previous_ids: np.ndarray | None = None,
     fingerprint: bool = False,
+    method: ClusteringMethod = ClusteringMethod.KMEANS,
 ) -> BuildOutcome:
     """Encode, choose k (or take the user's), fit, and keep persona identities from the previous build.
 
@@ -163,11 +185,12 @@ def build_model(
     without it, the previous model applied to these rows stands in. With `fingerprint`, each row's hash of the
     traits it is clustered on is computed on a second thread meanwhile (k-means holds one core; at 10M
     contacts the hashes take 5 s: BENCHMARKS.md) and returned as the outcome's fingerprints.
+    method: k-means, or a latent-class model fitted at the k chosen the same way (core/latent_class.py).
     """
     traits, dropped = usable_traits(frame, traits, explicit_traits)
     with ThreadPoolExecutor(1) as beside:
         hashing = beside.submit(identity.fingerprints, frame, traits) if fingerprint else None
-        outcome = _fit(frame, traits, seed, k, previous, progress, previous_ids, dropped)
+        outcome = _fit(frame, traits, seed, k, previous, progress, previous_ids, dropped, method)
         outcome.fingerprints = hashing.result() if hashing is not None else None
     return outcome
 
@@ -181,6 +204,7 @@ def _fit(
     progress: clustering.Progress | None,
     previous_ids: np.ndarray | None,
     dropped: list[str],
+    method: ClusteringMethod,
 ) -> BuildOutcome:
     transform = FeatureTransform.fit(frame, traits)
     x = transform.transform(frame)
@@ -212,12 +236,86 @@ def _fit(
             previous.persona_ids if previous is not None else None,
             start=choice.centres,
         )
+        if method is ClusteringMethod.LATENT_CLASS:
+            result = _fit_latent(frame, x, transform, seed, result, previous, previous_labels)
         if progress:
-            progress(
-                f"fitted {choice.k} personas ({'warm start from the previous build' if result.warm_started else 'fresh'})"
-            )
+            how = "latent-class EM" if method is ClusteringMethod.LATENT_CLASS else "k-means"
+            start = "warm start from the previous build" if result.warm_started else "fresh"
+            progress(f"fitted {choice.k} personas by {how} ({start})")
         measured = next((s["stability"] for s in choice.scores if s["k"] == choice.k), None)
         stability = measured if measured is not None else clustering.stability_on_sample(x, choice.k, seed)
     ids = np.asarray(result.persona_ids, dtype=np.int32)[result.labels]
-    model = PersonaModel(transform, result.centroids, result.persona_ids, seed)
+    model = PersonaModel(
+        transform, result.centroids, result.persona_ids, seed, getattr(result, "latent", None)
+    )
     return BuildOutcome(model, ids, result.confidence, choice, stability, dropped)
+
+
+LATENT_SAMPLE = (
+    30_000  # rows EM fits on (then every contact is assigned): the panel's cases fit whole at this size
+)
+LATENT_STARTS = 3  # k-means++ draws EM also starts from, beside the k-means fit
+KEEP_PREVIOUS_NATS = (
+    0.01  # a fresh fit must beat the previous build's personas by this log-likelihood per contact
+)
+
+
+@dataclass
+class _LatentFit:
+    """What _fit_latent hands back, shaped as clustering.FitResult where both are read."""
+
+    centroids: np.ndarray  # (k, d) each persona's mean feature row
+    persona_ids: list[int]
+    labels: np.ndarray  # (n,) index into persona_ids
+    confidence: np.ndarray  # (n,) posterior of the persona chosen
+    warm_started: bool
+    latent: latent_class.LatentClasses
+
+
+def _fit_latent(
+    frame: pd.DataFrame,
+    x: np.ndarray,
+    transform: FeatureTransform,
+    seed: int,
+    kmeans: clustering.FitResult,
+    previous: PersonaModel | None,
+    previous_labels: np.ndarray | None,
+) -> _LatentFit:
+    """EM on a sample, started from the k-means fit and a few k-means++ draws, and from the previous build's
+    personas when it had the same k (kept unless a fresh fit is clearly better); then every contact assigned.
+
+    x: (n, d) the k-means features (starts and the descriptive centroids); previous_labels: (n,) persona ids."""
+    k = len(kmeans.persona_ids)
+    rng = np.random.default_rng(seed)
+    rows = clustering.sample_rows(len(x), LATENT_SAMPLE, rng)
+    values = transform.trait_values(frame)
+    starts = [kmeans.labels[rows]]
+    for _ in range(LATENT_STARTS):
+        centres, _ = kmeans_plusplus(x[rows], k, random_state=int(rng.integers(2**31)))
+        starts.append(clustering.nearest_two(x[rows], centres)[0])
+    keep = None
+    if previous is not None and previous_labels is not None and previous.k == k:
+        keep = _previous_start(frame.iloc[rows], previous, previous_labels[rows])
+    fitted, warm = latent_class.fit(transform, [v[rows] for v in values], k, starts, keep, KEEP_PREVIOUS_NATS)
+    labels, confidence = latent_class.assign(latent_class.costs(values, fitted.model))
+    ids = clustering.number_personas(
+        labels, k, previous_labels, previous.persona_ids if previous is not None else None
+    )
+    centroids = np.vstack(
+        [x[labels == c].mean(axis=0) if (labels == c).any() else np.zeros(x.shape[1]) for c in range(k)]
+    )
+    return _LatentFit(centroids, ids, labels, confidence, warm, fitted.model)
+
+
+def _previous_start(frame: pd.DataFrame, previous: PersonaModel, previous_ids: np.ndarray) -> np.ndarray:
+    """(n,) index into previous.persona_ids of each row's previous persona; rows the previous build did not
+    have take the persona its model gives them."""
+    lookup = np.full(max(previous.persona_ids) + 1, -1, dtype=np.int64)
+    lookup[np.asarray(previous.persona_ids)] = np.arange(previous.k)
+    known = (previous_ids > 0) & (previous_ids < len(lookup))
+    start = np.full(len(previous_ids), -1, dtype=np.int64)
+    start[known] = lookup[previous_ids[known]]
+    unknown = np.flatnonzero(start < 0)
+    if unknown.size:
+        start[unknown] = lookup[previous.assign(frame.iloc[unknown])[0]]
+    return start

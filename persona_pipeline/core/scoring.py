@@ -2,7 +2,8 @@
 
 Scoring one contact through pandas costs milliseconds of overhead; the single path below encodes the contact
 with precomputed tables and compares it with the centroids in pure Python, the same arithmetic as the batch
-path (the same persona but at float32 near-ties: a property test checks it).
+path (the same persona but at float32 near-ties: a property test checks it). A latent-class model's costs
+are added here in the order core/latent_class.costs adds them, so it gives the same persona on every contact.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from persona_pipeline.core.features import CLIP, FeatureTransform, TraitEncoding
+from persona_pipeline.core.latent_class import EXP_FLOOR
 from persona_pipeline.core.model import PersonaModel
 from persona_pipeline.core.traits import BOOLEAN_WORDS, NUMERIC_LIKE, TraitKind, normal_level
 from persona_pipeline.errors import ScoringError
@@ -70,6 +72,17 @@ class Scorer:
             if e.name in normalized and e.levels:
                 self._levels[e.name] |= {normal_level(level): i for i, level in enumerate(e.levels)}
         self._normalized = frozenset(normalized)
+        self._latent = None
+        if model.latent is not None:  # per persona and trait, as plain floats: (base, [terms per trait])
+            self._latent = (
+                model.latent.base.tolist(),
+                [
+                    (t.mean.tolist(), t.half_precision.tolist(), t.offset.tolist())
+                    if t.numeric
+                    else t.level_costs.tolist()
+                    for t in model.latent.terms
+                ],
+            )
         self._lookups = {}
         for e in self._encodings:
             if e.kind == TraitKind.CATEGORICAL:
@@ -157,6 +170,8 @@ class Scorer:
                 f"unknown trait(s) {', '.join(map(repr, sorted(unknown)))}; this persona set scores on "
                 f"{', '.join(sorted(self._trait_names))}"
             )
+        if self._latent is not None:
+            return self._score_latent(contact)
         x, missing = self._vector(contact)
         best = second = math.inf
         best_index = 0
@@ -169,6 +184,43 @@ class Scorer:
             elif distance < second:
                 second = distance
         confidence = 1.0 - best / second if second > 0 and math.isfinite(second) else 1.0
+        persona = self._ids[best_index]
+        return Score(persona, confidence, self.names.get(persona), tuple(missing))
+
+    def _score_latent(self, contact: dict[str, Any]) -> Score:
+        """The cheapest persona by latent-class cost (core/latent_class.py): each present trait's term added in
+        the transform's order; its posterior as the confidence."""
+        base, terms = self._latent
+        costs = list(base)
+        missing: list[str] = []
+        for e, term in zip(self._encodings, terms, strict=True):
+            value = contact.get(e.name)
+            if e.kind in NUMERIC_LIKE:
+                number = self._number(e, value)
+                if number is None or not math.isfinite(number):
+                    missing.append(e.name)
+                    continue
+                if e.log:
+                    number = math.log1p(max(number, 0.0))
+                x = float(np.float32(min(max((number - e.center) / e.scale, -CLIP), CLIP)))
+                means, halves, offsets = term
+                for c in range(len(costs)):
+                    gap = x - means[c]
+                    costs[c] = costs[c] + (gap * gap * halves[c] + offsets[c])
+                continue
+            if e.kind == TraitKind.BOOLEAN:
+                flag = _boolean(e.name, value)
+                code = -1 if flag is None else int(flag)
+            else:
+                code = self._level_code(e, value)
+            if code < 0:
+                missing.append(e.name)
+                continue
+            for c in range(len(costs)):
+                costs[c] = costs[c] + term[c][code]
+        best_index = min(range(len(costs)), key=costs.__getitem__)  # the first minimum, as argmin
+        best = costs[best_index]
+        confidence = 1.0 / sum(math.exp(max(best - cost, EXP_FLOOR)) for cost in costs)
         persona = self._ids[best_index]
         return Score(persona, confidence, self.names.get(persona), tuple(missing))
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from persona_pipeline.core.clustering import block_sums
 from persona_pipeline.core.features import CLIP, TraitEncoding
+from persona_pipeline.core.latent_class import EXP_FLOOR
 from persona_pipeline.core.model import PersonaModel
 from persona_pipeline.core.traits import TraitKind
 
@@ -70,7 +71,9 @@ def _number(enc: TraitEncoding, column: str, params: _Params) -> str:
 def trait_expressions(model: PersonaModel, column: Callable[[str], str], params: _Params) -> list[str]:
     """One SQL expression per trait of the model, in the transform's order: a number-like trait's feature
     as the Python path holds it (rounded to 32 bits, as a double), a category's level index (-1: missing or
-    unknown)."""
+    unknown). A latent-class model reads missing numbers as NULL, not filled, and a yes/no trait as its
+    level index (0 no, 1 yes, -1 missing), as FeatureTransform.trait_values does."""
+    latent = model.latent is not None
     out: list[str] = []
     for enc in model.transform.encodings:
         source = column(enc.name)
@@ -79,11 +82,14 @@ def trait_expressions(model: PersonaModel, column: Callable[[str], str], params:
             if enc.log:
                 # GREATEST skips NULLs (GREATEST(NULL, 0) is 0): a missing value must stay missing
                 value = f"CASE WHEN {value} IS NULL THEN NULL ELSE LN(1 + GREATEST({value}, 0)) END"
-            standardized = (
-                f"(COALESCE({value}, {_literal(enc.fill)}) - {_literal(enc.center)}) / {_literal(enc.scale)}"
-            )
+            filled = value if latent else f"COALESCE({value}, {_literal(enc.fill)})"
+            standardized = f"({filled} - {_literal(enc.center)}) / {_literal(enc.scale)}"
             clipped = f"LEAST(GREATEST({standardized}, {_literal(-CLIP)}), {_literal(CLIP)})"
-            out.append(f"CAST(CAST({clipped} AS REAL) AS DOUBLE PRECISION)")
+            feature = f"CAST(CAST({clipped} AS REAL) AS DOUBLE PRECISION)"
+            # LEAST and GREATEST skip NULLs too: a latent-class model's missing number stays NULL
+            out.append(f"CASE WHEN {value} IS NULL THEN NULL ELSE {feature} END" if latent else feature)
+        elif enc.kind == TraitKind.BOOLEAN and latent:
+            out.append(f"CASE WHEN {source} IS NULL THEN -1 WHEN CAST({source} AS BOOLEAN) THEN 1 ELSE 0 END")
         elif enc.kind == TraitKind.BOOLEAN:
             flag = (
                 f"CASE WHEN {source} IS NULL THEN {_literal(enc.fill)} WHEN CAST({source} AS BOOLEAN) "
@@ -129,6 +135,34 @@ def distance_expressions(model: PersonaModel, traits: list[str]) -> list[str]:
     return out
 
 
+def cost_expressions(model: PersonaModel, traits: list[str]) -> list[str]:
+    """A latent-class model's cost of each persona, in 64-bit floats, in the order of latent_class.costs:
+    the persona's base, then each trait's term left to right (0 where the value is missing)."""
+    if model.latent is None:
+        raise ValueError("cost_expressions needs a latent-class model; distance_expressions scores k-means")
+    zero = _literal(0.0)
+    out = []
+    for c, base in enumerate(model.latent.base.tolist()):
+        terms = [_literal(base)]
+        for x, term in zip(traits, model.latent.terms, strict=True):
+            if term.numeric:
+                mean, half, offset = (
+                    _literal(term.mean[c]),
+                    _literal(term.half_precision[c]),
+                    _literal(term.offset[c]),
+                )
+                terms.append(
+                    f"(CASE WHEN {x} IS NULL THEN {zero} ELSE ({x} - {mean}) * ({x} - {mean}) * {half} + {offset} END)"
+                )
+            else:
+                cases = " ".join(
+                    f"WHEN {i} THEN {_literal(v)}" for i, v in enumerate(term.level_costs[c].tolist())
+                )
+                terms.append(f"(CASE {x} {cases} ELSE {zero} END)")
+        out.append(" + ".join(terms))
+    return out
+
+
 def nearest_case(k: int) -> str:
     """The index of the nearest centroid, the lowest on ties: branch i wins when d_i is at most every later
     distance (earlier ones already lost, so d_i is the first minimum)."""
@@ -169,10 +203,10 @@ def scoring_query(
     carry = ", ".join(f"{expr} AS carried_{i}" for i, expr in enumerate(carried))
     carry_names = ", ".join(f"carried_{i}" for i in range(len(carried)))
     encoded = ", ".join(f"{expr} AS x{i}" for i, expr in enumerate(traits)) or "0 AS x0"
-    distances = ", ".join(
-        f"{expr} AS d{i}"
-        for i, expr in enumerate(distance_expressions(model, [f"x{j}" for j in range(len(traits))]))
-    )
+    encoded_names = [f"x{j}" for j in range(len(traits))]
+    latent = model.latent is not None
+    per_persona = (cost_expressions if latent else distance_expressions)(model, encoded_names)
+    distances = ", ".join(f"{expr} AS d{i}" for i, expr in enumerate(per_persona))
     ids = model.persona_ids
     persona = "CASE nearest " + " ".join(f"WHEN {i} THEN {int(pid)}" for i, pid in enumerate(ids)) + " END"
     name = (
@@ -182,6 +216,10 @@ def scoring_query(
     )
     if k == 1:
         confidence = _literal(1.0)
+    elif latent:  # the chosen persona's posterior: 1 / sum_j exp(cost_nearest - cost_j)
+        first = "(CASE nearest " + " ".join(f"WHEN {i} THEN d{i}" for i in range(k)) + " END)"
+        floor = _literal(EXP_FLOOR)
+        confidence = f"1 / ({' + '.join(f'EXP(GREATEST({first} - d{j}, {floor}))' for j in range(k))})"
     else:
         others = {
             i: f"LEAST({', '.join(f'd{j}' for j in range(k) if j != i)})" if k > 2 else f"d{1 - i}"

@@ -207,6 +207,7 @@ def fit_personas(
         progress=progress,
         previous_ids=stored[0] if stored is not None else None,
         fingerprint=True,
+        method=ctx.record.method,
     )
     outcome.contact_ids = valid["contact_id"].to_numpy()
     if stored is not None:

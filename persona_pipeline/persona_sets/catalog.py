@@ -13,7 +13,14 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from persona_pipeline.core.domain import MAX_PERSONAS, MIN_PERSONAS, PersonaSet, clean_name, name_key
+from persona_pipeline.core.domain import (
+    MAX_PERSONAS,
+    MIN_PERSONAS,
+    ClusteringMethod,
+    PersonaSet,
+    clean_name,
+    name_key,
+)
 from persona_pipeline.errors import AnalysisError, CatalogError, PersonaSetError
 from persona_pipeline.persona_sets import lifecycle
 from persona_pipeline.sql_models import discover, require_cohort
@@ -28,6 +35,14 @@ def _require_k(n_personas: int | None) -> None:
         raise PersonaSetError(
             f"--personas must be between {MIN_PERSONAS} and {MAX_PERSONAS}, not {n_personas}"
         )
+
+
+def _require_method(method: ClusteringMethod | str) -> ClusteringMethod:
+    try:
+        return ClusteringMethod(method)
+    except ValueError:
+        choices = ", ".join(str(m) for m in ClusteringMethod)
+        raise PersonaSetError(f"--method must be one of {choices}, not {method!r}") from None
 
 
 def require_traits(engine: Engine, names: list[str] | None) -> None:
@@ -52,8 +67,10 @@ def create(
     seed: int = 0,
     analysis_traits: list[str] | None = None,
     show_in_explore: bool = True,
+    method: ClusteringMethod | str = ClusteringMethod.KMEANS,
 ) -> PersonaSet:
     """Queue a new persona set on a cohort (traits: None for the catalog's clustering traits)."""
+    method = _require_method(method)
     clean = clean_name(name, "a persona set", PersonaSetError)
     require_cohort(discover(), cohort)
     require_traits(engine, traits or None)
@@ -61,7 +78,15 @@ def create(
         require_traits(engine, analysis_traits)
     _require_k(n_personas)
     return lifecycle.create_queued(
-        engine, clean, cohort, traits or None, n_personas, seed, analysis_traits or None, show_in_explore
+        engine,
+        clean,
+        cohort,
+        traits or None,
+        n_personas,
+        seed,
+        analysis_traits or None,
+        show_in_explore,
+        method,
     )
 
 
@@ -71,6 +96,7 @@ def update(
     cohort: str | None = None,
     traits: list[str] | None = _UNSET,
     n_personas: int | None = _UNSET,
+    method: ClusteringMethod | str | None = None,
 ) -> bool:
     """Change how the set is built; returns whether anything changed, in which case the set is queued.
 
@@ -90,6 +116,10 @@ def update(
         _require_k(n_personas)
         if n_personas != record.n_personas:
             values["n_personas"] = n_personas
+    if method is not None:
+        method = _require_method(method)
+        if method != record.method:
+            values["method"] = str(method)
     if not values:
         return False
     lifecycle.queue(engine, record, **values)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from persona_pipeline.core.domain import PersonaSet, PersonaSetStatus
+from persona_pipeline.core.domain import ClusteringMethod, PersonaSet, PersonaSetStatus
 from persona_pipeline.errors import BuildAlreadyRunning, NotBuiltError, PersonaSetError
 from persona_pipeline.warehouse import persona_sets as store
 
@@ -34,15 +34,25 @@ def create_queued(
     seed: int,
     analysis_traits: list[str] | None,
     show_in_explore: bool,
+    method: ClusteringMethod = ClusteringMethod.KMEANS,
 ) -> PersonaSet:
     """A new persona set starts queued: the queued_persona_sets sensor (or `persona-set build`) builds it."""
     return store.insert(
-        engine, name, cohort, traits, n_personas, seed, analysis_traits, show_in_explore, Status.QUEUED
+        engine,
+        name,
+        cohort,
+        traits,
+        n_personas,
+        seed,
+        analysis_traits,
+        show_in_explore,
+        Status.QUEUED,
+        method,
     )
 
 
 def queue(engine: Engine, record: PersonaSet, **definition: Any) -> None:
-    """Ask for a rebuild, with any change of definition (cohort, traits, n_personas as stored columns)."""
+    """Ask for a rebuild, with any change of definition (cohort, traits, n_personas, method as stored columns)."""
     store.write_status(engine, record.id, Status.QUEUED, None, **definition)
 
 

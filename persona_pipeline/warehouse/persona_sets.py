@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from persona_pipeline.core.domain import (
     BuildSummary,
+    ClusteringMethod,
     Persona,
     PersonaSet,
     PersonaSetStatus,
@@ -58,6 +59,7 @@ def _record(row: Any) -> PersonaSet:
         analysis_traits=json.loads(row.analysis_traits) if row.analysis_traits else [],
         show_in_explore=bool(row.show_in_explore),
         analysis_window_days=row.analysis_window_days,
+        method=ClusteringMethod(row.method or ClusteringMethod.KMEANS),
     )
 
 
@@ -71,6 +73,7 @@ def insert(
     analysis_traits: list[str] | None,
     show_in_explore: bool,
     status: PersonaSetStatus,
+    method: ClusteringMethod = ClusteringMethod.KMEANS,
 ) -> PersonaSet:
     """Store a new persona set, validated by the service; names are bound as parameters, never inlined."""
     ensure_catalog_tables(engine)
@@ -92,6 +95,7 @@ def insert(
                 seed=seed,
                 analysis_traits=json.dumps(analysis_traits) if analysis_traits else None,
                 show_in_explore=show_in_explore,
+                method=str(method),
                 status=status.value,
                 created_at=stamp,
                 updated_at=stamp,

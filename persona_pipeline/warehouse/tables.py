@@ -54,6 +54,7 @@ persona_sets = sa.Table(
     sa.Column(
         "analysis_window_days", sa.Integer, nullable=True
     ),  # the Analysis's order window; NULL: default
+    sa.Column("method", sa.String(20), nullable=True),  # core.domain.ClusteringMethod; NULL: k-means
     sqlite_autoincrement=True,  # ids are never reused: a new set must not inherit a deleted one's partition
 )
 
@@ -238,6 +239,7 @@ ADDED_COLUMNS = [
     ("personas", "interpretation", "TEXT"),
     ("persona_sets", "analysis_window_days", "INTEGER"),
     ("pipelines", "score_in", "VARCHAR(20)"),
+    ("persona_sets", "method", "VARCHAR(20)"),
 ]
 
 

@@ -248,3 +248,42 @@ def test_wrong_types_infinities_and_missing_columns_in_the_warehouse(seeded: Eng
     report = build_persona_set("Typed", _quiet)
     assert not report.success and "no column gaming" in report.message
     assert store.get(seeded, "Typed").current_build == 1
+
+
+def test_a_latent_class_set_is_built_shown_and_switched_back(
+    seeded: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The method is part of the definition: chosen at create, stored, used by the build, shown in the CLI
+    and Dagster; changing it queues a rebuild that keeps the personas' ids."""
+    assert (
+        main(["persona-set", "create", "--name", "LC", "--cohort", "customers", "--method", "latent-class"])
+        == 0
+    )
+    with pytest.raises(SystemExit) as usage:  # argparse's usage error: exit 2, one line naming the choices
+        main(["persona-set", "create", "--name", "X", "--cohort", "customers", "--method", "gmm"])
+    assert usage.value.code == 2
+    assert "invalid choice: 'gmm'" in capsys.readouterr().err
+    with pytest.raises(PersonaSetError, match="--method must be one of k-means, latent-class"):
+        catalog.create(seeded, "Y", "customers", method="gmm")
+    _build("LC")
+    record = store.get(seeded, "LC")
+    assert record.method == "latent-class"
+    build = store.current_build(seeded, record)
+    assert '"method": "latent-class"' in build.model
+    memberships = read_memberships(seeded, record.id)
+    assert memberships["confidence"].between(0, 1).all() and memberships["persona_id"].nunique() == build.k
+    metadata = DagsterInstance.get().get_latest_materialization_event(AssetKey("persona_model"))
+    assert metadata.asset_materialization.metadata["method"].value == "latent-class"
+    capsys.readouterr()
+    assert main(["persona-set", "show", "LC"]) == 0
+    assert "method latent-class" in capsys.readouterr().out
+
+    assert main(["persona-set", "update", "LC", "--method", "k-means"]) == 0
+    assert store.get(seeded, "LC").status == "queued"
+    _build("LC")
+    after = store.get(seeded, "LC")
+    assert after.method == "k-means" and '"method": "k-means"' in store.current_build(seeded, after).model
+    moved = read_memberships(seeded, record.id).set_index("contact_id")["persona_id"]
+    assert (
+        moved.reindex(memberships["contact_id"]).to_numpy() == memberships["persona_id"].to_numpy()
+    ).mean() >= 0.5

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.cli import main
+from persona_pipeline.core import latent_class
+from persona_pipeline.core.domain import ClusteringMethod
 from persona_pipeline.core.model import build_model
 from persona_pipeline.core.scoring import Scorer, ScoringError
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG, generate
@@ -24,6 +26,8 @@ TRAITS = BUILTIN_CATALOG.select(None)
 BASE = generate(3_000, 0, seed=4, end_date=dt.date(2026, 11, 1), with_orders=False).contacts
 MODEL = build_model(BASE, TRAITS, seed=0).model
 SCORER = Scorer(MODEL, known_traits=set(BUILTIN_CATALOG.names))
+LATENT = build_model(BASE, TRAITS, seed=0, method=ClusteringMethod.LATENT_CLASS).model
+LATENT_SCORER = Scorer(LATENT, known_traits=set(BUILTIN_CATALOG.names))
 
 
 def _value(trait):  # noqa: ANN001, ANN202 - a hypothesis strategy for one trait's value, missing included
@@ -37,16 +41,22 @@ def _value(trait):  # noqa: ANN001, ANN202 - a hypothesis strategy for one trait
 contacts = st.fixed_dictionaries({}, optional={t.name: _value(t) for t in TRAITS})
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(contact=contacts)
-def test_single_contact_scoring_agrees_with_the_batch_path(contact: dict) -> None:
-    single = SCORER.score(contact)
+def _frame(contact: dict) -> pd.DataFrame:
+    """One contact as the batch path reads it: the catalog's columns, typed as a load types them."""
     frame = pd.DataFrame([{t.name: contact.get(t.name) for t in TRAITS}])
     for trait in TRAITS:
         if trait.kind == "boolean":
             frame[trait.name] = frame[trait.name].astype("boolean")
         elif trait.kind == "numeric":
             frame[trait.name] = pd.to_numeric(frame[trait.name]).astype("float64")
+    return frame
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(contact=contacts)
+def test_single_contact_scoring_agrees_with_the_batch_path(contact: dict) -> None:
+    single = SCORER.score(contact)
+    frame = _frame(contact)
     batch, confidence = MODEL.assign(frame)
     x = MODEL.transform.transform(frame)[0].astype(np.float64)
     distances = ((MODEL.centroids.astype(np.float32).astype(np.float64) - x) ** 2).sum(axis=1)
@@ -59,11 +69,38 @@ def test_single_contact_scoring_agrees_with_the_batch_path(contact: dict) -> Non
     assert 0.0 <= single.confidence <= 1.0
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(contact=contacts)
+def test_a_latent_class_set_scores_one_contact_as_the_batch_path_does(contact: dict) -> None:
+    """Same persona, same posterior: missing traits add nothing in either path, and the terms are added in
+    the same order (a last-bit difference in log1p could only matter at an exact tie)."""
+    single = LATENT_SCORER.score(contact)
+    frame = _frame(contact)
+    batch, confidence = LATENT.assign(frame)
+    cost = latent_class.costs(LATENT.transform.trait_values(frame), LATENT.latent)[0]
+    index = {pid: i for i, pid in enumerate(LATENT.persona_ids)}
+    assert single.persona_id == batch[0] or abs(cost[index[single.persona_id]] - cost[index[batch[0]]]) < 1e-9
+    assert single.confidence == pytest.approx(float(confidence[0]), abs=1e-6)
+    assert set(single.missing) >= {n for n in LATENT.transform.trait_names if contact.get(n) is None}
+
+
+def test_a_contact_with_no_traits_joins_the_largest_latent_class() -> None:
+    """Nothing imputed: with every trait missing only the personas' weights speak."""
+    single = LATENT_SCORER.score({})
+    assert single.persona_id == LATENT.persona_ids[int(np.argmin(LATENT.latent.base))]
+    assert single.confidence == pytest.approx(float(np.exp(-LATENT.latent.base).max()), rel=1e-6)
+    assert set(single.missing) == set(LATENT.transform.trait_names)
+
+
 def test_real_contacts_score_like_their_batch_memberships() -> None:
     batch, _ = MODEL.assign(BASE)
     singles = [SCORER.score({k: (None if pd.isna(v) else v) for k, v in row.items()}).persona_id for row in
                BASE[BUILTIN_CATALOG.names].head(500).to_dict("records")]  # fmt: skip
     assert np.mean(np.asarray(singles) == batch[:500]) >= 0.998
+    latent, _ = LATENT.assign(BASE)
+    singles = [LATENT_SCORER.score({k: (None if pd.isna(v) else v) for k, v in row.items()}).persona_id
+               for row in BASE[BUILTIN_CATALOG.names].head(500).to_dict("records")]  # fmt: skip
+    assert (np.asarray(singles) == latent[:500]).all()
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from hypothesis.extra.numpy import arrays
 from sklearn.metrics import adjusted_rand_score
 
 from persona_pipeline.core import clustering, identity
+from persona_pipeline.core.domain import ClusteringMethod
 from persona_pipeline.core.features import FeatureTransform, category_codes
 from persona_pipeline.core.model import FeatureError, PersonaModel, build_model
 from persona_pipeline.core.personas import describe_personas
@@ -27,10 +28,15 @@ def _base(seed: int, n: int = 12_000) -> tuple[pd.DataFrame, np.ndarray]:
     return base.contacts, base.segments["segment"].to_numpy()
 
 
-def test_adjusted_rand_index_at_the_hidden_number_of_segments() -> None:
+METHODS = pytest.mark.parametrize("method", list(ClusteringMethod))
+
+
+@METHODS
+def test_adjusted_rand_index_at_the_hidden_number_of_segments(method: ClusteringMethod) -> None:
     for seed in (0, 1):
         contacts, truth = _base(seed)
-        outcome = build_model(contacts, TRAITS, seed=seed, k=len(SEGMENTS))
+        outcome = build_model(contacts, TRAITS, seed=seed, k=len(SEGMENTS), method=method)
+        assert outcome.model.method is method
         assert adjusted_rand_score(truth, outcome.persona_ids) >= 0.8
 
 
@@ -44,9 +50,10 @@ def test_chosen_number_of_personas_is_the_hidden_one_on_most_seeds() -> None:
     assert all(clustering.K_MIN <= k <= clustering.K_MAX for k in chosen)
 
 
-def test_rebuild_after_five_percent_change_keeps_ids_and_names() -> None:
+@METHODS
+def test_rebuild_after_five_percent_change_keeps_ids_and_names(method: ClusteringMethod) -> None:
     contacts, _ = _base(7)
-    first = build_model(contacts, TRAITS, seed=0)
+    first = build_model(contacts, TRAITS, seed=0, method=method)
     first_personas = describe_personas(contacts, first.persona_ids, TRAITS, BUILTIN_CATALOG, 0)
     rng = np.random.default_rng(1)
     changed = contacts.copy()
@@ -55,7 +62,9 @@ def test_rebuild_after_five_percent_change_keeps_ids_and_names() -> None:
     names = BUILTIN_CATALOG.names
     changed.loc[changed.index[movers], names] = contacts.iloc[donors][names].to_numpy()
     model = PersonaModel.from_json(first.model.to_json())  # as the next build reads it from the warehouse
-    second = build_model(changed, TRAITS, seed=0, previous=model, previous_ids=first.persona_ids)
+    second = build_model(
+        changed, TRAITS, seed=0, previous=model, previous_ids=first.persona_ids, method=method
+    )
     kept_names = {p.persona_id: p.name for p in first_personas}
     second_personas = describe_personas(changed, second.persona_ids, TRAITS, BUILTIN_CATALOG, 0, kept_names)
     assert {p.persona_id: p.name for p in second_personas} == kept_names
@@ -98,10 +107,11 @@ def test_constant_trait_is_dropped_by_default_and_refused_when_chosen() -> None:
         build_model(contacts, BUILTIN_CATALOG.select(["age", "urbanicity"]), seed=0, explicit_traits=True)
 
 
-def test_same_data_and_seed_give_the_same_personas() -> None:
+@METHODS
+def test_same_data_and_seed_give_the_same_personas(method: ClusteringMethod) -> None:
     contacts, _ = _base(4, n=3_000)
-    a = build_model(contacts, TRAITS, seed=9)
-    b = build_model(contacts, TRAITS, seed=9)
+    a = build_model(contacts, TRAITS, seed=9, method=method)
+    b = build_model(contacts, TRAITS, seed=9, method=method)
     assert np.array_equal(a.persona_ids, b.persona_ids) and a.model.to_json() == b.model.to_json()
 
 

@@ -15,7 +15,7 @@ from persona_pipeline.core.domain import ChangeWindow, ScoringBucket
 from persona_pipeline.core.model import PersonaModel
 from persona_pipeline.core.sql_scoring import scoring_query
 from persona_pipeline.errors import PipelineError
-from persona_pipeline.runtime.jobs import run_pipeline
+from persona_pipeline.runtime.jobs import build_persona_set, run_pipeline
 from persona_pipeline.scoring import pipelines, runs
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
@@ -100,3 +100,30 @@ def test_scoring_in_the_warehouse_needs_postgresql(ready: Engine, tmp_path) -> N
         pipelines.create(
             sqlite, "x", ["customers"], ["Customers"], destination_table="t", score_in="warehouse"
         )
+
+
+def test_a_latent_class_set_scores_in_the_warehouse_as_in_python(ready: Engine) -> None:
+    """Missing numbers stay NULL (LEAST and GREATEST would skip them), yes/no and levels are read by index,
+    the costs are added in Python's order: the same persona for every contact, the same posterior."""
+    assert main(["persona-set", "update", "Customers", "--method", "latent-class"]) == 0
+    assert build_persona_set("Customers", lambda _: None, study=False).success
+    with ready.begin() as conn:  # a missing value of every kind the model reads, on different contacts
+        conn.execute(sa.text("UPDATE contacts SET age = NULL WHERE contact_id % 5 = 0"))
+        conn.execute(sa.text("UPDATE contacts SET household_income = NULL WHERE contact_id % 7 = 1"))
+        conn.execute(sa.text("UPDATE contacts SET dog_owner = NULL WHERE contact_id % 3 = 0"))
+        conn.execute(sa.text("UPDATE contacts SET urbanicity = NULL WHERE contact_id % 4 = 1"))
+    record = store.get(ready, "Customers")
+    model = PersonaModel.from_json(store.current_build(ready, record).model)
+    assert str(model.method) == "latent-class"
+    traits = model.transform.trait_names
+    columns = ", ".join(f"c.{quote(ready, t)}" for t in ["contact_id", *traits])
+    frame = read_frame(ready, f"SELECT {columns} FROM contacts c ORDER BY c.contact_id", categorical=True)  # noqa: S608
+    assert frame[["age", "household_income", "dog_owner", "urbanicity"]].isna().any().all()
+    expected, confidence = model.assign(frame)
+    names = {pid: f"persona {pid}" for pid in model.persona_ids}
+    query = scoring_query(model, names, "contacts c", lambda t: f"c.{quote(ready, t)}", ["c.contact_id"])
+    got = read_frame(ready, f"SELECT * FROM ({query.sql}) q ORDER BY carried_0", query.params)  # noqa: S608
+    assert got["carried_0"].tolist() == frame["contact_id"].tolist()
+    assert (got["persona_id"].to_numpy() == expected).all()
+    assert np.allclose(got["confidence"].astype(float), confidence, atol=1e-4)
+    assert len(set(expected)) == model.k > 1

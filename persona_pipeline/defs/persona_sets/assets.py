@@ -168,6 +168,7 @@ def persona_model(
         scores = k_rows(outcome.k_choice.scores, outcome.model.k)
         metadata = {
             "personas": outcome.model.k,
+            "method": str(outcome.model.method),
             "k_reason": outcome.k_choice.reason,
             "stability": round(outcome.stability, 4),
             "build": ctx.build,
