@@ -1,6 +1,7 @@
 """Benchmark: build a persona set for 1,000,000 contacts from PostgreSQL, end to end, against a naive baseline.
 
     PERSONA_WAREHOUSE_URL=postgresql+psycopg2://postgres@127.0.0.1:5432/test python benchmarks/build.py
+    python benchmarks/build.py --method k-means,latent-class --no-baseline   # both methods, interleaved
 
 Ours: `persona-set build` through Dagster (the cohort's SQL models, rebuilt only if their SQL or sources changed
 since they were built; --changed-sources writes one contact before each run so that they are; COPY out, Pandera validation, k chosen by the
@@ -62,7 +63,7 @@ def seed(contacts: int) -> None:
     )
 
 
-def run_ours(home: str, changed_sources: bool) -> dict:
+def run_ours(home: str, changed_sources: bool, method: str) -> dict:
     os.environ["PERSONA_HOME"] = home
     import sqlalchemy as sa
 
@@ -80,7 +81,7 @@ def run_ours(home: str, changed_sources: bool) -> dict:
     for leftover in store.list_all(engine):  # from runs of an older version of this script
         store.delete(engine, leftover.id)
     name = f"bench {time.time_ns()}"
-    catalog.create(engine, name, "all_contacts")
+    catalog.create(engine, name, "all_contacts", method=method)
     lines: list[str] = []
     start = time.perf_counter()
     report = build_persona_set(name, lines.append, study=False)  # the chain; studies: benchmarks/study.py
@@ -149,26 +150,36 @@ def main() -> None:
         action="store_true",
         help="ours only (at 10M the notebook's read_sql and to_sql need tens of GB and most of an hour)",
     )
+    parser.add_argument(
+        "--method",
+        default="k-means",
+        help="the set's clustering method; a comma list runs ours once per method",
+    )
     parser.add_argument("--one", choices=["ours", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ["PERSONA_WAREHOUSE_URL"] = _url()
     if args.one == "ours":
-        print(json.dumps(run_ours(args.home, args.changed_sources)))
+        print(json.dumps(run_ours(args.home, args.changed_sources, args.method)))
         return
     if args.one == "baseline":
         print(json.dumps(run_baseline()))
         return
     if not args.skip_seed:
         seed(args.contacts)
-    results: dict[str, list[dict]] = {"ours": [], "baseline": []}
+    methods = args.method.split(",")
+    ours_runs = [f"ours {m}" if len(methods) > 1 else "ours" for m in methods]
+    results: dict[str, list[dict]] = {name: [] for name in [*ours_runs, "baseline"]}
     home = tempfile.mkdtemp()  # one project home (and Dagster instance) for all our runs, as a user has
     for run in range(args.runs):
-        for which in (
-            ("ours",) if args.no_baseline else ("ours", "baseline")
-        ):  # interleaved, so drift on a noisy machine hits both alike
+        # interleaved, so drift on a noisy machine hits every version alike
+        for which, method in [
+            *zip(ours_runs, methods, strict=True),
+            *([] if args.no_baseline else [("baseline", "")]),
+        ]:
+            one = "baseline" if which == "baseline" else "ours"
             out = subprocess.run(
-                [sys.executable, __file__, "--one", which, "--home", home]
+                [sys.executable, __file__, "--one", one, "--home", home, "--method", method or "k-means"]
                 + (["--changed-sources"] if args.changed_sources else []),
                 capture_output=True,
                 text=True,
@@ -178,20 +189,28 @@ def main() -> None:
             result = json.loads(out.stdout.strip().splitlines()[-1])
             results[which].append(result)
             print(
-                f"run {run + 1} {which:<8} {result['seconds']:7.1f}s  peak {result['peak_mb']:7.0f} MB",
+                f"run {run + 1} {which:<20} {result['seconds']:7.1f}s  peak {result['peak_mb']:7.0f} MB",
                 flush=True,
             )
             if run == 0:
                 print("\n".join("    " + line for line in result["log"]))
-    ours = statistics.median(r["seconds"] for r in results["ours"])
     print()
-    if args.no_baseline:
+    for which in ours_runs:
         print(
-            f"{args.contacts:,} contacts, {args.runs} runs: ours {ours:.1f} s median "
-            f"({', '.join(format(r['seconds'], '.1f') for r in results['ours'])}), peak "
-            f"{max(r['peak_mb'] for r in results['ours']):,.0f} MB (largest of the runs)"
+            f"{args.contacts:,} contacts, {args.runs} runs: {which} {statistics.median(r['seconds'] for r in results[which]):.1f} s "
+            f"median ({', '.join(format(r['seconds'], '.1f') for r in results[which])}), peak "
+            f"{max(r['peak_mb'] for r in results[which]):,.0f} MB (largest of the runs)"
         )
+    if len(ours_runs) > 1:
+        first, *others = ours_runs
+        for other in others:
+            ratio = statistics.median(r["seconds"] for r in results[other]) / statistics.median(
+                r["seconds"] for r in results[first]
+            )
+            print(f"{other} / {first}: {ratio:.2f}x the time")
+    if args.no_baseline:
         return
+    ours = statistics.median(r["seconds"] for r in results[ours_runs[0]])
     base = statistics.median(r["seconds"] for r in results["baseline"])
     print(
         "| contacts | runs | ours (median) | baseline (median) | speed-up | peak MB ours | peak MB baseline |"
@@ -199,7 +218,7 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|")
     print(
         f"| {args.contacts:,} | {args.runs} | {ours:.1f} s | {base:.1f} s | {base / ours:.1f}x | "
-        f"{statistics.median(r['peak_mb'] for r in results['ours']):,.0f} | "
+        f"{statistics.median(r['peak_mb'] for r in results[ours_runs[0]]):,.0f} | "
         f"{statistics.median(r['peak_mb'] for r in results['baseline']):,.0f} |"
     )
 

@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/interactive_build.py --runs 5                  # against BASELINE
     .venv/bin/python benchmarks/interactive_build.py --runs 5 --baseline REV   # any other revision
+    .venv/bin/python benchmarks/interactive_build.py --runs 5 --baseline HEAD --method latent-class
+                                                    # the latent-class method against k-means, same code
 
 Each version gets its own home with the same seeded base (`seed --contacts 50000 --days 0`), then, run after
 run and alternating versions so the host's drift hits both alike, creates a new persona set on the `customers`
@@ -44,6 +46,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--contacts", type=int, default=50_000)
     parser.add_argument("--baseline", default=BASELINE, help="git revision to compare with ('' for none)")
+    parser.add_argument("--method", default="", help="ours builds with persona-set create --method this")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         with revisions.sources(args.baseline, Path(scratch)) as sources:
@@ -56,16 +59,18 @@ def main() -> None:
             for run in range(args.runs):
                 for version, source in sources.items():
                     name = f"Run {run}"
+                    method = ["--method", args.method] if args.method and version == "ours" else []
                     _cli(
                         source,
                         homes[version],
-                        ["persona-set", "create", "--name", name, "--cohort", "customers"],
+                        ["persona-set", "create", "--name", name, "--cohort", "customers", *method],
                     )
                     times[version].append(_cli(source, homes[version], ["persona-set", "build", name]))
                     print(f"run {run} {version}: {times[version][-1]:.2f} s", flush=True)
     ours = statistics.median(times["ours"])
     print(
-        f"\n{args.contacts:,} contacts, median of {args.runs} builds, seconds (baseline {args.baseline or 'none'})"
+        f"\n{args.contacts:,} contacts, median of {args.runs} builds, seconds (baseline {args.baseline or 'none'}"
+        f"{', ours with --method ' + args.method if args.method else ''})"
     )
     line = f"persona-set build: ours {ours:.2f}"
     if args.baseline:

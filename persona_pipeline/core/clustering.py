@@ -60,6 +60,9 @@ class KChoice:
     # smallest (smallest persona's share), stability (None: not needed to decide), verdict (why chosen or not)
     scores: list[dict[str, float | None]] = field(default_factory=list)
     centres: np.ndarray | None = None  # (k, d) the best fit found while choosing: where the final fit starts
+    latent: Any = (
+        None  # the latent_class.LatentClasses fitted at k while choosing (a start for the final fit)
+    )
 
 
 def sample_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -178,16 +178,25 @@ class IdentityFigure:
 
 
 def k_rows(scores: list[dict[str, Any]], chosen: int) -> list[dict[str, str]]:
-    """Per-k figures of a k choice (core/clustering.py) as text columns with units; see BuildSummary.k_table."""
+    """Per-k figures of a k choice (core/clustering.py, or core/latent_class.py for a latent-class set: its ICL
+    per contact, lower is better, in place of the k-means gains) as text columns with units; see
+    BuildSummary.k_table."""
 
     def shown(value: Any, pattern: str, missing: str = "-") -> str:
         return missing if value is None else pattern.format(value)
 
+    latent = any("icl" in s for s in scores)  # a latent-class set's k: its ICL, not k-means' gains
     return [
         {
             "k": f"{int(s['k'])}{' (chosen)' if int(s['k']) == chosen else ''}",
-            "fit gain": shown(s.get("gain"), "{:.1%}"),
-            "gain vs finer k": shown(s.get("elbow"), "{:.1f}x"),
+            **(
+                {"ICL per contact": shown(s.get("icl"), "{:.3f}")}
+                if latent
+                else {
+                    "fit gain": shown(s.get("gain"), "{:.1%}"),
+                    "gain vs finer k": shown(s.get("elbow"), "{:.1f}x"),
+                }
+            ),
             "smallest persona": shown(s.get("smallest"), "{:.1%}"),
             "stability": shown(s.get("stability"), "{:.2f}", missing="not measured"),
             "verdict": shown(s.get("verdict"), "{}"),

@@ -20,7 +20,10 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 from scipy.special import logsumexp
+from sklearn.cluster import kmeans_plusplus
+from sklearn.metrics import adjusted_rand_score
 
+from persona_pipeline.core import clustering
 from persona_pipeline.core.features import FeatureTransform
 from persona_pipeline.core.traits import NUMERIC_LIKE
 
@@ -200,24 +203,38 @@ class EMFit:
     iterations: int
 
 
-def em(data: _Data, start: np.ndarray, k: int) -> EMFit:
-    """EM from a hard assignment start (n,) of cluster indices 0..k-1."""
+def _hard(start: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) responsibilities of a hard assignment (n,) of indices 0..k-1."""
     resp = np.zeros((len(start), k))
     resp[np.arange(len(start)), start] = 1.0
+    return resp
+
+
+def em(data: _Data, model: LatentClasses, limit: int = ITERATIONS) -> EMFit:
+    """EM from these parameters, for at most `limit` iterations or until it converges."""
     previous = mean = -np.inf
-    model = _m_step(data, resp)
     iterations = 0
-    while iterations < ITERATIONS:
+    while iterations < limit:
         iterations += 1
         joint = -_fast_costs(data, model)
-        total = logsumexp(joint, axis=1)
-        mean = float(total.mean())
+        top = joint.max(axis=1, keepdims=True)
+        scaled = np.exp(joint - top)  # (n, k): posteriors up to each row's sum; one exp serves both uses
+        sums = scaled.sum(axis=1)
+        mean = float((np.log(sums) + top[:, 0]).mean())
         if mean - previous < TOLERANCE:
             break
         previous = mean
-        resp = np.exp(joint - total[:, None])
-        model = _m_step(data, resp)
+        model = _m_step(data, scaled / sums[:, None])
     return EMFit(model, mean, iterations)
+
+
+def starts_from(x: np.ndarray, k: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """`count` k-means++ draws of k centres on the features x (n, d), each as a hard start (n,)."""
+    starts = []
+    for _ in range(count):
+        centres, _ = kmeans_plusplus(x, k, random_state=int(rng.integers(2**31)))
+        starts.append(clustering.nearest_two(x, centres)[0])
+    return starts
 
 
 def fit(
@@ -227,20 +244,182 @@ def fit(
     starts: list[np.ndarray],
     keep: np.ndarray | None = None,
     keep_margin: float = 0.0,
+    short_runs: int = 0,
+    finalists: int = 1,
 ) -> tuple[EMFit, bool]:
     """The best EM fit over hard starts (each (n,) of indices 0..k-1) on these rows; with `keep` (a start
     from the previous build), that fit is kept unless another beats its log-likelihood per contact by more
-    than keep_margin. Returns the fit and whether it is the kept one."""
-    data = _data(transform, values)
-    best = None
-    for start in starts:
-        candidate = em(data, start, k)
-        if best is None or candidate.loglik > best.loglik:
-            best = candidate
-    if keep is not None:
-        kept = em(data, keep, k)
-        if best is None or best.loglik <= kept.loglik + keep_margin:
-            return kept, True
-    if best is None:
+    than keep_margin. With `short_runs`, every start runs that many iterations and only the best `finalists`
+    run on to convergence (many starts for the price of a few). Returns the fit and whether it is the kept one.
+    """
+    if not starts:
         raise ValueError("a latent-class fit needs at least one start")
+    data = _data(transform, values)
+    if short_runs and len(starts) > finalists:
+        short = [em(data, _m_step(data, _hard(start, k)), short_runs) for start in starts]
+        fits = [em(data, f.model) for f in sorted(short, key=lambda f: -f.loglik)[:finalists]]
+    else:
+        fits = [em(data, _m_step(data, _hard(start, k))) for start in starts]
+    best = max(fits, key=lambda f: f.loglik)  # the first of equals: deterministic
+    if keep is not None:
+        kept = em(data, _m_step(data, _hard(keep, k)))
+        if best.loglik <= kept.loglik + keep_margin:
+            return kept, True
     return best, False
+
+
+CHOOSE_SAMPLE = 8_000  # contacts the fits that choose k see
+CHOOSE_STARTS = 3  # k-means++ starts per fit while choosing k
+# split-half agreement (ARI) a k needs: 0.9 picks the true k on 9 of 20 tune cases (the k-means rule 4) and
+# our generator's 6 segments; 0.7 and 0.8 split its skewed and whole-number traits into 7-9 (tune_latent_k.py)
+STABLE = 0.9
+ICL_SLACK = 0.02  # a rebuild keeps its k unless another's ICL is lower by this much per contact
+
+
+def _posterior_entropy(cost: np.ndarray) -> tuple[float, float]:
+    """Total log-likelihood and the posterior's summed entropy, from (n, k) costs."""
+    joint = -cost
+    total = logsumexp(joint, axis=1)
+    posterior = np.exp(joint - total[:, None])
+    return float(total.sum()), float(-(posterior * np.log(np.maximum(posterior, 1e-300))).sum())
+
+
+class LatentKScores:
+    """Per-k figures of latent-class fits on one sample: ICL (BIC plus twice the posterior's entropy: k whose
+    personas overlap heavily pay for it) and smallest persona at once, split-half stability when first asked.
+
+    x: (n, d) the k-means features of the sample (starts); values: its trait_values."""
+
+    def __init__(
+        self, transform: FeatureTransform, values: list[np.ndarray], x: np.ndarray, seed: int, k_max: int
+    ) -> None:
+        self.transform, self.values, self.x, self.seed = transform, values, x, seed
+        n = len(x)
+        free = sum(
+            2 if e.kind in NUMERIC_LIKE else (len(e.levels) or 2) - 1 for e in transform.encodings
+        )  # a number's mean and variance, a level trait's shares
+        self.models: dict[int, LatentClasses] = {}
+        self.by_k: dict[int, dict[str, float | None]] = {}
+        for k in range(clustering.K_MIN, k_max + 1):
+            rng = np.random.default_rng(seed + k)
+            model = fit(transform, values, k, starts_from(x, k, CHOOSE_STARTS, rng))[0].model
+            cost = costs(values, model)
+            loglik, entropy = _posterior_entropy(cost)
+            parameters = (k - 1) + k * free
+            self.models[k] = model
+            self.by_k[k] = {
+                "k": k,
+                "icl": (-2 * loglik + parameters * np.log(n) + 2 * entropy) / n,
+                "smallest": float(np.bincount(cost.argmin(axis=1), minlength=k).min() / n),
+                "stability": None,
+            }
+
+    def stability(self, k: int) -> float:
+        if self.by_k[k]["stability"] is None:
+            self.by_k[k]["stability"] = _halves_agree(self.transform, self.values, self.x, self.seed, k)
+        return float(self.by_k[k]["stability"])
+
+    def candidate(self, k: int, slack: float = 1.0) -> bool:
+        return (
+            self.by_k[k]["smallest"] >= clustering.MIN_SHARE * slack and self.stability(k) >= STABLE * slack
+        )
+
+    def verdict(self, k: int, chosen: int) -> str:
+        score = self.by_k[k]
+        if k == chosen:
+            return "chosen"
+        if score["smallest"] < clustering.MIN_SHARE:
+            return f"a persona under {clustering.MIN_SHARE:.0%}"
+        if score["stability"] is None:
+            return (
+                "not measured: a k with a lower ICL was chosen"
+                if score["icl"] > self.by_k[chosen]["icl"]
+                else "not measured"
+            )
+        if score["stability"] < STABLE:
+            return f"not reproducible: stability under {STABLE:.2f}"
+        return f"reproducible; ICL higher than k={chosen}'s"
+
+
+def _halves_agree(
+    transform: FeatureTransform, values: list[np.ndarray], x: np.ndarray, seed: int, k: int
+) -> float:
+    """Fits on two disjoint halves of these rows, both applied to all of them, compared by ARI (1.0: the same
+    personas). values: per trait (m,); x: (m, d) the k-means features (starts)."""
+    order = np.random.default_rng(seed + 7919).permutation(len(x))
+    labels = []
+    for i, rows in enumerate((order[: len(order) // 2], order[len(order) // 2 :])):
+        rng = np.random.default_rng(seed + 100 * k + i)
+        part = [v[rows] for v in values]
+        model = fit(transform, part, k, starts_from(x[rows], k, CHOOSE_STARTS, rng))[0].model
+        labels.append(costs(values, model).argmin(axis=1))
+    return float(adjusted_rand_score(*labels))
+
+
+def split_half(
+    transform: FeatureTransform, values: list[np.ndarray], x: np.ndarray, seed: int, k: int
+) -> float:
+    """Split-half stability at a k the user set, on the same kind of sample choose_k uses; values: per trait
+    (n,); x: (n, d)."""
+    rows = clustering.sample_rows(len(x), CHOOSE_SAMPLE, np.random.default_rng(seed))
+    return _halves_agree(transform, [v[rows] for v in values], x[rows], seed, k)
+
+
+def choose_k(
+    transform: FeatureTransform,
+    values: list[np.ndarray],
+    x: np.ndarray,
+    seed: int,
+    progress: clustering.Progress | None = None,
+    previous_k: int | None = None,
+) -> clustering.KChoice:
+    """Among k whose personas are reproducible (split-half stability at least STABLE) and none under
+    MIN_SHARE, the one the data supports best (lowest ICL); stability is measured in ICL order, so only as
+    many k as needed pay for it. A rebuild keeps its k while it is nearly a candidate and no candidate's ICL is
+    lower by ICL_SLACK per contact. values: per trait (n,); x: (n, d) the k-means features."""
+    rows = clustering.sample_rows(len(x), CHOOSE_SAMPLE, np.random.default_rng(seed))
+    k_max = min(clustering.K_MAX, len(rows) // 10)
+    if k_max < clustering.K_MIN:
+        raise clustering.ClusteringError(
+            f"the cohort has {len(x)} contacts: too few to split into {clustering.K_MIN} personas reliably"
+        )
+    scores = LatentKScores(transform, [v[rows] for v in values], x[rows], seed, k_max)
+    if progress:
+        progress(
+            f"choosing k: latent-class fits for k={clustering.K_MIN}..{k_max} on {len(rows):,} contacts; "
+            "measuring stability in ICL order"
+        )
+    by_k = scores.by_k
+    ranked = sorted(by_k, key=lambda k: (by_k[k]["icl"], k))
+    best = next((k for k in ranked if scores.candidate(k)), None)
+    if (
+        previous_k in by_k
+        and previous_k != best
+        and (best is None or by_k[previous_k]["icl"] <= by_k[best]["icl"] + ICL_SLACK)
+        and scores.candidate(previous_k, clustering.REBUILD_SLACK)
+    ):
+        chosen, reason = previous_k, "kept from the previous build: "
+    elif best is not None:
+        chosen, reason = best, ""
+    else:
+        sized = [k for k in by_k if by_k[k]["smallest"] >= clustering.MIN_SHARE] or [clustering.K_MIN]
+        chosen = max(sized, key=lambda k: (round(scores.stability(k), 2), k))
+        table = [{**s, "verdict": scores.verdict(k, chosen)} for k, s in by_k.items()]
+        return clustering.KChoice(
+            chosen,
+            f"no k from {clustering.K_MIN} to {k_max} has reproducible latent classes; k={chosen} is the most "
+            f"stable (split-half {scores.stability(chosen):.2f}) with every persona at least "
+            f"{clustering.MIN_SHARE:.0%}",
+            table,
+            latent=scores.models[chosen],
+        )
+    score = by_k[chosen]
+    table = [{**s, "verdict": scores.verdict(k, chosen)} for k, s in by_k.items()]
+    return clustering.KChoice(
+        chosen,
+        f"{reason}the reproducible k the data supports best: k={chosen} has the lowest ICL "
+        f"({score['icl']:.3f} per contact) among k whose latent classes are reproducible (split-half stability "
+        f"{scores.stability(chosen):.2f}, at least {STABLE:.2f}), smallest persona {score['smallest']:.1%}",
+        table,
+        latent=scores.models[chosen],
+    )

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import kmeans_plusplus
 from threadpoolctl import threadpool_limits
 
 from persona_pipeline.core import clustering, identity, latent_class
@@ -210,40 +209,49 @@ def _fit(
     x = transform.transform(frame)
     if progress:
         progress(f"features: {x.shape[0]:,} contacts x {x.shape[1]} columns from {len(traits)} traits")
+    latent = method is ClusteringMethod.LATENT_CLASS
+    values = transform.trait_values(frame) if latent else []
+    previous_k = previous.k if previous is not None else None
     with one_thread():
-        if k is None:
-            choice = clustering.choose_k(x, seed, progress, previous.k if previous is not None else None)
+        if k is not None and len(x) < k:
+            raise clustering.ClusteringError(
+                f"the cohort has {len(x)} valid contacts, fewer than the {k} personas asked for; lower --personas"
+            )
+        if latent:
+            choice = latent_class.choose_k(transform, values, x, seed, progress, previous_k)
         else:
-            if len(x) < k:
-                raise clustering.ClusteringError(
-                    f"the cohort has {len(x)} valid contacts, fewer than the {k} personas asked for; lower --personas"
-                )
-            # what the data would choose, beside the user's k: the per-k table says how reproducible theirs is
-            data = clustering.choose_k(x, seed, progress, previous.k if previous is not None else None)
+            choice = clustering.choose_k(x, seed, progress, previous_k)
+        if k is not None:  # what the data would choose stays beside the user's k: how reproducible theirs is
             choice = clustering.KChoice(
                 k,
-                f"set by the user; the data would choose k={data.k} ({data.reason})",
-                [s | {"verdict": "set by the user"} if s["k"] == k else s for s in data.scores],
+                f"set by the user; the data would choose k={choice.k} ({choice.reason})",
+                [s | {"verdict": "set by the user"} if s["k"] == k else s for s in choice.scores],
+                choice.centres if choice.k == k else None,
+                choice.latent if choice.k == k else None,
             )
         previous_labels = None
         if previous is not None:
             previous_labels = previous_ids if previous_ids is not None else previous.assign(frame)[0]
-        result = clustering.fit(
-            x,
-            choice.k,
-            seed,
-            previous_labels,
-            previous.persona_ids if previous is not None else None,
-            start=choice.centres,
-        )
-        if method is ClusteringMethod.LATENT_CLASS:
-            result = _fit_latent(frame, x, transform, seed, result, previous, previous_labels)
+        if latent:
+            result = _fit_latent(frame, x, values, transform, seed, choice, previous, previous_labels)
+        else:
+            result = clustering.fit(
+                x,
+                choice.k,
+                seed,
+                previous_labels,
+                previous.persona_ids if previous is not None else None,
+                start=choice.centres,
+            )
         if progress:
-            how = "latent-class EM" if method is ClusteringMethod.LATENT_CLASS else "k-means"
+            how = "latent-class EM" if latent else "k-means"
             start = "warm start from the previous build" if result.warm_started else "fresh"
             progress(f"fitted {choice.k} personas by {how} ({start})")
-        measured = next((s["stability"] for s in choice.scores if s["k"] == choice.k), None)
-        stability = measured if measured is not None else clustering.stability_on_sample(x, choice.k, seed)
+        stability = next((s["stability"] for s in choice.scores if s["k"] == choice.k), None)
+        if stability is None and latent:
+            stability = latent_class.split_half(transform, values, x, seed, choice.k)
+        elif stability is None:
+            stability = clustering.stability_on_sample(x, choice.k, seed)
     ids = np.asarray(result.persona_ids, dtype=np.int32)[result.labels]
     model = PersonaModel(
         transform, result.centroids, result.persona_ids, seed, getattr(result, "latent", None)
@@ -251,10 +259,10 @@ def _fit(
     return BuildOutcome(model, ids, result.confidence, choice, stability, dropped)
 
 
-LATENT_SAMPLE = (
-    30_000  # rows EM fits on (then every contact is assigned): the panel's cases fit whole at this size
-)
-LATENT_STARTS = 3  # k-means++ draws EM also starts from, beside the k-means fit
+LATENT_SAMPLE = 30_000  # rows the final EM fits on (then every contact is assigned)
+LATENT_STARTS = 24  # k-means++ draws the final EM starts from, 10 iterations each ...
+LATENT_SHORT_RUNS = 10
+LATENT_FINALISTS = 3  # ... then the best 3 run on to convergence (seed spread: BENCHMARKS.md)
 KEEP_PREVIOUS_NATS = (
     0.01  # a fresh fit must beat the previous build's personas by this log-likelihood per contact
 )
@@ -275,28 +283,32 @@ class _LatentFit:
 def _fit_latent(
     frame: pd.DataFrame,
     x: np.ndarray,
+    values: list[np.ndarray],
     transform: FeatureTransform,
     seed: int,
-    kmeans: clustering.FitResult,
+    choice: clustering.KChoice,
     previous: PersonaModel | None,
     previous_labels: np.ndarray | None,
 ) -> _LatentFit:
-    """EM on a sample, started from the k-means fit and a few k-means++ draws, and from the previous build's
-    personas when it had the same k (kept unless a fresh fit is clearly better); then every contact assigned.
+    """EM on a sample from many short starts (k-means++ draws, and the fit found while choosing k), and from
+    the previous build's personas when it had the same k (kept unless a fresh fit is clearly better); then
+    every contact assigned.
 
-    x: (n, d) the k-means features (starts and the descriptive centroids); previous_labels: (n,) persona ids."""
-    k = len(kmeans.persona_ids)
+    x: (n, d) the k-means features (starts and the descriptive centroids); values: per trait (n,);
+    previous_labels: (n,) persona ids."""
+    k = choice.k
     rng = np.random.default_rng(seed)
     rows = clustering.sample_rows(len(x), LATENT_SAMPLE, rng)
-    values = transform.trait_values(frame)
-    starts = [kmeans.labels[rows]]
-    for _ in range(LATENT_STARTS):
-        centres, _ = kmeans_plusplus(x[rows], k, random_state=int(rng.integers(2**31)))
-        starts.append(clustering.nearest_two(x[rows], centres)[0])
+    sample = [v[rows] for v in values]
+    starts = latent_class.starts_from(x[rows], k, LATENT_STARTS, rng)
+    if choice.latent is not None:
+        starts.insert(0, latent_class.costs(sample, choice.latent).argmin(axis=1))
     keep = None
     if previous is not None and previous_labels is not None and previous.k == k:
         keep = _previous_start(frame.iloc[rows], previous, previous_labels[rows])
-    fitted, warm = latent_class.fit(transform, [v[rows] for v in values], k, starts, keep, KEEP_PREVIOUS_NATS)
+    fitted, warm = latent_class.fit(
+        transform, sample, k, starts, keep, KEEP_PREVIOUS_NATS, LATENT_SHORT_RUNS, LATENT_FINALISTS
+    )
     labels, confidence = latent_class.assign(latent_class.costs(values, fitted.model))
     ids = clustering.number_personas(
         labels, k, previous_labels, previous.persona_ids if previous is not None else None

@@ -111,8 +111,9 @@ def definition_tab(data: ReportData) -> str:
         head = "".join(f"<th>{_e(c)}</th>" for c in rows[0])
         body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r.values()) + "</tr>" for r in rows)
         summary += (
-            f"<details class='k-table'><summary>Why {build.k} personas: each k's fit gain, its gain against "
-            f"finer k, its smallest persona, its split-half stability and why it was or was not chosen</summary>"
+            f"<details class='k-table'><summary>Why {build.k} personas: each k's "
+            f"{'ICL (how well the data supports it, lower is better)' if 'ICL per contact' in rows[0] else 'fit gain, its gain against finer k'}"
+            f", its smallest persona, its split-half stability and why it was or was not chosen</summary>"
             f"<table><tr>{head}</tr>{body}</table></details>"
         )
     return summary + f'<div class="cards">{"".join(cards)}</div>'
