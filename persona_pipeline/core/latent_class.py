@@ -89,6 +89,17 @@ class LatentClasses:
         )
 
 
+def keep_classes(model: LatentClasses, kept: np.ndarray) -> LatentClasses:
+    """The model with only the classes `kept` (indices, in order): a class nobody joins is no persona."""
+    terms = [
+        TraitTerms(level_costs=t.level_costs[kept])
+        if not t.numeric
+        else TraitTerms(t.mean[kept], t.half_precision[kept], t.offset[kept])
+        for t in model.terms
+    ]
+    return LatentClasses(model.base[kept], terms)
+
+
 def costs(values: list[np.ndarray], model: LatentClasses) -> np.ndarray:
     """(n, k) float64 cost of each contact for each persona, in the order every path adds the terms.
 

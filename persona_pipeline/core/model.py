@@ -246,7 +246,7 @@ def _fit(
         if progress:
             how = "latent-class EM" if latent else "k-means"
             start = "warm start from the previous build" if result.warm_started else "fresh"
-            progress(f"fitted {choice.k} personas by {how} ({start})")
+            progress(f"fitted {len(result.persona_ids)} personas by {how} ({start})")
         stability = next((s["stability"] for s in choice.scores if s["k"] == choice.k), None)
         if stability is None and latent:
             stability = latent_class.split_half(transform, values, x, seed, choice.k)
@@ -309,14 +309,18 @@ def _fit_latent(
     fitted, warm = latent_class.fit(
         transform, sample, k, starts, keep, KEEP_PREVIOUS_NATS, LATENT_SHORT_RUNS, LATENT_FINALISTS
     )
-    labels, confidence = latent_class.assign(latent_class.costs(values, fitted.model))
+    model = fitted.model
+    labels, confidence = latent_class.assign(latent_class.costs(values, model))
+    joined = np.flatnonzero(np.bincount(labels, minlength=k))
+    if len(joined) < k:  # a class EM kept alive on the sample that no contact joins: not a persona
+        model = latent_class.keep_classes(model, joined)
+        labels, confidence = latent_class.assign(latent_class.costs(values, model))
+        k = len(joined)
     ids = clustering.number_personas(
         labels, k, previous_labels, previous.persona_ids if previous is not None else None
     )
-    centroids = np.vstack(
-        [x[labels == c].mean(axis=0) if (labels == c).any() else np.zeros(x.shape[1]) for c in range(k)]
-    )
-    return _LatentFit(centroids, ids, labels, confidence, warm, fitted.model)
+    centroids = np.vstack([x[labels == c].mean(axis=0) for c in range(k)])
+    return _LatentFit(centroids, ids, labels, confidence, warm, model)
 
 
 def _previous_start(frame: pd.DataFrame, previous: PersonaModel, previous_ids: np.ndarray) -> np.ndarray:

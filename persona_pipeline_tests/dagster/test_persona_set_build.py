@@ -276,7 +276,10 @@ def test_a_latent_class_set_is_built_shown_and_switched_back(
     assert metadata.asset_materialization.metadata["method"].value == "latent-class"
     capsys.readouterr()
     assert main(["persona-set", "show", "LC"]) == 0
-    assert "method latent-class" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "method latent-class" in shown and "lowest ICL" in shown and "ICL per contact" in shown
+    assert "k_scores" in metadata.asset_materialization.metadata
+    assert "ICL per contact" in metadata.asset_materialization.metadata["k_scores"].value
 
     assert main(["persona-set", "update", "LC", "--method", "k-means"]) == 0
     assert store.get(seeded, "LC").status == "queued"
