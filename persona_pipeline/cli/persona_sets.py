@@ -49,13 +49,14 @@ def list_sets(engine: Engine, _args: argparse.Namespace) -> int:
     if not rows:
         say("no persona sets yet: persona-pipeline persona-set create --name NAME --cohort COHORT")
         return 0
-    say(f"{'name':<32} {'personas':>8}  {'cohort':<22} {'status':<9} {'explore':<7}  built at")
+    say(f"{'name':<32} {'personas':>8}  {'method':<12} {'cohort':<22} {'status':<9} {'explore':<7}  built at")
     for r in rows:
         k = len(store.read_personas(engine, r.id))
         built = r.built_at.strftime("%Y-%m-%d %H:%M") if r.built_at else "-"
         shown = "shown" if r.show_in_explore else "hidden"
         say(
-            f"{clip(r.name, 32):<32} {k or '-':>8}  {clip(r.cohort, 22):<22} {r.status:<9} {shown:<7}  {built}"
+            f"{clip(r.name, 32):<32} {k or '-':>8}  {r.method:<12} {clip(r.cohort, 22):<22} {r.status:<9} "
+            f"{shown:<7}  {built}"
         )
     return 0
 
@@ -67,7 +68,7 @@ def show(engine: Engine, args: argparse.Namespace) -> int:
 
 def print_set(engine: Engine, record: PersonaSet) -> None:
     """The set's status, its current build's figures and each persona's definition."""
-    say(
+    say(  # the method the next build uses; each build's own is on its line
         f"persona set {record.name!r} · cohort {record.cohort!r} · method {record.method} · status {record.status}"
     )
     if record.status is PersonaSetStatus.ERRORED and record.error:
@@ -77,7 +78,7 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
         say("  not built yet")
         return
     say(
-        f"  build {build.build}: {build.k} personas · {build.cohort_size:,} contacts "
+        f"  build {build.build} ({build.method}): {build.k} personas · {build.cohort_size:,} contacts "
         f"({build.quarantined:,} quarantined) · stability {build.stability:.2f}"
     )
     warning = build.stability_warning()

@@ -240,6 +240,11 @@ class BuildSummary:
     def identity_figure(self) -> IdentityFigure | None:
         return IdentityFigure.from_json(self.identity) if self.identity else None
 
+    @property
+    def method(self) -> ClusteringMethod:
+        """How this build grouped its contacts (a set's method may have changed since)."""
+        return ClusteringMethod(json.loads(self.model).get("method", ClusteringMethod.KMEANS))
+
     def stability_warning(self) -> str | None:
         return stability_warning(self.stability)
 

@@ -349,6 +349,8 @@ class LatentKScores:
             )
         if score["stability"] < STABLE:
             return f"not reproducible: stability under {STABLE:.2f}"
+        if score["icl"] < self.by_k[chosen]["icl"]:  # only when a rebuild kept its k
+            return "reproducible, lower ICL; the previous build's k was kept"
         return f"reproducible; ICL higher than k={chosen}'s"
 
 
@@ -418,9 +420,9 @@ def choose_k(
         table = [{**s, "verdict": scores.verdict(k, chosen)} for k, s in by_k.items()]
         return clustering.KChoice(
             chosen,
-            f"no k from {clustering.K_MIN} to {k_max} has reproducible latent classes; k={chosen} is the most "
-            f"stable (split-half {scores.stability(chosen):.2f}) with every persona at least "
-            f"{clustering.MIN_SHARE:.0%}",
+            f"no k from {clustering.K_MIN} to {k_max} reaches the split-half stability of {STABLE:.2f} this method "
+            f"asks with every persona at least {clustering.MIN_SHARE:.0%}; k={chosen} is the most stable of them "
+            f"(split-half {scores.stability(chosen):.2f})",
             table,
             latent=scores.models[chosen],
         )
@@ -429,7 +431,8 @@ def choose_k(
     return clustering.KChoice(
         chosen,
         f"{reason}the reproducible k the data supports best: k={chosen} has the lowest ICL "
-        f"({score['icl']:.3f} per contact) among k whose latent classes are reproducible (split-half stability "
+        f"({score['icl']:.3f} per contact; lower means a better fit for its size, with well-separated personas) "
+        f"among k whose latent classes are reproducible (split-half stability "
         f"{scores.stability(chosen):.2f}, at least {STABLE:.2f}), smallest persona {score['smallest']:.1%}",
         table,
         latent=scores.models[chosen],

@@ -225,7 +225,7 @@ def _fit(
             choice = clustering.KChoice(
                 k,
                 f"set by the user; the data would choose k={choice.k} ({choice.reason})",
-                [s | {"verdict": "set by the user"} if s["k"] == k else s for s in choice.scores],
+                [_users_row(s, k) for s in choice.scores],
                 choice.centres if choice.k == k else None,
                 choice.latent if choice.k == k else None,
             )
@@ -252,11 +252,23 @@ def _fit(
             stability = latent_class.split_half(transform, values, x, seed, choice.k)
         elif stability is None:
             stability = clustering.stability_on_sample(x, choice.k, seed)
+        for row in choice.scores:  # the user's k: its stability in its row too, as the table's header says
+            if row["k"] == choice.k and row["stability"] is None:
+                row["stability"] = stability
     ids = np.asarray(result.persona_ids, dtype=np.int32)[result.labels]
     model = PersonaModel(
         transform, result.centroids, result.persona_ids, seed, getattr(result, "latent", None)
     )
     return BuildOutcome(model, ids, result.confidence, choice, stability, dropped)
+
+
+def _users_row(score: dict[str, Any], k: int) -> dict[str, Any]:
+    """A per-k row beside a k the user set: theirs is marked, the data's own pick says it is only that."""
+    if score["k"] == k:
+        return score | {"verdict": "set by the user"}
+    if score["verdict"] == "chosen":
+        return score | {"verdict": "the data's choice"}
+    return score
 
 
 LATENT_SAMPLE = 30_000  # rows the final EM fits on (then every contact is assigned)

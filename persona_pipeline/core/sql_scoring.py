@@ -4,8 +4,10 @@ The query encodes each trait as the build did (core.features: fill, log, standar
 category columns against the cohort's shares), rounds each feature to 32-bit floats as the Python path
 holds them, and sums squared differences to each centroid in 64-bit floats trait by trait (a category's sum
 is a constant per level): the same operations in the same order as `clustering.exact_distances`, which the
-Python path falls back to wherever two centroids are too close to call in 32 bits. So both paths assign every contact the same persona, ties
-included (the lowest centroid index wins, as numpy's argmin).
+Python path falls back to wherever two centroids are too close to call in 32 bits. So both paths assign every
+contact the same persona, ties included (the lowest centroid index wins, as numpy's argmin). A latent-class
+model's query keeps missing values NULL and adds each persona's cost terms in `latent_class.costs`'s order
+(`cost_expressions`); the lowest cost wins the same way, and the confidence is the posterior.
 
 Pure: level names and other user text become bind parameters, identifiers come quoted by the caller.
 """

@@ -278,11 +278,18 @@ def test_a_latent_class_set_is_built_shown_and_switched_back(
     assert main(["persona-set", "show", "LC"]) == 0
     shown = capsys.readouterr().out
     assert "method latent-class" in shown and "lowest ICL" in shown and "ICL per contact" in shown
+    assert f"build 1 (latent-class): {build.k} personas" in shown
     assert "k_scores" in metadata.asset_materialization.metadata
     assert "ICL per contact" in metadata.asset_materialization.metadata["k_scores"].value
 
     assert main(["persona-set", "update", "LC", "--method", "k-means"]) == 0
     assert store.get(seeded, "LC").status == "queued"
+    capsys.readouterr()
+    assert main(["persona-set", "show", "LC"]) == 0  # the next build's method, and the one being served
+    shown = capsys.readouterr().out
+    assert "method k-means · status queued" in shown and "build 1 (latent-class)" in shown
+    assert main(["persona-set", "list"]) == 0
+    assert "k-means" in next(line for line in capsys.readouterr().out.splitlines() if line.startswith("LC "))
     _build("LC")
     after = store.get(seeded, "LC")
     assert after.method == "k-means" and '"method": "k-means"' in store.current_build(seeded, after).model

@@ -94,6 +94,10 @@ def test_user_override_and_too_small_cohort() -> None:
     assert f"the data would choose k={automatic.k}" in outcome.k_choice.reason
     verdicts = {s["k"]: s["verdict"] for s in outcome.k_choice.scores}
     assert verdicts[3] == "set by the user" and set(verdicts) == {s["k"] for s in automatic.scores}
+    assert "chosen" not in verdicts.values() and (
+        automatic.k == 3 or verdicts[automatic.k] == "the data's choice"
+    )
+    assert next(s["stability"] for s in outcome.k_choice.scores if s["k"] == 3) == outcome.stability
     with pytest.raises(clustering.ClusteringError, match="fewer than the 5 personas"):
         build_model(contacts.head(4), TRAITS, seed=0, k=5)
 

@@ -102,7 +102,7 @@ def definition_tab(data: ReportData) -> str:
     kept = f"<br>Since the previous build: {_e(figure.text())}" if figure is not None else ""
     stability = f"{build.stability:.2f}" if build.stability is not None else "not measured"
     summary = (
-        f"<p class='muted'>Build {build.build} · {build.k} personas · {build.cohort_size:,} contacts in the "
+        f"<p class='muted'>Build {build.build} · {build.method} · {build.k} personas · {build.cohort_size:,} contacts in the "
         f"cohort ({build.quarantined:,} quarantined) · split-half stability {stability} (agreement of two "
         f"fits on halves of the cohort, 0 to 1){kept}<br>Number of personas: {_e(build.k_reason)}</p>"
     )
