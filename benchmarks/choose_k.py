@@ -1,6 +1,7 @@
 """How well does each rule for the number of personas find the generator's hidden segments?
 
     python benchmarks/choose_k.py [--seeds 8] [--contacts 20000]
+    python benchmarks/choose_k.py --latent --skip-million     # the latent-class method's k and ARI beside
 
 For each seed: the k picked by silhouette, Calinski-Harabasz, Davies-Bouldin, Faraday's rule and ours (the
 inertia elbow among split-half-stable k), the hidden number of segments, and the ARI of our fit at the hidden k
@@ -22,8 +23,10 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
-from persona_pipeline.core import clustering
+from persona_pipeline.core import clustering, latent_class
+from persona_pipeline.core.domain import ClusteringMethod
 from persona_pipeline.core.features import FeatureTransform
+from persona_pipeline.core.model import build_model
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG, SEGMENTS, generate
 
 
@@ -31,14 +34,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--contacts", type=int, default=20_000)
+    parser.add_argument("--latent", action="store_true", help="also the latent-class method's k and ARI")
+    parser.add_argument(
+        "--skip-million", action="store_true", help="skip the 1,000,000-contact fit-sample check"
+    )
     args = parser.parse_args()
     traits = BUILTIN_CATALOG.select(None)
     hidden = len(SEGMENTS)
     hits = {"silhouette": 0, "calinski_harabasz": 0, "davies_bouldin": 0, "faraday": 0, "ours": 0}
+    latent_head = (
+        " latent-class k | ARI latent-class at hidden k | seconds (latent k) |" if args.latent else ""
+    )
     print(
         "| seed | silhouette | calinski-harabasz | davies-bouldin | faraday | ours | ARI ours at hidden k | seconds (ours) |"
+        + latent_head
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if args.latent else ""))
     for seed in range(args.seeds):
         base = generate(args.contacts, 0, seed=100 + seed, end_date=dt.date(2026, 11, 1), with_orders=False)
         x = FeatureTransform.fit(base.contacts, traits).transform(base.contacts)
@@ -59,9 +70,20 @@ def main() -> None:
             hits[name] += k == hidden
         truth = base.segments["segment"].to_numpy()
         ari = adjusted_rand_score(truth, clustering.fit(x, hidden, seed).labels)
+        latent = ""
+        if args.latent:
+            transform = FeatureTransform.fit(base.contacts, traits)
+            start = time.perf_counter()
+            latent_k = latent_class.choose_k(transform, transform.trait_values(base.contacts), x, seed).k
+            latent_seconds = time.perf_counter() - start
+            hits["latent-class"] = hits.get("latent-class", 0) + (latent_k == hidden)
+            at_hidden = build_model(
+                base.contacts, traits, seed, k=hidden, method=ClusteringMethod.LATENT_CLASS
+            )
+            latent = f" {latent_k} | {adjusted_rand_score(truth, at_hidden.persona_ids):.3f} | {latent_seconds:.2f} |"
         print(
             f"| {seed} | {picks['silhouette']} | {picks['calinski_harabasz']} | {picks['davies_bouldin']} | "
-            f"{picks['faraday']} | {picks['ours']} | {ari:.3f} | {seconds:.2f} |",
+            f"{picks['faraday']} | {picks['ours']} | {ari:.3f} | {seconds:.2f} |{latent}",
             flush=True,
         )
     print()
@@ -69,6 +91,8 @@ def main() -> None:
         f"hidden k = {hidden}; seeds where each rule found it: "
         + ", ".join(f"{n} {h}/{args.seeds}" for n, h in hits.items())
     )
+    if args.skip_million:
+        return
 
     big = generate(1_000_000, 0, seed=7, end_date=dt.date(2026, 11, 1), with_orders=False)
     x = FeatureTransform.fit(big.contacts, traits).transform(big.contacts)
