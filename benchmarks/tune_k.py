@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from quality_panel.generators import FAMILIES, draw_spec, generate
@@ -29,8 +31,9 @@ GRID = {
 }
 
 
-def measure(cases: int, cache: Path) -> dict[str, dict]:
-    """{case: {"true_k", "by_k"}}: every k's gain, elbow, smallest persona and stability, cached by case."""
+def cached_cases(cases: int, cache: Path, figures: Callable[[Any, Any], dict]) -> dict[str, dict]:
+    """{"family:seed": {"true_k", **figures(frame, traits)}} for the first `cases` tune cases of every family,
+    each computed once on one native thread and kept in `cache` (a long run can be resumed)."""
     found = json.loads(cache.read_text()) if cache.exists() else {}
     for family in FAMILIES:
         for seed in range(cases):
@@ -39,13 +42,17 @@ def measure(cases: int, cache: Path) -> dict[str, dict]:
                 continue
             spec = draw_spec(family, seed)
             case = generate(spec)
-            x = FeatureTransform.fit(case.frame, case.traits).transform(case.frame)
             with threadpool_limits(limits=1):
-                scores = clustering.k_scores(x, 0).measure_all()
-            found[key] = {"true_k": spec.true_k, "by_k": {str(k): v for k, v in scores.by_k.items()}}
+                found[key] = {"true_k": spec.true_k, **figures(case.frame, case.traits)}
             print(f"{key}: true k {spec.true_k}", flush=True)
             cache.write_text(json.dumps(found))
     return found
+
+
+def _kmeans_figures(frame: Any, traits: Any) -> dict:  # noqa: ANN401 - a case's frame and traits
+    """Every k's gain, elbow, smallest persona and stability (KScores.measure_all)."""
+    x = FeatureTransform.fit(frame, traits).transform(frame)
+    return {"by_k": {str(k): v for k, v in clustering.k_scores(x, 0).measure_all().by_k.items()}}
 
 
 def pick(by_k: dict[int, dict], rule: clustering.KRule) -> int:
@@ -70,7 +77,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=6)
     parser.add_argument("--cache", type=Path, default=Path("tune_k.json"))
     args = parser.parse_args()
-    cases = measure(args.cases, args.cache)
+    cases = cached_cases(args.cases, args.cache, _kmeans_figures)
     results = []
     for values in itertools.product(*GRID.values()):
         rule = clustering.KRule(**dict(zip(GRID, values, strict=True)))

@@ -13,13 +13,11 @@ Measured before the rule was written (fits of their own, 3 starts each, 20 cases
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from quality_panel.generators import FAMILIES, draw_spec, generate
-from threadpoolctl import threadpool_limits
+from tune_k import cached_cases
 
 from persona_pipeline.core import clustering, latent_class
 from persona_pipeline.core.features import FeatureTransform
@@ -36,22 +34,6 @@ def figures(frame, traits, seed: int = 0) -> dict[int, dict]:  # noqa: ANN001
     for k in scores.by_k:
         scores.stability(k)
     return {"by_k": scores.by_k, "kmeans_k": clustering.choose_k(x, seed).k}
-
-
-def measure(cases: int, cache: Path) -> dict[str, dict]:
-    found = json.loads(cache.read_text()) if cache.exists() else {}
-    for family in FAMILIES:
-        for seed in range(cases):
-            key = f"{family}:{seed}"
-            if key in found:
-                continue
-            spec = draw_spec(family, seed)
-            case = generate(spec)
-            with threadpool_limits(limits=1):
-                found[key] = {"true_k": spec.true_k, **figures(case.frame, case.traits)}
-            print(f"{key}: true k {spec.true_k}", flush=True)
-            cache.write_text(json.dumps(found))
-    return found
 
 
 def rules(stable: float) -> dict[str, Callable[[dict[int, dict]], int]]:
@@ -82,7 +64,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=4)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/tune_latent_k.json"))
     args = parser.parse_args()
-    found = measure(args.cases, args.cache)
+    found = cached_cases(args.cases, args.cache, figures)
     cases = [(c["true_k"], {int(k): v for k, v in c["by_k"].items()}, c["kmeans_k"]) for c in found.values()]
 
     def report(name: str, picks: list[tuple[int, int]]) -> None:

@@ -70,6 +70,21 @@ def test_a_pipeline_scored_in_the_warehouse_writes_what_python_writes(ready: Eng
     )
 
 
+def _both_paths(
+    engine: Engine, model: PersonaModel
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, pd.DataFrame]:
+    """Every contact scored by the model in Python and by its SQL in PostgreSQL, in contact order: the frame
+    read, the Python personas and confidences, and the warehouse's rows."""
+    columns = ", ".join(f"c.{quote(engine, t)}" for t in ["contact_id", *model.transform.trait_names])
+    frame = read_frame(engine, f"SELECT {columns} FROM contacts c ORDER BY c.contact_id", categorical=True)  # noqa: S608
+    expected, confidence = model.assign(frame)
+    names = {pid: f"persona {pid}" for pid in model.persona_ids}
+    query = scoring_query(model, names, "contacts c", lambda t: f"c.{quote(engine, t)}", ["c.contact_id"])
+    got = read_frame(engine, f"SELECT * FROM ({query.sql}) q ORDER BY carried_0", query.params)  # noqa: S608
+    assert got["carried_0"].tolist() == frame["contact_id"].tolist()
+    return frame, expected, confidence, got
+
+
 def test_ties_go_to_the_lowest_centroid_in_both_paths(ready: Engine) -> None:
     """A model with a duplicated centroid: every contact nearest to it ties; both paths pick the first copy."""
     record = store.get(ready, "Customers")
@@ -79,14 +94,7 @@ def test_ties_go_to_the_lowest_centroid_in_both_paths(ready: Engine) -> None:
         centroids=np.vstack([model.centroids, model.centroids[:1]]),
         persona_ids=[*model.persona_ids, 99],
     )
-    traits = twin.transform.trait_names
-    columns = ", ".join(f"c.{quote(ready, t)}" for t in ["contact_id", *traits])
-    frame = read_frame(ready, f"SELECT {columns} FROM contacts c ORDER BY c.contact_id", categorical=True)  # noqa: S608
-    expected, _ = twin.assign(frame)
-    names = {pid: f"persona {pid}" for pid in twin.persona_ids}
-    query = scoring_query(twin, names, "contacts c", lambda t: f"c.{quote(ready, t)}", ["c.contact_id"])
-    got = read_frame(ready, f"SELECT * FROM ({query.sql}) q ORDER BY carried_0", query.params)  # noqa: S608
-    assert got["carried_0"].tolist() == frame["contact_id"].tolist()
+    _, expected, _, got = _both_paths(ready, twin)
     assert (got["persona_id"].to_numpy() == expected).all()
     first = model.persona_ids[0]
     assert (expected == first).any() and not (expected == 99).any()  # ties happened, and the twin lost each
@@ -115,15 +123,8 @@ def test_a_latent_class_set_scores_in_the_warehouse_as_in_python(ready: Engine) 
     record = store.get(ready, "Customers")
     model = PersonaModel.from_json(store.current_build(ready, record).model)
     assert str(model.method) == "latent-class"
-    traits = model.transform.trait_names
-    columns = ", ".join(f"c.{quote(ready, t)}" for t in ["contact_id", *traits])
-    frame = read_frame(ready, f"SELECT {columns} FROM contacts c ORDER BY c.contact_id", categorical=True)  # noqa: S608
+    frame, expected, confidence, got = _both_paths(ready, model)
     assert frame[["age", "household_income", "dog_owner", "urbanicity"]].isna().any().all()
-    expected, confidence = model.assign(frame)
-    names = {pid: f"persona {pid}" for pid in model.persona_ids}
-    query = scoring_query(model, names, "contacts c", lambda t: f"c.{quote(ready, t)}", ["c.contact_id"])
-    got = read_frame(ready, f"SELECT * FROM ({query.sql}) q ORDER BY carried_0", query.params)  # noqa: S608
-    assert got["carried_0"].tolist() == frame["contact_id"].tolist()
     assert (got["persona_id"].to_numpy() == expected).all()
     assert np.allclose(got["confidence"].astype(float), confidence, atol=1e-4)
     assert len(set(expected)) == model.k > 1
