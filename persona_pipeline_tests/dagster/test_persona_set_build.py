@@ -12,7 +12,7 @@ from dagster import AssetKey, DagsterInstance
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.cli import main
-from persona_pipeline.core.domain import MIN_STABILITY, PersonaSet, names_by_id
+from persona_pipeline.core.domain import MIN_STABILITY, ClusteringMethod, PersonaSet, names_by_id
 from persona_pipeline.core.synthetic import SyntheticBase
 from persona_pipeline.defs.persona_sets.partitions import partition_key
 from persona_pipeline.errors import PersonaSetError
@@ -83,8 +83,11 @@ def test_a_users_k_is_shown_beside_the_datas_and_warned_about_when_unstable(
     assert "set by the user" in shown  # the per-k table marks the user's k
 
 
-def test_rebuild_after_changes_keeps_persona_ids_and_names(seeded: Engine, small_base: SyntheticBase) -> None:
-    catalog.create(seeded, "All", "all_contacts")
+@pytest.mark.parametrize("method", list(ClusteringMethod))
+def test_rebuild_after_changes_keeps_persona_ids_and_names(
+    seeded: Engine, small_base: SyntheticBase, method: ClusteringMethod
+) -> None:
+    catalog.create(seeded, "All", "all_contacts", method=method)
     _build("All")
     record = store.get(seeded, "All")
     before = read_memberships(seeded, record.id).set_index("contact_id")["persona_id"]
