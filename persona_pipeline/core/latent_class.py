@@ -221,7 +221,7 @@ def _hard(start: np.ndarray, k: int) -> np.ndarray:
     return resp
 
 
-def em(data: _Data, model: LatentClasses, limit: int = ITERATIONS) -> EMFit:
+def _em(data: _Data, model: LatentClasses, limit: int = ITERATIONS) -> EMFit:
     """EM from these parameters, for at most `limit` iterations or until it converges."""
     previous = mean = -np.inf
     iterations = 0
@@ -267,13 +267,13 @@ def fit(
         raise ValueError("a latent-class fit needs at least one start")
     data = _data(transform, values)
     if short_runs and len(starts) > finalists:
-        short = [em(data, _m_step(data, _hard(start, k)), short_runs) for start in starts]
-        fits = [em(data, f.model) for f in sorted(short, key=lambda f: -f.loglik)[:finalists]]
+        short = [_em(data, _m_step(data, _hard(start, k)), short_runs) for start in starts]
+        fits = [_em(data, f.model) for f in sorted(short, key=lambda f: -f.loglik)[:finalists]]
     else:
-        fits = [em(data, _m_step(data, _hard(start, k))) for start in starts]
+        fits = [_em(data, _m_step(data, _hard(start, k))) for start in starts]
     best = max(fits, key=lambda f: f.loglik)  # the first of equals: deterministic
     if keep is not None:
-        kept = em(data, _m_step(data, _hard(keep, k)))
+        kept = _em(data, _m_step(data, _hard(keep, k)))
         if best.loglik <= kept.loglik + keep_margin:
             return kept, True
     return best, False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -184,7 +185,7 @@ def build_model(
     without it, the previous model applied to these rows stands in. With `fingerprint`, each row's hash of the
     traits it is clustered on is computed on a second thread meanwhile (k-means holds one core; at 10M
     contacts the hashes take 5 s: BENCHMARKS.md) and returned as the outcome's fingerprints.
-    method: k-means, or a latent-class model fitted at the k chosen the same way (core/latent_class.py).
+    method: k-means, or a latent-class model with its own rule for k (core/latent_class.py).
     """
     traits, dropped = usable_traits(frame, traits, explicit_traits)
     with ThreadPoolExecutor(1) as beside:
@@ -212,7 +213,8 @@ def _fit(
     latent = method is ClusteringMethod.LATENT_CLASS
     values = transform.trait_values(frame) if latent else []
     previous_k = previous.k if previous is not None else None
-    with one_thread():
+    # the latent-class EM's matrix products on one BLAS thread too, as the quality panel measured it
+    with one_thread(), threadpool_limits(limits=1, user_api="blas") if latent else contextlib.nullcontext():
         if k is not None and len(x) < k:
             raise clustering.ClusteringError(
                 f"the cohort has {len(x)} valid contacts, fewer than the {k} personas asked for; lower --personas"
@@ -256,9 +258,8 @@ def _fit(
             if row["k"] == choice.k and row["stability"] is None:
                 row["stability"] = stability
     ids = np.asarray(result.persona_ids, dtype=np.int32)[result.labels]
-    model = PersonaModel(
-        transform, result.centroids, result.persona_ids, seed, getattr(result, "latent", None)
-    )
+    fitted = result.latent if isinstance(result, _LatentFit) else None
+    model = PersonaModel(transform, result.centroids, result.persona_ids, seed, fitted)
     return BuildOutcome(model, ids, result.confidence, choice, stability, dropped)
 
 
