@@ -72,7 +72,7 @@ def test_scoring_and_show_read_the_current_build_never_a_newer_one_that_did_not_
     )
 
     assert main(["persona-set", "show", "Customers"]) == 0
-    assert f"build {current}:" in capsys.readouterr().out
+    assert f"build {current} (k-means):" in capsys.readouterr().out
 
 
 def test_the_last_good_build_serves_while_the_set_is_errored_or_rebuilding(
