@@ -48,15 +48,22 @@ def rules(stable: float) -> dict[str, Callable[[dict[int, dict]], int]]:
     def finest(by_k: dict[int, dict]) -> int:
         return max((k for k, s in by_k.items() if steady(s)), default=clustering.K_MIN)
 
-    def lowest_icl(by_k: dict[int, dict], ok: Callable[[dict], bool]) -> int:
+    def lowest_icl(by_k: dict[int, dict], ok: Callable[[dict], bool], slack: float = 0.0) -> int:
+        """The lowest ICL among k passing `ok`, or the smallest such k within `slack` per contact of it."""
         passing = {k: s for k, s in by_k.items() if ok(s)} or by_k
-        return min(passing, key=lambda k: (passing[k]["icl"], k))
+        best = min(s["icl"] for s in passing.values())
+        return min(k for k, s in passing.items() if s["icl"] <= best + slack)
 
-    return {
+    out = {
         "lowest ICL": lambda by_k: lowest_icl(by_k, lambda s: True),
         f"finest with stability >= {stable}": finest,
         f"lowest ICL, stability >= {stable}": lambda by_k: lowest_icl(by_k, steady),
     }
+    for slack in (0.02, 0.05, 0.1):
+        out[f"  ... smallest k within {slack} of it"] = lambda by_k, slack=slack: lowest_icl(
+            by_k, steady, slack
+        )
+    return out
 
 
 def main() -> None:

@@ -28,6 +28,9 @@ from persona_pipeline.core.features import FeatureTransform
 from persona_pipeline.core.traits import NUMERIC_LIKE
 
 VAR_FLOOR = 0.02  # per-persona variance floor of a standardized number: no persona collapses onto one value
+DISCRETE_LEVELS = (
+    30  # a number with at most this many distinct values is treated as rounded (_variance_floor)
+)
 LEVEL_PRIOR = 0.5  # pseudo-count per level: a level unseen in a persona is unlikely there, not impossible
 ITERATIONS = 150  # EM stops here at the latest
 TOLERANCE = 1e-5  # ... or once the mean log-likelihood per contact improves by less than this
@@ -140,6 +143,7 @@ class _Data:
 
     numbers: np.ndarray
     observed: np.ndarray
+    floors: np.ndarray  # (p,) each number's variance floor: VAR_FLOOR, or its rounding's if coarser
     levels: sparse.csr_matrix
     blocks: list[slice]
     order: list[tuple[str, int]]
@@ -163,9 +167,21 @@ def _data(transform: FeatureTransform, values: list[np.ndarray]) -> _Data:
     n = len(values[0])
     raw = np.column_stack(numbers) if numbers else np.zeros((n, 0))
     observed = ~np.isnan(raw)
+    floors = np.array([_variance_floor(column[~np.isnan(column)]) for column in raw.T])
     row, col = (np.concatenate(rows), np.concatenate(cols)) if rows else (np.zeros(0, int), np.zeros(0, int))
     indicator = sparse.csr_matrix((np.ones(len(row)), (row, col)), shape=(n, width))
-    return _Data(np.where(observed, raw, 0.0), observed.astype(np.float64), indicator, blocks, order)
+    return _Data(np.where(observed, raw, 0.0), observed.astype(np.float64), floors, indicator, blocks, order)
+
+
+def _variance_floor(present: np.ndarray) -> float:
+    """A number's variance floor: a whole-number count (children, vehicles) or a rank takes few values, and a
+    persona must not claim one of them as a spike narrower than the rounding itself, whose variance is
+    step^2 / 12 for values a `step` apart. Continuous numbers keep VAR_FLOOR. present: (m,) standardized."""
+    distinct = np.unique(present)
+    if len(distinct) < 2 or len(distinct) > DISCRETE_LEVELS:
+        return VAR_FLOOR
+    step = float(np.diff(distinct).min())
+    return max(VAR_FLOOR, step * step / 12.0)
 
 
 def _m_step(data: _Data, resp: np.ndarray) -> LatentClasses:
@@ -175,7 +191,7 @@ def _m_step(data: _Data, resp: np.ndarray) -> LatentClasses:
     some = seen > 1e-6
     means = np.where(some, (resp.T @ data.numbers) / np.where(some, seen, 1.0), 0.0)
     second = np.where(some, (resp.T @ (data.numbers**2)) / np.where(some, seen, 1.0), 1.0)
-    variances = np.maximum(np.where(some, second - means**2, 1.0), VAR_FLOOR)
+    variances = np.maximum(np.where(some, second - means**2, 1.0), data.floors)
     counts = np.asarray(data.levels.T @ resp).T + LEVEL_PRIOR  # (k, L)
     level_costs = [
         -np.log(counts[:, block] / counts[:, block].sum(axis=1, keepdims=True)) for block in data.blocks
@@ -281,9 +297,11 @@ def fit(
 
 CHOOSE_SAMPLE = 8_000  # contacts the fits that choose k see
 CHOOSE_STARTS = 3  # k-means++ starts per fit while choosing k
-# split-half agreement (ARI) a k needs: 0.9 picks the true k on 9 of 20 tune cases (the k-means rule 4) and
-# our generator's 6 segments; 0.7 and 0.8 split its skewed and whole-number traits into 7-9 (tune_latent_k.py)
+# split-half agreement (ARI) a k needs: with the tolerance below, 0.9 picks the true k on 8 of 20 tune cases
+# (the k-means rule 4) and our generator's 6 segments on 5 seeds of 5; 0.7 and 0.8 split it into 7-10
+# (benchmarks/tune_latent_k.py)
 STABLE = 0.9
+ICL_TOLERANCE = 0.05  # ICL per contact within which the fewer personas win (tune split and our generator)
 ICL_SLACK = 0.02  # a rebuild keeps its k unless another's ICL is lower by this much per contact
 
 
@@ -335,7 +353,7 @@ class LatentKScores:
             self.by_k[k]["smallest"] >= clustering.MIN_SHARE * slack and self.stability(k) >= STABLE * slack
         )
 
-    def verdict(self, k: int, chosen: int) -> str:
+    def verdict(self, k: int, chosen: int, kept_previous: bool = False) -> str:
         score = self.by_k[k]
         if k == chosen:
             return "chosen"
@@ -349,8 +367,10 @@ class LatentKScores:
             )
         if score["stability"] < STABLE:
             return f"not reproducible: stability under {STABLE:.2f}"
-        if score["icl"] < self.by_k[chosen]["icl"]:  # only when a rebuild kept its k
+        if score["icl"] < self.by_k[chosen]["icl"] and kept_previous:
             return "reproducible, lower ICL; the previous build's k was kept"
+        if score["icl"] < self.by_k[chosen]["icl"]:
+            return f"reproducible; ICL lower by under {ICL_TOLERANCE:g} per contact: fewer personas preferred"
         return f"reproducible; ICL higher than k={chosen}'s"
 
 
@@ -405,6 +425,9 @@ def choose_k(
     by_k = scores.by_k
     ranked = sorted(by_k, key=lambda k: (by_k[k]["icl"], k))
     best = next((k for k in ranked if scores.candidate(k)), None)
+    if best is not None:  # fewer personas when the data supports them nearly as well
+        near = [k for k in ranked if k < best and by_k[k]["icl"] <= by_k[best]["icl"] + ICL_TOLERANCE]
+        best = min([k for k in near if scores.candidate(k)], default=best)
     if (
         previous_k in by_k
         and previous_k != best
@@ -427,12 +450,12 @@ def choose_k(
             latent=scores.models[chosen],
         )
     score = by_k[chosen]
-    table = [{**s, "verdict": scores.verdict(k, chosen)} for k, s in by_k.items()]
+    table = [{**s, "verdict": scores.verdict(k, chosen, bool(reason))} for k, s in by_k.items()]
     return clustering.KChoice(
         chosen,
         f"{reason}the reproducible k the data supports best: k={chosen} has the lowest ICL "
-        f"({score['icl']:.3f} per contact; lower means a better fit for its size, with well-separated personas) "
-        f"among k whose latent classes are reproducible (split-half stability "
+        f"({score['icl']:.3f} per contact; lower means a better fit for its size, with well-separated personas; "
+        f"within {ICL_TOLERANCE:g} the fewer personas) among k whose latent classes are reproducible (split-half stability "
         f"{scores.stability(chosen):.2f}, at least {STABLE:.2f}), smallest persona {score['smallest']:.1%}",
         table,
         latent=scores.models[chosen],
