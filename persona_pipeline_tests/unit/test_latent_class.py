@@ -21,8 +21,8 @@ def _contacts(seed: int, n: int) -> pd.DataFrame:
 
 
 def test_the_latent_k_rule_finds_our_generators_segments_on_most_seeds() -> None:
-    """Its stability threshold (0.9) was chosen for this: at 0.7 or 0.8 skewed and whole-number traits
-    split into 7-9 reproducible classes."""
+    """Its stability threshold (0.9) and ICL tolerance were chosen with this in view: at 0.7 or 0.8 skewed
+    and whole-number traits split into 7-10 reproducible classes."""
     chosen = []
     for seed in range(5):
         contacts = _contacts(seed + 20, 12_000)
@@ -33,9 +33,12 @@ def test_the_latent_k_rule_finds_our_generators_segments_on_most_seeds() -> None
         chosen.append(choice.k)
         table = {s["k"]: s for s in choice.scores}
         assert table[choice.k]["verdict"] == "chosen" and table[choice.k]["stability"] >= latent_class.STABLE
-        assert all(
-            s["icl"] >= table[choice.k]["icl"] for s in choice.scores if s["verdict"].startswith("reprod")
-        )
+        best = table[choice.k]["icl"]
+        for s in choice.scores:  # a reproducible k loses on ICL, or is finer and within the tolerance
+            if s["verdict"].startswith("reproducible; ICL higher"):
+                assert s["icl"] >= best
+            elif s["verdict"].startswith("reproducible; ICL lower"):
+                assert s["k"] > choice.k and s["icl"] >= best - latent_class.ICL_TOLERANCE
     assert sum(k == len(SEGMENTS) for k in chosen) >= 4, chosen
 
 
