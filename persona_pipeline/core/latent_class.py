@@ -378,7 +378,10 @@ def _halves_agree(
     transform: FeatureTransform, values: list[np.ndarray], x: np.ndarray, seed: int, k: int
 ) -> float:
     """Fits on two disjoint halves of these rows, both applied to all of them, compared by ARI (1.0: the same
-    personas). values: per trait (m,); x: (m, d) the k-means features (starts)."""
+    personas). values: per trait (m,); x: (m, d) the k-means features (starts). Under 4 rows per persona
+    there is nothing to compare: 0.0, as k-means' split_half_stability says."""
+    if len(x) < 4 * k:
+        return 0.0
     order = np.random.default_rng(seed + 7919).permutation(len(x))
     labels = []
     for i, rows in enumerate((order[: len(order) // 2], order[len(order) // 2 :])):

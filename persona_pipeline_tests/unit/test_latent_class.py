@@ -79,3 +79,12 @@ def test_classes_nobody_joins_are_dropped_without_changing_anyone_elses() -> Non
     assert np.array_equal(
         latent_class.costs(values, latent_class.keep_classes(model.latent, kept)), full[:, kept]
     )
+
+
+def test_a_users_k_on_a_tiny_cohort_builds_and_reads_as_not_reproducible() -> None:
+    """22 contacts and 12 personas asked: halves of 11 rows cannot hold 12 classes, so stability is 0.0 (and
+    the warning follows) rather than a crash in the split-half fits."""
+    contacts = _contacts(5, 400).head(22)
+    outcome = build_model(contacts, TRAITS, seed=0, k=12, method=ClusteringMethod.LATENT_CLASS)
+    assert outcome.stability == 0.0 and 2 <= outcome.model.k <= 12
+    assert len(np.unique(outcome.persona_ids)) == outcome.model.k
