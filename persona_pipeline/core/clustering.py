@@ -346,19 +346,27 @@ def nearest_two(
     return labels, confidence
 
 
+def id_positions(ids: np.ndarray, persona_ids: list[int]) -> np.ndarray:
+    """(n,) int64 position of each row's persona id (n,) in persona_ids; -1 for 0 (the contact was not in that
+    build) or an id not among them."""
+    lookup = np.full(max(persona_ids, default=0) + 1, -1, dtype=np.int64)
+    lookup[np.asarray(persona_ids, dtype=np.int64)] = np.arange(len(persona_ids))
+    known = (ids > 0) & (ids < len(lookup))
+    out = np.full(len(ids), -1, dtype=np.int64)
+    out[known] = lookup[ids[known]]
+    return out
+
+
 def match_identities(
     new_labels: np.ndarray, old_ids: np.ndarray, k_new: int, previous_ids: list[int]
 ) -> list[int]:
     """Persona ids for the new clusters: the previous build's id with the largest shared membership (Hungarian).
 
     new_labels: (n,) cluster index; old_ids: (n,) the persona id each contact had, 0 when it was not there."""
-    lookup = np.full(max(previous_ids, default=0) + 1, -1, dtype=np.int64)
-    lookup[np.asarray(previous_ids, dtype=np.int64)] = np.arange(len(previous_ids))
-    known = (old_ids > 0) & (old_ids < len(lookup))  # 0: the contact was not in the previous build
-    old_index = lookup[old_ids[known]]
+    old_index = id_positions(old_ids, previous_ids)
     matched = old_index >= 0
     overlap = np.zeros((k_new, len(previous_ids)), dtype=np.int64)
-    np.add.at(overlap, (new_labels[known][matched], old_index[matched]), 1)
+    np.add.at(overlap, (new_labels[matched], old_index[matched]), 1)
     rows, cols = linear_sum_assignment(-overlap)
     ids = [0] * k_new
     for r, c in zip(rows, cols, strict=True):

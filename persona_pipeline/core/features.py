@@ -66,6 +66,11 @@ def as_numbers(kind: TraitKind, column: pd.Series, levels: Any = (), reference: 
     return numbers(column)
 
 
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """The trait's column, or all missing when the frame lacks it (a contact scored without it)."""
+    return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index)
+
+
 def flags(column: pd.Series) -> np.ndarray:
     """(n,) float64 of a yes/no trait: 1.0, 0.0, NaN for missing."""
     if pd.api.types.is_bool_dtype(column.dtype):  # numpy or nullable booleans, as read
@@ -182,7 +187,7 @@ class FeatureTransform:
         out = np.empty((sum(e.width for e in self.encodings), n), dtype=dtype)
         col = 0
         for enc in self.encodings:
-            column = frame[enc.name] if enc.name in frame else pd.Series([None] * n, index=frame.index)
+            column = _column(frame, enc.name)
             if enc.kind in NUMERIC_LIKE:
                 out[col] = standardized(enc, column)
             elif enc.kind == TraitKind.BOOLEAN:
@@ -203,10 +208,9 @@ class FeatureTransform:
         """Per trait, in order, what a latent-class model reads: a number-like trait's (n,) float32 feature as
         `transform` writes it but NaN where missing (nothing imputed); a yes/no or category trait's (n,) int64
         level code (yes/no: 0 no, 1 yes), -1 where missing or unknown."""
-        n = len(frame)
         out = []
         for enc in self.encodings:
-            column = frame[enc.name] if enc.name in frame else pd.Series([None] * n, index=frame.index)
+            column = _column(frame, enc.name)
             if enc.kind in NUMERIC_LIKE:
                 out.append(standardized(enc, column, keep_missing=True).astype(np.float32))
             elif enc.kind == TraitKind.BOOLEAN:

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.special import logsumexp
 from sklearn.cluster import kmeans_plusplus
 from sklearn.metrics import adjusted_rand_score
 
@@ -243,16 +242,22 @@ def _em(data: _Data, model: LatentClasses, limit: int = ITERATIONS) -> EMFit:
     iterations = 0
     while iterations < limit:
         iterations += 1
-        joint = -_fast_costs(data, model)
-        top = joint.max(axis=1, keepdims=True)
-        scaled = np.exp(joint - top)  # (n, k): posteriors up to each row's sum; one exp serves both uses
-        sums = scaled.sum(axis=1)
-        mean = float((np.log(sums) + top[:, 0]).mean())
+        loglik, posterior = _posterior(-_fast_costs(data, model))
+        mean = float(loglik.mean())
         if mean - previous < TOLERANCE:
             break
         previous = mean
-        model = _m_step(data, scaled / sums[:, None])
+        model = _m_step(data, posterior)
     return EMFit(model, mean, iterations)
+
+
+def _posterior(joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's log-likelihood (n,) and its posterior over the classes (n, k), from the joint
+    log-probabilities (n, k): shifted by each row's largest, so one exp serves both."""
+    top = joint.max(axis=1, keepdims=True)
+    scaled = np.exp(joint - top)
+    sums = scaled.sum(axis=1)
+    return np.log(sums) + top[:, 0], scaled / sums[:, None]
 
 
 def starts_from(x: np.ndarray, k: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -307,10 +312,8 @@ ICL_SLACK = 0.02  # a rebuild keeps its k unless another's ICL is lower by this 
 
 def _posterior_entropy(cost: np.ndarray) -> tuple[float, float]:
     """Total log-likelihood and the posterior's summed entropy, from (n, k) costs."""
-    joint = -cost
-    total = logsumexp(joint, axis=1)
-    posterior = np.exp(joint - total[:, None])
-    return float(total.sum()), float(-(posterior * np.log(np.maximum(posterior, 1e-300))).sum())
+    loglik, posterior = _posterior(-cost)
+    return float(loglik.sum()), float(-(posterior * np.log(np.maximum(posterior, 1e-300))).sum())
 
 
 class LatentKScores:

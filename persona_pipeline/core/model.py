@@ -339,12 +339,10 @@ def _fit_latent(
 def _previous_start(frame: pd.DataFrame, previous: PersonaModel, previous_ids: np.ndarray) -> np.ndarray:
     """(n,) index into previous.persona_ids of each row's previous persona; rows the previous build did not
     have take the persona its model gives them."""
-    lookup = np.full(max(previous.persona_ids) + 1, -1, dtype=np.int64)
-    lookup[np.asarray(previous.persona_ids)] = np.arange(previous.k)
-    known = (previous_ids > 0) & (previous_ids < len(lookup))
-    start = np.full(len(previous_ids), -1, dtype=np.int64)
-    start[known] = lookup[previous_ids[known]]
+    start = clustering.id_positions(previous_ids, previous.persona_ids)
     unknown = np.flatnonzero(start < 0)
     if unknown.size:
-        start[unknown] = lookup[previous.assign(frame.iloc[unknown])[0]]
+        start[unknown] = clustering.id_positions(
+            previous.assign(frame.iloc[unknown])[0], previous.persona_ids
+        )
     return start

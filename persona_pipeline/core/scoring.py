@@ -142,10 +142,9 @@ class Scorer:
                 number = self._number(e, value)
                 if number is None or not math.isfinite(number):
                     missing.append(e.name)
-                    number = e.fill
-                elif e.log:
-                    number = math.log1p(max(number, 0.0))
-                out.append(float(np.float32(min(max((number - e.center) / e.scale, -CLIP), CLIP))))
+                    out.append(_feature(e, e.fill))  # the fill is on the feature's scale already
+                else:
+                    out.append(_feature(e, _on_scale(e, number)))
             elif e.kind == TraitKind.BOOLEAN:
                 flag = _boolean(e.name, value)
                 if flag is None:
@@ -200,9 +199,7 @@ class Scorer:
                 if number is None or not math.isfinite(number):
                     missing.append(e.name)
                     continue
-                if e.log:
-                    number = math.log1p(max(number, 0.0))
-                x = float(np.float32(min(max((number - e.center) / e.scale, -CLIP), CLIP)))
+                x = _feature(e, _on_scale(e, number))
                 means, halves, offsets = term
                 for c in range(len(costs)):
                     gap = x - means[c]
@@ -230,6 +227,16 @@ class Scorer:
         return pd.DataFrame(
             {"contact_id": frame["contact_id"].to_numpy(), "persona_id": persona, "confidence": confidence}
         )
+
+
+def _on_scale(e: TraitEncoding, number: float) -> float:
+    """A present number on the scale the build fitted the trait on: log1p where it chose logs."""
+    return math.log1p(max(number, 0.0)) if e.log else number
+
+
+def _feature(e: TraitEncoding, number: float) -> float:
+    """A number on its trait's scale standardized, clipped and held in 32 bits, as the batch path holds it."""
+    return float(np.float32(min(max((number - e.center) / e.scale, -CLIP), CLIP)))
 
 
 def _number(name: str, value: Any) -> float | None:
