@@ -70,7 +70,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=4)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/tune_latent_k.json"))
+    parser.add_argument(
+        "--count-levels",
+        type=int,
+        default=latent_class.COUNT_LEVELS,
+        help="numbers with at most this many values modelled by their levels (1: every number Gaussian)",
+    )
     args = parser.parse_args()
+    latent_class.COUNT_LEVELS = args.count_levels
     found = cached_cases(args.cases, args.cache, figures)
     cases = [(c["true_k"], {int(k): v for k, v in c["by_k"].items()}, c["kmeans_k"]) for c in found.values()]
 

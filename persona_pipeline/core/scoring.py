@@ -8,6 +8,7 @@ are added here in the order core/latent_class.costs adds them, so it gives the s
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 from dataclasses import dataclass
@@ -79,6 +80,8 @@ class Scorer:
                 [
                     (t.mean.tolist(), t.half_precision.tolist(), t.offset.tolist())
                     if t.numeric
+                    else (t.thresholds.tolist(), t.level_costs.tolist())
+                    if t.thresholds is not None
                     else t.level_costs.tolist()
                     for t in model.latent.terms
                 ],
@@ -200,6 +203,12 @@ class Scorer:
                     missing.append(e.name)
                     continue
                 x = _feature(e, _on_scale(e, number))
+                if len(term) == 2:  # a count modelled by its levels: the level between its cuts
+                    cuts, level_costs = term
+                    code = bisect.bisect_right(cuts, x)
+                    for c in range(len(costs)):
+                        costs[c] = costs[c] + level_costs[c][code]
+                    continue
                 means, halves, offsets = term
                 for c in range(len(costs)):
                     gap = x - means[c]

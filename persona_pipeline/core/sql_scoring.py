@@ -156,6 +156,15 @@ def cost_expressions(model: PersonaModel, traits: list[str]) -> list[str]:
                 terms.append(
                     f"(CASE WHEN {x} IS NULL THEN {zero} ELSE ({x} - {mean}) * ({x} - {mean}) * {half} + {offset} END)"
                 )
+            elif term.thresholds is not None:  # a count by its levels: the level between its cuts
+                level_costs = term.level_costs[c].tolist()
+                cases = " ".join(
+                    f"WHEN {x} < {_literal(cut)} THEN {_literal(v)}"
+                    for cut, v in zip(term.thresholds.tolist(), level_costs, strict=False)
+                )
+                terms.append(
+                    f"(CASE WHEN {x} IS NULL THEN {zero} {cases} ELSE {_literal(level_costs[-1])} END)"
+                )
             else:
                 cases = " ".join(
                     f"WHEN {i} THEN {_literal(v)}" for i, v in enumerate(term.level_costs[c].tolist())

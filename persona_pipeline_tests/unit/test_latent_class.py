@@ -21,8 +21,8 @@ def _contacts(seed: int, n: int) -> pd.DataFrame:
 
 
 def test_the_latent_k_rule_finds_our_generators_segments_on_most_seeds() -> None:
-    """Its stability threshold (0.9) and ICL tolerance were chosen with this in view: at 0.7 or 0.8 skewed
-    and whole-number traits split into 7-10 reproducible classes."""
+    """Counts modelled by their levels: before, a bell curve over 0, 1, 2 children claimed spikes and the
+    ICL kept falling past the 6 segments (7-10 reproducible classes at a stability threshold of 0.8)."""
     chosen = []
     for seed in range(5):
         contacts = _contacts(seed + 20, 12_000)
@@ -57,7 +57,7 @@ def test_a_missing_value_adds_nothing_and_an_unseen_level_reads_as_missing() -> 
     assert np.array_equal(alone[0], full[0])  # a contact's cost does not depend on who else is scored
     terms_only = latent_class.LatentClasses(np.zeros(model.k), model.latent.terms)
     names = model.transform.trait_names
-    for trait, blank in (("age", None), ("dog_owner", None), ("urbanicity", "orbital")):
+    for trait, blank in (("age", None), ("children", None), ("dog_owner", None), ("urbanicity", "orbital")):
         index = names.index(trait)
         term = latent_class.costs(  # the trait's own term: every other trait missing, no base
             [v if i == index else _missing(v) for i, v in enumerate(values)], terms_only
@@ -68,6 +68,31 @@ def test_a_missing_value_adds_nothing_and_an_unseen_level_reads_as_missing() -> 
             model.transform.trait_values(rows.assign(**{trait: blank})), model.latent
         )
         assert np.allclose(without, full - term, rtol=0, atol=1e-9), trait
+
+
+def test_a_count_is_modelled_by_its_levels_and_a_value_between_them_reads_as_the_nearest() -> None:
+    """children (0, 1, 2, ...) takes few values: each persona has its own share of each, not a bell curve; a
+    value the build never saw costs what the nearest value costs (beyond the largest: the largest)."""
+    contacts = _contacts(5, 3_000)
+    model = build_model(contacts, TRAITS, seed=0, k=3, method=ClusteringMethod.LATENT_CLASS).model
+    names = model.transform.trait_names
+    by_name = dict(zip(names, model.latent.terms, strict=True))
+    assert by_name["children"].thresholds is not None and by_name["age"].thresholds is None
+    seen = np.sort(contacts["children"].dropna().unique())
+    assert by_name["children"].level_costs.shape == (model.k, len(seen))
+    terms_only = latent_class.LatentClasses(np.zeros(model.k), model.latent.terms)
+
+    def cost(children: float) -> np.ndarray:
+        rows = contacts.head(1).assign(**{n: None for n in names if n != "children"}, children=children)
+        return latent_class.costs(model.transform.trait_values(rows), terms_only)[0]
+
+    levels = [cost(v) for v in seen]
+    assert all(not np.array_equal(levels[0], other) for other in levels[1:])
+    assert np.array_equal(cost(seen[0] + 0.4), levels[0]) and np.array_equal(cost(seen[1] - 0.4), levels[1])
+    assert np.array_equal(cost(seen[-1] + 5), levels[-1])
+    stored = latent_class.LatentClasses.from_dict(model.latent.to_dict(decimals=None))
+    values = model.transform.trait_values(contacts)
+    assert np.array_equal(latent_class.costs(values, stored), latent_class.costs(values, model.latent))
 
 
 def test_classes_nobody_joins_are_dropped_without_changing_anyone_elses() -> None:

@@ -118,13 +118,15 @@ def test_a_latent_class_set_scores_in_the_warehouse_as_in_python(ready: Engine) 
     with ready.begin() as conn:  # a missing value of every kind the model reads, on different contacts
         conn.execute(sa.text("UPDATE contacts SET age = NULL WHERE contact_id % 5 = 0"))
         conn.execute(sa.text("UPDATE contacts SET household_income = NULL WHERE contact_id % 7 = 1"))
+        conn.execute(sa.text("UPDATE contacts SET children = NULL WHERE contact_id % 6 = 2"))
         conn.execute(sa.text("UPDATE contacts SET dog_owner = NULL WHERE contact_id % 3 = 0"))
         conn.execute(sa.text("UPDATE contacts SET urbanicity = NULL WHERE contact_id % 4 = 1"))
     record = store.get(ready, "Customers")
     model = PersonaModel.from_json(store.current_build(ready, record).model)
     assert str(model.method) == "latent-class"
     frame, expected, confidence, got = _both_paths(ready, model)
-    assert frame[["age", "household_income", "dog_owner", "urbanicity"]].isna().any().all()
+    assert frame[["age", "household_income", "children", "dog_owner", "urbanicity"]].isna().any().all()
+    assert any(t.thresholds is not None for t in model.latent.terms)  # a count scored by its levels too
     assert (got["persona_id"].to_numpy() == expected).all()
     assert np.allclose(got["confidence"].astype(float), confidence, atol=1e-4)
     assert len(set(expected)) == model.k > 1
