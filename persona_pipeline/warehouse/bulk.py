@@ -167,13 +167,18 @@ def _arrow_for_copy(frame: pd.DataFrame) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
+# How SQLAlchemy binds a datetime on SQLite, which stores and compares it as text: rows written here in any
+# other form would never equal, and could sort before, the same moment bound as a parameter.
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
 def _python_rows(frame: pd.DataFrame) -> Iterable[tuple[Any, ...]]:
     """Rows with None for every kind of missing value and plain Python scalars, as DB-API drivers want."""
     converted = {}
     for name in frame.columns:
         column = frame[name]
-        if pd.api.types.is_datetime64_any_dtype(column):
-            values = column.dt.strftime("%Y-%m-%d %H:%M:%S").astype(object)
+        if pd.api.types.is_datetime64_any_dtype(column):  # SQLite compares the text: SQLAlchemy's format
+            values = column.dt.strftime(SQLITE_DATETIME).astype(object)
         else:
             values = column.astype(object)
         converted[name] = values.where(column.notna(), None).tolist()

@@ -259,7 +259,29 @@ def ensure_catalog_tables(engine: Engine) -> None:
         if tuple(inspector.get_pk_constraint("persona_memberships")["constrained_columns"]) != MEMBERSHIP_KEY:
             _rekey_memberships(conn)
         ensure_source_columns(conn)
+        if conn.dialect.name == "sqlite":
+            _pad_sqlite_datetimes(conn)
     _ensured.add(engine)
+
+
+SQLITE_FORMAT_VERSION = 1  # PRAGMA user_version once every stored datetime has its microseconds
+
+
+def _pad_sqlite_datetimes(conn: Connection) -> None:
+    """Datetimes bulk-written before version 1 were stored to the second ('2026-12-04 17:24:13'), while
+    SQLAlchemy binds '2026-12-04 17:24:13.000000': as text they never compared equal (a Flow snapshot could
+    not close a contact's previous membership, which then counted twice) and the shorter sorted first. Once per
+    warehouse, every such value gets the microseconds it stood for."""
+    if conn.execute(sa.text("PRAGMA user_version")).scalar() >= SQLITE_FORMAT_VERSION:
+        return
+    inspector, quote = sa.inspect(conn), conn.dialect.identifier_preparer.quote
+    for table in inspector.get_table_names():
+        for column in inspector.get_columns(table):
+            if isinstance(column["type"], sa.DateTime):
+                name = quote(column["name"])
+                pad = f"UPDATE {quote(table)} SET {name} = {name} || '.000000' WHERE length({name}) = 19"  # noqa: S608 - names from the schema, quoted
+                conn.execute(sa.text(pad))
+    conn.execute(sa.text(f"PRAGMA user_version = {SQLITE_FORMAT_VERSION}"))
 
 
 def _rekey_memberships(conn: Connection) -> None:

