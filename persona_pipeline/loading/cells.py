@@ -164,6 +164,9 @@ def _levels(trait: Trait, text: pd.Series, missing: pd.Series, raw: pd.Series, r
         values = text.map(lambda v: canonical.get(normal_level(v)))
     else:
         values = text.where(text.isin(trait.levels))
+    # a declared level is that level even where it is a word loads read as blank ('none', 'na'): the traits
+    # file said so for this trait
+    missing = missing & (values.isna() | raw.isna())
     unknown = values.isna() & ~missing
     if trait.unknown is UnknownLevels.MISSING:
         if unknown.any():

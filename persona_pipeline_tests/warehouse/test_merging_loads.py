@@ -540,3 +540,20 @@ def test_datetimes_stored_to_the_second_get_their_microseconds_once(tmp_path: Pa
     assert stored == "2026-12-04 17:24:13.000000" and found == 3
     engine.dispose()
     forget_engines()
+
+
+def test_a_declared_level_is_never_read_as_blank(warehouse: Engine, tmp_path: Path) -> None:
+    """'none' is a word loads read as blank, unless the traits file declares it a level of that trait."""
+    traits = _traits(
+        tmp_path, TRAITS.replace("levels: [basic, graduate, phd]", "levels: [none, basic, graduate, phd]")
+    )
+    people = _people(20)
+    people.loc[:5, "Education"] = "none"
+    people.loc[6, "Education"] = "NA"
+    people.loc[7, "Region"] = "none"  # not a level of region: blank there
+    report = load_files(warehouse, _write(tmp_path, "people.csv", people), traits)
+    assert report.rejects.empty and report.contacts == 20
+    stored = read_frame(warehouse, "SELECT education, region FROM contacts ORDER BY contact_id")
+    assert stored["education"].iloc[:6].tolist() == ["none"] * 6
+    assert pd.isna(stored["education"].iloc[6]) and pd.isna(stored["region"].iloc[7])
+    assert stored["education"].iloc[8:].notna().all()
