@@ -21,6 +21,7 @@ HIGHER_SPEND = 1.15  # a revenue share this many times the size share is worth p
 LOWER_SPEND = 0.85  # below this, the persona under-buys for its size
 PRODUCT_LIFT = 1.3  # a category bought this many times as often as by the cohort is a lead
 MAX_IDEAS = 3
+FEW = 0.2  # under this share of a persona, "few of them have it"; up to half, "most of them lack it"
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,11 @@ def _trait_idea(effect: TraitEffect, position: int = 0) -> str:
     second what to say (two traits read as two different moves, not the same sentence twice)."""
     subject, figure = _trait_phrase(effect).split(": ", 1)
     if effect.effect < 0 and effect.level not in ("high", "low"):  # a yes/no trait or a level they lack
-        return f"Leave {subject} out of their audiences and messages: few of them have it ({figure})."
+        share = float(effect.persona_value)  # of them that have it
+        if share >= 0.5:
+            return f"Do not lean on {subject}: fewer of them have it than in the cohort ({figure})."
+        how_many = "few of them have it" if share < FEW else "most of them lack it"
+        return f"Leave {subject} out of their audiences and messages: {how_many} ({figure})."
     if position == 0:
         if effect.level in ("high", "low"):
             return f"Target on {subject}, where they sit {effect.level} ({figure})."

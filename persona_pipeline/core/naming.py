@@ -8,21 +8,38 @@ from __future__ import annotations
 
 from persona_pipeline.core.domain import TraitEffect
 from persona_pipeline.core.profiles import DEFINING_MIN_EFFECT
-from persona_pipeline.core.traits import TraitCatalog, TraitKind
+from persona_pipeline.core.traits import Trait, TraitCatalog, TraitKind
 
 NAME_MIN_EFFECT = 0.35
+# a yes/no trait or a category level names a persona only when most of it holds it ('Work-Limited' for a
+# persona 36% work-limited misleads, however far above the cohort); a name already given keeps it down to 45%
+NAME_MIN_SHARE, KEEP_MIN_SHARE = 0.5, 0.45
 MAX_ADJECTIVES = 2
 PLAIN_HIGH, PLAIN_LOW, PLAIN_NO, PLAIN_JOIN = "High", "Low", "No", " & "
 TYPICAL = "Typical of the Cohort"  # the name of a persona no trait sets apart
 
 
+def _held_by_most(effect: TraitEffect, trait: Trait, min_share: float) -> bool:
+    """Whether the persona's side of a yes/no trait or category level is held by at least min_share of it
+    (persona_value is the share that has the level); a number's side always is."""
+    if trait.numeric_like:
+        return True
+    share = float(effect.persona_value)
+    return (1.0 - share if trait.kind is TraitKind.BOOLEAN and effect.effect < 0 else share) >= min_share
+
+
 def _label(
-    effect: TraitEffect, catalog: TraitCatalog, min_effect: float = NAME_MIN_EFFECT
+    effect: TraitEffect,
+    catalog: TraitCatalog,
+    min_effect: float = NAME_MIN_EFFECT,
+    min_share: float = NAME_MIN_SHARE,
 ) -> tuple[str, bool] | None:
     """The word for this effect and whether it is a noun, or None when the catalog has no word for it."""
     if effect.trait not in catalog or abs(effect.effect) < min_effect or not effect.salient:
         return None
     trait = catalog[effect.trait]
+    if not _held_by_most(effect, trait, min_share):
+        return None
     level = str(effect.level)
     if trait.kind is TraitKind.BOOLEAN and effect.effect < 0:
         level = "false"  # a yes/no trait the persona lacks: the catalog's word for 'false', if it has one
@@ -32,12 +49,19 @@ def _label(
     return (word, trait.noun) if word else None
 
 
-def _plain(effect: TraitEffect, catalog: TraitCatalog, min_effect: float = NAME_MIN_EFFECT) -> str | None:
+def _plain(
+    effect: TraitEffect,
+    catalog: TraitCatalog,
+    min_effect: float = NAME_MIN_EFFECT,
+    min_share: float = NAME_MIN_SHARE,
+) -> str | None:
     """Words for a salient trait the catalog gives no label: 'High Balance', 'Student', 'No Voice Mail Plan',
     'Contract Two Year'."""
     if effect.trait not in catalog or not effect.salient or abs(effect.effect) < min_effect:
         return None
     trait = catalog[effect.trait]
+    if not _held_by_most(effect, trait, min_share):
+        return None
     title = trait.title.title()
     if trait.numeric_like:
         return f"{PLAIN_HIGH if effect.effect > 0 else PLAIN_LOW} {title}"
@@ -89,10 +113,10 @@ def name_supported(name: str, effects: list[TraitEffect], catalog: TraitCatalog)
         return persona_name(effects, catalog) == TYPICAL
     words: set[str] = set()
     for effect in effects:
-        found = _label(effect, catalog, DEFINING_MIN_EFFECT)
+        found = _label(effect, catalog, DEFINING_MIN_EFFECT, KEEP_MIN_SHARE)
         if found is not None:
             words.add(found[0])
-        plain = _plain(effect, catalog, DEFINING_MIN_EFFECT)
+        plain = _plain(effect, catalog, DEFINING_MIN_EFFECT, KEEP_MIN_SHARE)
         if plain is not None:
             words.add(plain)
     rest = name.replace("(new)", " ")

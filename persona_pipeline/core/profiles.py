@@ -129,13 +129,22 @@ def _shares_by_persona(
     return per_persona, cohort
 
 
-def _ordinal_text(trait: Trait, shares: tuple[np.ndarray, np.ndarray], j: int) -> str:
-    """Equal medians of an ordered trait: the level where persona j differs most, as shares.
+def _ordinal_text(trait: Trait, shares: tuple[np.ndarray, np.ndarray], j: int, higher: bool) -> str:
+    """Medians of an ordered trait on one level: the cut where persona j's share differs most on the side its
+    mean rank sits ('education ged or below: 60% vs 35%' for a persona that sits low), never a level share
+    that reads the other way. A mean rank is a sum of the shares at or above each cut, so when it is higher
+    (lower), some cut has more (less) of the persona above it.
 
     shares: (k, levels) per persona and (levels,) for the cohort, from _shares_by_persona."""
     per_persona, cohort = shares
-    level = int(np.argmax(np.abs(per_persona[j] - cohort)))
-    return f"{trait.title} {trait.levels[level]}: {per_persona[j, level]:.0%} vs {cohort[level]:.0%} in the cohort"
+    at_least_p = np.cumsum(per_persona[j][::-1])[::-1]  # (levels,) share at or above each level
+    at_least_c = np.cumsum(cohort[::-1])[::-1]
+    gaps = (at_least_p - at_least_c)[1:] * (1.0 if higher else -1.0)  # cuts between levels 1..L-1
+    cut = int(np.argmax(gaps)) + 1 if len(gaps) else 0
+    if higher:
+        return f"{trait.title} {trait.levels[cut]} or above: {at_least_p[cut]:.0%} vs {at_least_c[cut]:.0%} in the cohort"
+    below_p, below_c = 1.0 - at_least_p[cut], 1.0 - at_least_c[cut]
+    return f"{trait.title} {trait.levels[max(cut - 1, 0)]} or below: {below_p:.0%} vs {below_c:.0%} in the cohort"
 
 
 def _one_trait_effects(
@@ -172,12 +181,15 @@ def _one_trait_effects(
                 gap = mean_p - mean_r
                 # no spread inside either group: any gap is certain (a perfectly separated trait)
                 z = float(gap / spread) if spread > 0 else (np.inf if abs(gap) > 1e-12 else 0.0)
+            same_level = trait.kind is TraitKind.ORDINAL and value_text(trait, median_p) == value_text(
+                trait, median_c
+            )  # the medians name one level: a mean rank would read 'mean high_school vs high_school'
             text = _numeric_text(trait, (median_p, median_c, mean_p, mean_c), reference, integral)
-            if trait.kind is TraitKind.ORDINAL and median_p == median_c:
+            if same_level:
                 if shares is None:
                     codes = np.where(known, values, -1).astype(np.int64)
                     shares = _shares_by_persona(codes, inverse, k, len(trait.levels))
-                text = _ordinal_text(trait, shares, j)
+                text = _ordinal_text(trait, shares, j, effect >= 0)
             level = "high" if effect >= 0 else "low"
             out.append((int(pid), TraitEffect(trait.name, level, effect, median_p, median_c, text), z))
         return out

@@ -13,8 +13,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from persona_pipeline.core.analysis import OrderQuality, analyse
-from persona_pipeline.core.domain import Interpretation
+from persona_pipeline.core.domain import Interpretation, TraitEffect
 from persona_pipeline.core.interpretation import (
+    FEW,
+    _trait_idea,
     clean_prose,
     interpret,
     prose_facts,
@@ -192,6 +194,42 @@ def test_a_perfectly_separated_trait_is_salient() -> None:
     trait = Trait("education", TraitKind.ORDINAL, levels=("basic", "graduate", "phd"))
     effects = trait_effects(pd.DataFrame({"education": ranks}), labels, [trait])
     assert all(e.salient for items in effects.values() for e in items)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=8, max_size=8))
+def test_an_ordered_trait_with_the_cohorts_median_states_shares_on_its_own_side(counts: list[int]) -> None:
+    """Two personas with the same median level: the shares quoted show the side the persona's ranks sit on
+    (a new user read 'they sit low on it (94% vs 63%)', a level share pointing the other way)."""
+    levels = ("none", "ged", "high_school", "bachelor")
+    trait = Trait("education", TraitKind.ORDINAL, levels=levels)
+    first, second = counts[:4], counts[4:]
+    column = [levels[i] for group in (first, second) for i, n in enumerate(group) for _ in range(n)]
+    persona = np.repeat([0, 1], [sum(first), sum(second)])
+    for effect in (
+        e
+        for effects in trait_effects(pd.DataFrame({"education": column}), persona, [trait]).values()
+        for e in effects
+    ):
+        found = re.fullmatch(r"education \w+ or (above|below): (\d+)% vs (\d+)% in the cohort", effect.text)
+        if found is None:  # the medians name two levels
+            assert re.fullmatch(r"education: median \w+ vs \w+ in the cohort", effect.text), effect
+            continue
+        assert found.group(1) == ("above" if effect.level == "high" else "below"), effect
+        assert int(found.group(2)) >= int(found.group(3)), effect  # more of them on the side they sit
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 99), st.integers(1, 100))
+def test_an_idea_about_a_trait_they_have_less_of_says_how_many_have_it(persona: int, cohort: int) -> None:
+    """'few of them have it (56% vs 78%)' was false: the words follow the persona's own share."""
+    assume(persona < cohort)
+    text = f"has card: {persona}% vs {cohort}% in the cohort"
+    idea = _trait_idea(TraitEffect("has_card", "true", -1.0, persona / 100, cohort / 100, text))
+    assert f"({persona}% vs {cohort}%)" in idea
+    assert ("few of them have it" in idea) == (persona / 100 < FEW)
+    assert ("most of them lack it" in idea) == (FEW <= persona / 100 < 0.5)
+    assert ("fewer of them have it" in idea) == (persona >= 50)
 
 
 def test_a_trait_the_persona_lacks_defines_names_and_guides_it() -> None:

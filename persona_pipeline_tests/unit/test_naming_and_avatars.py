@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from persona_pipeline.core.avatars import avatar_svg, glyph
 from persona_pipeline.core.domain import Persona, TraitEffect
-from persona_pipeline.core.naming import name_supported, named_traits, persona_name, unique_names
+from persona_pipeline.core.naming import TYPICAL, name_supported, named_traits, persona_name, unique_names
 from persona_pipeline.core.personas import describe_personas
 from persona_pipeline.core.render.markdown import escape as markdown_escape
 from persona_pipeline.core.render.markdown import personas_markdown
@@ -25,8 +25,12 @@ FIXTURES = Path(__file__).parents[1] / "fixtures"
 GLYPH_DOG = '<ellipse cx="12" cy="16.5" rx="5" ry="4.5"/>'
 
 
-def _effect(trait: str, level: str, effect: float, salient: bool = True) -> TraitEffect:
-    return TraitEffect(trait, level, effect, 0.0, 0.0, f"{trait} {level}", salient)
+def _effect(
+    trait: str, level: str, effect: float, salient: bool = True, share: float | None = None
+) -> TraitEffect:
+    """share: of the persona holding the level (default: most of it when the effect is positive, few else)."""
+    held = (0.9 if effect > 0 else 0.1) if share is None else share
+    return TraitEffect(trait, level, effect, held, 0.0, f"{trait} {level}", salient)
 
 
 def test_name_is_adjectives_then_noun() -> None:
@@ -45,6 +49,13 @@ def test_name_is_adjectives_then_noun() -> None:
     # a yes/no trait the persona lacks names it when nothing else does, and never with the trait's label
     assert persona_name([_effect("dog_owner", "true", -2.0)], BUILTIN_CATALOG) == "No Dog Owner"
     assert persona_name([_effect("dog_owner", "true", -2.0), *effects[:1]], BUILTIN_CATALOG) == "Suburban"
+    # a level held by a minority names nobody, however far above the cohort (36% dog owners, 56% suburban
+    # lacking: 'Dog-Loving' and 'No Dog Owner' would both mislead)
+    assert persona_name([_effect("dog_owner", "true", 2.0, share=0.36)], BUILTIN_CATALOG) == TYPICAL
+    assert persona_name([_effect("dog_owner", "true", -2.0, share=0.56)], BUILTIN_CATALOG) == TYPICAL
+    assert persona_name([_effect("urbanicity", "rural", 1.5, share=0.4), effects[1]], BUILTIN_CATALOG) == (
+        "Dog-Loving"
+    )
 
 
 def test_traits_without_labels_give_plain_words_that_fit_the_catalog() -> None:
