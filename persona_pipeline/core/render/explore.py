@@ -21,6 +21,7 @@ TOP_TRAITS = 3
 TOP_REGIONS = 3
 HEAT_REGIONS = 10
 MIN_REGION_MEMBERS = 20  # a region with fewer members of a persona gives a lift too noisy to show
+MIN_REGION_LIFT = 1.1  # "over-represented": at least a tenth above the region's share of the whole set
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,13 @@ def geography(counts: pd.DataFrame) -> pd.DataFrame:
 
 
 def top_regions(geo: pd.DataFrame, n: int = TOP_REGIONS) -> pd.DataFrame:
-    """Each persona's most over-represented regions among those with enough members to trust the lift."""
-    known = geo[(geo["region"] != "unknown") & (geo["members"] >= MIN_REGION_MEMBERS)]
+    """Each persona's most over-represented regions among those with enough members to trust the lift; a
+    region it has less of than the set (×0.96) is not one, however large its share."""
+    known = geo[
+        (geo["region"] != "unknown")
+        & (geo["members"] >= MIN_REGION_MEMBERS)
+        & (geo["lift"] >= MIN_REGION_LIFT)
+    ]
     ranked = known.sort_values(["persona_set", "persona_id", "lift", "region"], ascending=[1, 1, 0, 1])
     return ranked.groupby(["persona_set", "persona_id"], sort=False).head(n).reset_index(drop=True)
 
