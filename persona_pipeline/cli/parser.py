@@ -267,7 +267,8 @@ def _scoring_commands(sub: argparse._SubParsersAction) -> None:
     given = score.add_mutually_exclusive_group(required=True)
     given.add_argument(
         "--contact",
-        help="score a stored contact by its id: the file's own key (text or number) or contact_id",
+        help="score a stored contact by its id: the file's own key (text or number); where the files had "
+        "numeric ids, also its contact_id",
     )
     given.add_argument(
         "--json",

@@ -20,7 +20,7 @@ from persona_pipeline.errors import ScoringError
 from persona_pipeline.persona_sets.lifecycle import require_built
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import get_engine
-from persona_pipeline.warehouse.scores import example_external_id, read_contact
+from persona_pipeline.warehouse.scores import example_external_id, internal_id_holder, read_contact
 from persona_pipeline.warehouse.trait_catalog import load_catalog
 
 
@@ -44,6 +44,9 @@ def score_stored_contact(name: str, key: str, engine: Engine | None = None) -> d
     if row is None:
         example = example_external_id(engine)
         kind = f"; the contacts were loaded with text ids such as {example!r}" if example is not None else ""
+        internal = internal_id_holder(engine, key) if example is not None else None
+        if internal is not None:  # a contact_id from an export or a score: name the key to pass instead
+            kind += f" (contact_id {key.strip()} is the contact loaded as {internal!r}: pass --contact {internal})"
         raise ScoringError(
             f"no stored contact has the id {key!r}{kind}; `persona-pipeline load` adds contacts"
         )

@@ -245,6 +245,16 @@ def example_external_id(engine: Engine) -> str | None:
         ).scalar_one_or_none()
 
 
+def internal_id_holder(engine: Engine, key: str) -> str | None:
+    """The file's key of the contact whose internal contact_id is `key`, if `key` is one."""
+    if not (key.strip().isdigit() and int(key) < 2**63):
+        return None
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT external_id FROM contacts WHERE contact_id = :id"), {"id": int(key)}
+        ).scalar()
+
+
 def read_contact(engine: Engine, key: str) -> dict[str, Any] | None:
     """One stored contact's row by its file's key; None when not stored. Where the files had text ids, only
     those count: a number is not taken for some other contact's internal id."""

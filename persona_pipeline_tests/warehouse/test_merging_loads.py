@@ -286,8 +286,14 @@ def test_text_ids_kinds_and_names_round_trip_through_a_build(warehouse: Engine, 
     scored = score_stored_contact("P", "C0001", warehouse)
     assert scored["external_id"] == "C0001"
     assert scored["persona_id"] == int(members.loc[members["external_id"] == "C0001", "persona_id"].iloc[0])
-    # a number is not taken for another contact's internal id where the files had text ids
-    with pytest.raises(ScoringError, match="no stored contact has the id '1'; .* text ids such as 'C0000'"):
+    # a number is not taken for another contact's internal id where the files had text ids; the error names
+    # the key to pass for the contact_id an export shows
+    holder = members.loc[members["contact_id"] == 1, "external_id"].iloc[0]
+    with pytest.raises(
+        ScoringError,
+        match=rf"no stored contact has the id '1'; .* text ids such as 'C0000' \(contact_id 1 is the contact "
+        rf"loaded as '{holder}': pass --contact {holder}\)",
+    ):
         score_stored_contact("P", "1", warehouse)
     create = ["pipeline", "create", "keys", "--population", "all_contacts", "--payload", "P"]
     assert main([*create, "--csv", "k.csv", "--table", "keyed_scores"]) == 0
