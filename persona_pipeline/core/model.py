@@ -209,7 +209,10 @@ def _fit(
     transform = FeatureTransform.fit(frame, traits)
     x = transform.transform(frame)
     if progress:
-        progress(f"features: {x.shape[0]:,} contacts x {x.shape[1]} columns from {len(traits)} traits")
+        left_out = f"; left out {', '.join(dropped)}: one value for the whole cohort" if dropped else ""
+        progress(
+            f"features: {x.shape[0]:,} contacts x {x.shape[1]} columns from {len(traits)} traits{left_out}"
+        )
     latent = method is ClusteringMethod.LATENT_CLASS
     values = transform.trait_values(frame) if latent else []
     previous_k = previous.k if previous is not None else None

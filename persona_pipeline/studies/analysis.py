@@ -12,6 +12,7 @@ from persona_pipeline.config import currency, llm_settings
 from persona_pipeline.core.analysis import OrderQuality, PurchaseWindow, analyse
 from persona_pipeline.core.domain import DEFAULT_WINDOW_DAYS, PersonaSet
 from persona_pipeline.core.interpretation import interpret, purchase_profiles
+from persona_pipeline.core.model import PersonaModel
 from persona_pipeline.core.orders import OrderStatus, counted, net_amounts
 from persona_pipeline.core.traits import Trait
 from persona_pipeline.errors import AnalysisError, CatalogError
@@ -28,9 +29,11 @@ __all__ = ["DEFAULT_WINDOW_DAYS", "read_analysis", "run_analysis"]
 
 
 def analysis_traits(engine: Engine, record: PersonaSet) -> tuple[list[Trait], list[Trait]]:
-    """The set's clustering traits and its analysis traits (any catalog trait not clustered on)."""
+    """The set's clustering traits and its analysis traits (any catalog trait not clustered on). A trait the
+    build left out (one value for the whole cohort) is not shown as one it clustered on."""
     catalog = load_catalog(engine)
-    clustering = catalog.select(record.traits)
+    clustered = set(PersonaModel.from_json(store.current_build(engine, record).model).transform.trait_names)
+    clustering = [t for t in catalog.select(record.traits) if t.name in clustered]
     try:
         extra = catalog.select(record.analysis_traits) if record.analysis_traits else []
     except CatalogError as exc:

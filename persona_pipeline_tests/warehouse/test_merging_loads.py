@@ -563,3 +563,17 @@ def test_a_declared_level_is_never_read_as_blank(warehouse: Engine, tmp_path: Pa
     assert stored["education"].iloc[:6].tolist() == ["none"] * 6
     assert pd.isna(stored["education"].iloc[6]) and pd.isna(stored["region"].iloc[7])
     assert stored["education"].iloc[8:].notna().all()
+
+
+def test_a_trait_with_one_value_in_the_cohort_is_left_out_and_said_to_be(
+    warehouse: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Everyone owns a pet: the build cannot cluster on it, says so, and the Analysis does not list it as a
+    trait the personas were clustered on (it showed 100% x1.00 for every persona)."""
+    load_files(warehouse, _write(tmp_path, "people.csv", _people().assign(Pets="yes")), _traits(tmp_path))
+    assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
+    assert main(["persona-set", "build", "P"]) == 0
+    assert "left out pet_owner: one value for the whole cohort" in capsys.readouterr().out
+    roles = read_frame(warehouse, "SELECT DISTINCT trait, role FROM persona_analysis WHERE section = 'trait'")
+    clustered = set(roles.loc[roles["role"] == "clustering", "trait"])
+    assert "pet_owner" not in clustered and {"age", "region"} <= clustered
