@@ -137,6 +137,13 @@ class Trait:
             raise CatalogError(
                 f"{where}: trait {name!r} has levels {given_levels!r}; write them as a list, e.g. levels: [north, south]"
             )
+        read_as_flags = [level for level in given_levels if isinstance(level, bool)]
+        if read_as_flags:  # YAML 1.1 reads yes, no, on, off, true, false unquoted as booleans
+            quoted = ", ".join(f'"{w}"' for w in ("yes", "no"))
+            raise CatalogError(
+                f"{where}: trait {name!r} has a level YAML read as {read_as_flags[0]!r}, not as a word; quote "
+                f"words like yes, no, on and off in the levels, e.g. levels: [{quoted}]"
+            )
         levels = tuple(str(level) for level in given_levels)
         if kind in (TraitKind.CATEGORICAL, TraitKind.ORDINAL) and len(levels) < 2:
             order = " in order, lowest first" if kind is TraitKind.ORDINAL else ""

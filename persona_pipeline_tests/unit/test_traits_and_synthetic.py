@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG, generate
-from persona_pipeline.core.traits import CatalogError, Trait, TraitCatalog, TraitKind
+from persona_pipeline.core.traits import CatalogError, Trait, TraitCatalog, TraitKind, read_traits_file
 
 END = dt.date(2026, 11, 1)
 
@@ -125,6 +125,17 @@ def test_traits_file_mistakes_are_refused_but_stored_catalogs_still_read(entry: 
         Trait.from_dict(entry)
     if "colum" not in entry:  # a catalog an earlier release stored is read as it is
         assert Trait.from_dict(entry, stored=True).name == entry["name"]
+
+
+def test_levels_yaml_read_as_yes_no_values_are_refused_with_the_quoting_that_fixes_them(tmp_path) -> None:  # noqa: ANN001
+    path = tmp_path / "traits.yaml"
+    path.write_text("traits:\n  - {name: approved, kind: categorical, levels: [yes, no, pending]}\n")
+    with pytest.raises(
+        CatalogError, match=r'level YAML read as True, not as a word; quote .*levels: \["yes", "no"\]'
+    ):
+        read_traits_file(path)
+    path.write_text('traits:\n  - {name: approved, kind: categorical, levels: ["yes", "no", pending]}\n')
+    assert read_traits_file(path).catalog["approved"].levels == ("yes", "no", "pending")
 
 
 def test_ordinal_labels_may_name_a_side_or_a_level() -> None:
