@@ -87,9 +87,10 @@ class LoadReport:
                 out.append(
                     f"  {len(c.stale_lines):,} rows older than the stored contact (updated_at) were not applied"
                 )
-            out.append(
-                f"orders: {c.orders_new:,} new, {c.orders_changed:,} updated, {c.orders_unchanged:,} unchanged"
-            )
+            if self.orders_given:  # without an orders file, the stored orders were not touched
+                out.append(
+                    f"orders: {c.orders_new:,} new, {c.orders_changed:,} updated, {c.orders_unchanged:,} unchanged"
+                )
         if not self.rejects.empty:
             rows = self.rejects.groupby(["file", "line"]).ngroups
             out.append(
@@ -508,7 +509,12 @@ def _apply(
         if found.isna().any():
             absent = plan.removals[found.isna().to_numpy()].astype(str)
             shown = ", ".join(repr(v) for v in absent.head(5)) + (", ..." if len(absent) > 5 else "")
-            report.notes.append(f"{len(absent):,} ids in the remove file are not stored contacts ({shown})")
+            ids = (
+                "id in the remove file is not a stored contact"
+                if len(absent) == 1
+                else "ids in the remove file are not stored contacts"
+            )
+            report.notes.append(f"{len(absent):,} {ids} ({shown})")
         changes.contacts_removed += sources.remove_contacts(
             conn, found.dropna().to_numpy(dtype="int64"), plan.now
         )

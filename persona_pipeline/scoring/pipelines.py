@@ -23,6 +23,27 @@ TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
 
 
+CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
+
+
+def _cron_problem(cron: str) -> str:
+    """What is wrong with a cron expression the scheduler refused: the field count, or a value out of range."""
+    fields = cron.split()
+    if len(fields) != len(CRON_FIELDS):
+        return f"it has {len(fields)} fields, not five (minute hour day-of-month month day-of-week)"
+    for text, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
+        for number in re.findall(r"\d+", re.sub(r"/\d+", "", text)):  # a step (*/15) is no value
+            if not low <= int(number) <= high:
+                return f"the {name} is {number}, outside {low}-{high}"
+    return "a field is not a number, range, list, step or name cron reads"
+
+
 def valid_cron(expression: str) -> bool:
     """Five fields of minute, hour, day, month and weekday, as the sensor's cron iterator reads them."""
     from croniter import croniter  # only pipelines with a schedule need it
@@ -66,7 +87,7 @@ def create(
         raise PipelineError("--trigger schedule needs --cron, e.g. --cron '0 2 * * *' for 02:00 daily (UTC)")
     if trigger == Trigger.SCHEDULE and not valid_cron(cron):
         raise PipelineError(
-            f"{cron!r} is not a valid cron expression (five fields, e.g. '0 2 * * *' for 02:00 daily)"
+            f"{cron!r} is not a valid cron expression: {_cron_problem(cron)} (e.g. '0 2 * * *' for 02:00 daily)"
         )
     if trigger != Trigger.SCHEDULE and cron:
         raise PipelineError("--cron goes with --trigger schedule")

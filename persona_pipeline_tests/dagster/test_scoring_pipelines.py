@@ -108,7 +108,17 @@ def test_bad_pipelines_are_refused(ready: Engine) -> None:
                 cron="every day",
                 destination_table="t",
             ),
-            "not a valid cron",
+            "not a valid cron expression: it has 2 fields, not five",
+        ),
+        (
+            dict(
+                population=["customers"],
+                payload=["Customers"],
+                trigger="schedule",
+                cron="0 25 * * *",
+                destination_table="t",
+            ),
+            r"'0 25 \* \* \*' is not a valid cron expression: the hour is 25, outside 0-23",
         ),
         (
             dict(population=["customers"], payload=["Customers"], destination_csv="../../escape.csv"),

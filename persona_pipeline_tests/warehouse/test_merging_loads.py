@@ -133,7 +133,7 @@ def test_replace_and_removal_only_when_asked(warehouse: Engine, tmp_path: Path) 
     remove = _write(tmp_path, "remove.csv", pd.DataFrame({"CustomerID": ["C0398", "C0399", "nobody"]}))
     report = load_files(warehouse, None, traits, remove_path=remove)
     assert report.changes.contacts_removed == 2 and table_rows(warehouse, "contacts") == 398
-    assert any("1 ids in the remove file" in n for n in report.notes)
+    assert any("1 id in the remove file is not a stored contact" in n for n in report.notes)
     closed = read_frame(warehouse, "SELECT COUNT(*) AS n FROM trait_history WHERE valid_to IS NOT NULL")
     assert int(closed["n"].iloc[0]) == 2  # their history stays, closed today
 
