@@ -76,7 +76,7 @@ def _trait_phrase(effect: TraitEffect) -> str:
     return effect.text.removesuffix(" in the cohort")
 
 
-def _trait_idea(effect: TraitEffect, position: int = 0) -> str:
+def trait_idea(effect: TraitEffect, position: int = 0) -> str:
     """An idea from one salient trait, quoting the figure it rests on: the first says whom to target, the
     second what to say (two traits read as two different moves, not the same sentence twice)."""
     subject, figure = _trait_phrase(effect).split(": ", 1)
@@ -162,7 +162,7 @@ def interpret(
     for position, effect in enumerate(salient[:2]):
         if len(ideas) >= MAX_IDEAS:
             break
-        ideas.append(_trait_idea(effect, position))
+        ideas.append(trait_idea(effect, position))
     rule = _rule_idea(persona)
     if len(ideas) < MAX_IDEAS and rule is not None and salient:
         ideas.append(rule)

@@ -319,6 +319,8 @@ def _condition(
     if level is None and integral:  # counts split at 1.5 read as "≤ 1" or "≥ 2", in the trait's unit
         below = float(np.floor(threshold))
         at_most, at_least = (value_text(trait, v, integral=True) for v in (below, below + 1))
+        if goes_left and below == 0:  # 'no reports', not 'at most 0 reports'
+            return _none_of(trait, at_most)
         if _unit_repeats_title(trait):
             return f"at most {at_most}" if goes_left else f"at least {at_least}"
         return f"{trait.title} ≤ {at_most}" if goes_left else f"{trait.title} ≥ {at_least}"
@@ -405,4 +407,40 @@ def _simplify(path: list, integral: set[str] = frozenset()) -> list[str]:
             continue
         else:
             kept.append(step)
-    return [_condition(*step, integral=step[0].name in integral) for step in kept]
+    return _joined_bounds(kept, integral)
+
+
+def _none_of(trait: Trait, zero: str) -> str:
+    """A count of nothing: 'no reports' where the unit names the count, else 'no dependents'."""
+    return "no " + (zero.removeprefix("0 ") if _unit_repeats_title(trait) else trait.title)
+
+
+def _joined_bounds(path: list, integral: set[str]) -> list[str]:
+    """The path's conditions in words; a count or rank bounded on both sides reads as one condition where
+    its first bound stood: 'exactly 1 report', 'dependents 1 to 2', 'education high_school' (not 'at least 1
+    report and at most 1 report', 'education at most high_school and education above ged')."""
+    sides: dict[str, dict[bool, float]] = {}
+    for trait, level, threshold, left in path:
+        if level is None and (trait.kind is TraitKind.ORDINAL or trait.name in integral):
+            sides.setdefault(trait.name, {})[left] = threshold
+    out, done = [], set()
+    for trait, level, threshold, left in path:
+        bounds = sides.get(trait.name, {}) if level is None else {}
+        if len(bounds) < 2:
+            out.append(_condition(trait, level, threshold, left, integral=trait.name in integral))
+            continue
+        if trait.name in done:
+            continue
+        done.add(trait.name)
+        low, high = int(np.floor(bounds[False])) + 1, int(np.floor(bounds[True]))  # whole values kept
+        if trait.kind is TraitKind.ORDINAL:
+            first, last = (trait.levels[int(np.clip(v, 0, len(trait.levels) - 1))] for v in (low, high))
+            out.append(f"{trait.title} {first}" if low >= high else f"{trait.title} {first} to {last}")
+            continue
+        shown = value_text(trait, high, integral=True)
+        repeats = _unit_repeats_title(trait)
+        if low >= high:
+            out.append(f"exactly {shown}" if repeats else f"{trait.title} exactly {shown}")
+        else:
+            out.append(f"{low} to {shown}" if repeats else f"{trait.title} {low} to {shown}")
+    return out

@@ -16,11 +16,11 @@ from persona_pipeline.core.analysis import OrderQuality, analyse
 from persona_pipeline.core.domain import Interpretation, TraitEffect
 from persona_pipeline.core.interpretation import (
     FEW,
-    _trait_idea,
     clean_prose,
     interpret,
     prose_facts,
     purchase_profiles,
+    trait_idea,
     ungrounded_numbers,
     with_prose,
 )
@@ -187,6 +187,28 @@ def test_a_count_whose_unit_names_it_is_not_said_twice_in_a_rule() -> None:
     assert rules == {1: "at most 1 child at home", 2: "at least 2 children at home"}
 
 
+def test_a_count_or_rank_bounded_on_both_sides_reads_as_one_condition() -> None:
+    """'exactly 1 report' and 'education graduate', not 'at least 1 report and at most 1 report' or 'education
+    at most graduate and education above basic'; 'no reports' rather than 'at most 0 reports'."""
+    labels = np.repeat([1, 2, 3], 200)
+    reports = labels - 1
+    education = np.array(["basic", "graduate", "phd"])[labels - 1]
+    traits = [
+        Trait("reports", TraitKind.NUMERIC, unit="reports"),
+        Trait("education", TraitKind.ORDINAL, levels=("basic", "graduate", "phd")),
+    ]
+    frame = pd.DataFrame({"reports": reports, "education": education})
+    for used in ([traits[0]], [traits[1]]):
+        personas = describe_personas(
+            frame[[t.name for t in used]], labels, used, TraitCatalog(tuple(used)), 0
+        )
+        rules = {p.persona_id: p.rules[0].text for p in personas}
+        if used[0].name == "reports":
+            assert rules[1] == "no reports" and rules[2] == "exactly 1 report", rules
+        else:
+            assert rules[2] == "education graduate", rules
+
+
 def test_a_perfectly_separated_trait_is_salient() -> None:
     """No spread inside either group: the gap is certain, not untestable (z was 0 for such a trait)."""
     labels = np.repeat([1, 2], 50)
@@ -225,7 +247,7 @@ def test_an_idea_about_a_trait_they_have_less_of_says_how_many_have_it(persona: 
     """'few of them have it (56% vs 78%)' was false: the words follow the persona's own share."""
     assume(persona < cohort)
     text = f"has card: {persona}% vs {cohort}% in the cohort"
-    idea = _trait_idea(TraitEffect("has_card", "true", -1.0, persona / 100, cohort / 100, text))
+    idea = trait_idea(TraitEffect("has_card", "true", -1.0, persona / 100, cohort / 100, text))
     assert f"({persona}% vs {cohort}%)" in idea
     assert ("few of them have it" in idea) == (persona / 100 < FEW)
     assert ("most of them lack it" in idea) == (FEW <= persona / 100 < 0.5)
