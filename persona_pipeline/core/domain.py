@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -49,9 +50,17 @@ def clean_name(text: str, what: str, error: type[PersonaPipelineError]) -> str:
 
 
 def did_you_mean(word: object, choices: Iterable[str]) -> str:
-    """The hint for a near miss among `choices` (a typo, a letter too many): " (did you mean 'income'?)", or ""."""
-    near = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.7)
+    """The hint for a near miss among `choices` (a typo, a letter too many): " (did you mean 'income'?)", or "".
+    A choice written the same but for case, spaces, '-' and '_' ('cardholders-lc' for 'Cardholders LC') wins
+    over a closer spelling."""
+    options = [str(c) for c in choices]
+    same = [c for c in options if _loose(c) == _loose(str(word))]
+    near = same or difflib.get_close_matches(str(word), options, n=1, cutoff=0.7)
     return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _loose(text: str) -> str:
+    return re.sub(r"[\s_-]+", "", text).casefold()
 
 
 def name_key(name: str) -> str:

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from persona_pipeline.core.domain import did_you_mean
 from persona_pipeline.core.synthetic import BUILTIN_CATALOG, generate
 from persona_pipeline.core.traits import CatalogError, Trait, TraitCatalog, TraitKind, read_traits_file
 
@@ -148,3 +151,11 @@ def test_ordinal_labels_may_name_a_side_or_a_level() -> None:
         }
     )
     assert trait.labels == {"high": "Big", "s": "Small"}
+
+
+@given(st.sampled_from(["Cardholders LC", "Cardholders", "High Value", "Customers 2024"]), st.booleans())
+def test_a_name_written_differently_is_suggested_before_a_closer_spelling(name: str, dashes: bool) -> None:
+    """'cardholders-lc' meant 'Cardholders LC', not the nearer 'Cardholders'."""
+    typed = name.lower().replace(" ", "-" if dashes else "_")
+    choices = ["Cardholders LC", "Cardholders", "High Value", "Customers 2024"]
+    assert did_you_mean(typed, choices) == f" (did you mean {name!r}?)"
