@@ -15,6 +15,8 @@ so all three assign every contact the same persona.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -302,19 +304,54 @@ def _em(data: _Data, model: LatentClasses, limit: int = ITERATIONS) -> EMFit:
 def _posterior(joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's log-likelihood (n,) and its posterior over the classes (n, k), from the joint
     log-probabilities (n, k): shifted by each row's largest, so one exp serves both."""
-    top = joint.max(axis=1, keepdims=True)
-    scaled = np.exp(joint - top)
-    sums = scaled.sum(axis=1)
-    return np.log(sums) + top[:, 0], scaled / sums[:, None]
+    top = joint[:, 0].copy()
+    for c in range(1, joint.shape[1]):  # column by column: 5x numpy's max over short rows, the same values
+        np.maximum(top, joint[:, c], out=top)
+    scaled = np.exp(joint - top[:, None])
+    sums = _row_sums(scaled)
+    return np.log(sums) + top, scaled / sums[:, None]
+
+
+def _row_sums(a: np.ndarray) -> np.ndarray:
+    """(n,) sums of the rows of a (n, k), column by column (4x numpy's sum over short rows) in numpy's own
+    order for k < 16 (one after another under 8 columns; from 8, its eight pairwise partial sums first), so
+    EM's fits are bit for bit the ones numpy's sum gave."""
+    k = a.shape[1]
+    if k >= 16:
+        return a.sum(axis=1)
+    if k < 8:
+        total = a[:, 0].copy()
+        first = 1
+    else:
+        c = [a[:, j] for j in range(8)]
+        total = ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]))
+        first = 8
+    for j in range(first, k):
+        total += a[:, j]
+    return total
+
+
+THREADS = 2  # independent fits run side by side: numpy and scipy release the GIL in their loops
+
+
+def in_parallel(work: Callable[[Any], Any], items: list) -> list:
+    """work(item) for every item on THREADS threads, results in the items' order: each item carries its own
+    seed, so the answer is the one a single thread would give."""
+    if len(items) < 2 or THREADS < 2:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(work, items))
 
 
 def starts_from(x: np.ndarray, k: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:
     """`count` k-means++ draws of k centres on the features x (n, d), each as a hard start (n,)."""
-    starts = []
-    for _ in range(count):
-        centres, _ = kmeans_plusplus(x, k, random_state=int(rng.integers(2**31)))
-        starts.append(clustering.nearest_two(x, centres)[0])
-    return starts
+    seeds = [int(rng.integers(2**31)) for _ in range(count)]  # drawn in order, whatever the threads do
+
+    def start(seed: int) -> np.ndarray:
+        centres, _ = kmeans_plusplus(x, k, random_state=seed)
+        return clustering.nearest_two(x, centres)[0]
+
+    return in_parallel(start, seeds)
 
 
 def fit(
@@ -336,10 +373,11 @@ def fit(
         raise ValueError("a latent-class fit needs at least one start")
     data = _data(transform, values)
     if short_runs and len(starts) > finalists:
-        short = [_em(data, _m_step(data, _hard(start, k)), short_runs) for start in starts]
-        fits = [_em(data, f.model) for f in sorted(short, key=lambda f: -f.loglik)[:finalists]]
+        short = in_parallel(lambda start: _em(data, _m_step(data, _hard(start, k)), short_runs), starts)
+        best_short = sorted(short, key=lambda f: -f.loglik)[:finalists]
+        fits = in_parallel(lambda f: _em(data, f.model), best_short)
     else:
-        fits = [_em(data, _m_step(data, _hard(start, k))) for start in starts]
+        fits = in_parallel(lambda start: _em(data, _m_step(data, _hard(start, k))), starts)
     best = max(fits, key=lambda f: f.loglik)  # the first of equals: deterministic
     if keep is not None:
         kept = _em(data, _m_step(data, _hard(keep, k)))
@@ -379,9 +417,15 @@ class LatentKScores:
         free = _data(transform, values).free
         self.models: dict[int, LatentClasses] = {}
         self.by_k: dict[int, dict[str, float | None]] = {}
-        for k in range(clustering.K_MIN, k_max + 1):
-            rng = np.random.default_rng(seed + k)
-            model = fit(transform, values, k, starts_from(x, k, CHOOSE_STARTS, rng))[0].model
+        fitted = in_parallel(
+            lambda k: (
+                fit(transform, values, k, starts_from(x, k, CHOOSE_STARTS, np.random.default_rng(seed + k)))[
+                    0
+                ].model
+            ),
+            list(range(clustering.K_MIN, k_max + 1)),
+        )
+        for k, model in zip(range(clustering.K_MIN, k_max + 1), fitted, strict=True):
             cost = costs(values, model)
             loglik, entropy = _posterior_entropy(cost)
             parameters = (k - 1) + k * free
@@ -433,13 +477,16 @@ def _halves_agree(
     if len(x) < 4 * k:
         return 0.0
     order = np.random.default_rng(seed + 7919).permutation(len(x))
-    labels = []
-    for i, rows in enumerate((order[: len(order) // 2], order[len(order) // 2 :])):
+
+    def half(i: int) -> np.ndarray:
+        rows = (order[: len(order) // 2], order[len(order) // 2 :])[i]
         rng = np.random.default_rng(seed + 100 * k + i)
-        part = [v[rows] for v in values]
-        model = fit(transform, part, k, starts_from(x[rows], k, CHOOSE_STARTS, rng))[0].model
-        labels.append(costs(values, model).argmin(axis=1))
-    return float(adjusted_rand_score(*labels))
+        model = fit(transform, [v[rows] for v in values], k, starts_from(x[rows], k, CHOOSE_STARTS, rng))[
+            0
+        ].model
+        return costs(values, model).argmin(axis=1)
+
+    return float(adjusted_rand_score(*in_parallel(half, [0, 1])))
 
 
 def split_half(
