@@ -200,9 +200,10 @@ def _data(transform: FeatureTransform, values: list[np.ndarray]) -> _Data:
             present = np.flatnonzero(column >= 0)
             rows.append(present)
             cols.append(width + column[present])
-            levels = (
-                len(cuts) + 1 if cuts is not None else len(enc.levels) if enc.levels else 2
-            )  # yes/no: [no, yes]
+            if cuts is not None:
+                levels = len(cuts) + 1
+            else:
+                levels = len(enc.levels) if enc.levels else 2  # yes/no: [no, yes]
             blocks.append(slice(width, width + levels))
             width += levels
     n = len(values[0])
@@ -418,11 +419,7 @@ class LatentKScores:
         self.models: dict[int, LatentClasses] = {}
         self.by_k: dict[int, dict[str, float | None]] = {}
         fitted = in_parallel(
-            lambda k: (
-                fit(transform, values, k, starts_from(x, k, CHOOSE_STARTS, np.random.default_rng(seed + k)))[
-                    0
-                ].model
-            ),
+            lambda k: _quick_fit(transform, values, x, k, np.random.default_rng(seed + k)),
             list(range(clustering.K_MIN, k_max + 1)),
         )
         for k, model in zip(range(clustering.K_MIN, k_max + 1), fitted, strict=True):
@@ -468,6 +465,13 @@ class LatentKScores:
         return f"reproducible; ICL higher than k={chosen}'s"
 
 
+def _quick_fit(
+    transform: FeatureTransform, values: list[np.ndarray], x: np.ndarray, k: int, rng: np.random.Generator
+) -> LatentClasses:
+    """The best of CHOOSE_STARTS k-means++ starts, as choosing k fits every k and every half."""
+    return fit(transform, values, k, starts_from(x, k, CHOOSE_STARTS, rng))[0].model
+
+
 def _halves_agree(
     transform: FeatureTransform, values: list[np.ndarray], x: np.ndarray, seed: int, k: int
 ) -> float:
@@ -480,10 +484,9 @@ def _halves_agree(
 
     def half(i: int) -> np.ndarray:
         rows = (order[: len(order) // 2], order[len(order) // 2 :])[i]
-        rng = np.random.default_rng(seed + 100 * k + i)
-        model = fit(transform, [v[rows] for v in values], k, starts_from(x[rows], k, CHOOSE_STARTS, rng))[
-            0
-        ].model
+        model = _quick_fit(
+            transform, [v[rows] for v in values], x[rows], k, np.random.default_rng(seed + 100 * k + i)
+        )
         return costs(values, model).argmin(axis=1)
 
     return float(adjusted_rand_score(*in_parallel(half, [0, 1])))

@@ -93,6 +93,12 @@ def test_a_run_that_dies_midway_is_completed_by_the_next(
     )
 
 
+def _scheduled(cron: str) -> dict:
+    return dict(
+        population=["customers"], payload=["Customers"], trigger="schedule", cron=cron, destination_table="t"
+    )
+
+
 def test_bad_pipelines_are_refused(ready: Engine) -> None:
     cases = [
         (dict(population=["nope"], payload=["Customers"], destination_table="t"), "unknown cohort 'nope'"),
@@ -100,24 +106,9 @@ def test_bad_pipelines_are_refused(ready: Engine) -> None:
             dict(population=["customers"], payload=["Ghost"], destination_table="t"),
             "no persona set named 'Ghost'",
         ),
+        (_scheduled("every day"), "not a valid cron expression: it has 2 fields, not five"),
         (
-            dict(
-                population=["customers"],
-                payload=["Customers"],
-                trigger="schedule",
-                cron="every day",
-                destination_table="t",
-            ),
-            "not a valid cron expression: it has 2 fields, not five",
-        ),
-        (
-            dict(
-                population=["customers"],
-                payload=["Customers"],
-                trigger="schedule",
-                cron="0 25 * * *",
-                destination_table="t",
-            ),
+            _scheduled("0 25 * * *"),
             r"'0 25 \* \* \*' is not a valid cron expression: the hour is 25, outside 0-23",
         ),
         (
