@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from persona_pipeline.warehouse import pgbinary
-from persona_pipeline.warehouse.engine import is_postgres, quote
+from persona_pipeline.warehouse.engine import SQLITE_DATETIME, is_postgres, quote, sqlite_params
 
 
 def read_frame(
@@ -54,7 +54,7 @@ def _sqlite_frame(conn: sa.Connection, sql: str, params: dict[str, Any]) -> pd.D
     named style; the values (numbers, text, datetimes) bind as SQLAlchemy would bind them."""
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.execute(sql, params)
+        cursor.execute(sql, sqlite_params(params))  # the raw cursor skips the engine's hook
         columns = [column[0] for column in cursor.description]
         return pd.DataFrame.from_records(cursor.fetchall(), columns=columns, coerce_float=True)
     finally:
@@ -165,11 +165,6 @@ def _arrow_for_copy(frame: pd.DataFrame) -> pa.Table:
             column = column.cast(pa.timestamp("us"))
         columns.append(column)
     return pa.table(columns, names=table.column_names)
-
-
-# How SQLAlchemy binds a datetime on SQLite, which stores and compares it as text: rows written here in any
-# other form would never equal, and could sort before, the same moment bound as a parameter.
-SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _python_rows(frame: pd.DataFrame) -> Iterable[tuple[Any, ...]]:

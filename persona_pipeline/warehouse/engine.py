@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import weakref
 from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -57,8 +59,31 @@ def _make_engine(url: str) -> Engine:
         def _begin(conn):  # noqa: ANN001 - SQLAlchemy's hook signature
             conn.exec_driver_sql("BEGIN")
 
+        @sa.event.listens_for(engine, "before_cursor_execute", retval=True)
+        def _datetimes(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202, ARG001, PLR0913
+            return statement, sqlite_params(parameters)
+
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+# How SQLAlchemy's typed columns bind a datetime on SQLite, which stores and compares it as text. Untyped
+# parameters (sa.text, the raw cursor) go through sqlite3's own adapter, which drops a whole second's
+# '.000000': '2030-01-01 00:00:00' sorts before '2030-01-01 00:00:00.000000' and never equals it, so one
+# moment bound two ways was missed or taken twice. Every datetime this package binds or writes takes this form.
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def sqlite_params(parameters: Any) -> Any:  # noqa: ANN401 - a DB-API parameter set of any shape
+    """The parameters with every datetime in SQLITE_DATETIME form: a mapping, a sequence, or (executemany)
+    a sequence of either."""
+    if isinstance(parameters, dict):
+        return {name: sqlite_params(value) for name, value in parameters.items()}
+    if isinstance(parameters, list | tuple):
+        return type(parameters)(sqlite_params(value) for value in parameters)
+    if isinstance(parameters, dt.datetime):
+        return parameters.strftime(SQLITE_DATETIME)
+    return parameters
 
 
 def _require_usable_file(database: str | None) -> None:

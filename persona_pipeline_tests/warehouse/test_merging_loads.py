@@ -544,6 +544,15 @@ def test_datetimes_stored_to_the_second_get_their_microseconds_once(tmp_path: Pa
             )
         ).scalar()
     assert stored == "2026-12-04 17:24:13.000000" and found == 3
+    # a whole second bound untyped (sa.text, the raw cursor) is stored and compared as the typed columns bind it
+    moment = dt.datetime(2030, 1, 1)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE flow_days SET snapshot_at = :t"), {"t": moment})
+    typed = sa.select(tables.flow_days.c.members).where(tables.flow_days.c.snapshot_at == moment)
+    with engine.connect() as conn:
+        assert conn.execute(typed).scalar() == 3
+    untyped = read_frame(engine, "SELECT members FROM flow_days WHERE snapshot_at = :t", {"t": moment})
+    assert untyped["members"].tolist() == [3]
     engine.dispose()
     forget_engines()
 
