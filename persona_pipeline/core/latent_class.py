@@ -32,7 +32,8 @@ from persona_pipeline.core.traits import NUMERIC_LIKE
 VAR_FLOOR = 0.02  # per-persona variance floor of a standardized number: no persona collapses onto one value
 # a number with at most this many distinct values (a count, a rank) is modelled by its levels, each persona
 # with its own share of each: a bell curve over 0, 1, 2 children claims spikes and splits segments
-# (tune split: true k 8 -> 11 of 20 cases, within one 11 -> 15; benchmarks/tune_latent_k.py --count-levels)
+# (tune split, at the stability threshold of 0.9 used before: true k 8 -> 11 of 20 cases, within one 11 -> 15;
+# benchmarks/tune_latent_k.py --count-levels)
 COUNT_LEVELS = 12
 DISCRETE_LEVELS = (
     30  # a number with more values, but at most this many, is treated as rounded (_variance_floor)

@@ -434,7 +434,7 @@ def _joined_bounds(path: list, integral: set[str]) -> list[str]:
         done.add(trait.name)
         low, high = int(np.floor(bounds[False])) + 1, int(np.floor(bounds[True]))  # whole values kept
         if trait.kind is TraitKind.ORDINAL:
-            first, last = (trait.levels[int(np.clip(v, 0, len(trait.levels) - 1))] for v in (low, high))
+            first, last = (value_text(trait, v) for v in (low, high))
             out.append(f"{trait.title} {first}" if low >= high else f"{trait.title} {first} to {last}")
             continue
         shown = value_text(trait, high, integral=True)

@@ -245,13 +245,19 @@ def example_external_id(engine: Engine) -> str | None:
         ).scalar_one_or_none()
 
 
+def _as_contact_id(key: str) -> int | None:
+    """The key as an internal contact_id (a BIGINT), or None when it cannot be one."""
+    return int(key) if key.strip().isdigit() and int(key) < 2**63 else None
+
+
 def internal_id_holder(engine: Engine, key: str) -> str | None:
     """The file's key of the contact whose internal contact_id is `key`, if `key` is one."""
-    if not (key.strip().isdigit() and int(key) < 2**63):
+    contact_id = _as_contact_id(key)
+    if contact_id is None:
         return None
     with engine.connect() as conn:
         return conn.execute(
-            sa.text("SELECT external_id FROM contacts WHERE contact_id = :id"), {"id": int(key)}
+            sa.text("SELECT external_id FROM contacts WHERE contact_id = :id"), {"id": contact_id}
         ).scalar()
 
 
@@ -264,10 +270,10 @@ def read_contact(engine: Engine, key: str) -> dict[str, Any] | None:
             .mappings()
             .first()
         )
-        integer_key = key.strip().isdigit() and int(key) < 2**63
-        if row is None and integer_key and example_external_id(engine) is None:
+        contact_id = _as_contact_id(key)
+        if row is None and contact_id is not None and example_external_id(engine) is None:
             row = (
-                conn.execute(sa.text("SELECT * FROM contacts WHERE contact_id = :id"), {"id": int(key)})
+                conn.execute(sa.text("SELECT * FROM contacts WHERE contact_id = :id"), {"id": contact_id})
                 .mappings()
                 .first()
             )

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from persona_pipeline.core.traits import TraitCatalog, TraitKind
+from persona_pipeline.warehouse.engine import quote
 from persona_pipeline.warehouse.replacement import PARTITION_KEY
 
 SOURCE_TABLES = ("contacts", "trait_history", "orders")
@@ -274,12 +275,12 @@ def _pad_sqlite_datetimes(conn: Connection) -> None:
     warehouse, every such value gets the microseconds it stood for."""
     if conn.execute(sa.text("PRAGMA user_version")).scalar() >= SQLITE_FORMAT_VERSION:
         return
-    inspector, quote = sa.inspect(conn), conn.dialect.identifier_preparer.quote
+    inspector = sa.inspect(conn)
     for table in inspector.get_table_names():
         for column in inspector.get_columns(table):
             if isinstance(column["type"], sa.DateTime):
-                name = quote(column["name"])
-                pad = f"UPDATE {quote(table)} SET {name} = {name} || '.000000' WHERE length({name}) = 19"  # noqa: S608 - names from the schema, quoted
+                name = quote(conn.engine, column["name"])
+                pad = f"UPDATE {quote(conn.engine, table)} SET {name} = {name} || '.000000' WHERE length({name}) = 19"  # noqa: S608 - names from the schema, quoted
                 conn.execute(sa.text(pad))
     conn.execute(sa.text(f"PRAGMA user_version = {SQLITE_FORMAT_VERSION}"))
 
