@@ -9,6 +9,7 @@ plus one per change, not 90,000,000; a day's snapshot is every row whose interva
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -74,21 +75,78 @@ def transition_matrix(table: pd.DataFrame) -> pd.DataFrame:
     return matrix.rename(index=labels, columns=labels)
 
 
-def new_versions(existing: pd.DataFrame, current: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split the versions valid on a day into ones never stored (to assign) and stored ones whose end moved.
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """What one day's snapshot writes, from the stored rows covering the day and the versions valid on it.
 
-    Both frames carry contact_id, valid_from, valid_to; rows are matched on (contact_id, valid_from).
+    assign: (contact_id, valid_from, valid_to, version_from) rows to assign with the current build;
+    ends: (contact_id, valid_from, valid_to) stored rows whose end moves (keyed by the row's own valid_from);
+    drop: (contact_id, valid_from) stored rows of an older build that an assigned row replaces outright;
+    stale: (contact_id, valid_from, version_from) stored rows that no longer cover the day (their version closed,
+    vanished in a replaced base, or the contact left the cohort): the caller finds when each ended.
     """
-    key = ["contact_id", "valid_from"]
-    merged = current.merge(existing, on=key, how="left", suffixes=("", "_stored"), indicator=True)
-    fresh = merged[merged["_merge"] == "left_only"][current.columns]
-    stored = merged[merged["_merge"] == "both"]
-    moved_end = stored["valid_to"].ne(stored["valid_to_stored"]) & ~(
-        stored["valid_to"].isna() & stored["valid_to_stored"].isna()
+
+    assign: pd.DataFrame
+    ends: pd.DataFrame
+    drop: pd.DataFrame
+    stale: pd.DataFrame
+
+
+def plan_snapshot(
+    stored: pd.DataFrame, current: pd.DataFrame, build: int, rebuilt_at: pd.Timestamp | None
+) -> SnapshotPlan:
+    """Match stored membership rows to the trait versions valid on a day, on (contact_id, version_from).
+
+    stored: rows covering the day (contact_id, valid_from, valid_to, version_from, build); current: versions
+    valid on it (contact_id, valid_from, valid_to). A version never stored is assigned from its start. A stored
+    row of an older build, on a day that ends after the current build began serving (`rebuilt_at`), ends there
+    and the rest of its version is assigned again: a day's snapshot describes the current model, as the
+    set's memberships do. Call only for days that end after `rebuilt_at`, or with it None.
+    """
+    version = current.rename(columns={"valid_from": "version_from", "valid_to": "version_to"})
+    merged = version.merge(stored, on=["contact_id", "version_from"], how="outer", indicator=True)
+    fresh = merged[merged["_merge"] == "left_only"]
+    assign = [
+        pd.DataFrame(
+            {
+                "contact_id": fresh["contact_id"],
+                "valid_from": fresh["version_from"],
+                "valid_to": fresh["version_to"],
+                "version_from": fresh["version_from"],
+            }
+        )
+    ]
+    both = merged[merged["_merge"] == "both"]
+    older = both["build"].ne(build) if rebuilt_at is not None else pd.Series(False, index=both.index)
+    redo = both[older]
+    if len(redo):
+        start = redo["valid_from"].where(redo["valid_from"] > rebuilt_at, rebuilt_at)
+        assign.append(
+            pd.DataFrame(
+                {
+                    "contact_id": redo["contact_id"],
+                    "valid_from": start,
+                    "valid_to": redo["version_to"],
+                    "version_from": redo["version_from"],
+                }
+            )
+        )
+    kept = both[~older]
+    moved = kept["valid_to"].ne(kept["version_to"]) & ~(kept["valid_to"].isna() & kept["version_to"].isna())
+    ends = kept[moved][["contact_id", "valid_from", "version_to"]].rename(columns={"version_to": "valid_to"})
+    if len(redo):  # an older build's row ends where the current build began; one begun later is replaced
+        cut = redo[redo["valid_from"] < rebuilt_at]
+        ends = pd.concat(
+            [ends, cut[["contact_id", "valid_from"]].assign(valid_to=rebuilt_at)], ignore_index=True
+        )
+    drop = redo[redo["valid_from"] >= rebuilt_at][["contact_id", "valid_from"]] if len(redo) else redo
+    stale = merged[merged["_merge"] == "right_only"][["contact_id", "valid_from", "version_from"]]
+    return SnapshotPlan(
+        assign=pd.concat(assign, ignore_index=True),
+        ends=ends.reset_index(drop=True),
+        drop=drop[["contact_id", "valid_from"]].reset_index(drop=True),
+        stale=stale.reset_index(drop=True),
     )
-    return fresh.reset_index(drop=True), stored[moved_end][
-        ["contact_id", "valid_from", "valid_to"]
-    ].reset_index(drop=True)
 
 
 def trajectories(history: pd.DataFrame, days: list[dt.date]) -> list[tuple[list[tuple[int, int, int]], int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,8 @@ def _keys_valid_on(engine: Engine, cohort: str, day: dt.date) -> pd.DataFrame:
 def _stored_covering(engine: Engine, persona_set_id: int, day: dt.date) -> pd.DataFrame:
     return read_frame(
         engine,
-        "SELECT contact_id, valid_from, valid_to FROM membership_history WHERE persona_set_id = :id "
+        "SELECT contact_id, valid_from, valid_to, version_from, build FROM membership_history "
+        "WHERE persona_set_id = :id "
         "AND valid_from < :end AND (valid_to IS NULL OR valid_to >= :end)",
         {"id": persona_set_id, "end": flow.day_end(day).to_pydatetime()},
     )
@@ -85,36 +87,86 @@ def _history_rows(engine: Engine, contact_ids: np.ndarray, columns: list[str]) -
 
 
 def _normalize_times(frame: pd.DataFrame) -> pd.DataFrame:
-    for column in ("valid_from", "valid_to"):
-        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[us]")
+    for column in ("valid_from", "valid_to", "version_from"):
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column]).astype("datetime64[us]")
     return frame
 
 
-def snapshot_day(engine: Engine, day: dt.date) -> dict[str, int]:
-    """Store every built persona set's memberships as of `day` (its current build); members per set. Idempotent."""
+@dataclass(frozen=True)
+class DaySnapshot:
+    """One day's snapshot: members stored per persona set, and the sets it could not snapshot, with why."""
+
+    members: dict[str, int]
+    skipped: dict[str, str]
+
+
+def snapshot_day(engine: Engine, day: dt.date) -> DaySnapshot:
+    """Store every built persona set's memberships as of `day` (its current build). Idempotent. A set whose
+    model needs traits the history no longer has (a load with --replace dropped them) is skipped and named:
+    the other sets are still snapshotted."""
     require_day(engine, day)
-    results: dict[str, int] = {}
+    history_columns = {c["name"] for c in sa.inspect(engine).get_columns("trait_history")}
+    members: dict[str, int] = {}
+    skipped: dict[str, str] = {}
     for record in store.list_all(engine):
         if (
             record.current_build is None
         ):  # a set being rebuilt, or whose rebuild failed, serves its current build
             continue
-        results[record.name] = _snapshot_set(engine, record, day)
-    return results
+        model = PersonaModel.from_json(store.current_build(engine, record).model)
+        missing = [t for t in model.transform.trait_names if t not in history_columns]
+        if missing:
+            skipped[record.name] = (
+                f"its model uses trait{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which the trait "
+                f"history no longer has (a load with --replace left {'them' if len(missing) > 1 else 'it'} out); "
+                f"rebuild it with the traits there are (persona-pipeline persona-set build {record.name}) "
+                "or load them again"
+            )
+            continue
+        members[record.name] = _snapshot_set(engine, record, model, day)
+    return DaySnapshot(members, skipped)
 
 
-def _snapshot_set(engine: Engine, record: PersonaSet, day: dt.date) -> int:
-    model = PersonaModel.from_json(store.current_build(engine, record).model)
+def _stale_ends(engine: Engine, stale: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """When each stored row that no longer covers `day` ended: where its trait version closed; where the
+    trait history begins, for a version a replaced base no longer has (the new base took over there); the
+    day's start, for a contact whose version is still open but who left the cohort. Never before the row began.
+    stale: (contact_id, valid_from, version_from) -> (contact_id, valid_from, valid_to)."""
+    versions = _normalize_times(_history_rows(engine, stale["contact_id"].unique(), []))
+    found = stale.merge(
+        versions.rename(columns={"valid_from": "version_from", "valid_to": "version_to"}),
+        on=["contact_id", "version_from"],
+        how="left",
+        indicator=True,
+    )
+    day_start = pd.Timestamp(day)
+    with engine.connect() as conn:
+        begins = pd.Timestamp(conn.execute(sa.text("SELECT MIN(valid_from) FROM trait_history")).scalar())
+    gone = found["_merge"] == "left_only"
+    end = found["version_to"].where(found["version_to"].notna(), day_start)
+    end = end.where(~gone, min(begins, day_start))
+    end = end.where(end > found["valid_from"], found["valid_from"])
+    return pd.DataFrame(
+        {
+            "contact_id": found["contact_id"],
+            "valid_from": found["valid_from"],
+            "valid_to": end.astype("datetime64[us]"),
+        }
+    )
+
+
+def _snapshot_set(engine: Engine, record: PersonaSet, model: PersonaModel, day: dt.date) -> int:
     current = _normalize_times(_keys_valid_on(engine, record.cohort, day))
     stored = _normalize_times(_stored_covering(engine, record.id, day))
-    fresh, moved = flow.new_versions(stored, current)
-    # stored rows that no longer cover the day: the history closed (or rewrote) their version since
-    stale = stored.merge(current, on=["contact_id", "valid_from"], how="left", indicator=True)
-    stale = stale[stale["_merge"] == "left_only"][["contact_id", "valid_from"]]
-    if len(stale):
-        actual = _normalize_times(_history_rows(engine, stale["contact_id"].unique(), []))
-        fixed = stale.merge(actual, on=["contact_id", "valid_from"], how="left")
-        moved = pd.concat([moved, fixed[["contact_id", "valid_from", "valid_to"]]], ignore_index=True)
+    began = pd.Timestamp(record.built_at) if record.built_at is not None else None
+    # a day that ended before the current build began keeps the memberships stored for it
+    rebuilt_at = began if began is not None and flow.day_end(day) > began else None
+    plan = flow.plan_snapshot(stored, current, record.current_build, rebuilt_at)
+    ends = plan.ends
+    if len(plan.stale):
+        ends = pd.concat([ends, _stale_ends(engine, plan.stale, day)], ignore_index=True)
+    fresh = plan.assign
     traits = model.transform.trait_names
     if len(fresh) > len(current) // 10:  # a first snapshot: read every version of the day in one COPY
         columns = ", ".join(
@@ -128,35 +180,42 @@ def _snapshot_set(engine: Engine, record: PersonaSet, day: dt.date) -> int:
         versions = read_frame(engine, sql, {"end": flow.day_end(day).to_pydatetime()}, categorical=True)
     else:
         versions = _history_rows(engine, fresh["contact_id"].unique(), traits)
-    versions = _normalize_times(versions)
-    versions = fresh.merge(versions.drop(columns=["valid_to"]), on=["contact_id", "valid_from"], how="left")
-    rows = versions[["contact_id", "valid_from", "valid_to"]].copy()
+    versions = _normalize_times(versions).rename(columns={"valid_from": "version_from"})
+    versions = fresh.merge(versions.drop(columns=["valid_to"]), on=["contact_id", "version_from"], how="left")
+    rows = versions[["contact_id", "valid_from", "valid_to", "version_from"]].copy()
     if len(versions):
         persona, _ = model.assign(versions)
         rows["persona_id"] = persona
     else:
         rows["persona_id"] = pd.Series(dtype="int64")
     rows = rows.assign(persona_set_id=record.id, build=record.current_build)
+    of_row = (
+        (membership_history.c.persona_set_id == record.id)
+        & (membership_history.c.contact_id == sa.bindparam("cid"))
+        & (membership_history.c.valid_from == sa.bindparam("vfrom"))
+    )
     with engine.begin() as conn:
-        write_frame(conn, "membership_history", rows)
-        if len(moved):
+        if len(plan.drop):
             conn.execute(
-                membership_history.update()
-                .where(
-                    (membership_history.c.persona_set_id == record.id)
-                    & (membership_history.c.contact_id == sa.bindparam("cid"))
-                    & (membership_history.c.valid_from == sa.bindparam("vfrom"))
-                )
-                .values(valid_to=sa.bindparam("vto")),
+                membership_history.delete().where(of_row),
+                [
+                    {"cid": int(r.contact_id), "vfrom": r.valid_from.to_pydatetime()}
+                    for r in plan.drop.itertuples()
+                ],
+            )
+        if len(ends):
+            conn.execute(
+                membership_history.update().where(of_row).values(valid_to=sa.bindparam("vto")),
                 [
                     {
                         "cid": int(r.contact_id),
                         "vfrom": r.valid_from.to_pydatetime(),
                         "vto": None if pd.isna(r.valid_to) else r.valid_to.to_pydatetime(),
                     }  # fmt: skip
-                    for r in moved.itertuples()
+                    for r in ends.itertuples()
                 ],
             )
+        write_frame(conn, "membership_history", rows)
         conn.execute(
             flow_days.delete().where((flow_days.c.persona_set_id == record.id) & (flow_days.c.day == day))
         )

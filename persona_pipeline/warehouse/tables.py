@@ -152,10 +152,12 @@ membership_history = sa.Table(
     metadata,
     sa.Column("persona_set_id", sa.Integer, primary_key=True),
     sa.Column("contact_id", sa.BigInteger, primary_key=True),
-    sa.Column("valid_from", sa.DateTime, primary_key=True),  # the trait version's interval
+    sa.Column("valid_from", sa.DateTime, primary_key=True),  # within the trait version's interval
     sa.Column("valid_to", sa.DateTime, nullable=True),
     sa.Column("persona_id", sa.Integer, nullable=False),
     sa.Column("build", sa.Integer, nullable=False),
+    # the trait version assigned: its valid_from (a rebuild starts a row within the version, where it began)
+    sa.Column("version_from", sa.DateTime, nullable=True),
 )
 
 flow_days = sa.Table(
@@ -241,6 +243,7 @@ ADDED_COLUMNS = [
     ("persona_sets", "analysis_window_days", "INTEGER"),
     ("pipelines", "score_in", "VARCHAR(20)"),
     ("persona_sets", "method", "VARCHAR(20)"),
+    ("membership_history", "version_from", "TIMESTAMP"),
 ]
 
 
@@ -257,6 +260,8 @@ def ensure_catalog_tables(engine: Engine) -> None:
         for table, column, sql_type in ADDED_COLUMNS:
             if column not in {c["name"] for c in inspector.get_columns(table)}:
                 conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+                if column == "version_from":  # rows stored before a rebuild could split a version
+                    conn.execute(sa.text("UPDATE membership_history SET version_from = valid_from"))
         if tuple(inspector.get_pk_constraint("persona_memberships")["constrained_columns"]) != MEMBERSHIP_KEY:
             _rekey_memberships(conn)
         ensure_source_columns(conn)

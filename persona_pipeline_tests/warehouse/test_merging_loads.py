@@ -23,6 +23,7 @@ from persona_pipeline.scoring.realtime import load_scorer, score_stored_contact
 from persona_pipeline.studies.export import export_csv
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import read_frame
+from persona_pipeline.warehouse.engine import forget_engines
 from persona_pipeline.warehouse.trait_catalog import load_catalog
 from persona_pipeline_tests.helpers import table_rows
 
@@ -514,6 +515,97 @@ def test_a_reload_between_two_snapshots_of_a_day_closes_the_old_memberships(
     export_csv(warehouse, "P", "flow", out)
     flow = pd.read_csv(out)
     assert flow.groupby("day")["members"].sum().tolist() == [400], flow
+
+
+def _open_memberships(engine: Engine) -> pd.DataFrame:
+    return read_frame(
+        engine, "SELECT contact_id, persona_id, build FROM membership_history WHERE valid_to IS NULL"
+    )
+
+
+def _flow_members(engine: Engine, tmp_path: Path) -> list[int]:
+    out = tmp_path / "flow.csv"
+    export_csv(engine, "P", "flow", out)
+    return pd.read_csv(out).groupby("day")["members"].sum().tolist()
+
+
+def test_a_replaced_base_between_two_snapshots_counts_each_contact_once(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """--replace writes a new trait history: the versions the stored memberships were assigned from are gone.
+    Their rows must end (they stayed open, and Flow counted every contact twice); contacts the new base left
+    out leave the set."""
+    traits = _traits(tmp_path)
+    people = _people()
+    load_files(warehouse, _write(tmp_path, "people.csv", people), traits)
+    assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
+    assert main(["persona-set", "build", "P"]) == 0
+    assert main(["flow", "snapshot"]) == 0
+    assert _flow_members(warehouse, tmp_path) == [400]
+    # a warehouse from before rows recorded their trait version: the column is added and filled once
+    with warehouse.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE membership_history DROP COLUMN version_from"))
+    forget_engines()
+    kept = people.head(350).assign(Age=people["Age"].head(350) + 1)
+    load_files(warehouse, _write(tmp_path, "replaced.csv", kept), traits, replace=True)
+    assert main(["flow", "snapshot"]) == 0
+    open_rows = _open_memberships(warehouse)
+    assert len(open_rows) == 350 and open_rows["contact_id"].is_unique
+    assert _flow_members(warehouse, tmp_path) == [350]
+    unfilled = read_frame(warehouse, "SELECT COUNT(*) AS n FROM membership_history WHERE version_from IS NULL")
+    assert int(unfilled["n"].iloc[0]) == 0
+
+
+def test_a_day_snapshotted_after_a_rebuild_holds_the_current_builds_personas(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """Unchanged contacts kept the persona an older build gave them; the day after a rebuild must show what the
+    set's memberships show, while the days before keep what was stored for them."""
+    traits = _traits(tmp_path)
+    load_files(warehouse, _write(tmp_path, "people.csv", _people()), traits)
+    assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
+    assert main(["persona-set", "build", "P"]) == 0
+    assert main(["flow", "snapshot"]) == 0
+    assert set(_open_memberships(warehouse)["build"]) == {1}
+    assert main(["persona-set", "update", "P", "--personas", "3"]) == 0
+    assert main(["persona-set", "build", "P"]) == 0
+    assert main(["flow", "snapshot"]) == 0
+    open_rows = _open_memberships(warehouse).set_index("contact_id").sort_index()
+    assert len(open_rows) == 400 and set(open_rows["build"]) == {2}
+    current = (
+        read_frame(warehouse, "SELECT contact_id, persona_id FROM persona_memberships WHERE build = 2")
+        .set_index("contact_id")
+        .sort_index()
+    )
+    assert current["persona_id"].nunique() == 3
+    pd.testing.assert_series_equal(open_rows["persona_id"], current["persona_id"], check_dtype=False)
+    assert _flow_members(warehouse, tmp_path) == [400]
+    assert main(["flow", "snapshot"]) == 0  # a second run of the day changes nothing
+    assert len(read_frame(warehouse, "SELECT contact_id FROM membership_history")) == 800
+
+
+def test_a_set_built_on_traits_a_replace_dropped_is_skipped_by_name(
+    warehouse: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One stale set must not stop every other set's snapshot with a raw 'no such column'."""
+    traits = _traits(tmp_path)
+    people = _people()
+    load_files(warehouse, _write(tmp_path, "people.csv", people), traits)
+    assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
+    assert main(["persona-set", "build", "P"]) == 0
+    fewer = _traits(tmp_path, "\n".join(line for line in TRAITS.splitlines() if "pet_owner" not in line))
+    load_files(
+        warehouse, _write(tmp_path, "replaced.csv", people.drop(columns=["Pets"])), fewer, replace=True
+    )
+    assert main(["persona-set", "create", "--name", "Q", "--cohort", "all_contacts"]) == 0
+    assert main(["persona-set", "build", "Q"]) == 0
+    capsys.readouterr()
+    assert main(["flow", "snapshot"]) == 0
+    shown = capsys.readouterr().out
+    assert "persona set 'P' skipped: its model uses trait pet_owner" in shown
+    assert "persona-set build P" in shown
+    stored = read_frame(warehouse, "SELECT persona_set_id, COUNT(*) AS n FROM membership_history GROUP BY 1")
+    assert stored["n"].tolist() == [400] and len(stored) == 1
 
 
 def test_datetimes_stored_to_the_second_get_their_microseconds_once(tmp_path: Path) -> None:

@@ -151,17 +151,23 @@ def _take_snapshot(context: AssetExecutionContext, warehouse: WarehouseResource)
     days = sorted(dt.date.fromisoformat(k) for k in context.partition_keys)
     rows = []
     for day in days:
-        members = flow.snapshot_day(warehouse.engine(), day)
+        taken = flow.snapshot_day(warehouse.engine(), day)
         context.log.info(
-            f"snapshot of {day}: " + (", ".join(f"{k}: {v:,}" for k, v in members.items()) or "no ready set")
+            f"snapshot of {day}: "
+            + (", ".join(f"{k}: {v:,}" for k, v in taken.members.items()) or "no ready set")
         )
+        for name, why in taken.skipped.items():
+            context.log.warning(f"snapshot of {day}: persona set {name!r} skipped: {why}")
         rows.extend(
-            {"day": str(day), "persona set": name, "members": f"{n:,}"} for name, n in members.items()
+            {"day": str(day), "persona set": name, "members": f"{n:,}"} for name, n in taken.members.items()
         )
+        rows.extend({"day": str(day), "persona set": name, "members": "skipped"} for name in taken.skipped)
     frame = pd.DataFrame(rows, columns=["day", "persona set", "members"])
     return MaterializeResult(
         metadata={
-            "dagster/row_count": int(frame["members"].str.replace(",", "").astype(int).sum()) if rows else 0,
+            "dagster/row_count": int(
+                pd.to_numeric(frame["members"].str.replace(",", ""), errors="coerce").sum()
+            ),
             "members": markdown_table(frame.tail(30)),
             **table_metadata(warehouse.engine(), "membership_history"),
             "days": f"{days[0]} to {days[-1]} ({len(days)} day{'s' if len(days) > 1 else ''})",
