@@ -80,7 +80,8 @@ class LoadReport:
             )
             if self.kept_absent:
                 out.append(
-                    f"  {self.kept_absent:,} stored contacts not in this file were kept "
+                    f"  {self.kept_absent:,} stored contact{'s' if self.kept_absent != 1 else ''} not in this file "
+                    f"{'were' if self.kept_absent != 1 else 'was'} kept "
                     "(--delete-missing removes them; --replace replaces the whole base)"
                 )
             if c.stale_lines:
@@ -94,7 +95,8 @@ class LoadReport:
         if not self.rejects.empty:
             rows = self.rejects.groupby(["file", "line"]).ngroups
             out.append(
-                f"rejected {rows:,} rows ({len(self.rejects):,} problems); all of them are in {self.rejects_path}"
+                f"rejected {rows:,} row{'s' if rows != 1 else ''} ({len(self.rejects):,} "
+                f"problem{'s' if len(self.rejects) != 1 else ''}); all of them are in {self.rejects_path}"
             )
             out += _reject_groups(self.rejects)
         if self.dry_run:
@@ -492,17 +494,14 @@ def _apply(
             changes.contacts_new = sources.open_history(conn, catalog)
         else:
             _merge_staged(conn, plan, changes, catalog)
+    named_ids = np.zeros(0, dtype="int64")
+    if not fresh and plan.contacts is not None and ids_kind is not ContactIds.GENERATED:
+        # a row rejected for a bad cell still names a contact: it is in the file, and stays as stored
+        keys = plan.outcome["contacts"].rejects
+        named = joined(keys)["contact_id"].dropna().drop_duplicates() if keys else pd.Series([], dtype=object)
+        named_ids = _stored_ids(conn, named.reset_index(drop=True), ids_kind).dropna().to_numpy(dtype="int64")
     if options.delete_missing and not fresh:
-        missing = sources.unstaged_contact_ids(conn)
-        if (
-            ids_kind is not ContactIds.GENERATED
-        ):  # a row rejected for a bad cell still names a contact to keep
-            keys = plan.outcome["contacts"].rejects
-            named = (
-                joined(keys)["contact_id"].dropna().drop_duplicates() if keys else pd.Series([], dtype=object)
-            )
-            kept = _stored_ids(conn, named.reset_index(drop=True), ids_kind).dropna().to_numpy(dtype="int64")
-            missing = np.setdiff1d(missing, kept)
+        missing = np.setdiff1d(sources.unstaged_contact_ids(conn), named_ids)
         changes.contacts_removed += sources.remove_contacts(conn, missing, plan.now)
     if plan.removals is not None:
         found = _stored_ids(conn, plan.removals, ids_kind)
@@ -533,8 +532,10 @@ def _apply(
         changes.orders_new, changes.orders_changed, changes.orders_unchanged = sources.merge_orders(conn)
         report.orders = changes.orders_new + changes.orders_changed + changes.orders_unchanged
     if not fresh and not options.delete_missing and plan.contacts is not None:
-        total = sources.source_counts(conn)["contacts"]
-        report.kept_absent = max(0, total - report.contacts)
+        if len(named_ids):
+            report.kept_absent = len(np.setdiff1d(sources.unstaged_contact_ids(conn), named_ids))
+        else:  # a count, not a read of every stored id
+            report.kept_absent = max(0, sources.source_counts(conn)["contacts"] - report.contacts)
 
 
 def _merge_staged(

@@ -117,6 +117,15 @@ def test_partial_load_keeps_the_rest_and_records_changes(warehouse: Engine, tmp_
         report.changes.contacts_changed == 0 and "older than the stored" in report.rejects["reason"].iloc[0]
     )
 
+    # a stored contact whose row was rejected is in the file: not among those "not in this file"
+    two = people.iloc[[1, 2]].assign(LastChange="2024-08-01 00:00:00")
+    two.loc[two.index[1], "Age"] = 150  # above the trait's max
+    report = load_files(warehouse, _write(tmp_path, "two.csv", two), dated, max_reject_share=1.0)
+    assert report.kept_absent == 408
+    shown = "\n".join(report.lines())
+    assert "408 stored contacts not in this file were kept" in shown
+    assert "rejected 1 row (1 problem)" in shown
+
 
 def test_replace_and_removal_only_when_asked(warehouse: Engine, tmp_path: Path) -> None:
     traits = _traits(tmp_path)
@@ -552,7 +561,9 @@ def test_a_replaced_base_between_two_snapshots_counts_each_contact_once(
     open_rows = _open_memberships(warehouse)
     assert len(open_rows) == 350 and open_rows["contact_id"].is_unique
     assert _flow_members(warehouse, tmp_path) == [350]
-    unfilled = read_frame(warehouse, "SELECT COUNT(*) AS n FROM membership_history WHERE version_from IS NULL")
+    unfilled = read_frame(
+        warehouse, "SELECT COUNT(*) AS n FROM membership_history WHERE version_from IS NULL"
+    )
     assert int(unfilled["n"].iloc[0]) == 0
 
 
