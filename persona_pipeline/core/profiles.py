@@ -84,11 +84,16 @@ def value_text(
 def _pair_text(
     trait: Trait, values: tuple[float, float], reference: str, integral: bool, extra: int = 0
 ) -> tuple[str, str]:
-    """Two values of one trait written to the same places (`extra` more than either needs alone), so neither
-    looks more precise than the other."""
-    places = max(_decimals(v, integral) for v in values) + extra
-    first, second = (value_text(trait, v, reference, integral, places) for v in values)
-    return first, second
+    """A persona's value and the cohort's: the cohort's at its own places (`extra` more), so it reads the same
+    in every persona's line ('108', never '107.9' beside one persona and '108' beside another); the persona's
+    at those places at least ('2.90 vs 4.69', not '2.9 vs 4.69')."""
+    persona, cohort = values
+    cohort_places = _decimals(cohort, integral) + extra
+    persona_places = max(_decimals(persona, integral) + extra, cohort_places)
+    return (
+        value_text(trait, persona, reference, integral, persona_places),
+        value_text(trait, cohort, reference, integral, cohort_places),
+    )
 
 
 def _unit_repeats_title(trait: Trait) -> bool:
