@@ -90,8 +90,10 @@ def trait_idea(effect: TraitEffect, position: int = 0) -> str:
         if effect.level in ("high", "low"):
             return f"Target on {subject}, where they sit {effect.level} ({figure})."
         return f"Build audiences around {subject} ({figure})."
-    if effect.level in ("high", "low"):
-        return f"Shape the message around {subject}: they sit {effect.level} on it ({figure})."
+    if effect.level == "high":
+        return f"Shape the message around {subject}: they sit high on it ({figure})."
+    if effect.level == "low":  # 'around older children' for a persona with fewer of them read the other way
+        return f"Play down {subject} in the message: they sit low on it ({figure})."
     return f"Feature {subject} in the creative ({figure})."
 
 

@@ -258,6 +258,21 @@ def test_an_idea_about_a_trait_they_have_less_of_says_how_many_have_it(persona: 
     assert ("fewer of them have it" in idea) == (persona >= 50)
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 20), st.integers(0, 20), st.integers(0, 1))
+def test_a_second_idea_never_centres_the_message_on_a_trait_they_sit_low_on(
+    persona: int, cohort: int, position: int
+) -> None:
+    """'Shape the message around older children: they sit low on it (median 0 vs 1)' told a marketer to talk
+    about the very thing these people have less of."""
+    assume(persona != cohort)
+    level = "high" if persona > cohort else "low"
+    text = f"older children: median {persona} vs {cohort} in the cohort"
+    idea = trait_idea(TraitEffect("teens", level, float(persona - cohort), persona, cohort, text), position)
+    assert f"(median {persona} vs {cohort})" in idea and f"sit {level}" in idea
+    assert ("Shape the message around" in idea) <= (level == "high")
+
+
 def test_a_trait_the_persona_lacks_defines_names_and_guides_it() -> None:
     """0% with a voicemail plan against about 27% in the cohort sets a persona apart as much as 100% would: it
     is a defining trait, names the persona when nothing else does, and its idea does not say the opposite."""
