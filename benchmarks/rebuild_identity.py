@@ -89,6 +89,7 @@ def run_case(source: Path, table: str, seed: int, method: str) -> dict[str, floa
                 home,
             ],  # fmt: skip
             env=env,
+            cwd=home,  # not this checkout: `python -c` puts the working folder first on sys.path
             capture_output=True,
             text=True,
             check=True,

@@ -92,14 +92,17 @@ def flow(args: argparse.Namespace) -> int:
     counts = flows.flow_counts(engine, record.name)
     persona_names = names_by_id(store.read_personas(engine, record.id))
     pivot = counts.pivot_table(index="day", columns="persona_id", values="members", fill_value=0).astype(int)
-    pivot.columns = [clip(persona_names.get(int(c), str(c)), 24) for c in pivot.columns]
-    say(pivot.to_string())
+    # columns by persona id, every name in full once above them: clipped names could read alike
+    for pid in pivot.columns:
+        say(f"[{int(pid)}] {persona_names.get(int(pid), 'a persona of an earlier build')}")
+    pivot.columns = [f"[{int(c)}]" for c in pivot.columns]
+    say("\nmembers per persona at the end of each day:\n" + pivot.to_string())
     days = sorted(counts["day"].unique())
     first = args.from_day or days[0]
     second = args.to_day or days[-1]
     matrix = transition_matrix(flows.flow_transitions(engine, record.name, first, second))
-    matrix.index = [clip(persona_names.get(i, str(i)), 24) for i in matrix.index]
-    matrix.columns = [clip(persona_names.get(c, str(c)), 24) for c in matrix.columns]
+    matrix.index = [i if isinstance(i, str) else f"[{int(i)}]" for i in matrix.index]
+    matrix.columns = [c if isinstance(c, str) else f"[{int(c)}]" for c in matrix.columns]
     say(f"\nfrom {first} (rows) to {second} (columns):\n{matrix.to_string()}")
     return 0
 
@@ -109,13 +112,13 @@ def report(args: argparse.Namespace) -> int:
     record = store.get(engine, args.name)
     require_built(record)
     if args.out:
-        say(str(write_report(engine, record.name, args.out)))
+        say(f"wrote the report: {write_report(engine, record.name, args.out)}")
         return 0
     result = refresh_study(record.name, quiet, ["persona_report"])
     if not result.success:
         say(f"report failed: {result.message}")
         return 1
-    say(str(default_report_path(record)))
+    say(f"wrote the report: {default_report_path(record)}")
     return 0
 
 

@@ -568,7 +568,7 @@ def test_a_replaced_base_between_two_snapshots_counts_each_contact_once(
 
 
 def test_a_day_snapshotted_after_a_rebuild_holds_the_current_builds_personas(
-    warehouse: Engine, tmp_path: Path
+    warehouse: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Unchanged contacts kept the persona an older build gave them; the day after a rebuild must show what the
     set's memberships show, while the days before keep what was stored for them."""
@@ -593,6 +593,12 @@ def test_a_day_snapshotted_after_a_rebuild_holds_the_current_builds_personas(
     assert _flow_members(warehouse, tmp_path) == [400]
     assert main(["flow", "snapshot"]) == 0  # a second run of the day changes nothing
     assert len(read_frame(warehouse, "SELECT contact_id FROM membership_history")) == 800
+    capsys.readouterr()
+    assert main(["flow", "show", "P"]) == 0
+    shown = capsys.readouterr().out
+    for persona in store.read_personas(warehouse, store.get(warehouse, "P").id):
+        assert f"[{persona.persona_id}] {persona.name}\n" in shown  # every name in full, once
+    assert f"[{persona.persona_id}]" in shown.split("from ")[-1]
 
 
 def test_a_set_built_on_traits_a_replace_dropped_is_skipped_by_name(
