@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from persona_pipeline import files
 from persona_pipeline.config import persona_home
+from persona_pipeline.core.model import PersonaModel
 from persona_pipeline.core.traits import (
     ORDER_OPTIONAL,
     ContactIds,
@@ -45,6 +46,7 @@ from persona_pipeline.loading.cells import (
     whole_ids,
 )
 from persona_pipeline.loading.reading import TableSource, detect_decimal, map_columns, open_table
+from persona_pipeline.warehouse import persona_sets as set_store
 from persona_pipeline.warehouse import sources
 
 DEFAULT_MAX_REJECT_SHARE = 0.05
@@ -358,6 +360,7 @@ def load_files(
         plan.removals = _ids_file(Path(options.remove_path), traits_file, options)
     if traits_path is not None:
         plan.stored = sources.stored_catalog(engine)
+    stranded = _sets_left_without_traits(engine, traits_file) if options.replace and plan.stored else []
     target = (
         Path(options.rejects_path)
         if options.rejects_path
@@ -365,6 +368,7 @@ def load_files(
     )
     report = LoadReport(0, 0, pd.DataFrame(columns=REJECT_COLUMNS), None, dry_run=options.dry_run)
     report.orders_given = orders_path is not None
+    report.notes += stranded
     for found in (plan.contacts_survey, plan.orders_survey):
         report.notes += found.notes if found else []
     with engine.connect() as conn:
@@ -387,6 +391,26 @@ def load_files(
     if not options.dry_run:
         sources.analyze(engine)
     return report
+
+
+def _sets_left_without_traits(engine: Engine, traits_file: TraitsFile) -> list[str]:
+    """A line per built persona set whose model uses traits a --replace leaves out: its memberships stay as
+    built, but Flow snapshots skip it until it is rebuilt on the traits there are."""
+    keeps = {t.name for t in traits_file.catalog.traits}
+    lines = []
+    for record in set_store.list_all(engine):
+        build = set_store.current_build(engine, record)
+        if build is None:
+            continue
+        missing = [t for t in PersonaModel.from_json(build.model).transform.trait_names if t not in keeps]
+        if missing:
+            lines.append(
+                f"persona set {record.name!r} was built on {', '.join(missing)}, which this traits file leaves "
+                f"out: Flow snapshots skip it until it is rebuilt (persona-pipeline persona-set build {record.name}"
+                + ("; update its --traits first" if set(missing) & set(record.traits or []) else "")
+                + ")"
+            )
+    return lines
 
 
 def _stage_contacts(conn: Connection, plan: _Plan, fresh: bool) -> int:

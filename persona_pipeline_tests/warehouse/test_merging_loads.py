@@ -611,8 +611,11 @@ def test_a_set_built_on_traits_a_replace_dropped_is_skipped_by_name(
     assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
     assert main(["persona-set", "build", "P"]) == 0
     fewer = _traits(tmp_path, "\n".join(line for line in TRAITS.splitlines() if "pet_owner" not in line))
-    load_files(
+    report = load_files(
         warehouse, _write(tmp_path, "replaced.csv", people.drop(columns=["Pets"])), fewer, replace=True
+    )
+    assert any(
+        n.startswith("persona set 'P' was built on pet_owner, which this traits") for n in report.notes
     )
     assert main(["persona-set", "create", "--name", "Q", "--cohort", "all_contacts"]) == 0
     assert main(["persona-set", "build", "Q"]) == 0
