@@ -24,7 +24,15 @@ def score(args: argparse.Namespace) -> int:
         say(json.dumps(score_stored_contact(args.persona_set, args.contact), default=str))
         return 0
     contact = _contact(args.json)
-    say(json.dumps(load_scorer(args.persona_set).score(contact).to_dict()))
+    scorer = load_scorer(args.persona_set)
+    scored = scorer.score(contact)
+    if set(scored.missing) == set(scorer.model.transform.trait_names):  # stdout stays the JSON alone
+        print(
+            "warning: the contact gives none of the traits this set scores on "
+            f"({', '.join(scorer.model.transform.trait_names)}): its persona is the one any empty contact gets",
+            file=sys.stderr,
+        )
+    say(json.dumps(scored.to_dict()))
     return 0
 
 

@@ -84,6 +84,12 @@ def test_the_last_good_build_serves_while_the_set_is_errored_or_rebuilding(
         assert main(["score", "--persona-set", "Customers", "--json", '{"age": 40}']) == 0
     lifecycle.mark_errored(ready, record.id, "a rebuild failed")
     assert main(["score", "--persona-set", "Customers", "--json", '{"age": 40}']) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert (
+        main(["score", "--persona-set", "Customers", "--json", "{}"]) == 0
+    )  # scored, and said to be a guess
+    shown = capsys.readouterr()
+    assert "gives none of the traits this set scores on" in shown.err and "scored_without" in shown.out
     assert main(["export", "Customers", "--what", "memberships", "--out", str(tmp_path / "m.csv")]) == 0
     assert main(["report", "Customers", "--out", str(tmp_path / "r.html")]) == 0
     assert main(["analyse", "Customers"]) == 0
