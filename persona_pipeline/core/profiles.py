@@ -11,9 +11,10 @@ from scipy.stats import norm
 from sklearn.tree import DecisionTreeClassifier
 
 from persona_pipeline.core.domain import Rule, TraitEffect
-from persona_pipeline.core.features import as_numbers, category_codes, date_reference
+from persona_pipeline.core.features import as_numbers, category_codes, date_reference, date_values
 from persona_pipeline.core.traits import Trait, TraitKind, is_calendar_year
 
+EPOCH = pd.Timestamp("1970-01-01")  # rules split dates as days since this day
 DEFINING_MIN_EFFECT = 0.3  # standardized difference below which a trait does not define a persona
 SIGNIFICANCE = 0.01  # family-wise: a salient difference is one chance in 100 over all tests of a build
 RULE_SAMPLE = 30_000
@@ -295,7 +296,15 @@ def _rule_matrix(
     columns, names = [], []
     for trait in traits:
         column = frame[trait.name]
-        if trait.numeric_like:
+        if (
+            trait.kind is TraitKind.DATE
+        ):  # days since 1970: a split reads as a calendar day, no reference needed
+            values = (date_values(column) - EPOCH) / pd.Timedelta(days=1)
+            values = values.to_numpy(dtype="float64", na_value=np.nan)
+            known = ~np.isnan(values)
+            columns.append(np.where(known, values, np.median(values[known]) if known.any() else np.nan))
+            names.append((trait, None))
+        elif trait.numeric_like:
             values, _ = _trait_numbers(trait, column)
             known = ~np.isnan(values)
             columns.append(np.where(known, values, np.median(values[known]) if known.any() else np.nan))
@@ -318,9 +327,11 @@ def _condition(
     if level is None and trait.kind is TraitKind.ORDINAL:  # ranks split between two levels
         below = trait.levels[int(np.clip(np.floor(threshold), 0, len(trait.levels) - 1))]
         return f"{trait.title} at most {below}" if goes_left else f"{trait.title} above {below}"
-    if level is None and trait.kind is TraitKind.DATE:  # days before the reference
-        shown = _fmt(threshold)
-        return f"{trait.title} within {shown} days" if goes_left else f"{trait.title} over {shown} days back"
+    if (
+        level is None and trait.kind is TraitKind.DATE
+    ):  # a day number (_rule_matrix): the last day on the left
+        day = (EPOCH + pd.Timedelta(days=float(np.floor(threshold)))).date().isoformat()
+        return f"{trait.title} on or before {day}" if goes_left else f"{trait.title} after {day}"
     if level is None and integral:  # counts split at 1.5 read as "≤ 1" or "≥ 2", in the trait's unit
         below = float(np.floor(threshold))
         at_most, at_least = (value_text(trait, v, integral=True) for v in (below, below + 1))

@@ -179,6 +179,26 @@ def test_the_cohorts_figure_reads_the_same_beside_every_persona(
     assert all(len(shown) == 1 for shown in cohort_figures.values()), cohort_figures
 
 
+def test_a_date_in_a_rule_is_a_calendar_day() -> None:
+    """'signup within 501 days' said nothing of the day it counted from: a rule on a date names the day."""
+    rng = np.random.default_rng(4)
+    labels = np.repeat([1, 2], 300)
+    days = np.where(labels == 1, rng.integers(0, 200, 600), rng.integers(400, 900, 600))
+    signup = pd.Timestamp("2024-06-30") - pd.to_timedelta(days, unit="D")
+    trait = Trait("signup", TraitKind.DATE)
+    frame = pd.DataFrame({"signup": signup.strftime("%Y-%m-%d"), "noise": rng.normal(0, 1, 600)})
+    traits = [trait, Trait("noise", TraitKind.NUMERIC)]
+    personas = describe_personas(frame, labels, traits, TraitCatalog(tuple(traits)), 0)
+    for persona in personas:
+        rule = persona.rules[0]
+        found = re.fullmatch(r"signup (on or before|after) (\d{4}-\d{2}-\d{2})", rule.text)
+        assert found, rule.text
+        day = pd.Timestamp(found.group(2))
+        mine = signup[labels == persona.persona_id]
+        holds = mine <= day if found.group(1) == "on or before" else mine > day
+        assert holds.all() and rule.precision == 1.0, rule
+
+
 def test_a_count_whose_unit_names_it_is_not_said_twice_in_a_rule() -> None:
     rng = np.random.default_rng(2)
     labels = np.repeat([1, 2], 300)
