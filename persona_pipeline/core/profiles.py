@@ -76,7 +76,7 @@ def value_text(
 ) -> str:
     """A numeric-like value in the trait's own words: '1978', '412 days before 2026-11-30', 'bachelor'."""
     if trait.kind is TraitKind.ORDINAL:
-        return trait.levels[int(np.clip(round(value), 0, len(trait.levels) - 1))]
+        return trait.level_title(trait.levels[int(np.clip(round(value), 0, len(trait.levels) - 1))])
     if trait.kind is TraitKind.DATE:
         return f"{with_unit(value, 'days', integral, decimals=decimals)} before {reference}"
     return with_unit(value, _unit(trait), integral, trait.name, decimals)
@@ -148,9 +148,9 @@ def _ordinal_text(trait: Trait, shares: tuple[np.ndarray, np.ndarray], j: int, h
     gaps = (at_least_p - at_least_c)[1:] * (1.0 if higher else -1.0)  # cuts between levels 1..L-1
     cut = int(np.argmax(gaps)) + 1 if len(gaps) else 0
     if higher:
-        return f"{trait.title} {trait.levels[cut]} or above: {at_least_p[cut]:.0%} vs {at_least_c[cut]:.0%} in the cohort"
+        return f"{trait.title} {trait.level_title(trait.levels[cut])} or above: {at_least_p[cut]:.0%} vs {at_least_c[cut]:.0%} in the cohort"
     below_p, below_c = 1.0 - at_least_p[cut], 1.0 - at_least_c[cut]
-    return f"{trait.title} {trait.levels[max(cut - 1, 0)]} or below: {below_p:.0%} vs {below_c:.0%} in the cohort"
+    return f"{trait.title} {trait.level_title(trait.levels[max(cut - 1, 0)])} or below: {below_p:.0%} vs {below_c:.0%} in the cohort"
 
 
 def _one_trait_effects(
@@ -216,7 +216,9 @@ def _one_trait_effects(
     for level, index in levels:
         share_c = float(cohort[index])
         spread = float(np.sqrt(share_c * (1 - share_c))) or 1.0
-        label = trait.title if trait.kind is TraitKind.BOOLEAN else f"{trait.title} {level}"
+        label = (
+            trait.title if trait.kind is TraitKind.BOOLEAN else f"{trait.title} {trait.level_title(level)}"
+        )
         for j, pid in enumerate(ids):
             share_p = float(per_persona[j, index])
             rest_n = total - sizes[j]
@@ -325,7 +327,7 @@ def _condition(
 ) -> str:
     """One step of a rule in the trait's words and unit: 'net worth > 917 thousand USD', 'children ≥ 2 ...'."""
     if level is None and trait.kind is TraitKind.ORDINAL:  # ranks split between two levels
-        below = trait.levels[int(np.clip(np.floor(threshold), 0, len(trait.levels) - 1))]
+        below = trait.level_title(trait.levels[int(np.clip(np.floor(threshold), 0, len(trait.levels) - 1))])
         return f"{trait.title} at most {below}" if goes_left else f"{trait.title} above {below}"
     if (
         level is None and trait.kind is TraitKind.DATE
@@ -347,7 +349,8 @@ def _condition(
         return f"{trait.title} ≤ {shown}" if goes_left else f"{trait.title} > {shown}"
     if level == "true":
         return f"not {trait.title}" if goes_left else trait.title
-    return f"{trait.title} is not {level}" if goes_left else f"{trait.title} is {level}"
+    shown = trait.level_title(level)
+    return f"{trait.title} is not {shown}" if goes_left else f"{trait.title} is {shown}"
 
 
 def membership_rules(

@@ -97,6 +97,11 @@ class Trait:
     def title(self) -> str:
         return self.name.replace("_", " ")
 
+    @staticmethod
+    def level_title(level: str) -> str:
+        """A level as text shows it: 'high school' for the file's 'high_school', as the trait's own name."""
+        return level.replace("_", " ")
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["kind"] = str(self.kind)
