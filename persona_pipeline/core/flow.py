@@ -149,6 +149,46 @@ def plan_snapshot(
     )
 
 
+def make_room(
+    existing: pd.DataFrame, assign: pd.DataFrame, ends: pd.DataFrame, drop: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Further (ends, drop) so that no contact's membership intervals overlap once `assign` is written.
+
+    A rewritten history (a --replace, a contact loaded again, a change dated before its version began) can start
+    a version where stored rows of the contact already lie, even ones that do not cover the day. Those rows give
+    way to the new one: a row starting inside it goes, a row running into it ends where it starts.
+
+    existing: the assigned contacts' stored rows (contact_id, valid_from, valid_to) as read, before `ends` and
+    `drop` (this snapshot's other changes) apply; assign: (contact_id, valid_from, valid_to, ...) new rows.
+    """
+    key = ["contact_id", "valid_from"]
+    rows = existing[key + ["valid_to"]].merge(drop[key].assign(_gone=True), on=key, how="left")
+    rows = rows[rows["_gone"].isna()].drop(columns="_gone")
+    planned = ends[key + ["valid_to"]].drop_duplicates(key, keep="last").rename(columns={"valid_to": "_end"})
+    rows = rows.merge(planned, on=key, how="left", indicator=True)
+    moved = rows["_merge"] == "both"  # an end this snapshot sets (None reopens a row): it, not the stored one
+    rows["valid_to"] = rows["_end"].where(moved, rows["valid_to"])
+    rows = rows.drop(columns=["_end", "_merge"])
+    pairs = rows.merge(
+        assign[key + ["valid_to"]].rename(columns={"valid_from": "new_from", "valid_to": "new_to"}),
+        on="contact_id",
+    )
+    inside = (pairs["valid_from"] >= pairs["new_from"]) & (
+        pairs["new_to"].isna() | (pairs["valid_from"] < pairs["new_to"])
+    )
+    into = (pairs["valid_from"] < pairs["new_from"]) & (
+        pairs["valid_to"].isna() | (pairs["valid_to"] > pairs["new_from"])
+    )
+    more_drop = pairs[inside][key].drop_duplicates()
+    more_ends = (
+        pairs[into & ~inside][["contact_id", "valid_from", "new_from"]]
+        .rename(columns={"new_from": "valid_to"})
+        .sort_values("valid_to")
+        .drop_duplicates(key, keep="first")
+    )
+    return more_ends.reset_index(drop=True), more_drop.reset_index(drop=True)
+
+
 def trajectories(history: pd.DataFrame, days: list[dt.date]) -> list[tuple[list[tuple[int, int, int]], int]]:
     """Every distinct path through the snapshot days, with how many contacts took it.
 

@@ -86,6 +86,17 @@ class LoadReport:
                     f"{'were' if self.kept_absent != 1 else 'was'} kept "
                     "(--delete-missing removes them; --replace replaces the whole base)"
                 )
+            if c.dated_before_version:
+                out.append(
+                    f"  {c.dated_before_version:,} changed row{'s were' if c.dated_before_version != 1 else ' was'} "
+                    "dated before the stored version of the contact began: recorded at the load time, so the "
+                    "history never runs backwards"
+                )
+            if c.contacts_returned:
+                out.append(
+                    f"  {c.contacts_returned:,} of the new contacts had been removed earlier: their history "
+                    "resumes at the load time"
+                )
             if c.stale_lines:
                 out.append(
                     f"  {len(c.stale_lines):,} rows older than the stored contact (updated_at) were not applied"
@@ -576,6 +587,8 @@ def _merge_staged(
                                            "updated_at", stale["updated_at"].astype(str).to_numpy(),
                                            f"{STALE}: not applied"))  # fmt: skip
             changes.stale_lines = stale["line"].astype(int).tolist()
-    merged = sources.merge_contacts(conn, catalog)
+    merged = sources.merge_contacts(conn, catalog, plan.now)
     changes.contacts_new, changes.contacts_changed = merged.contacts_new, merged.contacts_changed
     changes.contacts_unchanged = merged.contacts_unchanged
+    changes.dated_before_version = merged.dated_before_version
+    changes.contacts_returned = merged.contacts_returned

@@ -86,6 +86,20 @@ def _history_rows(engine: Engine, contact_ids: np.ndarray, columns: list[str]) -
     return pd.concat(parts, ignore_index=True)
 
 
+def _membership_rows(engine: Engine, persona_set_id: int, contact_ids: np.ndarray) -> pd.DataFrame:
+    """The set's stored membership rows of some contacts, in chunks of ids (bound parameters)."""
+    statement = sa.text(
+        "SELECT contact_id, valid_from, valid_to FROM membership_history "
+        "WHERE persona_set_id = :id AND contact_id IN :ids"
+    ).bindparams(sa.bindparam("ids", expanding=True))
+    with engine.connect() as conn:
+        parts = [
+            pd.read_sql(statement, conn, params={"id": persona_set_id, "ids": [int(i) for i in chunk]})
+            for chunk in (contact_ids[s : s + ID_CHUNK] for s in range(0, len(contact_ids), ID_CHUNK))
+        ]
+    return pd.concat(parts, ignore_index=True)  # contact_ids is never empty here
+
+
 def _normalize_times(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("valid_from", "valid_to", "version_from"):
         if column in frame:
@@ -163,10 +177,18 @@ def _snapshot_set(engine: Engine, record: PersonaSet, model: PersonaModel, day: 
     # a day that ended before the current build began keeps the memberships stored for it
     rebuilt_at = began if began is not None and flow.day_end(day) > began else None
     plan = flow.plan_snapshot(stored, current, record.current_build, rebuilt_at)
-    ends = plan.ends
+    ends, drop = plan.ends, plan.drop
     if len(plan.stale):
-        ends = pd.concat([ends, _stale_ends(engine, plan.stale, day)], ignore_index=True)
+        ended = _stale_ends(engine, plan.stale, day)
+        empty = ended["valid_to"] <= ended["valid_from"]  # covers nothing: gone, its key free for a new row
+        ends = pd.concat([ends, ended[~empty]], ignore_index=True)
+        drop = pd.concat([drop, ended[empty][["contact_id", "valid_from"]]], ignore_index=True)
     fresh = plan.assign
+    if len(fresh) and has_snapshots(engine, record.id):  # a set never snapshotted has no rows in the way
+        existing = _normalize_times(_membership_rows(engine, record.id, fresh["contact_id"].unique()))
+        more_ends, more_drop = flow.make_room(existing, fresh, ends, drop)
+        ends = pd.concat([ends, more_ends], ignore_index=True)
+        drop = pd.concat([drop, more_drop], ignore_index=True)
     traits = model.transform.trait_names
     if len(fresh) > len(current) // 10:  # a first snapshot: read every version of the day in one COPY
         columns = ", ".join(
@@ -195,12 +217,12 @@ def _snapshot_set(engine: Engine, record: PersonaSet, model: PersonaModel, day: 
         & (membership_history.c.valid_from == sa.bindparam("vfrom"))
     )
     with engine.begin() as conn:
-        if len(plan.drop):
+        if len(drop):
             conn.execute(
                 membership_history.delete().where(of_row),
                 [
                     {"cid": int(r.contact_id), "vfrom": r.valid_from.to_pydatetime()}
-                    for r in plan.drop.itertuples()
+                    for r in drop.itertuples()
                 ],
             )
         if len(ends):

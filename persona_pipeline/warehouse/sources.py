@@ -46,6 +46,8 @@ class SourceChanges:
     replaced_contacts: int = 0  # --replace: what was there before
     replaced_orders: int = 0
     stale_lines: list[int] = field(default_factory=list)  # rows older than the stored contact: not applied
+    dated_before_version: int = 0  # changes dated before the open version began: recorded at the load time
+    contacts_returned: int = 0  # removed contacts loaded again: a new version from the load time
 
 
 def replace_sources(
@@ -341,29 +343,45 @@ def open_history(conn: Connection, catalog: TraitCatalog) -> int:
     )
 
 
-def merge_contacts(conn: Connection, catalog: TraitCatalog) -> SourceChanges:
+def merge_contacts(conn: Connection, catalog: TraitCatalog, now: pd.Timestamp) -> SourceChanges:
     """Merge the staged contacts: insert new ones, update changed ones (closing their open history version and
-    opening one valid from the change), leave the rest."""
+    opening one valid from the change), leave the rest. History versions never overlap nor end before they
+    begin: a change dated before the contact's open version began, and a removed contact loaded again since
+    its history ended, take effect at the load time (`now`)."""
     changes = SourceChanges()
     names = [quote(conn.engine, t.name) for t in catalog.traits]
     differs = " OR ".join(_distinct(conn, f"c.{n}", f"s.{n}") for n in names)
+    at = {"now": now.to_pydatetime()}
+    in_order = "(h.valid_from IS NULL OR s.updated_at >= h.valid_from)"
     conn.execute(sa.text("DROP TABLE IF EXISTS load_changed"))
     conn.execute(
         sa.text(
-            "CREATE TEMPORARY TABLE load_changed AS SELECT s.contact_id, s.updated_at AS changed_at "  # noqa: S608 - quoted
-            f"FROM load_contacts s JOIN contacts c ON c.contact_id = s.contact_id WHERE {differs}"
-        )
+            "CREATE TEMPORARY TABLE load_changed AS SELECT s.contact_id, "  # noqa: S608 - quoted
+            f"CASE WHEN {in_order} THEN s.updated_at ELSE :now END AS changed_at, "
+            f"CASE WHEN {in_order} THEN 0 ELSE 1 END AS moved "
+            "FROM load_contacts s JOIN contacts c ON c.contact_id = s.contact_id "
+            "LEFT JOIN trait_history h ON h.contact_id = s.contact_id AND h.valid_to IS NULL "
+            f"WHERE {differs}"
+        ),
+        at,
     )
     conn.execute(sa.text("DROP TABLE IF EXISTS load_new"))
     conn.execute(
         sa.text(
-            "CREATE TEMPORARY TABLE load_new AS SELECT s.contact_id FROM load_contacts s "
-            "WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.contact_id = s.contact_id)"
+            "CREATE TEMPORARY TABLE load_new AS SELECT s.contact_id, MAX(h.valid_to) AS left_at "
+            "FROM load_contacts s LEFT JOIN trait_history h ON h.contact_id = s.contact_id "
+            "WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.contact_id = s.contact_id) GROUP BY s.contact_id"
         )
     )
     staged = int(conn.execute(sa.text("SELECT COUNT(*) FROM load_contacts")).scalar())
     changes.contacts_changed = int(conn.execute(sa.text("SELECT COUNT(*) FROM load_changed")).scalar())
     changes.contacts_new = int(conn.execute(sa.text("SELECT COUNT(*) FROM load_new")).scalar())
+    changes.dated_before_version = int(
+        conn.execute(sa.text("SELECT COUNT(*) FROM load_changed WHERE moved = 1")).scalar()
+    )
+    changes.contacts_returned = int(
+        conn.execute(sa.text("SELECT COUNT(*) FROM load_new WHERE left_at IS NOT NULL")).scalar()
+    )
     changes.contacts_unchanged = staged - changes.contacts_changed - changes.contacts_new
     trait_list = ", ".join(names)
     if changes.contacts_changed:
@@ -392,9 +410,11 @@ def merge_contacts(conn: Connection, catalog: TraitCatalog) -> SourceChanges:
         conn.execute(
             sa.text(
                 f"INSERT INTO trait_history (contact_id, valid_from, valid_to, {trait_list}) "  # noqa: S608 - quoted
-                f"SELECT s.contact_id, s.created_at, NULL, {selected} FROM load_contacts s "
+                "SELECT s.contact_id, CASE WHEN n.left_at IS NULL OR s.created_at >= n.left_at "
+                f"THEN s.created_at ELSE :now END, NULL, {selected} FROM load_contacts s "
                 "JOIN load_new n ON n.contact_id = s.contact_id"
-            )
+            ),
+            at,
         )
         conn.execute(
             sa.text(

@@ -197,3 +197,43 @@ def test_calendar_years_are_binned_without_thousands_separators() -> None:
     assert buckets and not any("," in b for b in buckets) and "2006" in buckets
     money_rows = trait_rows(frame, persona, Trait("income", TraitKind.NUMERIC, unit="USD"), "analysis")
     assert any("," in r["bucket"] for r in money_rows if r["section"] == "trait")  # 5,000 still grouped
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 60), min_size=1, max_size=6, unique=True),
+    st.booleans(),
+    st.integers(0, 60),
+    st.one_of(st.none(), st.integers(1, 30)),
+)
+def test_a_new_membership_row_never_overlaps_the_contacts_others(
+    cuts: list[int], last_open: bool, start: int, length: int | None
+) -> None:
+    """Whatever rows a contact has (back to back, the last open or not), a new row [start, start + length)
+    written after make_room's ends and drops leaves the contact's intervals disjoint, the new one whole."""
+    day = pd.Timestamp("2026-01-01")
+    cuts = sorted(cuts)
+    stops = [*cuts[1:], None if last_open else cuts[-1] + 5]
+    existing = pd.DataFrame(
+        {
+            "contact_id": 7,
+            "valid_from": [day + pd.Timedelta(days=c) for c in cuts],
+            "valid_to": [pd.NaT if s is None else day + pd.Timedelta(days=s) for s in stops],
+        }
+    )
+    new = pd.DataFrame(
+        {
+            "contact_id": [7],
+            "valid_from": [day + pd.Timedelta(days=start)],
+            "valid_to": [pd.NaT if length is None else day + pd.Timedelta(days=start + length)],
+        }
+    )
+    none = existing.iloc[:0]
+    ends, drop = flow.make_room(existing, new, none, none[["contact_id", "valid_from"]])
+    kept = existing.merge(drop.assign(gone=True), on=["contact_id", "valid_from"], how="left")
+    kept = kept[kept["gone"].isna()].drop(columns="gone").set_index("valid_from")
+    kept.loc[ends["valid_from"], "valid_to"] = ends["valid_to"].to_numpy()
+    rows = pd.concat([kept.reset_index(), new], ignore_index=True).sort_values("valid_from")
+    stop = rows["valid_to"].fillna(pd.Timestamp.max)
+    assert (rows["valid_from"].shift(-1).iloc[:-1] >= stop.iloc[:-1]).all(), rows
+    assert len(rows[rows["valid_from"] == new["valid_from"].iloc[0]]) == 1
