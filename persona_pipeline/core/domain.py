@@ -134,6 +134,8 @@ class IdentityFigure:
     unknown_kept: int
     joined: int  # contacts in this build only
     left: int  # contacts in the previous build only
+    unchanged_same_id: int | None = None  # unchanged contacts whose persona id held, renamed or not
+    renamed: tuple[str, ...] = ()  # 'old name -> new name' of personas whose name no longer held
 
     @property
     def both(self) -> int:
@@ -176,14 +178,23 @@ class IdentityFigure:
         if not parts:
             return "no contact of the previous build is in this one"
         moves = f"; {self.joined:,} joined, {self.left:,} left" if self.joined or self.left else ""
-        return f"kept their persona (id and name): {', '.join(parts)}{moves}"
+        renames = ""
+        if self.renamed and self.unchanged and self.unchanged_same_id is not None:
+            renames = (
+                f"; {self.unchanged_same_id / self.unchanged:.1%} of the unchanged kept the persona id, but "
+                f"{len(self.renamed)} persona{'s were' if len(self.renamed) > 1 else ' was'} renamed, its old name "
+                f"no longer true of it ({'; '.join(self.renamed)})"
+            )
+        return f"kept their persona (id and name): {', '.join(parts)}{moves}{renames}"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @staticmethod
     def from_json(text: str) -> IdentityFigure:
-        return IdentityFigure(**json.loads(text))
+        data = json.loads(text)
+        data["renamed"] = tuple(data.get("renamed", ()))
+        return IdentityFigure(**data)
 
 
 def k_rows(scores: list[dict[str, Any]], chosen: int) -> list[dict[str, str]]:

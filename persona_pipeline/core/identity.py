@@ -73,14 +73,15 @@ def trait_states(
 
 
 def identity_figure(
-    previous_ids: np.ndarray, states: np.ndarray, new_ids: np.ndarray, renamed: set[int], left: int
+    previous_ids: np.ndarray, states: np.ndarray, new_ids: np.ndarray, renamed: dict[int, str], left: int
 ) -> IdentityFigure:
     """The figure for one rebuild; arrays (n,) over this build's contacts (see trait_states).
 
-    renamed: persona ids whose name differs between the two builds: keeping the id but not the name is a move
-    for the people who read it.
+    renamed: persona id -> 'old -> new' for personas whose name differs between the two builds: keeping the id
+    but not the name is a move for the people who read it (said beside the figure, with the id-only share).
     """
-    kept = (previous_ids != NO_PERSONA) & (new_ids == previous_ids) & ~np.isin(new_ids, sorted(renamed))
+    same_id = (previous_ids != NO_PERSONA) & (new_ids == previous_ids)
+    kept = same_id & ~np.isin(new_ids, sorted(renamed))
 
     def count(state: int) -> tuple[int, int]:
         of_state = states == state
@@ -98,4 +99,6 @@ def identity_figure(
         unknown_kept=unknown_kept,
         joined=int((states == TraitState.NEW).sum()),
         left=int(left),
+        unchanged_same_id=int((same_id & (states == TraitState.UNCHANGED)).sum()),
+        renamed=tuple(renamed[pid] for pid in sorted(renamed)),
     )

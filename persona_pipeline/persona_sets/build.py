@@ -235,7 +235,11 @@ def make_personas(
     )
     figure = None
     if outcome.previous_ids is not None and outcome.trait_states is not None:
-        renamed = {p.persona_id for p in result if kept_names.get(p.persona_id, p.name) != p.name}
+        renamed = {
+            p.persona_id: f"{kept_names[p.persona_id]!r} -> {p.name!r}"
+            for p in result
+            if kept_names.get(p.persona_id, p.name) != p.name
+        }
         figure = identity.identity_figure(
             outcome.previous_ids, outcome.trait_states, outcome.persona_ids, renamed, outcome.left_previous
         )

@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 from sklearn.metrics import adjusted_rand_score
 
 from persona_pipeline.core import clustering, identity
-from persona_pipeline.core.domain import ClusteringMethod
+from persona_pipeline.core.domain import ClusteringMethod, IdentityFigure
 from persona_pipeline.core.features import FeatureTransform, category_codes
 from persona_pipeline.core.model import FeatureError, PersonaModel, build_model
 from persona_pipeline.core.personas import describe_personas
@@ -70,7 +70,7 @@ def test_rebuild_after_five_percent_change_keeps_ids_and_names(method: Clusterin
     assert {p.persona_id: p.name for p in second_personas} == kept_names
     before, after = identity.fingerprints(contacts, TRAITS), identity.fingerprints(changed, TRAITS)
     states = identity.trait_states(first.persona_ids, before, np.ones(len(before), bool), after)
-    figure = identity.identity_figure(first.persona_ids, states, second.persona_ids, set(), left=0)
+    figure = identity.identity_figure(first.persona_ids, states, second.persona_ids, {}, left=0)
     # a donor can carry the very values a mover had: those movers did not change
     assert figure.changed == int((before != after).sum()) and 0.9 * len(movers) <= figure.changed <= len(
         movers
@@ -79,10 +79,16 @@ def test_rebuild_after_five_percent_change_keeps_ids_and_names(method: Clusterin
     assert figure.unchanged_share >= 0.95
     moved = second.persona_ids != first.persona_ids
     assert figure.unchanged_kept + figure.changed_kept == len(contacts) - moved.sum()
-    renamed = identity.identity_figure(first.persona_ids, states, second.persona_ids, {1}, left=0)
+    renamed = identity.identity_figure(
+        first.persona_ids, states, second.persona_ids, {1: "'A' -> 'B'"}, left=0
+    )
     assert renamed.unchanged_kept == figure.unchanged_kept - int(
         ((second.persona_ids == 1) & ~moved & (states == 1)).sum()
     )
+    # the id-only share and the rename are said beside the figure, which counts the rename as a move
+    assert renamed.unchanged_same_id == figure.unchanged_kept and "'A' -> 'B'" in renamed.text()
+    assert "renamed" not in figure.text()
+    assert IdentityFigure.from_json(renamed.to_json()) == renamed
 
 
 def test_user_override_and_too_small_cohort() -> None:
