@@ -262,14 +262,18 @@ def flow_history(engine: Engine, persona_set_id: int) -> tuple[pd.DataFrame, lis
             {"id": persona_set_id},
         )
     )
+    return history, snapshotted_days(engine, persona_set_id)
+
+
+def snapshotted_days(engine: Engine, persona_set_id: int) -> list[dt.date]:
+    """The days snapshotted for the set, in order."""
     with engine.connect() as conn:
         days = conn.execute(
             sa.select(flow_days.c.day)
             .where(flow_days.c.persona_set_id == persona_set_id)
             .order_by(flow_days.c.day)
         ).scalars()
-        days = [pd.Timestamp(d).date() for d in days]
-    return history, days
+        return [pd.Timestamp(d).date() for d in days]
 
 
 def has_snapshots(engine: Engine, persona_set_id: int) -> bool:
@@ -291,11 +295,32 @@ def flow_counts(engine: Engine, name: str) -> pd.DataFrame:
     return flow.daily_counts(history, days)
 
 
-def flow_transitions(engine: Engine, name: str, first: dt.date, second: dt.date) -> pd.DataFrame:
+def _day_runs(days: list[dt.date]) -> str:
+    """Snapshotted days as runs: '2026-08-15, 2026-09-10, 2026-11-05 .. 2026-12-04' (never a false range)."""
+    runs: list[list[dt.date]] = []
+    for day in sorted(days):
+        if runs and (day - runs[-1][-1]).days == 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]} .. {r[-1]}" for r in runs)
+
+
+def require_snapshotted(engine: Engine, name: str, asked: list[dt.date]) -> None:
+    """A FlowError naming the snapshotted days when a day asked for has no snapshot of the set."""
     record = store.get(engine, name)
-    history, days = flow_history(engine, record.id)
-    for day in (first, second):
+    days = snapshotted_days(engine, record.id)
+    for day in asked:
         if day not in days:
-            shown = f"{days[0]} .. {days[-1]}" if days else "none yet"
-            raise FlowError(f"{day} has no snapshot for {record.name!r} (snapshotted days: {shown})")
+            shown = _day_runs(days) if days else "none yet"
+            raise FlowError(
+                f"{day} has no snapshot for {record.name!r} (snapshotted days: {shown}); pick one of them, or "
+                f"snapshot it: persona-pipeline flow snapshot --day {day} --days 1"
+            )
+
+
+def flow_transitions(engine: Engine, name: str, first: dt.date, second: dt.date) -> pd.DataFrame:
+    require_snapshotted(engine, name, [first, second])
+    record = store.get(engine, name)
+    history, _ = flow_history(engine, record.id)
     return flow.transitions(history, first, second)

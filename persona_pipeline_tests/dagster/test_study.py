@@ -171,16 +171,32 @@ def test_snapshots_match_a_day_by_day_recomputation_and_stay_compact(
     assert metadata["first and last day"].value == f"{days[0]} to {days[-1]}" and "transitions" in metadata
 
 
-def test_flow_errors_are_clear(built: PersonaSet, seeded: Engine) -> None:
+def test_flow_errors_are_clear(built: PersonaSet, seeded: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(FlowError, match="no snapshots yet"):
         flow_counts(seeded, "Customers")
     with pytest.raises(FlowError, match="outside the trait history"):
         snapshot_day(seeded, dt.date(1990, 1, 1))
     with pytest.raises(FlowError, match="outside the trait history"):
         snapshot_day(seeded, dt.date.today() + dt.timedelta(days=3))
-    snapshot_day(seeded, END_DATE)
-    with pytest.raises(FlowError, match="has no snapshot"):
-        flow_transitions(seeded, "Customers", END_DATE - dt.timedelta(days=1), END_DATE)
+    days = [END_DATE - dt.timedelta(days=n) for n in (9, 2, 1, 0)]
+    for day in days:
+        snapshot_day(seeded, day)
+    # the snapshotted days as they are, never one false range
+    shown = f"{days[0]}, {days[1]} .. {days[3]}"
+    with pytest.raises(FlowError, match=f"has no snapshot .*snapshotted days: {shown}\\); pick one"):
+        flow_transitions(seeded, "Customers", END_DATE - dt.timedelta(days=5), END_DATE)
+    capsys.readouterr()
+    # --from and --to bound the daily table too, and a bad day is refused before any table is printed
+    assert main(["flow", "show", "Customers", "--from", str(days[1]), "--to", str(days[2])]) == 0
+    table = capsys.readouterr().out.split("members per persona")[1].split("from ")[0]
+    assert (
+        str(days[1]) in table
+        and str(days[2]) in table
+        and str(days[0]) not in table
+        and str(days[3]) not in table
+    )
+    assert main(["flow", "show", "Customers", "--from", str(END_DATE - dt.timedelta(days=5))]) == 2
+    assert capsys.readouterr().out == ""
 
 
 def test_exports_stream_every_row(built: PersonaSet, seeded: Engine, tmp_path: Path) -> None:
