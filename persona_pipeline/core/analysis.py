@@ -148,9 +148,12 @@ def numeric_edges(values: np.ndarray, max_bins: int = MAX_BINS, integral: bool =
     return edges if len(edges) >= 2 else np.array([start, start + step])
 
 
-def bin_labels(edges: np.ndarray, integral: bool = False, years: bool = False) -> list[str]:
+def bin_labels(
+    edges: np.ndarray, integral: bool = False, years: bool = False, lowest: float | None = None
+) -> list[str]:
     """'< 20', '20–30', '≥ 90'; for whole numbers the bounds people mean: '≤ 19', '20–29', '3', '≥ 90';
-    `years`: calendar years, written without thousands separators ('≤ 2003', not '≤ 2,003')."""
+    `years`: calendar years, written without thousands separators ('≤ 2003', not '≤ 2,003'); `lowest`: the
+    smallest value held, so a first bin of one whole value reads '0', not '≤ 0'."""
 
     def nice(value: float) -> str:
         return _nice(value, separators=not years)
@@ -161,7 +164,8 @@ def bin_labels(edges: np.ndarray, integral: bool = False, years: bool = False) -
         labels = [f"< {nice(edges[1])}"]
         labels += [f"{nice(a)}–{nice(b)}" for a, b in zip(edges[1:-2], edges[2:-1], strict=True)]
         return [*labels, f"≥ {nice(edges[-2])}"]
-    labels = [f"≤ {nice(edges[1] - 1)}"]
+    single = lowest is not None and lowest >= edges[1] - 1
+    labels = [nice(edges[1] - 1) if single else f"≤ {nice(edges[1] - 1)}"]
     labels += [
         nice(a) if b - 1 == a else f"{nice(a)}–{nice(b - 1)}"
         for a, b in zip(edges[1:-2], edges[2:-1], strict=True)
@@ -216,7 +220,8 @@ def trait_rows(frame: pd.DataFrame, persona: np.ndarray, trait: Trait, role: str
             np.isnan(values), -1, np.clip(np.searchsorted(edges[1:-1], values, side="right"), 0, None)
         )
         years = bool(present.size) and is_calendar_year(float(np.median(present)), trait.unit, trait.name)
-        buckets = bin_labels(edges, integral, years and trait.kind is TraitKind.NUMERIC)
+        lowest = float(present.min()) if present.size else None
+        buckets = bin_labels(edges, integral, years and trait.kind is TraitKind.NUMERIC, lowest)
         if trait.kind is TraitKind.DATE:  # bins of days before the reference day, said so
             buckets = [f"{b} days before {reference}" for b in buckets]
         codes = np.where(codes >= len(buckets), len(buckets) - 1, codes)

@@ -461,5 +461,6 @@ def _joined_bounds(path: list, integral: set[str]) -> list[str]:
         if low >= high:
             out.append(f"exactly {shown}" if repeats else f"{trait.title} exactly {shown}")
         else:
-            out.append(f"{low} to {shown}" if repeats else f"{trait.title} {low} to {shown}")
+            lowest = _fmt(low, integral=True)  # '10,794 to 46,910 USD a year', separators alike
+            out.append(f"{lowest} to {shown}" if repeats else f"{trait.title} {lowest} to {shown}")
     return out
