@@ -135,6 +135,7 @@ def update(engine: Engine, args: argparse.Namespace) -> int:
         changes["method"] = args.method
     if catalog.update(engine, args.name, **changes):
         say(f"{args.name!r} changed and queued for a rebuild (the sensor builds it; or: persona-set build)")
+        _say_if_nothing_launches(args.name)
     else:
         say(f"{args.name!r}: nothing changed")
     return 0
@@ -151,7 +152,18 @@ def delete(engine: Engine, args: argparse.Namespace) -> int:
 def rebuild(engine: Engine, args: argparse.Namespace) -> int:
     record = catalog.rebuild(engine, args.name)
     say(f"{record.name!r} queued for a rebuild (the queued_persona_sets sensor launches it)")
+    _say_if_nothing_launches(record.name)
     return 0
+
+
+def _say_if_nothing_launches(name: str) -> None:
+    from persona_pipeline.runtime.instance import sensor_daemon_running  # Dagster: the daemon's heartbeats
+
+    if not sensor_daemon_running():
+        say(
+            "  no Dagster daemon is running, so no sensor will launch it: build it now with "
+            f"persona-pipeline persona-set build {shell_quote(name)}, or start one (make dagster)"
+        )
 
 
 def analysis_traits(engine: Engine, args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 
 from dagster import DagsterInstance
 
@@ -27,3 +28,14 @@ def instance() -> DagsterInstance:
 @functools.lru_cache(maxsize=4)
 def _instance_at(home: str) -> DagsterInstance:  # noqa: ARG001 - the cache key: one instance per home
     return DagsterInstance.get()
+
+
+DAEMON_FRESH_SECONDS = 120  # a sensor daemon heartbeat older than this: the daemon is not running
+
+
+def sensor_daemon_running() -> bool:
+    """Whether a Dagster daemon evaluates sensors for this instance now (a recent SENSOR heartbeat): without
+    one, a queued rebuild waits until it starts."""
+    beats = instance().get_daemon_heartbeats()
+    beat = beats.get("SENSOR")
+    return beat is not None and time.time() - beat.timestamp < DAEMON_FRESH_SECONDS

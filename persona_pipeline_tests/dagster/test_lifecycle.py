@@ -16,6 +16,7 @@ from dagster import (
     DagsterInstance,
     build_run_status_sensor_context,
 )
+from dagster._daemon.types import DaemonHeartbeat
 from sqlalchemy.engine import Engine
 
 from persona_pipeline import notify
@@ -164,8 +165,14 @@ def test_rename_update_and_rebuild(seeded: Engine, capsys: pytest.CaptureFixture
     assert main(["persona-set", "rename-persona", "Customers", "--persona", "99", "--to", "x"]) == 2
     assert "no persona 99" in capsys.readouterr().err
 
+    capsys.readouterr()
     assert main(["persona-set", "rebuild", "Customers"]) == 0
     assert store.get(seeded, "Customers").status == "queued"
+    assert "no Dagster daemon is running" in capsys.readouterr().out  # nothing would launch it
+    # a daemon's sensor heartbeat, as `dagster-daemon run` writes it: the queue will be served, nothing said
+    instance().add_daemon_heartbeat(DaemonHeartbeat(time.time(), "SENSOR", "test-daemon"))
+    assert main(["persona-set", "rebuild", "Customers"]) == 0
+    assert "daemon" not in capsys.readouterr().out
     assert build_persona_set("Customers", lambda _: None, study=False).success
     names = names_by_id(store.read_personas(seeded, record.id))
     assert names[1] == "Our Core Families"
