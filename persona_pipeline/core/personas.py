@@ -45,6 +45,15 @@ def describe_personas(
     out = []
     for pid in sorted(effects):
         defining = defining_traits(effects[pid])
+        named = named_traits(names[pid], effects[pid], catalog)
+        # a trait the name rests on is always shown with its figure ('Women' with 'gender female: 80% vs 51%'),
+        # even past the five strongest
+        shown = {d.trait for d in defining}
+        defining += [
+            next(e for e in effects[pid] if e.trait == t and e.salient)
+            for t in named
+            if t not in shown and any(e.trait == t and e.salient for e in effects[pid])
+        ]
         persona = Persona(
             persona_id=pid,
             name=names[pid],
@@ -52,9 +61,7 @@ def describe_personas(
             share=float(counts.get(pid, 0)) / total if total else 0.0,
             defining=defining,
             rules=rules.get(pid, []),
-            avatar_svg=avatar_svg(
-                names[pid], defining, colours[pid], named_traits(names[pid], effects[pid], catalog)
-            ),
+            avatar_svg=avatar_svg(names[pid], defining, colours[pid], named),
             named_by_user=pid in user_named and names[pid] == (kept_names or {}).get(pid),
         )
         out.append(replace(persona, interpretation=interpret(persona)))  # purchases join in the Analysis

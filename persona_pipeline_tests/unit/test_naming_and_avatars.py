@@ -177,3 +177,26 @@ def test_a_persona_that_drew_a_kept_name_takes_its_next_best_name_not_a_suffix()
     names = {p.persona_id: p.name for p in again}
     assert names[3] == first[1] and names[1] != first[1]
     assert len(set(names.values())) == 3 and not any("(new)" in n for n in names.values())
+
+
+def test_every_trait_a_name_rests_on_is_shown_with_its_figure() -> None:
+    """A trial read 'Medicaid Uninsured Women' beside five defining traits, none of them gender: a labelled trait
+    weaker than five unlabelled ones still names the persona, and is then shown too."""
+    rng = np.random.default_rng(8)
+    labels = np.repeat([1, 2], 400)
+    apart = labels == 1
+    data = {
+        f"score_{i}": np.where(apart, rng.normal(10 + i, 1, 800), rng.normal(0, 1, 800)) for i in range(6)
+    }
+    data["pet_owner"] = np.where(apart, rng.random(800) < 0.8, rng.random(800) < 0.3)
+    frame = pd.DataFrame(data)
+    traits = [Trait(f"score_{i}", TraitKind.NUMERIC) for i in range(6)]
+    traits.append(Trait("pet_owner", TraitKind.BOOLEAN, labels={"true": "Pet-Loving"}))
+    personas = describe_personas(frame, labels, traits, TraitCatalog(tuple(traits)), 0)
+    first = next(p for p in personas if p.persona_id == 1)
+    assert "Pet-Loving" in first.name
+    for persona in personas:
+        named = named_traits(persona.name, [*persona.defining], TraitCatalog(tuple(traits)))
+        shown = {d.trait for d in persona.defining}
+        assert set(named) <= shown, (persona.name, shown)
+    assert "pet_owner" in {d.trait for d in first.defining} and all(d.salient for d in first.defining)
