@@ -171,9 +171,14 @@ def test_snapshots_match_a_day_by_day_recomputation_and_stay_compact(
     assert metadata["first and last day"].value == f"{days[0]} to {days[-1]}" and "transitions" in metadata
 
 
-def test_flow_errors_are_clear(built: PersonaSet, seeded: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+def test_flow_errors_are_clear(
+    built: PersonaSet, seeded: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     with pytest.raises(FlowError, match="no snapshots yet"):
         flow_counts(seeded, "Customers")
+    with pytest.raises(FlowError, match="no snapshots yet"):  # not a file of headers alone
+        export_csv(seeded, "Customers", "history", tmp_path / "history.csv")
+    assert not (tmp_path / "history.csv").exists()
     with pytest.raises(FlowError, match="outside the trait history"):
         snapshot_day(seeded, dt.date(1990, 1, 1))
     with pytest.raises(FlowError, match="outside the trait history"):
