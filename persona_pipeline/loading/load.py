@@ -194,6 +194,12 @@ def _share_check(file: str, rows: int, rejects: pd.DataFrame, limit: float, path
         )
 
 
+def _moment(values: pd.Series) -> np.ndarray:
+    """Stored datetimes as a person reads them: '2026-11-01 00:00:00', without the storage's microseconds."""
+    moments = pd.to_datetime(values)
+    return np.where(moments.dt.microsecond > 0, moments.astype(str), moments.dt.strftime("%Y-%m-%d %H:%M:%S"))
+
+
 def _write_rejects(rejected: pd.DataFrame, path: Path) -> Path | None:
     """The rejected rows, written atomically (the same path before and inside the transaction)."""
     if rejected.empty:
@@ -275,7 +281,12 @@ class _Plan:
         return self.traits_file.contacts.ids
 
     def rejects(self) -> pd.DataFrame:
-        return joined([r for o in self.outcome.values() for r in o.rejects] + self.extra)
+        """Every rejected cell, in the order of the files' lines (bad cells and rows older than the stored
+        contact were found in different passes)."""
+        found = joined([r for o in self.outcome.values() for r in o.rejects] + self.extra)
+        return (
+            found.sort_values(["file", "line"], kind="stable").reset_index(drop=True) if len(found) else found
+        )
 
 
 def _date_columns(traits_file: TraitsFile, source: TableSource, given: str | None) -> dict[str, str | None]:
@@ -531,8 +542,11 @@ def _apply(
             _merge_staged(conn, plan, changes, catalog)
     named_ids = np.zeros(0, dtype="int64")
     if not fresh and plan.contacts is not None and ids_kind is not ContactIds.GENERATED:
-        # a row rejected for a bad cell still names a contact: it is in the file, and stays as stored
-        keys = plan.outcome["contacts"].rejects
+        # a row rejected for a bad cell, or older than the stored contact, still names a contact: it is in the
+        # file, and stays as stored
+        keys = plan.outcome["contacts"].rejects + [
+            r for r in plan.extra if (r["file"] == plan.contacts.name).all()
+        ]
         named = joined(keys)["contact_id"].dropna().drop_duplicates() if keys else pd.Series([], dtype=object)
         named_ids = _stored_ids(conn, named.reset_index(drop=True), ids_kind).dropna().to_numpy(dtype="int64")
     if options.delete_missing and not fresh:
@@ -584,7 +598,7 @@ def _merge_staged(
         if len(stale):
             keys = stale["external_id"] if ids_kind is ContactIds.TEXT else stale["contact_id"]
             plan.extra.append(_reject_rows(source.name, stale["line"].to_numpy(), keys.astype(str).to_numpy(),
-                                           "updated_at", stale["updated_at"].astype(str).to_numpy(),
+                                           "updated_at", _moment(stale["updated_at"]),
                                            f"{STALE}: not applied"))  # fmt: skip
             changes.stale_lines = stale["line"].astype(int).tolist()
     merged = sources.merge_contacts(conn, catalog, plan.now)

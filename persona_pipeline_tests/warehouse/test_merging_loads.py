@@ -116,15 +116,18 @@ def test_partial_load_keeps_the_rest_and_records_changes(warehouse: Engine, tmp_
     assert (
         report.changes.contacts_changed == 0 and "older than the stored" in report.rejects["reason"].iloc[0]
     )
+    assert report.rejects["value"].iloc[0] == "2024-01-01 00:00:00"  # as written, not the storage's form
 
     # a stored contact whose row was rejected is in the file: not among those "not in this file"
-    two = people.iloc[[1, 2]].assign(LastChange="2024-08-01 00:00:00")
+    two = people.iloc[[1, 2, 3]].assign(LastChange="2024-08-01 00:00:00")
     two.loc[two.index[1], "Age"] = 150  # above the trait's max
+    two.loc[two.index[0], "LastChange"] = "2024-01-02 00:00:00"  # older than the stored row: found later
     report = load_files(warehouse, _write(tmp_path, "two.csv", two), dated, max_reject_share=1.0)
-    assert report.kept_absent == 408
+    assert report.rejects["line"].tolist() == [2, 3]  # in the file's order, whichever pass found them
+    assert report.kept_absent == 407
     shown = "\n".join(report.lines())
-    assert "408 stored contacts not in this file were kept" in shown
-    assert "rejected 1 row (1 problem)" in shown
+    assert "407 stored contacts not in this file were kept" in shown
+    assert "rejected 2 rows (2 problems)" in shown
 
 
 def test_replace_and_removal_only_when_asked(warehouse: Engine, tmp_path: Path) -> None:
