@@ -280,6 +280,7 @@ class TraitEffect:
     cohort_value: float
     text: str
     salient: bool = False  # large and significant against the rest of the cohort (core/profiles.py)
+    sensitive: bool = False  # of a trait declared sensitive: described, never a name word nor an idea
 
     def to_dict(self) -> dict[str, object]:
         return self.__dict__.copy()
@@ -294,6 +295,7 @@ class TraitEffect:
             item["cohort_value"],
             item["text"],
             bool(item.get("salient", True)),  # stored before the flag: only defining traits were stored
+            bool(item.get("sensitive", False)),
         )
 
 

@@ -161,18 +161,24 @@ def interpret(
     if purchases is not None:
         sentence, ideas = _purchase_sentences(purchases, currency)
         sentences.append(sentence)
-    for position, effect in enumerate(salient[:2]):
+    actionable = [e for e in salient if not e.sensitive]  # never 'build audiences around' a protected trait
+    for position, effect in enumerate(actionable[:2]):
         if len(ideas) >= MAX_IDEAS:
             break
         ideas.append(trait_idea(effect, position))
     rule = _rule_idea(persona)
-    if len(ideas) < MAX_IDEAS and rule is not None and salient:
+    if len(ideas) < MAX_IDEAS and rule is not None and actionable:
         ideas.append(rule)
-    if len(ideas) < 2 and salient:
-        subject = _trait_phrase(salient[0]).split(": ", 1)[0]
+    if len(ideas) < 2 and actionable:
+        subject = _trait_phrase(actionable[0]).split(": ", 1)[0]
         ideas.append(
             f"Check that {subject} drives their response before scaling: test one message built on it against "
             "the message the cohort gets."
+        )
+    elif len(ideas) < 2 and salient:
+        ideas.append(
+            "Test messages against the cohort's average before investing: what sets this persona apart are "
+            "traits declared sensitive, not ones to target on."
         )
     elif len(ideas) < 2:
         ideas.append(

@@ -38,6 +38,8 @@ def _label(
     if effect.trait not in catalog or abs(effect.effect) < min_effect or not effect.salient:
         return None
     trait = catalog[effect.trait]
+    if trait.sensitive:  # a protected trait never names a persona
+        return None
     if not _held_by_most(effect, trait, min_share):
         return None
     level = str(effect.level)
@@ -60,6 +62,8 @@ def _plain(
     if effect.trait not in catalog or not effect.salient or abs(effect.effect) < min_effect:
         return None
     trait = catalog[effect.trait]
+    if trait.sensitive:
+        return None
     if not _held_by_most(effect, trait, min_share):
         return None
     title = trait.title.title()

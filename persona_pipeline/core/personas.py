@@ -27,7 +27,11 @@ def describe_personas(
 ) -> list[Persona]:
     """One Persona per id; ids that existed in the previous build keep their name (identity survives rebuilds)
     while it is still true of the persona (naming.name_supported); a name a user gave is always kept."""
-    effects = trait_effects(frame, persona_ids, traits)
+    sensitive = {t.name for t in traits if t.sensitive}
+    effects = {
+        pid: [replace(e, sensitive=True) if e.trait in sensitive else e for e in found]
+        for pid, found in trait_effects(frame, persona_ids, traits).items()
+    }
     names = unique_names(effects, catalog)
     for pid, name in (kept_names or {}).items():
         if pid not in user_named and not name_supported(name, effects.get(pid, []), catalog):
@@ -38,7 +42,9 @@ def describe_personas(
             for other in clash:  # a new persona that drew a kept name yields it for its next-best name
                 taken = {n for owner, n in names.items() if owner != other}
                 names[other] = free_name(effects.get(other, []), catalog, taken, first_skip=1)
-    rules = membership_rules(frame, persona_ids, traits, seed)
+    # who is in a persona, said without a sensitive trait: a rule is a targeting recipe
+    described_by = [t for t in traits if not t.sensitive]
+    rules = membership_rules(frame, persona_ids, described_by, seed) if described_by else {}
     counts = pd.Series(persona_ids).value_counts()
     total = len(persona_ids)
     colours = persona_colours(effects)

@@ -56,7 +56,7 @@ class UnknownLevels(StrEnum):
 # Every key a trait may carry in a traits file (published in traits.schema.json; a test holds them equal).
 TRAIT_KEYS = frozenset(
     {"name", "kind", "column", "description", "unit", "min", "max", "minimum", "maximum", "levels", "cluster",
-     "labels", "noun", "unknown", "normalize", "format", "reference"}
+     "labels", "noun", "unknown", "normalize", "format", "reference", "sensitive"}
 )  # fmt: skip
 
 
@@ -79,6 +79,8 @@ class Trait:
     date_format: str = ""  # a date trait's strftime format; inferred from the column when empty
     reference: str = ""  # a date trait's "days before" date (ISO); the cohort's latest date when empty
     unit: str = ""  # printed after its values ("USD a year"); numeric traits
+    # protected or personal (ethnicity, religion, health): described with its figures, never a name or an idea
+    sensitive: bool = False
 
     @property
     def source_column(self) -> str:
@@ -227,6 +229,7 @@ class Trait:
             date_format=str(raw.get("format") or ""),
             reference=reference,
             unit=str(raw.get("unit") or ""),
+            sensitive=bool(raw.get("sensitive", False)),
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
@@ -363,3 +364,40 @@ def test_prose_loses_terminal_escapes_direction_overrides_and_a_models_thinking(
         " \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ \x1b]0;title\x07\x1bc"
     )
     assert clean_prose(reply) == "Bold red text here. Done. link"
+
+
+def test_a_sensitive_trait_is_described_but_never_named_targeted_or_ruled_on() -> None:
+    """'Build audiences around black' from a trial's ethnicity column: a trait declared sensitive keeps its
+    figures, but no name word, idea or rule is made of it."""
+    rng = np.random.default_rng(6)
+    labels = np.repeat([1, 2, 3], 300)
+    frame = pd.DataFrame(
+        {
+            "ethnicity": np.where(labels == 1, "afam", np.where(labels == 2, "cauc", "other")),
+            "income": rng.normal(np.choose(labels - 1, [30, 50, 52]), 8),
+            "owner": rng.random(900) < np.choose(labels - 1, [0.3, 0.7, 0.5]),
+        }
+    )
+    traits = [
+        Trait.from_dict(
+            {
+                "name": "ethnicity",
+                "kind": "categorical",
+                "levels": ["afam", "cauc", "other"],
+                "sensitive": True,
+                "labels": {"afam": "Afam", "cauc": "Cauc", "other": "Other"},
+            }  # fmt: skip
+        ),
+        Trait("income", TraitKind.NUMERIC, labels={"high": "Affluent", "low": "Modest"}),
+        Trait("owner", TraitKind.BOOLEAN, labels={"true": "Owning"}),
+    ]
+    assert traits[0].sensitive and Trait.from_dict(traits[0].to_dict()).sensitive
+    personas = describe_personas(frame, labels, traits, TraitCatalog(tuple(traits)), 0)
+    for persona in personas:
+        assert not {"Afam", "Cauc", "Other", "Ethnicity"} & set(persona.name.split()), persona.name
+        assert any(d.trait == "ethnicity" and d.sensitive for d in persona.defining)  # still shown
+        words = " ".join([*persona.interpretation.ideas, *(r.text for r in persona.rules)])
+        assert "ethnicity" not in words, words
+    unmarked = describe_personas(frame, labels, [replace(traits[0], sensitive=False), *traits[1:]],
+                                 TraitCatalog(tuple(traits)), 0)  # fmt: skip
+    assert any("ethnicity" in " ".join(p.interpretation.ideas) for p in unmarked)  # what the flag prevents
