@@ -13,6 +13,7 @@ one format), then chunks are typed and staged in temporary tables, and the merge
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -428,7 +429,8 @@ def _sets_left_without_traits(engine: Engine, traits_file: TraitsFile) -> list[s
         if missing:
             lines.append(
                 f"persona set {record.name!r} was built on {', '.join(missing)}, which this traits file leaves "
-                f"out: Flow snapshots skip it until it is rebuilt (persona-pipeline persona-set build {record.name}"
+                f"out: Flow snapshots skip it until it is rebuilt (persona-pipeline persona-set build "
+                f"{shlex.quote(record.name)}"
                 + ("; update its --traits first" if set(missing) & set(record.traits or []) else "")
                 + ")"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,7 +135,7 @@ def snapshot_day(engine: Engine, day: dt.date) -> DaySnapshot:
             skipped[record.name] = (
                 f"its model uses trait{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which the trait "
                 f"history no longer has (a load with --replace left {'them' if len(missing) > 1 else 'it'} out); "
-                f"rebuild it with the traits there are (persona-pipeline persona-set build {record.name}) "
+                f"rebuild it with the traits there are (persona-pipeline persona-set build {shlex.quote(record.name)}) "
                 "or load them again"
             )
             continue
