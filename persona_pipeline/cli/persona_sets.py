@@ -84,6 +84,12 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
     warning = build.stability_warning()
     if warning:
         say(f"  warning: {warning}")
+    if catalog.data_changed_since_build(engine, record):
+        say(
+            f"  note: the contacts of cohort {record.cohort!r} changed since this build; its personas and "
+            f"memberships are as built: persona-pipeline persona-set build {shell_quote(record.name)} takes the "
+            "change in"
+        )
     figure = build.identity_figure
     if figure is not None:
         say(f"  since the previous build: {figure.text()}")

@@ -23,7 +23,7 @@ from persona_pipeline.core.domain import (
 )
 from persona_pipeline.errors import AnalysisError, CatalogError, PersonaSetError
 from persona_pipeline.persona_sets import lifecycle
-from persona_pipeline.sql_models import discover, require_cohort
+from persona_pipeline.sql_models import discover, require_cohort, stale_models
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.trait_catalog import load_catalog
 
@@ -161,3 +161,18 @@ def set_show_in_explore(engine: Engine, name: str, show: bool) -> tuple[PersonaS
     """Show or hide the set in Explore; returns the set and whether anything changed."""
     record = store.get(engine, name)
     return record, store.set_show_in_explore(engine, record.id, show)
+
+
+def data_changed_since_build(engine: Engine, record: PersonaSet) -> bool:
+    """Whether the set's cohort no longer holds what its current build was made from: the cohort's SQL model
+    would be rebuilt (its sources changed since), or was rebuilt after this build (another set's build)."""
+    build = store.current_build(engine, record)
+    if build is None or build.built_at is None:
+        return False
+    models = discover()
+    if record.cohort not in models:
+        return False
+    if record.cohort in stale_models(engine, models, [record.cohort]):
+        return True
+    cohort_built = store.cohort_built_at(engine, record.cohort)
+    return cohort_built is not None and cohort_built > build.built_at

@@ -34,6 +34,7 @@ from persona_pipeline.warehouse.tables import (
     persona_sets,
     personas,
     quarantine,
+    sql_model_state,
 )
 
 
@@ -344,3 +345,11 @@ def delete(engine: Engine, persona_set_id: int) -> None:
 def traits_column(traits: list[str] | None) -> str | None:
     """How a set's clustering traits are stored: a JSON list, or NULL for the catalog's defaults."""
     return json.dumps(traits) if traits else None
+
+
+def cohort_built_at(engine: Engine, cohort: str) -> dt.datetime | None:
+    """When the cohort's SQL model table was last built (None if never recorded)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sql_model_state.c.built_at).where(sql_model_state.c.model == cohort)
+        ).scalar()

@@ -683,7 +683,7 @@ def test_a_set_built_on_traits_a_replace_dropped_is_skipped_by_name(
 
 
 def test_a_rebuild_after_5_percent_of_a_public_table_changed_keeps_the_others_personas(
-    warehouse: Engine, tmp_path: Path
+    warehouse: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A rebuild moved k from 5 to 8 here (a finer k crossed its thresholds by noise) and 46% of the contacts
     whose traits did not change lost their persona. It keeps k while its personas hold, and says which k the
@@ -699,8 +699,16 @@ def test_a_rebuild_after_5_percent_of_a_public_table_changed_keeps_the_others_pe
     for row in changed.index:  # one trait of each redrawn from another contact: a plausible new value
         column = columns[rng.integers(len(columns))]
         changed.loc[row, column] = frame[column].iloc[rng.integers(len(frame))]
+    capsys.readouterr()
+    assert main(["persona-set", "show", "Cards"]) == 0
+    assert "changed since this build" not in capsys.readouterr().out
     load_files(warehouse, _write(tmp_path, "changed.csv", changed), traits)
+    assert main(["persona-set", "show", "Cards"]) == 0  # the set is as built, and says so
+    assert "note: the contacts of cohort 'all_contacts' changed since this build" in capsys.readouterr().out
     assert main(["persona-set", "build", "Cards"]) == 0
+    capsys.readouterr()
+    assert main(["persona-set", "show", "Cards"]) == 0
+    assert "changed since this build" not in capsys.readouterr().out
     build = store.current_build(warehouse, store.get(warehouse, "Cards"))
     figure = build.identity_figure
     assert figure.unchanged == len(frame) - figure.changed and figure.changed > 0
