@@ -104,6 +104,8 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
     for p in store.read_personas(engine, record.id):
         say("")
         say(f"  [{p.persona_id}] {p.name} — {p.population:,} contacts ({p.share:.1%})")
+        if p.named_by_user and p.data_name:  # kept over rebuilds: what its traits say now, to check it by
+            say(f"      a name you gave; its traits alone name it {p.data_name!r} now")
         for effect in p.defining:
             say(f"      · {effect.text}")
         for rule in p.rules[:1]:

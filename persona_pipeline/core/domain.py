@@ -362,6 +362,8 @@ class Persona:
     avatar_svg: str
     named_by_user: bool = False  # a user's name is never replaced by a rebuild
     interpretation: Interpretation | None = None
+    # beside a name a user gave: the one its traits give it now (when it moves, so did the persona's meaning)
+    data_name: str = ""
 
     def to_row(self) -> dict[str, Any]:
         """As a row of the personas table (defining traits and rules as JSON text)."""
@@ -374,6 +376,7 @@ class Persona:
             "defining_traits": json.dumps([d.to_dict() for d in self.defining]),
             "rules": json.dumps([r.to_dict() for r in self.rules]),
             "named_by_user": self.named_by_user,
+            "data_name": self.data_name or None,
             "interpretation": self.interpretation.to_json() if self.interpretation else None,
         }
 
@@ -389,6 +392,7 @@ class Persona:
             rules=[Rule.from_dict(r) for r in json.loads(row.rules)],
             avatar_svg=row.avatar_svg,
             named_by_user=bool(getattr(row, "named_by_user", False)),
+            data_name=str(getattr(row, "data_name", None) or ""),
             interpretation=Interpretation.from_json(text)
             if (text := getattr(row, "interpretation", None))
             else None,

@@ -33,6 +33,9 @@ def describe_personas(
         for pid, found in trait_effects(frame, persona_ids, traits).items()
     }
     names = unique_names(effects, catalog)
+    # beside a user's name, the one its traits give it now: when the persona's meaning moves, this does
+    given = kept_names or {}
+    data_names = {pid: names[pid] for pid in user_named if pid in names and names[pid] != given.get(pid)}
     for pid, name in (kept_names or {}).items():
         if pid not in user_named and not name_supported(name, effects.get(pid, []), catalog):
             continue  # its words no longer describe it (or left the catalog): the new name stands
@@ -69,6 +72,7 @@ def describe_personas(
             rules=rules.get(pid, []),
             avatar_svg=avatar_svg(names[pid], defining, colours[pid], named),
             named_by_user=pid in user_named and names[pid] == (kept_names or {}).get(pid),
+            data_name=data_names.get(pid, ""),
         )
         out.append(replace(persona, interpretation=interpret(persona)))  # purchases join in the Analysis
     return out

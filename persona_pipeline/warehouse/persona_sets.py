@@ -195,7 +195,12 @@ def rename_persona(engine: Engine, record: PersonaSet, persona_id: int, new_name
                 & (personas.c.build == record.current_build)
                 & (personas.c.persona_id == persona_id)
             )
-            .values(name=new_name, named_by_user=True)
+            # the name it had from its traits stays beside the user's (a rebuild keeps it current)
+            .values(
+                name=new_name,
+                named_by_user=True,
+                data_name=sa.case((personas.c.named_by_user, personas.c.data_name), else_=personas.c.name),
+            )
         )
 
 

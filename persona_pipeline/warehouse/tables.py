@@ -101,6 +101,7 @@ personas = sa.Table(
     sa.Column("rules", sa.Text, nullable=False),  # JSON list of rules
     sa.Column("named_by_user", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("interpretation", sa.Text, nullable=True),  # JSON domain.Interpretation
+    sa.Column("data_name", sa.String(200), nullable=True),  # what the data would call a user-named persona
 )
 
 # Keyed by build too: a new build's rows are stored beside the current build's until the switch (see
@@ -244,6 +245,7 @@ ADDED_COLUMNS = [
     ("pipelines", "score_in", "VARCHAR(20)"),
     ("persona_sets", "method", "VARCHAR(20)"),
     ("membership_history", "version_from", "TIMESTAMP"),
+    ("personas", "data_name", "VARCHAR(200)"),
 ]
 
 

@@ -176,6 +176,11 @@ def test_rename_update_and_rebuild(seeded: Engine, capsys: pytest.CaptureFixture
     assert build_persona_set("Customers", lambda _: None, study=False).success
     names = names_by_id(store.read_personas(seeded, record.id))
     assert names[1] == "Our Core Families"
+    # beside the user's name, the one its traits give it now: a change of meaning shows there
+    renamed = next(p for p in store.read_personas(seeded, record.id) if p.persona_id == 1)
+    assert renamed.named_by_user and renamed.data_name == first[0].name
+    assert main(["persona-set", "show", "Customers"]) == 0
+    assert f"a name you gave; its traits alone name it {first[0].name!r} now" in capsys.readouterr().out
     assert {pid: n for pid, n in names.items() if pid != 1} == {p.persona_id: p.name for p in first[1:]}
 
     assert main(["persona-set", "update", "Customers", "--personas", "3"]) == 0
