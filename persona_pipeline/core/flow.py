@@ -132,7 +132,9 @@ def plan_snapshot(
             )
         )
     kept = both[~older]
-    moved = kept["valid_to"].ne(kept["version_to"]) & ~(kept["valid_to"].isna() & kept["version_to"].isna())
+    # a row ends with its version, or earlier where a rebuild cut it: an end only ever closes or moves earlier
+    # (reopening a cut row gave its contact two open rows, and a later day's snapshot failed on the key)
+    moved = kept["version_to"].notna() & (kept["valid_to"].isna() | (kept["version_to"] < kept["valid_to"]))
     ends = kept[moved][["contact_id", "valid_from", "version_to"]].rename(columns={"version_to": "valid_to"})
     if len(redo):  # an older build's row ends where the current build began; one begun later is replaced
         cut = redo[redo["valid_from"] < rebuilt_at]
@@ -142,7 +144,10 @@ def plan_snapshot(
     drop = redo[redo["valid_from"] >= rebuilt_at][["contact_id", "valid_from"]] if len(redo) else redo
     stale = merged[merged["_merge"] == "right_only"][["contact_id", "valid_from", "version_from"]]
     return SnapshotPlan(
-        assign=pd.concat(assign, ignore_index=True),
+        # one new row per contact and start, whatever stored rows led to it
+        assign=pd.concat(assign, ignore_index=True).drop_duplicates(
+            ["contact_id", "valid_from"], keep="last"
+        ),
         ends=ends.reset_index(drop=True),
         drop=drop[["contact_id", "valid_from"]].reset_index(drop=True),
         stale=stale.reset_index(drop=True),

@@ -655,6 +655,28 @@ def test_contacts_removed_and_loaded_again_or_changed_out_of_date_order_keep_one
     assert len(open_rows) == 400 and open_rows["contact_id"].is_unique
 
 
+def test_days_snapshotted_in_one_run_after_two_rebuilds_count_each_contact_once(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """A trial: rebuild, snapshot, rebuild again, then a backfill of three days. The first rebuild had cut each
+    row where it began serving; an earlier day's snapshot reopened the cut row (its end is not its version's),
+    every contact then had two open rows, and today's snapshot failed on the membership key."""
+    dated = _traits(tmp_path, TRAITS.replace("ids: text}", "ids: text, created_at: Signup}"))
+    load_files(warehouse, _write(tmp_path, "people.csv", _people()), dated)
+    assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
+    assert main(["persona-set", "build", "P"]) == 0
+    assert main(["flow", "snapshot"]) == 0
+    assert main(["persona-set", "update", "P", "--personas", "3"]) == 0
+    assert main(["persona-set", "build", "P"]) == 0
+    assert main(["flow", "snapshot"]) == 0  # today's rows cut where build 2 began
+    assert main(["persona-set", "update", "P", "--personas", "4"]) == 0
+    assert main(["persona-set", "build", "P"]) == 0
+    assert main(["flow", "snapshot", "--days", "3"]) == 0
+    open_rows = _open_memberships(warehouse)
+    assert len(open_rows) == 400 and open_rows["contact_id"].is_unique and set(open_rows["build"]) == {3}
+    assert _flow_members(warehouse, tmp_path) == [400, 400, 400]
+
+
 def test_a_set_built_on_traits_a_replace_dropped_is_skipped_by_name(
     warehouse: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
