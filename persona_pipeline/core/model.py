@@ -178,6 +178,7 @@ def build_model(
     previous_ids: np.ndarray | None = None,
     fingerprint: bool = False,
     method: ClusteringMethod = ClusteringMethod.KMEANS,
+    same_traits: bool = True,
 ) -> BuildOutcome:
     """Encode, choose k (or take the user's), fit, and keep persona identities from the previous build.
 
@@ -186,11 +187,13 @@ def build_model(
     traits it is clustered on is computed on a second thread meanwhile (k-means holds one core; at 10M
     contacts the hashes take 5 s: BENCHMARKS.md) and returned as the outcome's fingerprints.
     method: k-means, or a latent-class model with its own rule for k (core/latent_class.py).
+    same_traits: False when the previous build clustered on other traits: its k is not kept nor its model
+    reused, but persona ids still follow the contacts (previous_ids), so a persona that carries on keeps its id.
     """
     traits, dropped = usable_traits(frame, traits, explicit_traits)
     with ThreadPoolExecutor(1) as beside:
         hashing = beside.submit(identity.fingerprints, frame, traits) if fingerprint else None
-        outcome = _fit(frame, traits, seed, k, previous, progress, previous_ids, dropped, method)
+        outcome = _fit(frame, traits, seed, k, previous, progress, previous_ids, dropped, method, same_traits)
         outcome.fingerprints = hashing.result() if hashing is not None else None
     return outcome
 
@@ -205,6 +208,7 @@ def _fit(
     previous_ids: np.ndarray | None,
     dropped: list[str],
     method: ClusteringMethod,
+    same_traits: bool = True,
 ) -> BuildOutcome:
     transform = FeatureTransform.fit(frame, traits)
     x = transform.transform(frame)
@@ -215,7 +219,7 @@ def _fit(
         )
     latent = method is ClusteringMethod.LATENT_CLASS
     values = transform.trait_values(frame) if latent else []
-    previous_k = previous.k if previous is not None else None
+    previous_k = previous.k if previous is not None and same_traits else None
     # the latent-class EM's matrix products on one BLAS thread too, as the quality panel measured it
     with one_thread(), threadpool_limits(limits=1, user_api="blas") if latent else contextlib.nullcontext():
         if k is not None and len(x) < k:
@@ -235,10 +239,21 @@ def _fit(
                 choice.latent if choice.k == k else None,
             )
         previous_labels = None
-        if previous is not None:
+        if previous is not None and (previous_ids is not None or same_traits):
             previous_labels = previous_ids if previous_ids is not None else previous.assign(frame)[0]
         if latent:
-            result = _fit_latent(frame, x, values, transform, seed, choice, previous, previous_labels)
+            # the previous latent classes start a fit only over the same traits
+            result = _fit_latent(
+                frame,
+                x,
+                values,
+                transform,
+                seed,
+                choice,
+                previous if same_traits else None,
+                previous_labels,
+                previous.persona_ids if previous is not None else None,
+            )
         else:
             result = clustering.fit(
                 x,
@@ -305,13 +320,15 @@ def _fit_latent(
     choice: clustering.KChoice,
     previous: PersonaModel | None,
     previous_labels: np.ndarray | None,
+    previous_persona_ids: list[int] | None,
 ) -> _LatentFit:
     """EM on a sample from many short starts (k-means++ draws, and the fit found while choosing k), and from
     the previous build's personas when it had the same k (kept unless a fresh fit is clearly better); then
     every contact assigned.
 
     x: (n, d) the k-means features (starts and the descriptive centroids); values: per trait (n,);
-    previous_labels: (n,) persona ids."""
+    previous: the previous model, to start from (None over other traits); previous_labels: (n,) persona ids;
+    previous_persona_ids: the previous build's ids, which the new personas take where they match."""
     k = choice.k
     rng = np.random.default_rng(seed)
     rows = clustering.sample_rows(len(x), LATENT_SAMPLE, rng)
@@ -332,9 +349,7 @@ def _fit_latent(
         model = latent_class.keep_classes(model, joined)
         labels, confidence = latent_class.assign(latent_class.costs(values, model))
         k = len(joined)
-    ids = clustering.number_personas(
-        labels, k, previous_labels, previous.persona_ids if previous is not None else None
-    )
+    ids = clustering.number_personas(labels, k, previous_labels, previous_persona_ids)
     centroids = np.vstack([x[labels == c].mean(axis=0) for c in range(k)])
     return _LatentFit(centroids, ids, labels, confidence, warm, model)
 

@@ -192,8 +192,12 @@ def fit_personas(
 ) -> BuildOutcome:
     """Fit this build; on a rebuild, persona ids follow the previous build's stored memberships."""
     previous = previous_model(engine, ctx.record)
-    if previous is not None and set(previous.transform.trait_names) - {t.name for t in ctx.traits}:
-        previous = None  # the set's traits changed: identities cannot be carried over a different space
+    left = sorted(set(previous.transform.trait_names) - {t.name for t in ctx.traits}) if previous else []
+    if left and progress:  # its k and model stay behind; ids still follow the contacts
+        progress(
+            f"the previous build clustered on {', '.join(left)}, which this one cannot: k is chosen afresh and "
+            "persona ids follow the contacts they had"
+        )
     stored = None
     if previous is not None:
         stored = previous_memberships(engine, ctx.record.id, valid["contact_id"].to_numpy())
@@ -208,6 +212,7 @@ def fit_personas(
         previous_ids=stored[0] if stored is not None else None,
         fingerprint=True,
         method=ctx.record.method,
+        same_traits=not left,
     )
     outcome.contact_ids = valid["contact_id"].to_numpy()
     if stored is not None:

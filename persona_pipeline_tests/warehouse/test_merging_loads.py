@@ -702,6 +702,17 @@ def test_a_set_built_on_traits_a_replace_dropped_is_skipped_by_name(
     assert "persona-set build P" in shown
     stored = read_frame(warehouse, "SELECT persona_set_id, COUNT(*) AS n FROM membership_history GROUP BY 1")
     assert stored["n"].tolist() == [400] and len(stored) == 1
+    # rebuilt on the traits there are: k chosen afresh, but the personas that carry on keep their ids
+    of_p = "SELECT contact_id, persona_id FROM persona_memberships WHERE persona_set_id = :id"
+    p_id = {"id": store.get(warehouse, "P").id}
+    before = read_frame(warehouse, of_p, p_id).set_index("contact_id")
+    assert main(["persona-set", "build", "P"]) == 0
+    assert "k is chosen afresh and persona ids follow the contacts" in capsys.readouterr().out
+    after = read_frame(warehouse, of_p, p_id).set_index("contact_id")
+    assert len(after) == len(before) == 400
+    assert (after["persona_id"].reindex(before.index) == before["persona_id"]).mean() >= 0.95
+    figure = store.current_build(warehouse, store.get(warehouse, "P")).identity_figure
+    assert figure is not None and figure.changed == 400  # every contact's clustering traits changed
 
 
 def test_a_rebuild_after_5_percent_of_a_public_table_changed_keeps_the_others_personas(
