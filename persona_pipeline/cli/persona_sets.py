@@ -108,7 +108,7 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
             say(f"      a name you gave; its traits alone name it {p.data_name!r} now")
         for effect in p.defining:
             say(f"      · {effect.text}")
-        for rule in p.rules[:1]:
+        for rule in p.rules:  # all of them, as the report and the export show them
             say(f"      rule: {rule.text} ({rule.precision:.0%} precise, covers {rule.coverage:.0%})")
         if p.interpretation is not None:
             say(f"      {p.interpretation.summary}")

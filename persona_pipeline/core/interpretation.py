@@ -86,14 +86,21 @@ def trait_idea(effect: TraitEffect, position: int = 0) -> str:
             return f"Do not lean on {subject}: fewer of them have it than in the cohort ({figure})."
         how_many = "few of them have it" if share < FEW else "most of them lack it"
         return f"Leave {subject} out of their audiences and messages: {how_many} ({figure})."
+    minority = effect.level not in ("high", "low") and float(effect.persona_value) < 0.5
     if position == 0:
         if effect.level in ("high", "low"):
             return f"Target on {subject}, where they sit {effect.level} ({figure})."
+        if minority:  # more of them than in the cohort, yet not most: an audience 'around' it would miss most
+            return (
+                f"Include {subject} in their audiences: more of them have it than in the cohort ({figure})."
+            )
         return f"Build audiences around {subject} ({figure})."
     if effect.level == "high":
         return f"Shape the message around {subject}: they sit high on it ({figure})."
     if effect.level == "low":  # 'around older children' for a persona with fewer of them read the other way
         return f"Play down {subject} in the message: they sit low on it ({figure})."
+    if minority:
+        return f"Give {subject} a place in the creative, beside the rest of them ({figure})."
     return f"Feature {subject} in the creative ({figure})."
 
 

@@ -384,6 +384,8 @@ def load_files(
     if traits_path is not None:
         plan.stored = sources.stored_catalog(engine)
     stranded = _sets_left_without_traits(engine, traits_file) if options.replace and plan.stored else []
+    if plan.stored is not None and traits_path is not None:
+        stranded += _sensitivity_changes(plan.stored, traits_file.catalog)
     target = (
         Path(options.rejects_path)
         if options.rejects_path
@@ -414,6 +416,17 @@ def load_files(
     if not options.dry_run:
         sources.analyze(engine)
     return report
+
+
+def _sensitivity_changes(stored: TraitCatalog, catalog: TraitCatalog) -> list[str]:
+    """A line per trait declared sensitive or no longer so: built sets' names, ideas and rules were made
+    before, and change only when they are rebuilt."""
+    changed = [t for t in catalog.traits if t.name in stored and stored[t.name].sensitive != t.sensitive]
+    return [
+        f"trait {t.name!r} is {'now' if t.sensitive else 'no longer'} sensitive: the names, ideas and rules of "
+        "persona sets built before change when they are rebuilt (persona-pipeline persona-set build NAME)"
+        for t in changed
+    ]
 
 
 def _sets_left_without_traits(engine: Engine, traits_file: TraitsFile) -> list[str]:

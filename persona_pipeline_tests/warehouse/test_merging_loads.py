@@ -819,3 +819,15 @@ def test_a_trait_with_one_value_in_the_cohort_is_left_out_and_said_to_be(
     roles = read_frame(warehouse, "SELECT DISTINCT trait, role FROM persona_analysis WHERE section = 'trait'")
     clustered = set(roles.loc[roles["role"] == "clustering", "trait"])
     assert "pet_owner" not in clustered and {"age", "region"} <= clustered
+
+
+def test_a_trait_declared_sensitive_by_a_later_load_is_said_to_apply_at_the_next_build(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """Names, ideas and rules are made at a build: a load that declares a trait sensitive says so."""
+    people = _people(40)
+    load_files(warehouse, _write(tmp_path, "people.csv", people), _traits(tmp_path))
+    marked = TRAITS.replace("labels: {true: Pet-Loving}}", "labels: {true: Pet-Loving}, sensitive: true}")
+    report = load_files(warehouse, _write(tmp_path, "again.csv", people), _traits(tmp_path, marked))
+    assert any(n.startswith("trait 'pet_owner' is now sensitive") for n in report.notes), report.notes
+    assert load_catalog(warehouse)["pet_owner"].sensitive

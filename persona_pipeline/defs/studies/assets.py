@@ -154,7 +154,10 @@ def _take_snapshot(context: AssetExecutionContext, warehouse: WarehouseResource)
         taken = flow.snapshot_day(warehouse.engine(), day)
         context.log.info(
             f"snapshot of {day}: "
-            + (", ".join(f"{k}: {v:,}" for k, v in taken.members.items()) or "no ready set")
+            + (
+                ", ".join(f"{k}: {v:,}" for k, v in taken.members.items())
+                or ("no set could be snapshotted" if taken.skipped else "no ready set")
+            )
         )
         for name, why in taken.skipped.items():
             context.log.warning(f"snapshot of {day}: persona set {name!r} skipped: {why}")
