@@ -431,10 +431,19 @@ def _sensitivity_changes(stored: TraitCatalog, catalog: TraitCatalog) -> list[st
 
 def _sets_left_without_traits(engine: Engine, traits_file: TraitsFile) -> list[str]:
     """A line per built persona set whose model uses traits a --replace leaves out: its memberships stay as
-    built, but Flow snapshots skip it until it is rebuilt on the traits there are."""
+    built, but Flow snapshots skip it until it is rebuilt on the traits there are. And a line per set with
+    snapshotted days: the next snapshot reads the new history, which rewrites the days it covers."""
     keeps = {t.name for t in traits_file.catalog.traits}
     lines = []
     for record in set_store.list_all(engine):
+        days = set_store.snapshotted_day_range(engine, record.id)
+        if days is not None:
+            lines.append(
+                f"persona set {record.name!r} has Flow snapshots from {days[0]} to {days[1]}: the replaced base "
+                "brings its own trait history, so the next snapshot counts the days it covers from that history "
+                "(contacts this file leaves out drop from them); export them first to keep them as they are "
+                f"(persona-pipeline export {shlex.quote(record.name)} --what flow --out flow.csv)"
+            )
         build = set_store.current_build(engine, record)
         if build is None:
             continue

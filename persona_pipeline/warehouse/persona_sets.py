@@ -358,3 +358,19 @@ def cohort_built_at(engine: Engine, cohort: str) -> dt.datetime | None:
         return conn.execute(
             sa.select(sql_model_state.c.built_at).where(sql_model_state.c.model == cohort)
         ).scalar()
+
+
+def snapshotted_day_range(engine: Engine, persona_set_id: int) -> tuple[dt.date, dt.date] | None:
+    """The first and last day snapshotted for the set's Flow, or None."""
+    with engine.connect() as conn:
+        first, last = conn.execute(
+            sa.select(sa.func.min(flow_days.c.day), sa.func.max(flow_days.c.day)).where(
+                flow_days.c.persona_set_id == persona_set_id
+            )
+        ).one()
+    return None if first is None else (_as_date(first), _as_date(last))
+
+
+def _as_date(value: Any) -> dt.date:
+    """A DATE column's value: a date on PostgreSQL, ISO text from SQLite's MIN/MAX."""
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])

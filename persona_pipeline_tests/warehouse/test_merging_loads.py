@@ -559,7 +559,11 @@ def test_a_replaced_base_between_two_snapshots_counts_each_contact_once(
         conn.execute(sa.text("ALTER TABLE membership_history DROP COLUMN version_from"))
     forget_engines()
     kept = people.head(350).assign(Age=people["Age"].head(350) + 1)
-    load_files(warehouse, _write(tmp_path, "replaced.csv", kept), traits, replace=True)
+    report = load_files(warehouse, _write(tmp_path, "replaced.csv", kept), traits, replace=True)
+    today = dt.datetime.now(dt.UTC).date()
+    assert any(
+        n.startswith(f"persona set 'P' has Flow snapshots from {today} to {today}") for n in report.notes
+    )
     assert main(["flow", "snapshot"]) == 0
     open_rows = _open_memberships(warehouse)
     assert len(open_rows) == 350 and open_rows["contact_id"].is_unique
