@@ -504,31 +504,6 @@ def test_files_longer_than_a_chunk_load_as_one(
     assert table_rows(warehouse, "orders") == 20
 
 
-def test_a_reload_between_two_snapshots_of_a_day_closes_the_old_memberships(
-    warehouse: Engine, tmp_path: Path
-) -> None:
-    """Each contact has one open membership after a day is snapshotted, a load changes some contacts and the
-    day is snapshotted again: on SQLite the rows the snapshot wrote were stored to the second and the bound
-    datetime was not, so the old rows were never closed and Flow counted the changed contacts twice."""
-    traits = _traits(tmp_path)
-    people = _people()
-    load_files(warehouse, _write(tmp_path, "people.csv", people), traits)
-    assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
-    assert main(["persona-set", "build", "P"]) == 0
-    assert main(["flow", "snapshot"]) == 0
-    changed = people.head(10).assign(Age=45)
-    load_files(warehouse, _write(tmp_path, "changed.csv", changed), traits)
-    assert main(["flow", "snapshot"]) == 0
-    history = read_frame(
-        warehouse, "SELECT contact_id, valid_to FROM membership_history WHERE valid_to IS NULL"
-    )
-    assert len(history) == 400 and history["contact_id"].is_unique
-    out = tmp_path / "flow.csv"
-    export_csv(warehouse, "P", "flow", out)
-    flow = pd.read_csv(out)
-    assert flow.groupby("day")["members"].sum().tolist() == [400], flow
-
-
 def _open_memberships(engine: Engine) -> pd.DataFrame:
     return read_frame(
         engine, "SELECT contact_id, persona_id, build FROM membership_history WHERE valid_to IS NULL"
@@ -541,6 +516,31 @@ def _flow_members(engine: Engine, tmp_path: Path) -> list[int]:
     return pd.read_csv(out).groupby("day")["members"].sum().tolist()
 
 
+def _built_and_snapshotted(engine: Engine, tmp_path: Path, traits: Path, people: pd.DataFrame) -> None:
+    """`people` loaded, persona set P built on all_contacts and today snapshotted."""
+    load_files(engine, _write(tmp_path, "people.csv", people), traits)
+    assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
+    assert main(["persona-set", "build", "P"]) == 0
+    assert main(["flow", "snapshot"]) == 0
+
+
+def test_a_reload_between_two_snapshots_of_a_day_closes_the_old_memberships(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    """Each contact has one open membership after a day is snapshotted, a load changes some contacts and the
+    day is snapshotted again: on SQLite the rows the snapshot wrote were stored to the second and the bound
+    datetime was not, so the old rows were never closed and Flow counted the changed contacts twice."""
+    traits = _traits(tmp_path)
+    people = _people()
+    _built_and_snapshotted(warehouse, tmp_path, traits, people)
+    changed = people.head(10).assign(Age=45)
+    load_files(warehouse, _write(tmp_path, "changed.csv", changed), traits)
+    assert main(["flow", "snapshot"]) == 0
+    history = _open_memberships(warehouse)
+    assert len(history) == 400 and history["contact_id"].is_unique
+    assert _flow_members(warehouse, tmp_path) == [400]
+
+
 def test_a_replaced_base_between_two_snapshots_counts_each_contact_once(
     warehouse: Engine, tmp_path: Path
 ) -> None:
@@ -549,10 +549,7 @@ def test_a_replaced_base_between_two_snapshots_counts_each_contact_once(
     out leave the set."""
     traits = _traits(tmp_path)
     people = _people()
-    load_files(warehouse, _write(tmp_path, "people.csv", people), traits)
-    assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
-    assert main(["persona-set", "build", "P"]) == 0
-    assert main(["flow", "snapshot"]) == 0
+    _built_and_snapshotted(warehouse, tmp_path, traits, people)
     assert _flow_members(warehouse, tmp_path) == [400]
     # a warehouse from before rows recorded their trait version: the column is added and filled once
     with warehouse.begin() as conn:
@@ -580,10 +577,7 @@ def test_a_day_snapshotted_after_a_rebuild_holds_the_current_builds_personas(
     """Unchanged contacts kept the persona an older build gave them; the day after a rebuild must show what the
     set's memberships show, while the days before keep what was stored for them."""
     traits = _traits(tmp_path)
-    load_files(warehouse, _write(tmp_path, "people.csv", _people()), traits)
-    assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
-    assert main(["persona-set", "build", "P"]) == 0
-    assert main(["flow", "snapshot"]) == 0
+    _built_and_snapshotted(warehouse, tmp_path, traits, _people())
     assert set(_open_memberships(warehouse)["build"]) == {1}
     assert main(["persona-set", "update", "P", "--personas", "3"]) == 0
     assert main(["persona-set", "build", "P"]) == 0
@@ -631,10 +625,7 @@ def test_contacts_removed_and_loaded_again_or_changed_out_of_date_order_keep_one
         tmp_path, TRAITS.replace("ids: text}", "ids: integer, created_at: Signup, updated_at: LastChange}")
     )
     people = _people().assign(LastChange="", CustomerID=np.arange(1, 401))
-    load_files(warehouse, _write(tmp_path, "people.csv", people), dated)
-    assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
-    assert main(["persona-set", "build", "P"]) == 0
-    assert main(["flow", "snapshot"]) == 0
+    _built_and_snapshotted(warehouse, tmp_path, dated, people)
     gone = _write(tmp_path, "gone.csv", pd.DataFrame({"CustomerID": people["CustomerID"].head(5)}))
     load_files(warehouse, None, dated, remove_path=gone)
     assert main(["flow", "snapshot"]) == 0
@@ -666,10 +657,7 @@ def test_days_snapshotted_in_one_run_after_two_rebuilds_count_each_contact_once(
     row where it began serving; an earlier day's snapshot reopened the cut row (its end is not its version's),
     every contact then had two open rows, and today's snapshot failed on the membership key."""
     dated = _traits(tmp_path, TRAITS.replace("ids: text}", "ids: text, created_at: Signup}"))
-    load_files(warehouse, _write(tmp_path, "people.csv", _people()), dated)
-    assert main(["persona-set", "create", "--name", "P", "--cohort", "all_contacts"]) == 0
-    assert main(["persona-set", "build", "P"]) == 0
-    assert main(["flow", "snapshot"]) == 0
+    _built_and_snapshotted(warehouse, tmp_path, dated, _people())
     assert main(["persona-set", "update", "P", "--personas", "3"]) == 0
     assert main(["persona-set", "build", "P"]) == 0
     assert main(["flow", "snapshot"]) == 0  # today's rows cut where build 2 began
