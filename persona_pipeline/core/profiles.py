@@ -112,10 +112,17 @@ def _numeric_text(
     trait: Trait, values: tuple[float, float, float, float], reference: str, integral: bool
 ) -> str:
     """'age: median 71 years vs 42 years in the cohort'; when the medians read the same (counts that are
-    mostly 0), the means, which do differ: 'kidhome: mean 0.2 vs 0.6 in the cohort'."""
+    mostly 0) or hide the difference (under half the means' gap, or the other way round), the means, which
+    carry it: 'kidhome: mean 0.2 vs 0.6 in the cohort'."""
     median_p, median_c, mean_p, mean_c = values
     persona, cohort = _pair_text(trait, (median_p, median_c), reference, integral)
-    if persona != cohort:
+    # medians that show the difference: read apart, the same way round as the means and at least half their gap
+    # ('rr: median 0.50 vs 0.49' hid means of 0.489 vs 0.438)
+    same_way = (median_p - median_c) * (mean_p - mean_c) > 0
+    telling = trait.kind is TraitKind.ORDINAL or (  # an ordinal's mean rank is no level: its medians stand
+        same_way and abs(median_p - median_c) >= abs(mean_p - mean_c) / 2
+    )
+    if persona != cohort and telling:
         return f"{trait.title}: median {persona} vs {cohort} in the cohort"
     for extra in range(4):  # means close enough to read alike get the places that tell them apart
         persona, cohort = _pair_text(trait, (mean_p, mean_c), reference, False, extra)

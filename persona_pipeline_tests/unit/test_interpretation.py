@@ -416,3 +416,13 @@ def test_an_idea_builds_around_a_level_only_when_most_of_them_hold_it(
     assert f"({persona}% vs {cohort}%)" in idea
     built_around = "Build audiences around" in idea or idea.startswith("Feature")
     assert built_around == (persona >= 50), idea
+
+
+def test_medians_that_hide_the_difference_give_way_to_the_means() -> None:
+    """'rr: median 0.50 vs 0.49' for a persona whose mean is far below the cohort's: the means are quoted."""
+    persona = np.r_[np.full(120, 0.50), np.full(80, 0.20)]  # median 0.50, mean 0.38
+    others = np.r_[np.full(110, 0.49), np.full(90, 0.90)]  # median 0.49, mean 0.67
+    frame = pd.DataFrame({"rr": np.r_[persona, others]})
+    effects = trait_effects(frame, np.repeat([1, 2], 200), [Trait("rr", TraitKind.NUMERIC)])
+    first = next(e for e in effects[1] if e.trait == "rr")
+    assert first.text.startswith("rr: mean 0.38 vs"), first.text
