@@ -383,7 +383,7 @@ def load_files(
         plan.removals = _ids_file(Path(options.remove_path), traits_file, options)
     if traits_path is not None:
         plan.stored = sources.stored_catalog(engine)
-    stranded = _sets_left_without_traits(engine, traits_file) if options.replace and plan.stored else []
+    stranded = _what_a_replace_leaves(engine, traits_file) if options.replace and plan.stored else []
     if plan.stored is not None and traits_path is not None:
         stranded += _sensitivity_changes(plan.stored, traits_file.catalog)
     target = (
@@ -429,7 +429,7 @@ def _sensitivity_changes(stored: TraitCatalog, catalog: TraitCatalog) -> list[st
     ]
 
 
-def _sets_left_without_traits(engine: Engine, traits_file: TraitsFile) -> list[str]:
+def _what_a_replace_leaves(engine: Engine, traits_file: TraitsFile) -> list[str]:
     """A line per built persona set whose model uses traits a --replace leaves out: its memberships stay as
     built, but Flow snapshots skip it until it is rebuilt on the traits there are. And a line per set with
     snapshotted days: the next snapshot reads the new history, which rewrites the days it covers."""
@@ -441,7 +441,7 @@ def _sets_left_without_traits(engine: Engine, traits_file: TraitsFile) -> list[s
             lines.append(
                 f"persona set {record.name!r} has Flow snapshots from {days[0]} to {days[1]}: the replaced base "
                 "brings its own trait history, so the next snapshot counts the days it covers from that history "
-                "(contacts this file leaves out drop from them); export them first to keep them as they are "
+                "(contacts this file leaves out drop from them); export them before the next snapshot to keep them "
                 f"(persona-pipeline export {shlex.quote(record.name)} --what flow --out flow.csv)"
             )
         build = set_store.current_build(engine, record)
