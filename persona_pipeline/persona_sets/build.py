@@ -192,10 +192,10 @@ def fit_personas(
 ) -> BuildOutcome:
     """Fit this build; on a rebuild, persona ids follow the previous build's stored memberships."""
     previous = previous_model(engine, ctx.record)
-    left = sorted(set(previous.transform.trait_names) - {t.name for t in ctx.traits}) if previous else []
-    if left and progress:  # its k and model stay behind; ids still follow the contacts
+    gone_traits = sorted(set(previous.transform.trait_names) - {t.name for t in ctx.traits}) if previous else []
+    if gone_traits and progress:  # its k and model stay behind; ids still follow the contacts
         progress(
-            f"the previous build clustered on {', '.join(left)}, which this one cannot: k is chosen afresh and "
+            f"the previous build clustered on {', '.join(gone_traits)}, which this one cannot: k is chosen afresh and "
             "persona ids follow the contacts they had"
         )
     stored = None
@@ -212,7 +212,7 @@ def fit_personas(
         previous_ids=stored[0] if stored is not None else None,
         fingerprint=True,
         method=ctx.record.method,
-        same_traits=not left,
+        same_traits=not gone_traits,
     )
     outcome.contact_ids = valid["contact_id"].to_numpy()
     if stored is not None:
