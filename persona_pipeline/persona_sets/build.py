@@ -192,7 +192,9 @@ def fit_personas(
 ) -> BuildOutcome:
     """Fit this build; on a rebuild, persona ids follow the previous build's stored memberships."""
     previous = previous_model(engine, ctx.record)
-    gone_traits = sorted(set(previous.transform.trait_names) - {t.name for t in ctx.traits}) if previous else []
+    gone_traits = (
+        sorted(set(previous.transform.trait_names) - {t.name for t in ctx.traits}) if previous else []
+    )
     if gone_traits and progress:  # its k and model stay behind; ids still follow the contacts
         progress(
             f"the previous build clustered on {', '.join(gone_traits)}, which this one cannot: k is chosen afresh and "
