@@ -171,7 +171,7 @@ def make_room(
     rows = rows[rows["_gone"].isna()].drop(columns="_gone")
     planned = ends[key + ["valid_to"]].drop_duplicates(key, keep="last").rename(columns={"valid_to": "_end"})
     rows = rows.merge(planned, on=key, how="left", indicator=True)
-    moved = rows["_merge"] == "both"  # an end this snapshot sets (None reopens a row): it, not the stored one
+    moved = rows["_merge"] == "both"  # an end this snapshot sets: it, not the stored one
     rows["valid_to"] = rows["_end"].where(moved, rows["valid_to"])
     rows = rows.drop(columns=["_end", "_merge"])
     pairs = rows.merge(
