@@ -165,6 +165,11 @@ class IdentityFigure:
             for label, kept, total in self._groups()[:2]
         }
         out["contacts joined / left"] = f"{self.joined:,} / {self.left:,}"
+        if self.renamed:  # the line's explanation, in the UI too
+            out["renamed personas (their old name no longer true)"] = "; ".join(self.renamed)
+            if self.unchanged and self.unchanged_same_id is not None:
+                share = self.unchanged_same_id / self.unchanged
+                out["kept persona id: unchanged contacts"] = f"{share:.1%} of {self.unchanged:,}"
         return out
 
     def text(self) -> str:

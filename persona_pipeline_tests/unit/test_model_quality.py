@@ -87,7 +87,8 @@ def test_rebuild_after_five_percent_change_keeps_ids_and_names(method: Clusterin
     )
     # the id-only share and the rename are said beside the figure, which counts the rename as a move
     assert renamed.unchanged_same_id == figure.unchanged_kept and "'A' -> 'B'" in renamed.text()
-    assert "renamed" not in figure.text()
+    assert "renamed" not in figure.text() and not any("renamed" in key for key in figure.metadata())
+    assert renamed.metadata()["renamed personas (their old name no longer true)"] == "'A' -> 'B'"
     assert IdentityFigure.from_json(renamed.to_json()) == renamed
 
 
