@@ -86,7 +86,7 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
         say(f"  warning: {warning}")
     if catalog.data_changed_since_build(engine, record):
         say(
-            f"  note: the contacts of cohort {record.cohort!r} changed since this build; its personas and "
+            f"  note: the data of cohort {record.cohort!r} changed since this build; its personas and "
             f"memberships are as built: persona-pipeline persona-set build {shell_quote(record.name)} takes the "
             "change in"
         )

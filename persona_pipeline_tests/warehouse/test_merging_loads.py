@@ -729,7 +729,7 @@ def test_a_rebuild_after_5_percent_of_a_public_table_changed_keeps_the_others_pe
     assert "changed since this build" not in capsys.readouterr().out
     load_files(warehouse, _write(tmp_path, "changed.csv", changed), traits)
     assert main(["persona-set", "show", "Cards"]) == 0  # the set is as built, and says so
-    assert "note: the contacts of cohort 'all_contacts' changed since this build" in capsys.readouterr().out
+    assert "note: the data of cohort 'all_contacts' changed since this build" in capsys.readouterr().out
     assert main(["persona-set", "build", "Cards"]) == 0
     capsys.readouterr()
     assert main(["persona-set", "show", "Cards"]) == 0
