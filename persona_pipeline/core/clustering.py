@@ -245,16 +245,7 @@ def pick_k(scores: KScores, rule: KRule = KRule(), previous_k: int | None = None
     best = next((k for k in sorted(by_k, reverse=True) if scores.candidate(k, rule)), None)
     if previous_k in by_k and scores.still_holds(previous_k, rule):
         score = by_k[previous_k]
-        other = (
-            f"; the data alone would now choose k={best} (--personas {best} takes it)"
-            if best is not None and best != previous_k
-            else ""
-        )
-        return choice(
-            previous_k,
-            f"kept from the previous build: its {previous_k} personas still hold (split-half stability "
-            f"{score['stability']:.2f}, smallest persona {score['smallest']:.1%}){other}",
-        )
+        return choice(previous_k, kept_reason(previous_k, score["stability"], score["smallest"], best))
     if best is not None:
         return choice(best, _why(best, by_k[best]))
     sized = [k for k in by_k if by_k[k]["smallest"] >= rule.min_share] or [K_MIN]
@@ -279,9 +270,22 @@ def choose_k(
     return pick_k(scores, KRule(), previous_k)
 
 
-def _why(k: int, score: dict[str, float | None], prefix: str = "") -> str:
+def kept_reason(k: int, stability: float, smallest: float, best: int | None) -> str:
+    """Why a rebuild kept its k (both methods' rules), and the k the data alone would take instead, if another."""
+    other = (
+        f"; the data alone would now choose k={best} (--personas {best} takes it)"
+        if best not in (None, k)
+        else ""
+    )
     return (
-        f"{prefix}the finest k whose personas are reproducible: k={k} explains {score['gain']:.1%} more of the "
+        f"kept from the previous build: its {k} personas still hold (split-half stability {stability:.2f}, "
+        f"smallest persona {smallest:.1%}){other}"
+    )
+
+
+def _why(k: int, score: dict[str, float | None]) -> str:
+    return (
+        f"the finest k whose personas are reproducible: k={k} explains {score['gain']:.1%} more of the "
         f"spread ({score['elbow']:.1f}x what each further persona adds), split-half stability "
         f"{score['stability']:.2f}, smallest persona {score['smallest']:.1%}"
     )

@@ -511,7 +511,8 @@ def choose_k(
 ) -> clustering.KChoice:
     """Among k whose personas are reproducible (split-half stability at least STABLE) and none under
     MIN_SHARE, the one the data supports best (lowest ICL); stability is measured in ICL order, so only as
-    many k as needed pay for it. A rebuild keeps its k while it is nearly a candidate (REBUILD_SLACK). values: per trait (n,); x: (n, d) the k-means features."""
+    many k as needed pay for it. A rebuild keeps its k while it is nearly a candidate (REBUILD_SLACK).
+    values: per trait (n,); x: (n, d) the k-means features."""
     rows = clustering.sample_rows(len(x), CHOOSE_SAMPLE, np.random.default_rng(seed))
     k_max = min(clustering.K_MAX, len(rows) // 10)
     if k_max < clustering.K_MIN:
@@ -532,12 +533,11 @@ def choose_k(
         best = min([k for k in near if scores.candidate(k)], default=best)
     if previous_k in by_k and previous_k != best and scores.candidate(previous_k, clustering.REBUILD_SLACK):
         # as clustering.pick_k: a rebuild keeps personas that still hold, whatever k a few contacts now favour
-        score = by_k[previous_k]
-        other = f"; the data alone would now choose k={best} (--personas {best} takes it)" if best else ""
         return clustering.KChoice(
             previous_k,
-            f"kept from the previous build: its {previous_k} personas still hold (split-half stability "
-            f"{scores.stability(previous_k):.2f}, smallest persona {score['smallest']:.1%}){other}",
+            clustering.kept_reason(
+                previous_k, scores.stability(previous_k), by_k[previous_k]["smallest"], best
+            ),
             [{**s, "verdict": scores.verdict(k, previous_k, True)} for k, s in by_k.items()],
             latent=scores.models[previous_k],
         )
