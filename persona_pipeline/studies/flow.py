@@ -71,34 +71,33 @@ def _stored_covering(engine: Engine, persona_set_id: int, day: dt.date) -> pd.Da
     )
 
 
+def _by_contact_chunks(engine: Engine, sql: str, contact_ids: np.ndarray, params: dict | None = None) -> list:
+    """`sql` (with `contact_id IN :ids`) run per chunk of ID_CHUNK ids, bound, never inlined; its frames."""
+    statement = sa.text(sql).bindparams(sa.bindparam("ids", expanding=True))
+    with engine.connect() as conn:
+        return [
+            pd.read_sql(statement, conn, params={**(params or {}), "ids": [int(i) for i in chunk]})
+            for chunk in (contact_ids[s : s + ID_CHUNK] for s in range(0, len(contact_ids), ID_CHUNK))
+        ]
+
+
 def _history_rows(engine: Engine, contact_ids: np.ndarray, columns: list[str]) -> pd.DataFrame:
-    """Trait history rows of some contacts, fetched in chunks of ids (bound parameters, never inlined)."""
+    """Trait history rows of some contacts."""
     select = ", ".join(quote(engine, c) for c in ["contact_id", "valid_from", "valid_to", *columns])
-    parts = []
-    for start in range(0, len(contact_ids), ID_CHUNK):
-        ids = [int(i) for i in contact_ids[start : start + ID_CHUNK]]
-        statement = sa.text(f"SELECT {select} FROM trait_history WHERE contact_id IN :ids").bindparams(  # noqa: S608
-            sa.bindparam("ids", expanding=True)
-        )
-        with engine.connect() as conn:
-            parts.append(pd.read_sql(statement, conn, params={"ids": ids}))
+    sql = f"SELECT {select} FROM trait_history WHERE contact_id IN :ids"  # noqa: S608 - quoted identifiers
+    parts = _by_contact_chunks(engine, sql, contact_ids)
     if not parts:
         return pd.DataFrame(columns=["contact_id", "valid_from", "valid_to", *columns])
     return pd.concat(parts, ignore_index=True)
 
 
 def _membership_rows(engine: Engine, persona_set_id: int, contact_ids: np.ndarray) -> pd.DataFrame:
-    """The set's stored membership rows of some contacts, in chunks of ids (bound parameters)."""
-    statement = sa.text(
+    """The set's stored membership rows of some contacts (contact_ids never empty)."""
+    sql = (
         "SELECT contact_id, valid_from, valid_to FROM membership_history "
         "WHERE persona_set_id = :id AND contact_id IN :ids"
-    ).bindparams(sa.bindparam("ids", expanding=True))
-    with engine.connect() as conn:
-        parts = [
-            pd.read_sql(statement, conn, params={"id": persona_set_id, "ids": [int(i) for i in chunk]})
-            for chunk in (contact_ids[s : s + ID_CHUNK] for s in range(0, len(contact_ids), ID_CHUNK))
-        ]
-    return pd.concat(parts, ignore_index=True)  # contact_ids is never empty here
+    )
+    return pd.concat(_by_contact_chunks(engine, sql, contact_ids, {"id": persona_set_id}), ignore_index=True)
 
 
 def _normalize_times(frame: pd.DataFrame) -> pd.DataFrame:
