@@ -89,20 +89,16 @@ def flow(args: argparse.Namespace) -> int:
         say(f"{_days(len(days))} snapshotted in one run in {time.perf_counter() - start:.1f} s")
         return 0
     record = store.get(engine, args.name)
-    counts = flows.flow_counts(engine, record.name)
+    # one read of the history; a day without a snapshot is refused before any table is printed
+    counts, moves, first, second = flows.flow_view(engine, record.name, args.from_day, args.to_day)
     persona_names = names_by_id(store.read_personas(engine, record.id))
-    days = sorted(counts["day"].unique())
-    first = args.from_day or days[0]
-    second = args.to_day or days[-1]
-    flows.require_snapshotted(engine, record.name, [first, second])  # before any table is printed
-    counts = counts[(counts["day"] >= first) & (counts["day"] <= second)]
     pivot = counts.pivot_table(index="day", columns="persona_id", values="members", fill_value=0).astype(int)
     # columns by persona id, every name in full once above them: clipped names could read alike
     for pid in pivot.columns:
         say(f"[{int(pid)}] {persona_names.get(int(pid), 'a persona of an earlier build')}")
     pivot.columns = [f"[{int(c)}]" for c in pivot.columns]
     say("\nmembers per persona at the end of each day:\n" + pivot.to_string())
-    matrix = transition_matrix(flows.flow_transitions(engine, record.name, first, second))
+    matrix = transition_matrix(moves)
     matrix.index = [i if isinstance(i, str) else f"[{int(i)}]" for i in matrix.index]
     matrix.columns = [c if isinstance(c, str) else f"[{int(c)}]" for c in matrix.columns]
     say(f"\nfrom {first} (rows) to {second} (columns):\n{matrix.to_string()}")

@@ -9,9 +9,9 @@ from sqlalchemy.engine import Engine
 
 from persona_pipeline import files
 from persona_pipeline.core.domain import EXPORT_KINDS
-from persona_pipeline.errors import AnalysisError, FlowError
+from persona_pipeline.errors import AnalysisError
 from persona_pipeline.persona_sets.lifecycle import require_built
-from persona_pipeline.studies.flow import flow_counts, has_snapshots
+from persona_pipeline.studies.flow import flow_counts, require_snapshots
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.bulk import stream_csv
 from persona_pipeline.warehouse.memberships import CURRENT_MEMBERSHIPS
@@ -48,10 +48,8 @@ def export_csv(engine: Engine, name: str, what: str, out: Path) -> int:
         raise AnalysisError(f"--what must be one of {', '.join(EXPORTS)}, not {what!r}")
     if what != "flow":
         require_built(record)
-    if what == "history" and not has_snapshots(engine, record.id):  # as --what flow: not a header alone
-        raise FlowError(
-            f"persona set {record.name!r} has no snapshots yet: persona-pipeline flow snapshot --days 30"
-        )
+    if what == "history":  # as --what flow: not a file of headers alone
+        require_snapshots(engine, record)
     queries = {
         # external_id: the file's own text key, where the contacts were loaded with one
         "memberships": "SELECT m.contact_id, c.external_id, m.persona_id, p.name AS persona_name, m.confidence, "  # noqa: S608

@@ -285,13 +285,20 @@ def has_snapshots(engine: Engine, persona_set_id: int) -> bool:
     return found is not None
 
 
-def flow_counts(engine: Engine, name: str) -> pd.DataFrame:
-    record = store.get(engine, name)
-    history, days = flow_history(engine, record.id)
+def require_snapshots(engine: Engine, record: PersonaSet) -> list[dt.date]:
+    """The set's snapshotted days; a FlowError saying how to take some when there are none."""
+    days = snapshotted_days(engine, record.id)
     if not days:
         raise FlowError(
             f"persona set {record.name!r} has no snapshots yet: persona-pipeline flow snapshot --days 30"
         )
+    return days
+
+
+def flow_counts(engine: Engine, name: str) -> pd.DataFrame:
+    record = store.get(engine, name)
+    require_snapshots(engine, record)
+    history, days = flow_history(engine, record.id)
     return flow.daily_counts(history, days)
 
 
@@ -306,21 +313,35 @@ def _day_runs(days: list[dt.date]) -> str:
     return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]} .. {r[-1]}" for r in runs)
 
 
-def require_snapshotted(engine: Engine, name: str, asked: list[dt.date]) -> None:
+def _require_days(name: str, days: list[dt.date], asked: list[dt.date]) -> None:
     """A FlowError naming the snapshotted days when a day asked for has no snapshot of the set."""
-    record = store.get(engine, name)
-    days = snapshotted_days(engine, record.id)
     for day in asked:
         if day not in days:
             shown = _day_runs(days) if days else "none yet"
             raise FlowError(
-                f"{day} has no snapshot for {record.name!r} (snapshotted days: {shown}); pick one of them, or "
+                f"{day} has no snapshot for {name!r} (snapshotted days: {shown}); pick one of them, or "
                 f"snapshot it: persona-pipeline flow snapshot --day {day} --days 1"
             )
 
 
 def flow_transitions(engine: Engine, name: str, first: dt.date, second: dt.date) -> pd.DataFrame:
-    require_snapshotted(engine, name, [first, second])
     record = store.get(engine, name)
-    history, _ = flow_history(engine, record.id)
+    history, days = flow_history(engine, record.id)
+    _require_days(record.name, days, [first, second])
     return flow.transitions(history, first, second)
+
+
+def flow_view(
+    engine: Engine, name: str, first: dt.date | None, second: dt.date | None
+) -> tuple[pd.DataFrame, pd.DataFrame, dt.date, dt.date]:
+    """What `flow show` prints, from one read of the history: members per persona on each snapshotted day from
+    `first` to `second` (the first and last snapshot when None), the from -> to table between them, and the
+    two days."""
+    record = store.get(engine, name)
+    days = require_snapshots(engine, record)
+    first, second = first or days[0], second or days[-1]
+    _require_days(record.name, days, [first, second])
+    history, days = flow_history(engine, record.id)
+    counts = flow.daily_counts(history, days)
+    counts = counts[(counts["day"] >= first) & (counts["day"] <= second)]
+    return counts, flow.transitions(history, first, second), first, second
