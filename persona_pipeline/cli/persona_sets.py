@@ -84,7 +84,7 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
     warning = build.stability_warning()
     if warning:
         say(f"  warning: {warning}")
-    if catalog.data_changed_since_build(engine, record):
+    if catalog.data_changed_since_build(engine, record, build):
         say(
             f"  note: the data of cohort {record.cohort!r} changed since this build; its personas and "
             f"memberships are as built: persona-pipeline persona-set build {shell_quote(record.name)} takes the "

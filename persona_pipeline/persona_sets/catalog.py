@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from persona_pipeline.core.domain import (
     MAX_PERSONAS,
     MIN_PERSONAS,
+    BuildSummary,
     ClusteringMethod,
     PersonaSet,
     clean_name,
@@ -163,11 +164,10 @@ def set_show_in_explore(engine: Engine, name: str, show: bool) -> tuple[PersonaS
     return record, store.set_show_in_explore(engine, record.id, show)
 
 
-def data_changed_since_build(engine: Engine, record: PersonaSet) -> bool:
-    """Whether the set's cohort no longer holds what its current build was made from: the cohort's SQL model
-    would be rebuilt (its sources changed since), or was rebuilt after this build (another set's build)."""
-    build = store.current_build(engine, record)
-    if build is None or build.built_at is None:
+def data_changed_since_build(engine: Engine, record: PersonaSet, build: BuildSummary) -> bool:
+    """Whether the set's cohort no longer holds what `build` (its current one) was made from: the cohort's SQL
+    model would be rebuilt (its sources changed since), or was rebuilt after this build (another set's build)."""
+    if build.built_at is None:
         return False
     models = discover()
     if record.cohort not in models:
