@@ -30,14 +30,13 @@ COMMANDS = {
     "persona-set show": ["persona-set", "show", "Customers"],
 }
 TARGETS = {"--help": 0.3, "persona-set list": 0.5, "persona-set show": 0.5}
-RUN = "import sys; from persona_pipeline.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def _run(source: Path, env: dict[str, str], args: list[str]) -> float:
     """Seconds one command takes; run from the home folder, so `source` alone decides which code runs."""
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", RUN, *args],
+        [sys.executable, "-c", revisions.CLI, *args],
         env={**env, "PYTHONPATH": str(source)},
         cwd=env["PERSONA_HOME"],
         check=True,

@@ -27,7 +27,6 @@ import revisions
 
 BASELINE = "e74d18d"  # main before issue 14 ("Personas that hold up")
 TARGET_SECONDS = 5.0
-RUN = "import sys; from persona_pipeline.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def _cli(source: Path, home: Path, args: list[str]) -> float:
@@ -36,7 +35,7 @@ def _cli(source: Path, home: Path, args: list[str]) -> float:
     env.update(PERSONA_HOME=str(home), PYTHONPATH=str(source))
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", RUN, *args], env=env, cwd=home, check=True, stdout=subprocess.DEVNULL
+        [sys.executable, "-c", revisions.CLI, *args], env=env, cwd=home, check=True, stdout=subprocess.DEVNULL
     )
     return time.perf_counter() - start
 

@@ -8,6 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# `python -c CLI args...` runs a version's command line as its `persona-pipeline` script does (cli.entry, which
+# skips Python's module teardown), or as main() where that version has no entry()
+CLI = (
+    "import sys\nfrom persona_pipeline import cli\n"
+    "if hasattr(cli, 'entry'):\n    cli.entry()\nsys.exit(cli.main(sys.argv[1:]))"
+)
 
 
 @contextlib.contextmanager

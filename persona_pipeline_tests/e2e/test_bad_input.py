@@ -656,17 +656,13 @@ def test_bad_settings_are_one_line_exit_2_and_never_echo_a_password(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """In a fresh process each: some settings are read when the Dagster definitions are first imported."""
+    """In a fresh process each (the installed command): some settings are read when the Dagster definitions are
+    first imported."""
     before = _state(stage["engine"], stage["home"])
     values = {"file": stage["tmp"] / "plain.txt", "tmp": stage["tmp"]}
     env = {**os.environ, **{k: v.format(**values) for k, v in environment.items()}}
     done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from persona_pipeline.cli import main; sys.exit(main(sys.argv[1:]))",
-            *argv,
-        ],
+        [str(Path(sys.executable).parent / "persona-pipeline"), *argv],  # as a user runs it
         env=env,
         capture_output=True,
         text=True,

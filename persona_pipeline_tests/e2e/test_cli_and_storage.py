@@ -145,6 +145,34 @@ def test_readers_see_a_sets_current_build_only_until_the_next_one_is_switched_in
     assert store.get_by_id(warehouse, record.id).current_build == 2
 
 
+@pytest.mark.parametrize("warehouse", ["sqlite"], indirect=True)  # nothing here depends on the engine
+def test_the_installed_command_leaves_its_output_whole_and_its_exit_code(
+    ready: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`persona-pipeline` ends without Python's module teardown (cli.entry): what it printed and the files it
+    wrote must be whole, and its exit code the command's."""
+    script = str(Path(sys.executable).parent / "persona-pipeline")
+    out = tmp_path / "members.csv"
+    exported = subprocess.run(
+        [script, "export", "Customers", "--what", "memberships", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    members = read_memberships(ready, store.get(ready, "Customers").id)
+    assert len(out.read_text().splitlines()) == len(members) + 1  # a header, then every member
+    shown = subprocess.run(
+        [script, "persona-set", "show", "Customers"], capture_output=True, text=True, timeout=300
+    )
+    assert main(["persona-set", "show", "Customers"]) == 0
+    assert shown.returncode == 0 and shown.stdout == capsys.readouterr().out
+    missing = subprocess.run(
+        [script, "persona-set", "show", "missing"], capture_output=True, text=True, timeout=300
+    )
+    assert missing.returncode == 2 and missing.stderr.startswith("error: no persona set named 'missing'")
+
+
 IN_THE_BACKGROUND = """
 import signal
 from persona_pipeline.cli import main
