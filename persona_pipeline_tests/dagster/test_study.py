@@ -6,6 +6,7 @@ import contextlib
 import csv
 import datetime as dt
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -375,6 +376,12 @@ def test_without_orders_the_analysis_says_so_instead_of_a_table_of_zeros(
     assert event.asset_materialization.metadata["purchases"].value == NO_ORDERS
     page = report.write_report(seeded, "Customers", tmp_path / "report.html").read_text(encoding="utf-8")
     assert "No orders were counted in this window" in page and "share of revenue" not in page
+    corners = re.findall(
+        r"<h3>([^<]*)</h3><div class='table-wrap'><table class='dist'><tr><th>([^<]*)</th>", page
+    )
+    assert corners and all(
+        corner in ("range", "value") for _, corner in corners
+    )  # not 'age (years)', 'years'
     assert all("revenue" not in p.interpretation.summary for p in store.read_personas(seeded, built.id))
 
 

@@ -340,7 +340,9 @@ def analysis_tab(data: ReportData) -> str:
                     traits[traits["trait"] == trait],
                     meta,
                     order,
-                    unit or "value",
+                    "range"
+                    if spec is not None and spec.numeric_like
+                    else "value",  # the unit is in the heading
                     _median_row(table, trait, order, spec),
                 )  # fmt: skip
             )
