@@ -11,9 +11,10 @@ from persona_pipeline.core.profiles import DEFINING_MIN_EFFECT
 from persona_pipeline.core.traits import Trait, TraitCatalog, TraitKind
 
 NAME_MIN_EFFECT = 0.35
-# a yes/no trait or a category level names a persona only when most of it holds it ('Work-Limited' for a
-# persona 36% work-limited misleads, however far above the cohort); a name already given keeps it down to 45%
-NAME_MIN_SHARE, KEEP_MIN_SHARE = 0.5, 0.45
+# a yes/no trait or a category level names a persona only when two in three of it hold it: 'Work-Limited'
+# for a persona 36% work-limited misleads however far above the cohort, and so did 'Men' for one 58% men (a
+# new user's reading, stop 31); a name already given keeps it down to 60%, so it does not flicker at the line
+NAME_MIN_SHARE, KEEP_MIN_SHARE = 2 / 3, 0.6
 MAX_ADJECTIVES = 2
 PLAIN_HIGH, PLAIN_LOW, PLAIN_NO, PLAIN_JOIN = "High", "Low", "No", " & "
 TYPICAL = "Typical of the Cohort"  # the name of a persona no trait sets apart

@@ -56,6 +56,12 @@ def test_name_is_adjectives_then_noun() -> None:
     assert persona_name([_effect("urbanicity", "rural", 1.5, share=0.4), effects[1]], BUILTIN_CATALOG) == (
         "Dog-Loving"
     )
+    # 'most' is two in three: a persona 58% dog owners is not 'Dog-Loving' (4 in 10 are not); one at 70% is
+    assert persona_name([_effect("dog_owner", "true", 2.0, share=0.58)], BUILTIN_CATALOG) == TYPICAL
+    assert persona_name([_effect("dog_owner", "true", 2.0, share=0.7)], BUILTIN_CATALOG) == "Dog-Loving"
+    # a name already given holds down to 60%, so it does not flicker at the line
+    assert name_supported("Dog-Loving", [_effect("dog_owner", "true", 2.0, share=0.62)], BUILTIN_CATALOG)
+    assert not name_supported("Dog-Loving", [_effect("dog_owner", "true", 2.0, share=0.55)], BUILTIN_CATALOG)
 
 
 def test_traits_without_labels_give_plain_words_that_fit_the_catalog() -> None:
