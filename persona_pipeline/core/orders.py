@@ -8,9 +8,12 @@ full and orders of zero amount are reported beside the figures, never mixed into
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # the SQL models import the rule's SQL text; `list` and `show` need no pandas (0.2 s)
+    import pandas as pd
 
 
 class OrderStatus(StrEnum):

@@ -173,6 +173,27 @@ def test_the_installed_command_leaves_its_output_whole_and_its_exit_code(
     assert missing.returncode == 2 and missing.stderr.startswith("error: no persona set named 'missing'")
 
 
+HEAVY_LIBRARIES = """
+import sys
+from persona_pipeline.cli import main
+
+assert main(sys.argv[1:]) == 0
+print("loaded:", sorted(m for m in ("pandas", "dagster", "sklearn", "pandera") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("warehouse", ["sqlite"], indirect=True)  # nothing here depends on the engine
+@pytest.mark.parametrize("command", [["persona-set", "list"], ["persona-set", "show", "Customers"]])
+def test_list_and_show_answer_without_the_heavy_libraries(ready: Engine, command: list[str]) -> None:
+    """They read the catalog with SQLAlchemy alone: pandas, Dagster and scikit-learn cost seconds to import
+    (BENCHMARKS.md, command-line start-up); pandas crept in once through the SQL models' order rule."""
+    done = subprocess.run(
+        [sys.executable, "-c", HEAVY_LIBRARIES, *command], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "loaded: []"
+
+
 IN_THE_BACKGROUND = """
 import signal
 from persona_pipeline.cli import main
