@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,11 @@ class PersonaModel:
     @property
     def method(self) -> ClusteringMethod:
         return ClusteringMethod.KMEANS if self.latent is None else ClusteringMethod.LATENT_CLASS
+
+    def traits_missing_from(self, names: Collection[str]) -> list[str]:
+        """The traits it assigns by that `names` lacks (say, a --replace dropped them): until it is rebuilt,
+        contacts described by `names` alone cannot be assigned."""
+        return [t for t in self.transform.trait_names if t not in names]
 
     def assign(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Persona id (n,) and confidence (n,) for each row: k-means' 1 - d_nearest / d_second, or the

@@ -447,7 +447,7 @@ def _what_a_replace_leaves(engine: Engine, traits_file: TraitsFile) -> list[str]
         build = set_store.current_build(engine, record)
         if build is None:
             continue
-        missing = [t for t in PersonaModel.from_json(build.model).transform.trait_names if t not in keeps]
+        missing = PersonaModel.from_json(build.model).traits_missing_from(keeps)
         if missing:
             lines.append(
                 f"persona set {record.name!r} was built on {', '.join(missing)}, which this traits file leaves "

@@ -129,7 +129,7 @@ def snapshot_day(engine: Engine, day: dt.date) -> DaySnapshot:
         ):  # a set being rebuilt, or whose rebuild failed, serves its current build
             continue
         model = PersonaModel.from_json(store.current_build(engine, record).model)
-        missing = [t for t in model.transform.trait_names if t not in history_columns]
+        missing = model.traits_missing_from(history_columns)
         if missing:
             skipped[record.name] = (
                 f"its model uses trait{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which the trait "
