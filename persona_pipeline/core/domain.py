@@ -136,6 +136,10 @@ class IdentityFigure:
     left: int  # contacts in the previous build only
     unchanged_same_id: int | None = None  # unchanged contacts whose persona id held, renamed or not
     renamed: tuple[str, ...] = ()  # 'old name -> new name' of personas whose name no longer held
+    # the traits the previous build clustered on that this one does not, and the reverse: every contact's
+    # clustering traits then differ, so all count as changed, and the line says why
+    traits_gone: tuple[str, ...] = ()
+    traits_added: tuple[str, ...] = ()
 
     @property
     def both(self) -> int:
@@ -165,6 +169,8 @@ class IdentityFigure:
             for label, kept, total in self._groups()[:2]
         }
         out["contacts joined / left"] = f"{self.joined:,} / {self.left:,}"
+        if self.traits_gone or self.traits_added:
+            out["clustering traits changed"] = self.traits_text()
         if self.renamed:  # the line's explanation, in the UI too
             out["renamed personas (their old name no longer true)"] = "; ".join(self.renamed)
             if self.unchanged and self.unchanged_same_id is not None:
@@ -190,7 +196,22 @@ class IdentityFigure:
                 f"{len(self.renamed)} persona{'s were' if len(self.renamed) > 1 else ' was'} renamed, its old name "
                 f"no longer true of it ({'; '.join(self.renamed)})"
             )
-        return f"kept their persona (id and name): {', '.join(parts)}{moves}{renames}"
+        line = f"kept their persona (id and name): {', '.join(parts)}{moves}{renames}"
+        if self.traits_gone or self.traits_added:
+            line = f"{self.traits_text()}; {line}"
+        return line
+
+    def traits_text(self) -> str:
+        """'the previous build clustered on other traits (without a, b; with c): every contact counts as changed'."""
+        differences = [
+            f"{word} {', '.join(names)}"
+            for word, names in (("without", self.traits_gone), ("with", self.traits_added))
+            if names
+        ]
+        return (
+            f"this build clusters on other traits than the previous one ({'; '.join(differences)}): every "
+            "contact's traits count as changed"
+        )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -198,7 +219,8 @@ class IdentityFigure:
     @staticmethod
     def from_json(text: str) -> IdentityFigure:
         data = json.loads(text)
-        data["renamed"] = tuple(data.get("renamed", ()))
+        for key in ("renamed", "traits_gone", "traits_added"):
+            data[key] = tuple(data.get(key, ()))
         return IdentityFigure(**data)
 
 

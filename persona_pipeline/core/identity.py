@@ -73,13 +73,20 @@ def trait_states(
 
 
 def identity_figure(
-    previous_ids: np.ndarray, states: np.ndarray, new_ids: np.ndarray, renamed: dict[int, str], left: int
+    previous_ids: np.ndarray,
+    states: np.ndarray,
+    new_ids: np.ndarray,
+    renamed: dict[int, str],
+    left: int,
+    traits: tuple[list[str], list[str]] = ([], []),
 ) -> IdentityFigure:
     """The figure for one rebuild; arrays (n,) over this build's contacts (see trait_states).
 
     renamed: persona id -> 'old -> new' for personas whose name differs between the two builds: keeping the id
     but not the name is a move for the people who read it (said beside the figure, with the id-only share).
+    traits: the clustering traits of the previous build and of this one.
     """
+    before, after = traits
     same_id = (previous_ids != NO_PERSONA) & (new_ids == previous_ids)
     kept = same_id & ~np.isin(new_ids, sorted(renamed))
 
@@ -101,4 +108,6 @@ def identity_figure(
         left=int(left),
         unchanged_same_id=int((same_id & (states == TraitState.UNCHANGED)).sum()),
         renamed=tuple(renamed[pid] for pid in sorted(renamed)),
+        traits_gone=tuple(t for t in before if t not in after),
+        traits_added=tuple(t for t in after if t not in before),
     )

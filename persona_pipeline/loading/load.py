@@ -383,7 +383,11 @@ def load_files(
         plan.removals = _ids_file(Path(options.remove_path), traits_file, options)
     if traits_path is not None:
         plan.stored = sources.stored_catalog(engine)
-    stranded = _what_a_replace_leaves(engine, traits_file) if options.replace and plan.stored else []
+    stranded = (
+        _what_the_traits_file_leaves(engine, traits_file, options.replace)
+        if traits_path is not None and plan.stored
+        else []
+    )
     if plan.stored is not None and traits_path is not None:
         stranded += _sensitivity_changes(plan.stored, traits_file.catalog)
     target = (
@@ -429,33 +433,53 @@ def _sensitivity_changes(stored: TraitCatalog, catalog: TraitCatalog) -> list[st
     ]
 
 
-def _what_a_replace_leaves(engine: Engine, traits_file: TraitsFile) -> list[str]:
-    """A line per built persona set whose model uses traits a --replace leaves out: its memberships stay as
-    built, but Flow snapshots skip it until it is rebuilt on the traits there are. And a line per set with
-    snapshotted days: the next snapshot reads the new history, which rewrites the days it covers."""
+def _what_the_traits_file_leaves(engine: Engine, traits_file: TraitsFile, replace: bool) -> list[str]:
+    """A line per persona set that a traits file leaving traits out affects: a set built on them keeps its
+    personas as built, but (after a --replace) Flow snapshots skip it, and its next build needs its --traits
+    updated or, on the catalog's default traits, clusters on other ones; a set that studies them in its
+    Analysis stops there. And, after a --replace, a line per set with snapshotted days: the next snapshot reads
+    the new history, which rewrites the days it covers."""
     keeps = {t.name for t in traits_file.catalog.traits}
     lines = []
     for record in set_store.list_all(engine):
-        days = set_store.snapshotted_day_range(engine, record.id)
+        name = shlex.quote(record.name)
+        days = set_store.snapshotted_day_range(engine, record.id) if replace else None
         if days is not None:
             lines.append(
                 f"persona set {record.name!r} has Flow snapshots from {days[0]} to {days[1]}: the replaced base "
                 "brings its own trait history, so the next snapshot counts the days it covers from that history "
                 "(contacts this file leaves out drop from them); export them before the next snapshot to keep them "
-                f"(persona-pipeline export {shlex.quote(record.name)} --what flow --out flow.csv)"
+                f"(persona-pipeline export {name} --what flow --out flow.csv)"
+            )
+        studied = [t for t in record.analysis_traits or [] if t not in keeps]
+        if studied:
+            lines.append(
+                f"persona set {record.name!r} studies {', '.join(studied)} in its Analysis, which this traits file "
+                f"leaves out: its Analysis stops until they are set again (persona-pipeline persona-set "
+                f"analysis-traits {name} --set ...)"
             )
         build = set_store.current_build(engine, record)
         if build is None:
             continue
         missing = PersonaModel.from_json(build.model).traits_missing_from(keeps)
-        if missing:
-            lines.append(
-                f"persona set {record.name!r} was built on {', '.join(missing)}, which this traits file leaves "
-                f"out: Flow snapshots skip it until it is rebuilt (persona-pipeline persona-set build "
-                f"{shlex.quote(record.name)}"
-                + ("; update its --traits first" if set(missing) & set(record.traits or []) else "")
-                + ")"
+        if not missing:
+            continue
+        now = (
+            "Flow snapshots skip it until it is rebuilt"
+            if replace
+            else "its personas, memberships and Flow stay as built until it is rebuilt"
+        )
+        if set(missing) & set(record.traits or []):
+            after = f"update its --traits before building it again (persona-pipeline persona-set update {name} --traits ...)"
+        else:
+            after = (
+                "its next build clusters on the traits the catalog has then, with other personas (choose them with "
+                f"persona-pipeline persona-set update {name} --traits ...)"
             )
+        lines.append(
+            f"persona set {record.name!r} was built on {', '.join(missing)}, which this traits file leaves "
+            f"out: {now}; {after}"
+        )
     return lines
 
 
