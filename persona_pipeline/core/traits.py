@@ -219,7 +219,9 @@ class Trait:
             minimum=minimum,
             maximum=maximum,
             levels=levels,
-            cluster=bool(raw.get("cluster", True)),
+            # a sensitive trait is described, never clustered on unless asked: personas split by gender or
+            # ethnicity by default is not what a user who marked them means
+            cluster=bool(raw.get("cluster", not raw.get("sensitive", False))),
             labels=labels,
             noun=bool(raw.get("noun", False)),
             description=str(raw.get("description") or ""),

@@ -389,7 +389,7 @@ def load_files(
         else []
     )
     if plan.stored is not None and traits_path is not None:
-        stranded += _sensitivity_changes(plan.stored, traits_file.catalog)
+        stranded += _flag_changes(plan.stored, traits_file.catalog)
     target = (
         Path(options.rejects_path)
         if options.rejects_path
@@ -422,15 +422,28 @@ def load_files(
     return report
 
 
-def _sensitivity_changes(stored: TraitCatalog, catalog: TraitCatalog) -> list[str]:
-    """A line per trait declared sensitive or no longer so: built sets' names, ideas and rules were made
-    before, and change only when they are rebuilt."""
-    changed = [t for t in catalog.traits if t.name in stored and stored[t.name].sensitive != t.sensitive]
-    return [
-        f"trait {t.name!r} is {'now' if t.sensitive else 'no longer'} sensitive: the names, ideas and rules of "
-        "persona sets built before change when they are rebuilt (persona-pipeline persona-set build NAME)"
-        for t in changed
-    ]
+def _flag_changes(stored: TraitCatalog, catalog: TraitCatalog) -> list[str]:
+    """A line per trait declared sensitive or no longer so, and per trait joining or leaving the default
+    clustering traits (a sensitive one leaves them unless `cluster: true`): built sets change only when they
+    are rebuilt."""
+    lines = []
+    for trait in catalog.traits:
+        before = stored[trait.name] if trait.name in stored else None
+        if before is None:
+            continue
+        if before.sensitive != trait.sensitive:
+            lines.append(
+                f"trait {trait.name!r} is {'now' if trait.sensitive else 'no longer'} sensitive: the names, ideas "
+                "and rules of persona sets built before change when they are rebuilt (persona-pipeline "
+                "persona-set build NAME)"
+            )
+        if before.cluster != trait.cluster:
+            lines.append(
+                f"trait {trait.name!r} is {'now' if trait.cluster else 'no longer'} one of the default clustering "
+                "traits: persona sets on the default traits "
+                f"{'cluster on it' if trait.cluster else 'stop clustering on it'} from their next build"
+            )
+    return lines
 
 
 def _what_the_traits_file_leaves(engine: Engine, traits_file: TraitsFile, replace: bool) -> list[str]:

@@ -392,6 +392,9 @@ def test_a_sensitive_trait_is_described_but_never_named_targeted_or_ruled_on() -
         Trait("owner", TraitKind.BOOLEAN, labels={"true": "Owning"}),
     ]
     assert traits[0].sensitive and Trait.from_dict(traits[0].to_dict()).sensitive
+    # not clustered on by default (a trial's personas split 100% women / 98% men); `cluster: true` asks for it
+    assert TraitCatalog(tuple(traits)).default_clustering == ["income", "owner"]
+    assert Trait.from_dict({"name": "g", "kind": "boolean", "sensitive": True, "cluster": True}).cluster
     personas = describe_personas(frame, labels, traits, TraitCatalog(tuple(traits)), 0)
     for persona in personas:
         assert not {"Afam", "Cauc", "Other", "Ethnicity"} & set(persona.name.split()), persona.name

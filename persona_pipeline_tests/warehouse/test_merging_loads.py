@@ -863,4 +863,7 @@ def test_a_trait_declared_sensitive_by_a_later_load_is_said_to_apply_at_the_next
     marked = TRAITS.replace("labels: {true: Pet-Loving}}", "labels: {true: Pet-Loving}, sensitive: true}")
     report = load_files(warehouse, _write(tmp_path, "again.csv", people), _traits(tmp_path, marked))
     assert any(n.startswith("trait 'pet_owner' is now sensitive") for n in report.notes), report.notes
+    assert any(
+        n.startswith("trait 'pet_owner' is no longer one of the default clustering") for n in report.notes
+    )
     assert load_catalog(warehouse)["pet_owner"].sensitive
