@@ -141,12 +141,19 @@ def named_traits(name: str, effects: list[TraitEffect], catalog: TraitCatalog) -
     return tuple(found)
 
 
+def name_words(name: str) -> frozenset[str]:
+    """A name's words, whatever their order or case: 'Senior Long-Married' and 'Long-Married Senior' are one
+    name to a reader (a trial found both in one set)."""
+    return frozenset(name.lower().split())
+
+
 def free_name(effects: list[TraitEffect], catalog: TraitCatalog, taken: set[str], first_skip: int = 0) -> str:
-    """The persona's name from its strongest defining traits that is not `taken`, trying the next defining
-    traits (from `first_skip`), then a number after the last name tried."""
+    """The persona's name from its strongest defining traits whose words no name in `taken` has, trying the
+    next defining traits (from `first_skip`), then a number after the last name tried."""
+    used = {name_words(name) for name in taken}
     for skip in range(first_skip, 4):
         candidate = persona_name(effects, catalog, skip)
-        if candidate not in taken:
+        if name_words(candidate) not in used:
             return candidate
     number = 2
     while f"{candidate} {number}" in taken:

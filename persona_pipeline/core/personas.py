@@ -10,7 +10,7 @@ import pandas as pd
 from persona_pipeline.core.avatars import avatar_svg
 from persona_pipeline.core.domain import Persona
 from persona_pipeline.core.interpretation import interpret
-from persona_pipeline.core.naming import free_name, name_supported, named_traits, unique_names
+from persona_pipeline.core.naming import free_name, name_supported, name_words, named_traits, unique_names
 from persona_pipeline.core.profiles import defining_traits, membership_rules, trait_effects
 from persona_pipeline.core.render.palette import persona_colours
 from persona_pipeline.core.traits import Trait, TraitCatalog
@@ -40,7 +40,9 @@ def describe_personas(
         if pid not in user_named and not name_supported(name, effects.get(pid, []), catalog):
             continue  # its words no longer describe it (or left the catalog): the new name stands
         if pid in names:
-            clash = [other for other, n in names.items() if n == name and other != pid]
+            clash = [
+                other for other, n in names.items() if name_words(n) == name_words(name) and other != pid
+            ]
             names[pid] = name
             for other in clash:  # a new persona that drew a kept name yields it for its next-best name
                 taken = {n for owner, n in names.items() if owner != other}

@@ -96,6 +96,17 @@ def test_names_are_unique_within_a_set() -> None:
     ]
     names = unique_names({1: same, 2: same, 3: same, 4: same, 5: same}, BUILTIN_CATALOG)
     assert len(set(names.values())) == 5
+    # the same words in another order are the same name to a reader ('Long-Married Senior', 'Senior
+    # Long-Married' in one set, from a trial)
+    first = [_effect("urbanicity", "urban", 1.2), _effect("gaming", "true", 0.9)]
+    second = [
+        _effect("gaming", "true", 1.2),
+        _effect("urbanicity", "urban", 0.9),
+        _effect("travel", "true", 0.6),
+    ]
+    assert persona_name(second, BUILTIN_CATALOG).split() == persona_name(first, BUILTIN_CATALOG).split()[::-1]
+    names = unique_names({1: first, 2: second}, BUILTIN_CATALOG)
+    assert set(names[1].lower().split()) != set(names[2].lower().split()), names
 
 
 def test_avatar_is_valid_svg_and_escapes_the_name() -> None:
