@@ -308,6 +308,7 @@ class TraitEffect:
     text: str
     salient: bool = False  # large and significant against the rest of the cohort (core/profiles.py)
     sensitive: bool = False  # of a trait declared sensitive: described, never a name word nor an idea
+    known: float = 1.0  # the share of the persona whose value is known: the figures are of those alone
 
     def to_dict(self) -> dict[str, object]:
         return self.__dict__.copy()
@@ -323,6 +324,7 @@ class TraitEffect:
             item["text"],
             bool(item.get("salient", True)),  # stored before the flag: only defining traits were stored
             bool(item.get("sensitive", False)),
+            float(item.get("known", 1.0)),
         )
 
 

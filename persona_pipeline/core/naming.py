@@ -21,12 +21,14 @@ TYPICAL = "Typical of the Cohort"  # the name of a persona no trait sets apart
 
 
 def _held_by_most(effect: TraitEffect, trait: Trait, min_share: float) -> bool:
-    """Whether the persona's side of a yes/no trait or category level is held by at least min_share of it
-    (persona_value is the share that has the level); a number's side always is."""
+    """Whether the persona's side of a yes/no trait or category level is known to be held by at least
+    min_share of it (persona_value is the share of those with a value that has the level; `known`, the share
+    with a value); a number's side is when its value is known for min_share."""
     if trait.numeric_like:
-        return True
+        return effect.known >= min_share
     share = float(effect.persona_value)
-    return (1.0 - share if trait.kind is TraitKind.BOOLEAN and effect.effect < 0 else share) >= min_share
+    held = 1.0 - share if trait.kind is TraitKind.BOOLEAN and effect.effect < 0 else share
+    return held * effect.known >= min_share
 
 
 def _label(
@@ -143,7 +145,10 @@ def named_traits(name: str, effects: list[TraitEffect], catalog: TraitCatalog) -
 
 def name_words(name: str) -> frozenset[str]:
     """A name's words, whatever their order or case: 'Senior Long-Married' and 'Long-Married Senior' are one
-    name to a reader (a trial found both in one set)."""
+    name to a reader (a trial found both in one set); plain names by their phrases, since 'High Age & Low
+    Kids' and 'Low Age & High Kids' are not."""
+    if PLAIN_JOIN in name:
+        return frozenset(part.strip().lower() for part in name.split(PLAIN_JOIN))
     return frozenset(name.lower().split())
 
 

@@ -17,6 +17,10 @@ from persona_pipeline.core.traits import Trait, TraitKind, is_calendar_year
 EPOCH = pd.Timestamp("1970-01-01")  # rules split dates as days since this day
 DEFINING_MIN_EFFECT = 0.3  # standardized difference below which a trait does not define a persona
 SIGNIFICANCE = 0.01  # family-wise: a salient difference is one chance in 100 over all tests of a build
+# a trait known for under half a persona says too little of it to define or name it; under 80% its text says
+# how much is known
+SALIENT_MIN_KNOWN, KNOWN_SAID = 0.5, 0.8
+OR_UNKNOWN = " (or unknown)"  # a rule's condition that also takes contacts with no value for the trait
 RULE_SAMPLE = 30_000
 SINGULAR = {"people": "person", "children": "child", "men": "man", "women": "woman"}
 
@@ -160,6 +164,12 @@ def _ordinal_text(trait: Trait, shares: tuple[np.ndarray, np.ndarray], j: int, h
     return f"{trait.title} {trait.level_title(trait.levels[max(cut - 1, 0)])} or below: {below_p:.0%} vs {below_c:.0%} in the cohort"
 
 
+def _known_text(share_known: float) -> str:
+    """' (known for 7% of them)' where a fifth or more of the persona has no value: its figures are of the
+    rest alone ('children: 93% vs 72%' read as most of a persona being parents when 6% were known to be)."""
+    return f" (known for {share_known:.0%} of them)" if share_known < KNOWN_SAID else ""
+
+
 def _one_trait_effects(
     column: pd.Series, trait: Trait, inverse: np.ndarray, ids: np.ndarray
 ) -> list[tuple[int, TraitEffect, float]]:
@@ -178,6 +188,7 @@ def _one_trait_effects(
         sums = np.bincount(inverse[known], weights=present, minlength=k)
         squares = np.bincount(inverse[known], weights=present**2, minlength=k)
         sizes = np.bincount(inverse[known], minlength=k)
+        members = np.bincount(inverse, minlength=k)
         medians = pd.Series(present).groupby(inverse[known]).median()
         shares = None  # an ordinal's level shares, computed once if some persona's median ties the cohort's
         for j, pid in enumerate(ids):
@@ -204,7 +215,10 @@ def _one_trait_effects(
                     shares = _shares_by_persona(codes, inverse, k, len(trait.levels))
                 text = _ordinal_text(trait, shares, j, effect >= 0)
             level = "high" if effect >= 0 else "low"
-            out.append((int(pid), TraitEffect(trait.name, level, effect, median_p, median_c, text), z))
+            share_known = float(sizes[j] / members[j]) if members[j] else 1.0
+            text += _known_text(share_known)
+            effect_of = TraitEffect(trait.name, level, effect, median_p, median_c, text, known=share_known)
+            out.append((int(pid), effect_of, z))
         return out
     if trait.kind is TraitKind.BOOLEAN:
         flags = column.astype("boolean")
@@ -219,6 +233,7 @@ def _one_trait_effects(
         levels = [(level, i) for i, level in enumerate(trait.levels)]
     known = codes >= 0
     sizes = np.bincount(inverse[known], minlength=k).astype(float)
+    members = np.bincount(inverse, minlength=k)
     total = float(sizes.sum())
     for level, index in levels:
         share_c = float(cohort[index])
@@ -234,8 +249,10 @@ def _one_trait_effects(
                 share_r = (share_c * total - share_p * sizes[j]) / rest_n
                 pooled = share_c * (1 - share_c) * (1 / sizes[j] + 1 / rest_n)
                 z = (share_p - share_r) / np.sqrt(pooled) if pooled > 0 else 0.0
-            text = f"{label}: {share_p:.0%} vs {share_c:.0%} in the cohort"
-            effect = TraitEffect(trait.name, level, (share_p - share_c) / spread, share_p, share_c, text)
+            share_known = float(sizes[j] / members[j]) if members[j] else 1.0
+            text = f"{label}: {share_p:.0%} vs {share_c:.0%} in the cohort{_known_text(share_known)}"
+            gap = (share_p - share_c) / spread
+            effect = TraitEffect(trait.name, level, gap, share_p, share_c, text, known=share_known)
             out.append((int(pid), effect, z))
     return out
 
@@ -268,7 +285,12 @@ def trait_effects(
     out: dict[int, list[TraitEffect]] = {}
     for pid, items in found.items():
         out[pid] = [
-            replace(e, salient=abs(e.effect) >= DEFINING_MIN_EFFECT and _p_value(z) * tests < SIGNIFICANCE)
+            replace(
+                e,
+                salient=abs(e.effect) >= DEFINING_MIN_EFFECT
+                and _p_value(z) * tests < SIGNIFICANCE
+                and e.known >= SALIENT_MIN_KNOWN,
+            )
             for e, z in items
         ]
         out[pid].sort(key=lambda e: -abs(e.effect))
@@ -301,7 +323,9 @@ def defining_traits(effects: list[TraitEffect], limit: int = 5) -> list[TraitEff
 def _rule_matrix(
     frame: pd.DataFrame, traits: list[Trait]
 ) -> tuple[np.ndarray, list[tuple[Trait, str | None]]]:
-    """Readable features for trees: raw numbers, 0/1 booleans, one column per category level."""
+    """Readable features for trees: raw numbers, 0/1 booleans, one column per category level; a missing value
+    stays NaN (the tree sends it to one side of each split, and the rule's words say which: an unknown value
+    filled with the median or with 'no' read as 'not parent' for contacts nobody knew about)."""
     columns, names = [], []
     for trait in traits:
         column = frame[trait.name]
@@ -309,22 +333,19 @@ def _rule_matrix(
             trait.kind is TraitKind.DATE
         ):  # days since 1970: a split reads as a calendar day, no reference needed
             values = (date_values(column) - EPOCH) / pd.Timedelta(days=1)
-            values = values.to_numpy(dtype="float64", na_value=np.nan)
-            known = ~np.isnan(values)
-            columns.append(np.where(known, values, np.median(values[known]) if known.any() else np.nan))
+            columns.append(values.to_numpy(dtype="float64", na_value=np.nan))
             names.append((trait, None))
         elif trait.numeric_like:
-            values, _ = _trait_numbers(trait, column)
-            known = ~np.isnan(values)
-            columns.append(np.where(known, values, np.median(values[known]) if known.any() else np.nan))
+            columns.append(_trait_numbers(trait, column)[0])
             names.append((trait, None))
         elif trait.kind is TraitKind.BOOLEAN:
-            columns.append(column.astype("boolean").fillna(False).astype("float64").to_numpy())
+            columns.append(column.astype("boolean").astype("float64").to_numpy(na_value=np.nan))
             names.append((trait, "true"))
         else:
             text = column.astype(object)
+            missing = column.isna().to_numpy() | ~text.isin(trait.levels).to_numpy()
             for level in trait.levels:
-                columns.append((text == level).to_numpy(dtype="float64"))
+                columns.append(np.where(missing, np.nan, (text == level).to_numpy(dtype="float64")))
                 names.append((trait, level))
     return np.column_stack(columns), names
 
@@ -333,6 +354,8 @@ def _condition(
     trait: Trait, level: str | None, threshold: float, goes_left: bool, integral: bool = False
 ) -> str:
     """One step of a rule in the trait's words and unit: 'net worth > 917 thousand USD', 'children ≥ 2 ...'."""
+    if not np.isfinite(threshold):  # the tree split the known values (left) from the unknown
+        return f"{trait.title} known" if goes_left else f"{trait.title} unknown"
     if level is None and trait.kind is TraitKind.ORDINAL:  # ranks split between two levels
         below = trait.level_title(trait.levels[int(np.clip(np.floor(threshold), 0, len(trait.levels) - 1))])
         return f"{trait.title} at most {below}" if goes_left else f"{trait.title} above {below}"
@@ -372,7 +395,9 @@ def membership_rules(
     integral = {  # numeric traits holding whole numbers only: their splits read as whole numbers
         trait.name
         for j, (trait, level) in enumerate(names)
-        if level is None and trait.kind is TraitKind.NUMERIC and np.all(x[:, j] == np.round(x[:, j]))
+        if level is None
+        and trait.kind is TraitKind.NUMERIC
+        and np.all(np.isnan(x[:, j]) | (x[:, j] == np.round(x[:, j])))
     }
     rules: dict[int, list[Rule]] = {}
     for pid in np.unique(labels):
@@ -382,7 +407,7 @@ def membership_rules(
         covered = max(int(target.sum()), 1)
         found = [
             Rule(path, hits / size, hits / covered)
-            for path, hits, size in _leaf_paths(tree, names)
+            for path, hits, size in _leaf_paths(tree, names, x)
             if size and hits / size >= 0.5 and path
         ]
         found.sort(key=lambda r: -(r.precision * r.coverage))
@@ -394,10 +419,22 @@ def membership_rules(
 
 
 def _leaf_paths(
-    tree: DecisionTreeClassifier, names: list[tuple[Trait, str | None]]
+    tree: DecisionTreeClassifier, names: list[tuple[Trait, str | None]], x: np.ndarray
 ) -> list[tuple[list, float, float]]:
-    """Every leaf's path of (trait, level, threshold, went_left) steps, with its member hits and size."""
+    """Every leaf's path of (trait, level, threshold, went_left, unknown_too) steps, with its member hits and
+    size; unknown_too: contacts reaching the split lacked the value and it sent them this way (x: the
+    (n, columns) matrix it was fitted on). A threshold of +inf splits the known values from the unknown."""
     t = tree.tree_
+    reached = tree.decision_path(x).tocsc()  # (n, nodes): which rows pass through each node
+    unknown_at = {  # internal node -> whether rows reaching it lack its feature's value
+        node: bool(
+            np.isnan(
+                x[reached.indices[reached.indptr[node] : reached.indptr[node + 1]], t.feature[node]]
+            ).any()
+        )
+        for node in range(t.node_count)
+        if t.children_left[node] != -1
+    }
     out: list[tuple[list, float, float]] = []
     stack: list[tuple[int, list]] = [(0, [])]
     while stack:
@@ -409,18 +446,25 @@ def _leaf_paths(
             continue
         trait, level = names[t.feature[node]]
         threshold = float(t.threshold[node])
-        stack.append((t.children_right[node], [*path, (trait, level, threshold, False)]))
-        stack.append((t.children_left[node], [*path, (trait, level, threshold, True)]))
+        unknown_left = unknown_at[node] and bool(t.missing_go_to_left[node])
+        unknown_right = unknown_at[node] and not t.missing_go_to_left[node]
+        stack.append((t.children_right[node], [*path, (trait, level, threshold, False, unknown_right)]))
+        stack.append((t.children_left[node], [*path, (trait, level, threshold, True, unknown_left)]))
     return out
 
 
 def _simplify(path: list, integral: set[str] = frozenset()) -> list[str]:
     """Readable conditions: the tightest bound per numeric trait, and no 'is not' beside an 'is' of the same trait."""
     bounds: dict[tuple[str, bool], tuple] = {}
-    positive = {trait.name for trait, level, _, left in path if level not in (None, "true") and not left}
+    positive = {trait.name for trait, level, _, left, _ in path if level not in (None, "true") and not left}
+    bounded = [trait.name for trait, _, threshold, _, _ in path if np.isfinite(threshold)]
     kept = []
     for step in path:
-        trait, level, threshold, left = step
+        trait, level, threshold, left, _ = step
+        if not np.isfinite(threshold):  # known or unknown: 'known' goes without saying beside a bound
+            if not (left and trait.name in bounded):
+                kept.append(step)
+            continue
         if level is None:
             key = (trait.name, left)
             current = bounds.get(key)
@@ -446,28 +490,38 @@ def _joined_bounds(path: list, integral: set[str]) -> list[str]:
     its first bound stood: 'exactly 1 report', 'dependents 1 to 2', 'education high_school' (not 'at least 1
     report and at most 1 report', 'education at most high_school and education above ged')."""
     sides: dict[str, dict[bool, float]] = {}
-    for trait, level, threshold, left in path:
-        if level is None and (trait.kind is TraitKind.ORDINAL or trait.name in integral):
+    unknown: dict[str, bool] = {}  # a both-sided bound holds unknown values only when both its steps do
+    for trait, level, threshold, left, unknown_too in path:
+        if (
+            level is None
+            and np.isfinite(threshold)
+            and (trait.kind is TraitKind.ORDINAL or trait.name in integral)
+        ):
             sides.setdefault(trait.name, {})[left] = threshold
+            unknown[trait.name] = unknown.get(trait.name, True) and unknown_too
     out, done = [], set()
-    for trait, level, threshold, left in path:
-        bounds = sides.get(trait.name, {}) if level is None else {}
+    for trait, level, threshold, left, unknown_too in path:
+        bounds = sides.get(trait.name, {}) if level is None and np.isfinite(threshold) else {}
         if len(bounds) < 2:
-            out.append(_condition(trait, level, threshold, left, integral=trait.name in integral))
+            condition = _condition(trait, level, threshold, left, integral=trait.name in integral)
+            out.append(condition + (OR_UNKNOWN if unknown_too and np.isfinite(threshold) else ""))
             continue
         if trait.name in done:
             continue
         done.add(trait.name)
         low, high = int(np.floor(bounds[False])) + 1, int(np.floor(bounds[True]))  # whole values kept
+        tail = OR_UNKNOWN if unknown[trait.name] else ""
         if trait.kind is TraitKind.ORDINAL:
             first, last = (value_text(trait, v) for v in (low, high))
-            out.append(f"{trait.title} {first}" if low >= high else f"{trait.title} {first} to {last}")
+            out.append(
+                (f"{trait.title} {first}" if low >= high else f"{trait.title} {first} to {last}") + tail
+            )
             continue
         shown = value_text(trait, high, integral=True)
         repeats = _unit_repeats_title(trait)
         if low >= high:
-            out.append(f"exactly {shown}" if repeats else f"{trait.title} exactly {shown}")
+            out.append((f"exactly {shown}" if repeats else f"{trait.title} exactly {shown}") + tail)
         else:
             lowest = _fmt(low, integral=True)  # '10,794 to 46,910 USD a year', separators alike
-            out.append(f"{lowest} to {shown}" if repeats else f"{trait.title} {lowest} to {shown}")
+            out.append((f"{lowest} to {shown}" if repeats else f"{trait.title} {lowest} to {shown}") + tail)
     return out

@@ -326,6 +326,34 @@ def test_a_trait_the_persona_lacks_defines_names_and_guides_it() -> None:
     assert rebuilt[2].named_by_user and not rebuilt[0].named_by_user
 
 
+def test_a_trait_known_for_few_of_a_persona_says_so_and_neither_defines_nor_names_it() -> None:
+    """A trial: 'children: 93% vs 72%' named and defined a persona of 1,761 of whom 122 (7%) had a value: 6% were
+    known to be parents. The text says how many are known; under half known, the trait does not define,
+    name or guide the persona; a trait known for most of it still does."""
+    rng = np.random.default_rng(8)
+    labels = np.repeat([1, 2], 1000)
+    parent = np.where(labels == 1, rng.random(2000) < 0.95, rng.random(2000) < 0.5)
+    known = np.where(labels == 1, rng.random(2000) < 0.07, True)  # persona 1's values mostly missing
+    urban = np.where(labels == 1, rng.random(2000) < 0.9, rng.random(2000) < 0.1)
+    frame = pd.DataFrame({"parent": pd.array(np.where(known, parent, None), dtype="boolean"), "urban": urban})
+    traits = [
+        Trait("parent", TraitKind.BOOLEAN, labels={"true": "Parents"}, noun=True),
+        Trait("urban", TraitKind.BOOLEAN, labels={"true": "Urban"}),
+    ]
+    effects = trait_effects(frame, labels, traits)[1]
+    parents = next(e for e in effects if e.trait == "parent")
+    assert parents.known < 0.1 and parents.text.endswith(f"(known for {parents.known:.0%} of them)")
+    assert not parents.salient
+    persona = describe_personas(frame, labels, traits, TraitCatalog(tuple(traits)), 0)[0]
+    assert persona.name == "Urban" and [d.trait for d in persona.defining] == ["urban"]
+    assert not any("parent:" in idea or "Parents" in idea for idea in persona.interpretation.ideas)
+    # a rule says where contacts without a value fall, never 'not parent' for contacts nobody knew about
+    other = describe_personas(frame, labels, traits, TraitCatalog(tuple(traits)), 0)[1]
+    for rule in [*persona.rules, *other.rules]:
+        assert "not parent" not in rule.text or "parent unknown" not in rule.text, rule.text
+    assert any("parent unknown" in rule.text for rule in persona.rules), [r.text for r in persona.rules]
+
+
 def test_prose_is_kept_only_when_every_figure_it_states_is_one_the_persona_has(seeded_set) -> None:
     personas, _ = seeded_set
     persona = personas[0]

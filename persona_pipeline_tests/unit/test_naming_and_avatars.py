@@ -107,6 +107,15 @@ def test_names_are_unique_within_a_set() -> None:
     assert persona_name(second, BUILTIN_CATALOG).split() == persona_name(first, BUILTIN_CATALOG).split()[::-1]
     names = unique_names({1: first, 2: second}, BUILTIN_CATALOG)
     assert set(names[1].lower().split()) != set(names[2].lower().split()), names
+    plain = TraitCatalog(
+        tuple(replace(t, labels={}) for t in BUILTIN_CATALOG.traits if t.name in ("age", "children"))
+    )
+    young = [_effect("age", "low", -1.2), _effect("children", "high", 1.0)]
+    old = [_effect("age", "high", 1.2), _effect("children", "low", -1.0)]
+    assert unique_names({1: young, 2: old}, plain) == {
+        1: "Low Age & High Children",
+        2: "High Age & Low Children",
+    }
 
 
 def test_avatar_is_valid_svg_and_escapes_the_name() -> None:
