@@ -180,6 +180,12 @@ def analysis_traits(engine: Engine, args: argparse.Namespace) -> int:
     chosen = names(args.set)
     record = catalog.set_analysis_traits(engine, args.name, chosen)
     say(f"analysis traits of {record.name!r}: {', '.join(chosen) or 'none'} (the personas are not rebuilt)")
+    clustered = catalog.clustered_among(engine, record, chosen)
+    if clustered:
+        say(
+            f"  {', '.join(clustered)} {'is' if len(clustered) == 1 else 'are'} clustered on already: the Analysis "
+            "shows them among the clustering traits"
+        )
     if record.current_build is None:  # nothing built yet: the first build studies them
         return 0
     result = refresh_study(record.name, say, ["persona_analysis", "persona_report"])

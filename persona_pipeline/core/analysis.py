@@ -83,7 +83,9 @@ class PurchaseWindow:
     def text(self) -> str:
         """'Orders of the 365 days from 2025-12-04 to 2026-12-03 (the day of the latest order); amounts in USD'."""
         if self.first_day is None:
-            return f"No orders yet; the window is the {self.days:,} days up to the latest order."
+            return (
+                f"No orders yet; once there are, the window is the {self.days:,} days up to the latest order."
+            )
         return (
             f"Orders of the {self.days:,} days from {self.first_day} to {self.last_day} (the day of the latest "
             f"order), at their net amount; amounts in {self.currency}."

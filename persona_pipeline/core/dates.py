@@ -61,11 +61,14 @@ class DateReading:
     unread: np.ndarray  # (n,) bool: non-blank values the format does not read (the caller rejects those rows)
 
 
-def read_dates(values: pd.Series, column: str, date_format: str | None = None) -> DateReading:
+def read_dates(
+    values: pd.Series, column: str, date_format: str | None = None, of_trait: bool = True
+) -> DateReading:
     """Read a column of dates with `date_format`, or with the one format inferred from the whole column.
 
     Raises LoadError when the best formats read the column differently (e.g. only values such as
-    04-09-2012, which are dates both day-first and month-first), naming the column and the fix.
+    04-09-2012, which are dates both day-first and month-first), naming the column (as the file heads it)
+    and the fix: --date-format, or for a date trait (`of_trait`) its `format:` too.
     """
     if pd.api.types.is_datetime64_any_dtype(values):
         return _already_dates(values)
@@ -77,7 +80,7 @@ def read_dates(values: pd.Series, column: str, date_format: str | None = None) -
         chosen: str | None = date_format
         read = _nanoseconds_read(to_read, date_format)
     else:
-        chosen, read = _inferred(to_read, column)
+        chosen, read = _inferred(to_read, column, of_trait)
     # One slot more than the uniques, for code -1 (NaN): NaT and not unread.
     nanoseconds = np.full(len(text) + 1, _NOT_READ, dtype=np.int64)
     nanoseconds[:-1][given] = read
@@ -137,7 +140,7 @@ def _nanoseconds(datetimes: np.ndarray) -> np.ndarray:
     return np.where(representable, datetimes.astype("datetime64[ns]").view(np.int64), _NOT_READ)
 
 
-def _inferred(text: pd.Series, column: str) -> tuple[str | None, np.ndarray]:
+def _inferred(text: pd.Series, column: str, of_trait: bool) -> tuple[str | None, np.ndarray]:
     """The format reading the most distinct values, and its (m,) reading; refused when the best disagree."""
     nothing = np.full(len(text), _NOT_READ, dtype=np.int64)
     if text.empty:
@@ -158,21 +161,20 @@ def _inferred(text: pd.Series, column: str) -> tuple[str | None, np.ndarray]:
         if not any(np.array_equal(reads[fmt], reads[seen]) for seen in (chosen, *rivals)):
             rivals.append(fmt)
     if rivals:
-        raise LoadError(_refusal(column, text, chosen, rivals, reads))
+        raise LoadError(_refusal(column, text, chosen, rivals, reads, of_trait))
     return chosen, reads[chosen]
 
 
 def _refusal(
-    column: str, text: pd.Series, first: str, rivals: list[str], reads: dict[str, np.ndarray]
+    column: str, text: pd.Series, first: str, rivals: list[str], reads: dict[str, np.ndarray], of_trait: bool
 ) -> str:
     """One line: a value read two ways (or two values each read one way only), and the fix."""
     second = rivals[0]
     a, b = reads[first], reads[second]
     # quoted for the shell (a format with a space would split); a date trait can take it as `format:` instead
-    fix = (
-        f"pass --date-format '{first}' (or {' or '.join(repr(r) for r in rivals)}), or give a date trait "
-        f"`format: '{first}'` in the traits file"
-    )
+    fix = f"pass --date-format '{first}' (or {' or '.join(repr(r) for r in rivals)})"
+    if of_trait:  # a contact's created or updated time, or an order's, has no trait to carry a format
+        fix += f", or give the date trait `format: '{first}'` in the traits file"
     if np.array_equal(a == _NOT_READ, b == _NOT_READ):  # the same values read, into different dates
         i = np.flatnonzero(a != b)[0]
         return (

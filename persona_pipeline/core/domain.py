@@ -55,7 +55,13 @@ def did_you_mean(word: object, choices: Iterable[str]) -> str:
     over a closer spelling."""
     options = [str(c) for c in choices]
     same = [c for c in options if _loose(c) == _loose(str(word))]
-    near = same or difflib.get_close_matches(str(word), options, n=1, cutoff=0.7)
+    # a name cut short ('Wag' for 'wage') is a near miss too, when only one choice starts so
+    started = [c for c in options if len(_loose(str(word))) >= 3 and _loose(c).startswith(_loose(str(word)))]
+    near = (
+        same
+        or (started if len(started) == 1 else [])
+        or difflib.get_close_matches(str(word), options, n=1, cutoff=0.7)
+    )
     return f" (did you mean {near[0]!r}?)" if near else ""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from persona_pipeline.core.domain import did_you_mean
 from persona_pipeline.core.features import CLIP, FeatureTransform, TraitEncoding
 from persona_pipeline.core.latent_class import EXP_FLOOR
 from persona_pipeline.core.model import PersonaModel
@@ -168,9 +169,10 @@ class Scorer:
             raise ScoringError("a contact is a JSON object of trait: value pairs")
         unknown = [k for k in contact if k not in self._known and k != "contact_id"]
         if unknown:
+            first = sorted(unknown)[0]
             raise ScoringError(
-                f"unknown trait(s) {', '.join(map(repr, sorted(unknown)))}; this persona set scores on "
-                f"{', '.join(sorted(self._trait_names))}"
+                f"unknown trait(s) {', '.join(map(repr, sorted(unknown)))}{did_you_mean(first, self._known)}; this "
+                f"persona set scores on {', '.join(sorted(self._trait_names))}"
             )
         if self._latent is not None:
             return self._score_latent(contact)

@@ -158,7 +158,8 @@ class Trait:
                 f"{where}: {kind} trait {name!r} needs 'levels' with at least two values{order}"
             )
         if len(set(levels)) != len(levels):
-            raise CatalogError(f"{where}: {kind} trait {name!r} lists a level twice")
+            twice = next(level for i, level in enumerate(levels) if level in levels[:i])
+            raise CatalogError(f"{where}: {kind} trait {name!r} lists the level {twice!r} twice; keep one")
         normalize = bool(raw.get("normalize", False))
         if normalize and len({normal_level(level) for level in levels}) != len(levels):
             raise CatalogError(

@@ -222,10 +222,20 @@ class Survey:
     notes: list[str] = field(default_factory=list)
 
 
-def survey(chunks, key: str | None, text_keys: bool, dates: dict[str, str | None]) -> Survey:  # noqa: ANN001 - an iterator of frames
+RECORD_DATES = ("created_at", "updated_at", "ordered_at")  # dates of the records themselves, not traits
+
+
+def survey(  # noqa: ANN001 - chunks: an iterator of frames
+    chunks,
+    key: str | None,
+    text_keys: bool,
+    dates: dict[str, str | None],
+    headers: dict[str, str] | None = None,
+) -> Survey:
     """Read the key and date columns of every chunk: counts, repeated keys and each date column's format.
 
-    dates: column -> a format given by the user (kept), or None (inferred from the column's distinct values).
+    dates: column -> a format given by the user (kept), or None (inferred from the column's distinct values);
+    headers: column -> the file's header for it, the name an error gives.
     """
     found = Survey()
     keys: list[np.ndarray] = []
@@ -252,7 +262,9 @@ def survey(chunks, key: str | None, text_keys: bool, dates: dict[str, str | None
         if not parts:
             continue
         values = pd.Series(pd.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0])
-        reading = read_dates(values, column)  # refuses a column read two ways: nothing is written yet
+        header = (headers or {}).get(column, column)
+        # refuses a column read two ways: nothing is written yet
+        reading = read_dates(values, header, of_trait=column not in RECORD_DATES)
         found.formats[column] = reading.format
         if reading.format:
             found.notes.append(f"dates in {column!r} read as {reading.format}")

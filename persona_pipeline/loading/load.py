@@ -158,13 +158,13 @@ def _contact_columns(traits_file: TraitsFile) -> dict[str, tuple[str, str]]:
     if layout.ids is not ContactIds.GENERATED:
         wanted["contact_id"] = (
             layout.id_column,
-            "add `contacts: {{id_column: {header}}}` to the traits file "
+            "set `contacts: {{id_column: {header}}}` in the traits file "
             "(or `contacts: {{ids: generated}}` for a file without ids)",
         )
     for trait in traits_file.catalog.traits:
         wanted[trait.name] = (
             trait.source_column,
-            f"add `column: {{header}}` to trait {trait.name} in the traits file",
+            f"set `column: {{header}}` on trait {trait.name} in the traits file",  # to add, or to change
         )
     return wanted
 
@@ -177,7 +177,7 @@ def _order_columns(traits_file: TraitsFile, headers: list[str]) -> dict[str, tup
             continue
         if name in ORDER_OPTIONAL and header == name and header not in headers:
             continue  # an optional field the file does not have and the traits file does not map
-        wanted[name] = (header, f"add `orders: {{{{{name}: {{header}}}}}}` to the traits file")
+        wanted[name] = (header, f"set `orders: {{{{{name}: {{header}}}}}}` in the traits file")
     return wanted
 
 
@@ -190,9 +190,27 @@ def _share_check(file: str, rows: int, rejects: pd.DataFrame, limit: float, path
     if share > limit:
         raise LoadError(
             f"{file}: {rejected:,} of {rows:,} rows ({share:.1%}) rejected, above the limit of {limit:.0%}; nothing "
-            f"was changed. The rejected rows and reasons are in {path}; fix them, or pass "
-            f"--max-reject-share {min(1.0, np.ceil(share * 100) / 100):g} to load the rest"
+            f"was changed. {_commonest_reasons(bad)}. Every rejected row and its reason is in {path}; fix them, "
+            f"or pass --max-reject-share {min(1.0, np.ceil(share * 100) / 100):g} to load the rest"
         )
+
+
+def _commonest_reasons(bad: pd.DataFrame, shown: int = 3) -> str:
+    """'Most often: income not a number (380 rows, first on line 4, 'abc')': what to fix first, in the one
+    line a refused load gets (the printed rejects of a load that went ahead are not printed for one refused)."""
+    counts = bad.groupby(["column", "reason"], sort=False, dropna=False).agg(
+        rows=("line", "size"), line=("line", "min")
+    )
+    counts = counts.sort_values(["rows", "line"], ascending=[False, True]).head(shown)
+    parts = []
+    for (column, reason), row in counts.iterrows():
+        first = bad[(bad["column"] == column) & (bad["reason"] == reason) & (bad["line"] == row["line"])]
+        value = first["value"].iloc[0] if len(first) else None
+        shown_value = f", {str(value)[:40]!r}" if value is not None and not pd.isna(value) else ""
+        parts.append(
+            f"{column} {reason} ({int(row['rows']):,} rows, first on line {int(row['line']):,}{shown_value})"
+        )
+    return "Most often: " + "; ".join(parts)
 
 
 def _moment(values: pd.Series) -> np.ndarray:
@@ -310,7 +328,11 @@ def _open_contacts(plan: _Plan, path: Path) -> None:
     key = None if plan.ids_kind is ContactIds.GENERATED else "contact_id"
     dates = _date_columns(plan.traits_file, source, options.date_format)
     plan.contacts_survey = survey(
-        source.chunks([c for c in (key, *dates) if c]), key, plan.ids_kind is ContactIds.TEXT, dates
+        source.chunks([c for c in (key, *dates) if c]),
+        key,
+        plan.ids_kind is ContactIds.TEXT,
+        dates,
+        source.columns,
     )
     if not plan.contacts_survey.rows:
         raise LoadError(f"{path}: the file has a header but no rows of data; nothing was changed")
@@ -329,7 +351,9 @@ def _open_orders(plan: _Plan, path: Path) -> None:
     given_ids = plan.traits_file.orders.order_ids is OrderIds.GIVEN
     key = "order_id" if given_ids else None
     dates = {"ordered_at": plan.options.date_format}
-    plan.orders_survey = survey(source.chunks([c for c in (key, "ordered_at") if c]), key, False, dates)
+    plan.orders_survey = survey(
+        source.chunks([c for c in (key, "ordered_at") if c]), key, False, dates, source.columns
+    )
     plan.orders = source
     plan.outcome["orders"] = Outcome()
 

@@ -144,8 +144,13 @@ def rename_persona(engine: Engine, name: str, persona_id: int, new_name: str) ->
             f"persona set {record.name!r} has no persona {persona_id}; its personas are "
             + ", ".join(f"{pid} ({n})" for pid, n in current.items())
         )
-    if any(name_key(n) == name_key(clean) and pid != persona_id for pid, n in current.items()):
-        raise PersonaSetError(f"another persona of {record.name!r} is already named {clean!r}")
+    taken = [(pid, n) for pid, n in current.items() if name_key(n) == name_key(clean) and pid != persona_id]
+    if taken:
+        pid, name = taken[0]
+        raise PersonaSetError(
+            f"persona {pid} of {record.name!r} is already named {name!r} (names are matched ignoring case); "
+            "choose another name"
+        )
     store.rename_persona(engine, record, persona_id, clean)
     return clean
 
@@ -156,6 +161,13 @@ def set_analysis_traits(engine: Engine, name: str, traits: list[str]) -> Persona
     record = store.get(engine, name)
     store.set_analysis_traits(engine, record.id, traits)
     return store.get_by_id(engine, record.id)
+
+
+def clustered_among(engine: Engine, record: PersonaSet, traits: list[str]) -> list[str]:
+    """Those of `traits` the set clusters on (its --traits, or the catalog's default clustering traits): the
+    Analysis shows them with the clustering traits, not again as analysis traits."""
+    clustering = record.traits or load_catalog(engine).default_clustering
+    return [t for t in traits if t in clustering]
 
 
 def set_show_in_explore(engine: Engine, name: str, show: bool) -> tuple[PersonaSet, bool]:

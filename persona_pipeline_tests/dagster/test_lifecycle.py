@@ -158,10 +158,10 @@ def test_rename_update_and_rebuild(seeded: Engine, capsys: pytest.CaptureFixture
         == 0
     )
     assert (
-        main(["persona-set", "rename-persona", "Customers", "--persona", "2", "--to", "Our Core Families"])
+        main(["persona-set", "rename-persona", "Customers", "--persona", "2", "--to", "our core families"])
         == 2
     )
-    assert "already named" in capsys.readouterr().err
+    assert "persona 1 of 'Customers' is already named 'Our Core Families'" in capsys.readouterr().err
     assert main(["persona-set", "rename-persona", "Customers", "--persona", "99", "--to", "x"]) == 2
     assert "no persona 99" in capsys.readouterr().err
 

@@ -107,6 +107,7 @@ def test_real_contacts_score_like_their_batch_memberships() -> None:
     ("contact", "message"),
     [
         ({"shoe_size": 44}, "unknown trait.*'shoe_size'"),
+        ({"agee": 30}, r"unknown trait.*'agee' \(did you mean 'age'\?\)"),
         ({"age": "forty"}, "'age' takes a number"),
         ({"age": True}, "'age' takes a number"),
         ({"dog_owner": "sometimes"}, "'dog_owner' takes true or false"),

@@ -159,3 +159,15 @@ def test_a_name_written_differently_is_suggested_before_a_closer_spelling(name: 
     typed = name.lower().replace(" ", "-" if dashes else "_")
     choices = ["Cardholders LC", "Cardholders", "High Value", "Customers 2024"]
     assert did_you_mean(typed, choices) == f" (did you mean {name!r}?)"
+
+
+def test_a_name_cut_short_is_a_near_miss_when_only_one_name_starts_so() -> None:
+    """A trial typed 'Wag' for 'wage' and got no hint ('wagee' got one)."""
+    assert did_you_mean("Wag", ["wage", "affairs"]) == " (did you mean 'wage'?)"
+    assert did_you_mean("cus", ["customers", "customers_2024"]) == ""  # two start so: no guess
+    assert did_you_mean("wa", ["wage"]) == ""  # two letters say too little
+
+
+def test_a_level_listed_twice_is_named() -> None:
+    with pytest.raises(CatalogError, match="lists the level 'Married' twice; keep one"):
+        Trait.from_dict({"name": "maritl", "kind": "categorical", "levels": ["Single", "Married", "Married"]})

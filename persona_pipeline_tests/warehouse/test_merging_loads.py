@@ -168,7 +168,9 @@ def test_reject_limit_and_dry_run_change_nothing(warehouse: Engine, tmp_path: Pa
     broken["Age"] = np.where(np.arange(len(broken)) <= int(len(broken) * 0.73), "unknown", "33")
     path = _write(tmp_path, "broken.csv", broken)
     with pytest.raises(
-        LoadError, match=r"\(73\.\d%\) rejected, above the limit of 5%.*--max-reject-share 0\.74"
+        LoadError,
+        match=r"\(73\.\d%\) rejected, above the limit of 5%.*Most often: age not a number \(293 rows, first on "
+        r"line 2, 'unknown'\).*--max-reject-share 0\.74",
     ):
         load_files(warehouse, path, traits, rejects_path=tmp_path / "rejects.csv")
     _same(before, _snapshot(warehouse))
@@ -213,7 +215,7 @@ def test_mapping_hints_and_unknown_levels(warehouse: Engine, tmp_path: Path) -> 
     unmapped = _traits(tmp_path, TRAITS.replace(", column: Age", ""))
     path = _write(tmp_path, "people.csv", _people(20))
     with pytest.raises(
-        LoadError, match=r"missing column\(s\) 'age' \(the file has 'Age': add `column: Age` to trait age"
+        LoadError, match=r"missing column\(s\) 'age' \(the file has 'Age': set `column: Age` on trait age"
     ):
         load_files(warehouse, path, unmapped)
     with pytest.raises(
@@ -223,7 +225,7 @@ def test_mapping_hints_and_unknown_levels(warehouse: Engine, tmp_path: Path) -> 
     # a typo in the header the traits file names: the file's nearest header, and the line that maps it
     with pytest.raises(
         LoadError,
-        match=r"missing column\(s\) 'Regoin' \(the file has 'Region': add `column: Region` to trait region",
+        match=r"missing column\(s\) 'Regoin' \(the file has 'Region': set `column: Region` on trait region",
     ):
         load_files(warehouse, path, _traits(tmp_path, TRAITS.replace("column: Region", "column: Regoin")))
 
@@ -726,7 +728,9 @@ def test_a_merge_whose_traits_file_leaves_traits_out_names_the_sets_it_changes(
     )
     for name in ("P", "Q"):
         assert main(["persona-set", "build", name]) == 0
-    assert main(["persona-set", "analysis-traits", "Q", "--set", "region"]) == 0
+    capsys.readouterr()
+    assert main(["persona-set", "analysis-traits", "Q", "--set", "region,age"]) == 0
+    assert "age is clustered on already" in capsys.readouterr().out  # said, not silently accepted
     kept = "\n".join(line for line in TRAITS.splitlines() if "pet_owner" not in line and "Region" not in line)
     report = load_files(
         warehouse,
