@@ -32,6 +32,8 @@ def score(args: argparse.Namespace) -> int:
             f"({', '.join(scorer.model.transform.trait_names)}): its persona is the one any empty contact gets",
             file=sys.stderr,
         )
+    for line in scored.not_levels:  # scored as missing, as a load reads it: said where a person looks
+        print(f"warning: {line}; scored without it", file=sys.stderr)
     say(json.dumps(scored.to_dict()))
     return 0
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,8 @@ class Score:
     persona_name: str | None = None
     # clustering traits scored as missing: not given, empty, or a level the build never saw
     missing: tuple[str, ...] = ()
+    # 'trait: value is not one of its levels (did you mean ...?)' for each given level the build never saw
+    not_levels: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -41,6 +43,8 @@ class Score:
         }
         if self.missing:  # said, so a persona from half a contact is not read as one from all of it
             out["scored_without"] = list(self.missing)
+        if self.not_levels:
+            out["not_levels"] = list(self.not_levels)
         return out
 
 
@@ -174,8 +178,26 @@ class Scorer:
                 f"unknown trait(s) {', '.join(map(repr, sorted(unknown)))}{did_you_mean(first, self._known)}; this "
                 f"persona set scores on {', '.join(sorted(self._trait_names))}"
             )
-        if self._latent is not None:
-            return self._score_latent(contact)
+        scored = self._score_latent(contact) if self._latent is not None else self._score_centroids(contact)
+        return replace(scored, not_levels=self._not_levels(contact)) if scored.missing else scored
+
+    def _not_levels(self, contact: dict[str, Any]) -> tuple[str, ...]:
+        """Given values of a category that match none of its levels (a near miss such as 'Never Married' for
+        '1. Never Married' scores as missing, as a load reads it; said so, with the level meant)."""
+        out = []
+        for e in self._encodings:
+            value = contact.get(e.name)
+            if (
+                e.kind in (TraitKind.CATEGORICAL, TraitKind.ORDINAL)
+                and isinstance(value, str)
+                and value.strip()
+            ):
+                if self._level_code(e, value) < 0:
+                    hint = did_you_mean(value, self._levels[e.name])
+                    out.append(f"{e.name}: {value!r} is not one of its levels{hint}")
+        return tuple(out)
+
+    def _score_centroids(self, contact: dict[str, Any]) -> Score:
         x, missing = self._vector(contact)
         best = second = math.inf
         best_index = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -144,6 +145,14 @@ def test_a_normalized_trait_scores_loose_levels_as_the_load_reads_them() -> None
     loose = Scorer(MODEL, known_traits=set(BUILTIN_CATALOG.names), normalized={"urbanicity"})
     contact = {"urbanicity": "suburban", "age": 41}
     assert loose.score({**contact, "urbanicity": "  SubUrban "}) == loose.score(contact)
-    assert SCORER.score({**contact, "urbanicity": "  SubUrban "}) == SCORER.score(
-        {"age": 41}
-    )  # unseen: missing
+    unseen = SCORER.score({**contact, "urbanicity": "  SubUrban "})
+    assert replace(unseen, not_levels=()) == SCORER.score({"age": 41}) and unseen.not_levels  # missing, said
+
+
+def test_a_level_the_build_never_saw_is_scored_as_missing_and_said_with_the_level_meant() -> None:
+    """A trial scored 'Never Married' for '1. Never Married': a near miss scored as missing, with no hint."""
+    scored = SCORER.score({"urbanicity": "Suburbn", "age": 40})
+    assert "urbanicity" in scored.missing
+    assert scored.not_levels == ("urbanicity: 'Suburbn' is not one of its levels (did you mean 'suburban'?)",)
+    assert scored.to_dict()["not_levels"] == list(scored.not_levels)
+    assert SCORER.score({"urbanicity": "suburban"}).not_levels == ()
