@@ -207,9 +207,8 @@ def _commonest_reasons(bad: pd.DataFrame, shown: int = 3) -> str:
         first = bad[(bad["column"] == column) & (bad["reason"] == reason) & (bad["line"] == row["line"])]
         value = first["value"].iloc[0] if len(first) else None
         shown_value = f", {str(value)[:40]!r}" if value is not None and not pd.isna(value) else ""
-        parts.append(
-            f"{column} {reason} ({int(row['rows']):,} rows, first on line {int(row['line']):,}{shown_value})"
-        )
+        what = reason if pd.isna(column) or not str(column) else f"{column} {reason}"  # a whole row's reason
+        parts.append(f"{what} ({int(row['rows']):,} rows, first on line {int(row['line']):,}{shown_value})")
     return "Most often: " + "; ".join(parts)
 
 
