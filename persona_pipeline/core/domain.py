@@ -208,7 +208,8 @@ class IdentityFigure:
         return line
 
     def traits_text(self) -> str:
-        """'the previous build clustered on other traits (without a, b; with c): every contact counts as changed'."""
+        """'this build clusters on other traits than the previous one (without a, b; with c): every contact's
+        traits count as changed'."""
         differences = [
             f"{word} {', '.join(names)}"
             for word, names in (("without", self.traits_gone), ("with", self.traits_added))
