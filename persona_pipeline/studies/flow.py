@@ -103,7 +103,7 @@ def _membership_rows(engine: Engine, persona_set_id: int, contact_ids: np.ndarra
 def _normalize_times(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("valid_from", "valid_to", "version_from"):
         if column in frame:
-            frame[column] = pd.to_datetime(frame[column]).astype("datetime64[us]")
+            frame[column] = pd.to_datetime(frame[column], format="ISO8601").astype("datetime64[us]")
     return frame
 
 
