@@ -159,16 +159,22 @@ def interpret(
     salient = [e for e in persona.defining if e.salient]
     # the name quoted, as the subject of a sentence: names are adjectives as often as nouns ("Voicemail")
     sentences = [f'"{persona.name}" is {persona.share:.1%} of the cohort ({persona.population:,} contacts).']
-    if salient:
-        listed = "; ".join(_trait_phrase(e) for e in salient[:3])
+    # a protected trait keeps its figures in the definition, out of the prose a campaign brief copies
+    actionable = [e for e in salient if not e.sensitive]
+    if actionable:
+        listed = "; ".join(_trait_phrase(e) for e in actionable[:3])
         sentences.append(f"Compared with the cohort they stand out on {listed}.")
+    elif salient:
+        sentences.append(
+            "What sets them apart from the cohort are traits declared sensitive (their figures are in the "
+            "definition)."
+        )
     else:
         sentences.append("No trait sets them clearly apart from the cohort: they are its typical members.")
     ideas: list[str] = []
     if purchases is not None:
         sentence, ideas = _purchase_sentences(purchases, currency)
         sentences.append(sentence)
-    actionable = [e for e in salient if not e.sensitive]  # never 'build audiences around' a protected trait
     for position, effect in enumerate(actionable[:2]):
         if len(ideas) >= MAX_IDEAS:
             break

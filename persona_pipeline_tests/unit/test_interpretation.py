@@ -427,7 +427,9 @@ def test_a_sensitive_trait_is_described_but_never_named_targeted_or_ruled_on() -
     for persona in personas:
         assert not {"Afam", "Cauc", "Other", "Ethnicity"} & set(persona.name.split()), persona.name
         assert any(d.trait == "ethnicity" and d.sensitive for d in persona.defining)  # still shown
-        words = " ".join([*persona.interpretation.ideas, *(r.text for r in persona.rules)])
+        words = " ".join(
+            [persona.interpretation.summary, *persona.interpretation.ideas, *(r.text for r in persona.rules)]
+        )
         assert "ethnicity" not in words, words
     unmarked = describe_personas(frame, labels, [replace(traits[0], sensitive=False), *traits[1:]],
                                  TraitCatalog(tuple(traits)), 0)  # fmt: skip
