@@ -62,13 +62,14 @@ class DateReading:
 
 
 def read_dates(
-    values: pd.Series, column: str, date_format: str | None = None, of_trait: bool = True
+    values: pd.Series, column: str, date_format: str | None = None, trait: str | None = None
 ) -> DateReading:
     """Read a column of dates with `date_format`, or with the one format inferred from the whole column.
 
     Raises LoadError when the best formats read the column differently (e.g. only values such as
     04-09-2012, which are dates both day-first and month-first), naming the column (as the file heads it)
-    and the fix: --date-format, or for a date trait (`of_trait`) its `format:` too.
+    and the fix: --date-format, or the `format:` of the date trait the column holds (`trait`; None for a
+    record's own dates, created_at and the like, which no trait describes).
     """
     if pd.api.types.is_datetime64_any_dtype(values):
         return _already_dates(values)
@@ -80,7 +81,7 @@ def read_dates(
         chosen: str | None = date_format
         read = _nanoseconds_read(to_read, date_format)
     else:
-        chosen, read = _inferred(to_read, column, of_trait)
+        chosen, read = _inferred(to_read, column, trait)
     # One slot more than the uniques, for code -1 (NaN): NaT and not unread.
     nanoseconds = np.full(len(text) + 1, _NOT_READ, dtype=np.int64)
     nanoseconds[:-1][given] = read
@@ -140,7 +141,7 @@ def _nanoseconds(datetimes: np.ndarray) -> np.ndarray:
     return np.where(representable, datetimes.astype("datetime64[ns]").view(np.int64), _NOT_READ)
 
 
-def _inferred(text: pd.Series, column: str, of_trait: bool) -> tuple[str | None, np.ndarray]:
+def _inferred(text: pd.Series, column: str, trait: str | None) -> tuple[str | None, np.ndarray]:
     """The format reading the most distinct values, and its (m,) reading; refused when the best disagree."""
     nothing = np.full(len(text), _NOT_READ, dtype=np.int64)
     if text.empty:
@@ -161,20 +162,25 @@ def _inferred(text: pd.Series, column: str, of_trait: bool) -> tuple[str | None,
         if not any(np.array_equal(reads[fmt], reads[seen]) for seen in (chosen, *rivals)):
             rivals.append(fmt)
     if rivals:
-        raise LoadError(_refusal(column, text, chosen, rivals, reads, of_trait))
+        raise LoadError(_refusal(column, text, chosen, rivals, reads, trait))
     return chosen, reads[chosen]
 
 
 def _refusal(
-    column: str, text: pd.Series, first: str, rivals: list[str], reads: dict[str, np.ndarray], of_trait: bool
+    column: str,
+    text: pd.Series,
+    first: str,
+    rivals: list[str],
+    reads: dict[str, np.ndarray],
+    trait: str | None,
 ) -> str:
     """One line: a value read two ways (or two values each read one way only), and the fix."""
     second = rivals[0]
     a, b = reads[first], reads[second]
     # quoted for the shell (a format with a space would split); a date trait can take it as `format:` instead
     fix = f"pass --date-format '{first}' (or {' or '.join(repr(r) for r in rivals)})"
-    if of_trait:  # a contact's created or updated time, or an order's, has no trait to carry a format
-        fix += f", or give the date trait `format: '{first}'` in the traits file"
+    if trait is not None:  # a contact's created or updated time, or an order's, has no trait to carry it
+        fix += f", or give trait {trait} `format: '{first}'` in the traits file"
     if np.array_equal(a == _NOT_READ, b == _NOT_READ):  # the same values read, into different dates
         i = np.flatnonzero(a != b)[0]
         return (

@@ -264,7 +264,7 @@ def survey(  # noqa: ANN001 - chunks: an iterator of frames
         values = pd.Series(pd.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0])
         header = (headers or {}).get(column, column)
         # refuses a column read two ways: nothing is written yet
-        reading = read_dates(values, header, of_trait=column not in RECORD_DATES)
+        reading = read_dates(values, header, trait=None if column in RECORD_DATES else column)
         found.formats[column] = reading.format
         if reading.format:
             found.notes.append(f"dates in {column!r} read as {reading.format}")

@@ -126,15 +126,17 @@ def test_a_column_mixing_day_first_and_month_first_is_refused() -> None:
 
 def test_a_column_no_value_settles_is_refused_with_both_readings() -> None:
     with pytest.raises(LoadError) as refusal:
-        read_dates(pd.Series(["04-09-2012", "05-06-2013", "04-09-2012"]), "Dt_Customer")
+        read_dates(
+            pd.Series(["04-09-2012", "05-06-2013", "04-09-2012"]), "Dt_Customer", trait="customer_since"
+        )
     assert str(refusal.value) == (
         "column 'Dt_Customer': dates such as '04-09-2012' read as 4 September 2012 (%d-%m-%Y) "
         "or as 9 April 2012 (%m-%d-%Y), and no value settles it; pass --date-format '%d-%m-%Y' (or '%m-%d-%Y'), "
-        "or give the date trait `format: '%d-%m-%Y'` in the traits file"
+        "or give trait customer_since `format: '%d-%m-%Y'` in the traits file"
     )
     # a contact's created time (the file's 'signup') has no trait to carry a format: --date-format alone
     with pytest.raises(LoadError) as refusal:
-        read_dates(pd.Series(["04-09-2012", "05-06-2013"]), "signup", of_trait=False)
+        read_dates(pd.Series(["04-09-2012", "05-06-2013"]), "signup")
     assert str(refusal.value).startswith("column 'signup': ") and "format:" not in str(refusal.value)
 
 

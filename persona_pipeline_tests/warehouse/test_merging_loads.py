@@ -202,7 +202,7 @@ def test_dates_are_read_one_way_or_refused(warehouse: Engine, tmp_path: Path) ->
 
     ambiguous = people.assign(Signup=["04-09-2012", "05-06-2013"] * 20)
     before = _snapshot(warehouse)
-    with pytest.raises(LoadError, match=r"column 'signup'.*--date-format '%d-%m-%Y'"):
+    with pytest.raises(LoadError, match=r"column 'Signup'.*--date-format '%d-%m-%Y'.*trait signup `format:"):
         load_files(warehouse, _write(tmp_path, "ambiguous.csv", ambiguous), traits)
     _same(before, _snapshot(warehouse))
     load_files(warehouse, tmp_path / "ambiguous.csv", traits, date_format="%d-%m-%Y")
