@@ -40,8 +40,20 @@ def create(engine: Engine, args: argparse.Namespace) -> int:
         args.method,
     )
     say(f"created persona set {record.name!r} (id {record.id}) on cohort {record.cohort!r}: {record.status}")
+    _say_clustered(engine, record, names(args.analysis_traits))
     say(f"build it with: persona-pipeline persona-set build {shell_quote(record.name)}")
     return 0
+
+
+def _say_clustered(engine: Engine, record: PersonaSet, analysis_traits: list[str]) -> None:
+    """Analysis traits the set clusters on anyway are said, not silently taken (a trial's --analysis-traits
+    gender, gender being clustered on)."""
+    clustered = catalog.clustered_among(engine, record, analysis_traits)
+    if clustered:
+        say(
+            f"  {', '.join(clustered)} {'is' if len(clustered) == 1 else 'are'} clustered on already: the Analysis "
+            "shows them among the clustering traits"
+        )
 
 
 def list_sets(engine: Engine, _args: argparse.Namespace) -> int:
@@ -180,12 +192,7 @@ def analysis_traits(engine: Engine, args: argparse.Namespace) -> int:
     chosen = names(args.set)
     record = catalog.set_analysis_traits(engine, args.name, chosen)
     say(f"analysis traits of {record.name!r}: {', '.join(chosen) or 'none'} (the personas are not rebuilt)")
-    clustered = catalog.clustered_among(engine, record, chosen)
-    if clustered:
-        say(
-            f"  {', '.join(clustered)} {'is' if len(clustered) == 1 else 'are'} clustered on already: the Analysis "
-            "shows them among the clustering traits"
-        )
+    _say_clustered(engine, record, chosen)
     if record.current_build is None:  # nothing built yet: the first build studies them
         return 0
     result = refresh_study(record.name, say, ["persona_analysis", "persona_report"])
