@@ -100,7 +100,7 @@ class BuildOutcome:
     confidence: np.ndarray  # (n,) float in [0, 1]
     k_choice: clustering.KChoice
     stability: float
-    dropped_traits: list[str] = field(default_factory=list)
+    dropped_traits: list[str] = field(default_factory=list)  # "name (why)": traits it could not cluster on
     contact_ids: np.ndarray | None = None  # (n,) int64: each row's contact (set by the build step)
     # Against the previous build's stored memberships (see core/identity.py); None on a first build.
     fingerprints: np.ndarray | None = None  # (n,) int64: the clustering traits each membership was built from
@@ -149,11 +149,21 @@ def one_thread() -> threadpool_limits:
     return threadpool_limits(limits=1, user_api="openmp")
 
 
+MIN_KNOWN_TO_CLUSTER = 0.5  # a trait known for fewer of the cohort would cluster mostly on filled-in values
+
+
 def usable_traits(frame: pd.DataFrame, traits: list[Trait], explicit: bool) -> tuple[list[Trait], list[str]]:
-    """Drop traits that cannot separate anyone (one value for the whole cohort); an explicit choice is an error."""
-    constant = []
+    """Drop traits that cannot separate anyone (one value for the whole cohort) and traits known for under
+    half of it (a trial merged a second table's traits file: its traits, known for 3% of the cohort, were
+    clustered on with the rest filled in); an explicit choice of either is an error. Returns the traits kept
+    and 'name (why)' for each left out."""
+    constant, unknown = [], []
     for trait in traits:
         column = frame[trait.name]
+        known = float(column.notna().mean()) if len(column) else 1.0
+        if known < MIN_KNOWN_TO_CLUSTER:
+            unknown.append((trait.name, known))
+            continue
         if trait.kind is TraitKind.NUMERIC:  # min == max: no hashing of a million floats
             values = numbers(column)
             values = values[~np.isnan(values)]
@@ -167,10 +177,21 @@ def usable_traits(frame: pd.DataFrame, traits: list[Trait], explicit: bool) -> t
             f"trait(s) {', '.join(constant)} have a single value across the whole cohort, so they cannot separate "
             "personas: remove them from --traits"
         )
-    kept = [t for t in traits if t.name not in constant]
+    if unknown and explicit:
+        raise FeatureError(
+            f"trait(s) {', '.join(f'{name} (known for {share:.0%})' for name, share in unknown)} are known for "
+            f"under {MIN_KNOWN_TO_CLUSTER:.0%} of the cohort: personas clustered on them would rest on filled-in "
+            "values; remove them from --traits, or load their values"
+        )
+    left_out = {name for name, _ in unknown} | set(constant)
+    kept = [t for t in traits if t.name not in left_out]
     if not kept:
-        raise FeatureError("every clustering trait has a single value across the cohort; choose other traits")
-    return kept, constant
+        raise FeatureError(
+            "every clustering trait has a single value across the cohort or is known for under "
+            f"{MIN_KNOWN_TO_CLUSTER:.0%} of it; choose other traits"
+        )
+    why = [f"{name} (known for {share:.0%} of the cohort)" for name, share in unknown]
+    return kept, why + [f"{name} (one value for the whole cohort)" for name in constant]
 
 
 def build_model(
@@ -219,7 +240,7 @@ def _fit(
     transform = FeatureTransform.fit(frame, traits)
     x = transform.transform(frame)
     if progress:
-        left_out = f"; left out {', '.join(dropped)}: one value for the whole cohort" if dropped else ""
+        left_out = f"; left out {', '.join(dropped)}" if dropped else ""
         progress(
             f"features: {x.shape[0]:,} contacts x {x.shape[1]} columns from {len(traits)} traits{left_out}"
         )

@@ -113,7 +113,7 @@ def test_constant_trait_is_dropped_by_default_and_refused_when_chosen() -> None:
     contacts, _ = _base(3, n=2_000)
     contacts = contacts.assign(urbanicity="urban")
     outcome = build_model(contacts, TRAITS, seed=0)
-    assert outcome.dropped_traits == ["urbanicity"]
+    assert outcome.dropped_traits == ["urbanicity (one value for the whole cohort)"]
     with pytest.raises(FeatureError, match="urbanicity.*single value.*remove them from --traits"):
         build_model(contacts, BUILTIN_CATALOG.select(["age", "urbanicity"]), seed=0, explicit_traits=True)
 

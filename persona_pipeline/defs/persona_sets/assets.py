@@ -174,7 +174,7 @@ def persona_model(
             "build": ctx.build,
         }
         if outcome.dropped_traits:
-            metadata["dropped_constant_traits"] = ", ".join(outcome.dropped_traits)
+            metadata["left_out_traits"] = ", ".join(outcome.dropped_traits)  # 'name (why)' each
         if scores:
             metadata["k_scores"] = markdown_table(pd.DataFrame(scores))
         yield Output(outcome, metadata=metadata)
