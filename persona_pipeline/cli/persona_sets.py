@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.cli.output import clip, names, say, shell_quote
-from persona_pipeline.core.domain import PersonaSet, PersonaSetStatus
+from persona_pipeline.core.domain import NO_RULE, PersonaSet, PersonaSetStatus
 from persona_pipeline.persona_sets import catalog
 from persona_pipeline.warehouse import persona_sets as store
 from persona_pipeline.warehouse.engine import get_engine
@@ -121,7 +121,9 @@ def print_set(engine: Engine, record: PersonaSet) -> None:
         for effect in p.defining:
             say(f"      · {effect.text}")
         for rule in p.rules:  # all of them, as the report and the export show them
-            say(f"      rule: {rule.text} ({rule.precision:.0%} precise, covers {rule.coverage:.0%})")
+            say(f"      rule: {rule.described}")
+        if not p.rules:
+            say(f"      rule: {NO_RULE}")
         if p.interpretation is not None:
             say(f"      {p.interpretation.summary}")
             if p.interpretation.prose:

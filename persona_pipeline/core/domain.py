@@ -335,6 +335,10 @@ class TraitEffect:
         )
 
 
+# what a view prints for a persona without a rule: said, not a silent gap (a trial read the gap as a fault)
+NO_RULE = "none: no short rule over its traits (sensitive ones never used) picks out mostly its contacts"
+
+
 @dataclass(frozen=True)
 class Rule:
     conditions: list
@@ -344,6 +348,11 @@ class Rule:
     @property
     def text(self) -> str:
         return " and ".join(self.conditions)
+
+    @property
+    def described(self) -> str:
+        """'age ≤ 35 years (91% precise, covers 74%)': what every view prints."""
+        return f"{self.text} ({self.precision:.0%} precise, covers {self.coverage:.0%})"
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -8,7 +8,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from persona_pipeline import files
-from persona_pipeline.core.domain import EXPORT_KINDS
+from persona_pipeline.core.domain import EXPORT_KINDS, NO_RULE
 from persona_pipeline.errors import AnalysisError
 from persona_pipeline.persona_sets.lifecycle import require_built
 from persona_pipeline.studies.flow import flow_counts, require_snapshots
@@ -31,7 +31,7 @@ def personas_frame(engine: Engine, persona_set_id: int) -> pd.DataFrame:
                 "population": p.population,
                 "share": round(p.share, 6),
                 "defining_traits": " | ".join(d.text for d in p.defining),
-                "rules": " | ".join(r.text for r in p.rules),
+                "rules": " | ".join(r.described for r in p.rules) or NO_RULE,  # with precision and coverage
                 "summary": story.summary if story else "",
                 "ideas": " | ".join(story.ideas) if story else "",
                 "prose": story.prose if story else "",

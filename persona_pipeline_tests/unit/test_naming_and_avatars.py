@@ -144,6 +144,7 @@ def test_markdown_shows_hostile_names_as_text() -> None:
     )
     text = personas_markdown(name, [row])
     assert "<script>" not in text and "](http://evil)" not in text
+    assert "*rule:* none: no short rule" in text  # a persona without a rule says so, not a silent gap
     assert markdown_escape("<b>") == "&lt;b&gt;"
 
 

@@ -6,7 +6,7 @@ import base64
 import html
 from collections.abc import Iterable, Sequence
 
-from persona_pipeline.core.domain import Interpretation, Persona
+from persona_pipeline.core.domain import NO_RULE, Interpretation, Persona
 
 
 def escape(text: str) -> str:
@@ -41,9 +41,9 @@ def personas_markdown(set_name: str, personas: list[Persona]) -> str:
         for effect in persona.defining:
             lines.append(f"- {escape(effect.text)}")
         for rule in persona.rules:
-            lines.append(
-                f"- *rule:* {escape(rule.text)} ({rule.precision:.0%} precise, covers {rule.coverage:.0%})"
-            )
+            lines.append(f"- *rule:* {escape(rule.described)}")
+        if not persona.rules:
+            lines.append(f"- *rule:* {escape(NO_RULE)}")
         if persona.interpretation is not None:
             lines += ["", escape(persona.interpretation.summary), ""]
             lines += _prose_lines(persona.interpretation)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from persona_pipeline.core.analysis import NO_ORDERS, OrderQuality, PurchaseWindow, purchase_table
-from persona_pipeline.core.domain import BuildSummary, Persona, PersonaSetStatus
+from persona_pipeline.core.domain import NO_RULE, BuildSummary, Persona, PersonaSetStatus
 from persona_pipeline.core.profiles import value_text
 from persona_pipeline.core.render.charts import CHART_STYLE, Bar, bar_chart, nice_ticks, number, stacked_chart
 from persona_pipeline.core.render.html import escape as _e
@@ -75,10 +75,13 @@ def definition_tab(data: ReportData) -> str:
     cards = []
     for p in data.personas:
         traits = "".join(f"<li>{_e(d.text)}</li>" for d in p.defining)
-        rules = "".join(
-            f"<li><b>rule</b> {_e(r.text)} <span class='muted'>({r.precision:.0%} precise, "
-            f"covers {r.coverage:.0%})</span></li>"
-            for r in p.rules
+        rules = (
+            "".join(
+                f"<li><b>rule</b> {_e(r.text)} <span class='muted'>({r.precision:.0%} precise, "
+                f"covers {r.coverage:.0%})</span></li>"
+                for r in p.rules
+            )
+            or f"<li><b>rule</b> <span class='muted'>{_e(NO_RULE)}</span></li>"
         )
         story = ""
         if p.interpretation is not None:
