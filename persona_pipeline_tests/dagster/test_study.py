@@ -54,6 +54,17 @@ def test_analysis_is_stored_with_analysis_traits_and_order_quality(built: Person
     assert set(table[table["role"] == "analysis"]["trait"]) == {"state"}
     sizes = table[(table["section"] == "size") & (table["persona_id"] != 0)]
     assert sizes["count"].sum() == table_rows(seeded, "customers")
+    # where values are missing, the share known, cohort and personas, matches the members' traits
+    known = table[(table["section"] == "summary") & (table["bucket"] == "known")]
+    members = read_frame(
+        seeded,
+        "SELECT m.persona_id, c.age FROM persona_memberships m JOIN contacts c ON c.contact_id = m.contact_id "
+        f"WHERE m.persona_set_id = {built.id} AND {CURRENT_MEMBERSHIPS}",
+    )
+    of_age = known[known["trait"] == "age"].set_index("persona_id")["value"]
+    expected = members.groupby("persona_id")["age"].apply(lambda ages: ages.notna().mean())
+    assert 0 < of_age[0] < 1 and abs(of_age[0] - members["age"].notna().mean()) < 1e-9
+    assert (of_age.drop(index=0).sort_index() - expected.sort_index()).abs().max() < 1e-9
 
     with seeded.begin() as conn:  # orders the revenue figures must not mix in
         conn.execute(
@@ -376,6 +387,7 @@ def test_without_orders_the_analysis_says_so_instead_of_a_table_of_zeros(
     assert event.asset_materialization.metadata["purchases"].value == NO_ORDERS
     page = report.write_report(seeded, "Customers", tmp_path / "report.html").read_text(encoding="utf-8")
     assert "No orders were counted in this window" in page and "share of revenue" not in page
+    assert "<th>value known</th>" in page  # the seeded base misses some values: said under their traits
     corners = re.findall(
         r"<h3>([^<]*)</h3><div class='table-wrap'><table class='dist'><tr><th>([^<]*)</th>", page
     )

@@ -182,6 +182,19 @@ def _median_row(table: pd.DataFrame, trait: str, order: list[int], spec: Trait |
     return f"<tr class='median'><th>median</th>{cells}</tr>"
 
 
+def _known_row(table: pd.DataFrame, trait: str, order: list[int]) -> str:
+    """'value known: 56% 100% …' under a trait some contacts lack: the shares above are of those who have it."""
+    known = table[(table["section"] == "summary") & (table["trait"] == trait) & (table["bucket"] == "known")]
+    if known.empty:
+        return ""
+    values = {int(r.persona_id): float(r.value) for r in known.itertuples()}
+    cells = "".join(
+        f"<td>{_share(values[pid]) if pid in values and np.isfinite(values[pid]) else '–'}</td>"
+        for pid in order
+    )
+    return f"<tr class='median'><th>value known</th>{cells}</tr>"
+
+
 def _trait_unit(spec: Trait | None) -> str:
     if spec is None or not spec.numeric_like:
         return ""
@@ -346,7 +359,7 @@ def analysis_tab(data: ReportData) -> str:
                     "range"
                     if spec is not None and spec.numeric_like
                     else "value",  # the unit is in the heading
-                    _median_row(table, trait, order, spec),
+                    _median_row(table, trait, order, spec) + _known_row(table, trait, order),
                 )  # fmt: skip
             )
     quality = table[table["section"] == "quality"]
