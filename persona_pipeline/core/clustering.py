@@ -264,8 +264,8 @@ def choose_k(
     scores = k_scores(x, seed)
     if progress:
         progress(
-            f"choosing k: fitted k={K_MIN}..{max(scores.fits)} on {len(scores.sample):,} contacts; "
-            "measuring stability"
+            f"choosing k from {K_MIN} to {K_MAX}: fitted k={K_MIN}..{max(scores.fits)} on {len(scores.sample):,} "
+            "contacts (the finer fits measure the last candidates' gains); measuring stability"
         )
     return pick_k(scores, KRule(), previous_k)
 
