@@ -132,15 +132,21 @@ def name_supported(name: str, effects: list[TraitEffect], catalog: TraitCatalog)
     return all(w.isdigit() or w == PLAIN_JOIN.strip() for w in rest.split())
 
 
-def named_traits(name: str, effects: list[TraitEffect], catalog: TraitCatalog) -> tuple[str, ...]:
-    """The traits whose words make up `name`, strongest first: what the avatar should show first."""
-    found: list[str] = []
+def named_effects(name: str, effects: list[TraitEffect], catalog: TraitCatalog) -> list[TraitEffect]:
+    """The effects whose words make up `name`, one per trait, strongest first: the level the name says
+    ('Homeowning': home ownership owner), not the trait's strongest effect (renter, on the low side)."""
+    found: dict[str, TraitEffect] = {}
     for effect in effects:
         words = [w for w in (_label(effect, catalog, DEFINING_MIN_EFFECT), _plain(effect, catalog, 0.0)) if w]
         texts = [w[0] if isinstance(w, tuple) else w for w in words]
         if any(text and text in name for text in texts) and effect.trait not in found:
-            found.append(effect.trait)
-    return tuple(found)
+            found[effect.trait] = effect
+    return list(found.values())
+
+
+def named_traits(name: str, effects: list[TraitEffect], catalog: TraitCatalog) -> tuple[str, ...]:
+    """The traits whose words make up `name`, strongest first: what the avatar should show first."""
+    return tuple(e.trait for e in named_effects(name, effects, catalog))
 
 
 def name_words(name: str) -> frozenset[str]:

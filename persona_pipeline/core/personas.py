@@ -10,7 +10,7 @@ import pandas as pd
 from persona_pipeline.core.avatars import avatar_svg
 from persona_pipeline.core.domain import Persona
 from persona_pipeline.core.interpretation import interpret
-from persona_pipeline.core.naming import free_name, name_supported, name_words, named_traits, unique_names
+from persona_pipeline.core.naming import free_name, name_supported, name_words, named_effects, unique_names
 from persona_pipeline.core.profiles import defining_traits, membership_rules, trait_effects
 from persona_pipeline.core.render.palette import persona_colours
 from persona_pipeline.core.traits import Trait, TraitCatalog
@@ -56,15 +56,12 @@ def describe_personas(
     out = []
     for pid in sorted(effects):
         defining = defining_traits(effects[pid])
-        named = named_traits(names[pid], effects[pid], catalog)
-        # a trait the name rests on is always shown with its figure ('Women' with 'gender female: 80% vs 51%'),
-        # even past the five strongest
-        shown = {d.trait for d in defining}
-        defining += [
-            next(e for e in effects[pid] if e.trait == t and e.salient)
-            for t in named
-            if t not in shown and any(e.trait == t and e.salient for e in effects[pid])
-        ]
+        named_by = named_effects(names[pid], effects[pid], catalog)
+        named = tuple(e.trait for e in named_by)
+        # the level a name rests on is always shown with its figure ('Women' with 'gender female: 80% vs 51%',
+        # 'Homeowning' with 'home ownership owner', not only 'renter: 13%'), even past the five strongest
+        shown = {(d.trait, d.level) for d in defining}
+        defining += [e for e in named_by if e.salient and (e.trait, e.level) not in shown]
         persona = Persona(
             persona_id=pid,
             name=names[pid],

@@ -227,3 +227,23 @@ def test_every_trait_a_name_rests_on_is_shown_with_its_figure() -> None:
         shown = {d.trait for d in persona.defining}
         assert set(named) <= shown, (persona.name, shown)
     assert "pet_owner" in {d.trait for d in first.defining} and all(d.salient for d in first.defining)
+
+
+def test_the_level_a_name_says_is_the_one_shown() -> None:
+    """The demo named a persona 'Homeowning' and showed, for home ownership, only 'renter: 13% vs 34%' (the
+    trait's other side): the level the name rests on is the one shown with its figure."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat([1, 2], 400)
+    apart = labels == 1
+    data = {
+        f"score_{i}": np.where(apart, rng.normal(10 + i, 1, 800), rng.normal(0, 1, 800)) for i in range(6)
+    }
+    data["home"] = np.where(rng.random(800) < np.where(apart, 0.9, 0.3), "owner", "renter")
+    traits = [Trait(f"score_{i}", TraitKind.NUMERIC) for i in range(6)]
+    traits.append(
+        Trait("home", TraitKind.CATEGORICAL, levels=("owner", "renter"), labels={"owner": "Homeowning"})
+    )
+    personas = describe_personas(pd.DataFrame(data), labels, traits, TraitCatalog(tuple(traits)), 0)
+    owning = next(p for p in personas if p.persona_id == 1)
+    assert "Homeowning" in owning.name
+    assert any(d.trait == "home" and d.level == "owner" for d in owning.defining), owning.defining
