@@ -107,6 +107,7 @@ class BuildOutcome:
     previous_ids: np.ndarray | None = None  # (n,) int32: the persona each row had, 0 when it was not there
     trait_states: np.ndarray | None = None  # (n,) int8 identity.TraitState
     left_previous: int = 0  # contacts of the previous build that are not in this one
+    previous_traits: list[str] = field(default_factory=list)  # the previous build's clustering traits
 
     def to_parts(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """As data, not code: a JSON-able description and the (n,) arrays (steps hand these to each other)."""
@@ -120,6 +121,7 @@ class BuildOutcome:
             "stability": self.stability,
             "dropped_traits": self.dropped_traits,
             "left_previous": self.left_previous,
+            "previous_traits": self.previous_traits,
         }
         arrays = {"persona_ids": np.asarray(self.persona_ids), "confidence": np.asarray(self.confidence)}
         for name in OPTIONAL_ARRAYS:
@@ -138,6 +140,7 @@ class BuildOutcome:
             stability=float(meta["stability"]),
             dropped_traits=list(meta["dropped_traits"]),
             left_previous=int(meta.get("left_previous", 0)),
+            previous_traits=list(meta.get("previous_traits", [])),
             **{name: arrays[name] for name in OPTIONAL_ARRAYS if name in arrays},
         )
 

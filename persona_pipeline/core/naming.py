@@ -144,11 +144,6 @@ def named_effects(name: str, effects: list[TraitEffect], catalog: TraitCatalog) 
     return list(found.values())
 
 
-def named_traits(name: str, effects: list[TraitEffect], catalog: TraitCatalog) -> tuple[str, ...]:
-    """The traits whose words make up `name`, strongest first: what the avatar should show first."""
-    return tuple(e.trait for e in named_effects(name, effects, catalog))
-
-
 def name_words(name: str) -> frozenset[str]:
     """A name's words, whatever their order or case: 'Senior Long-Married' and 'Long-Married Senior' are one
     name to a reader (a trial found both in one set); plain names by their phrases, since 'High Age & Low

@@ -406,12 +406,9 @@ def load_files(
         plan.removals = _ids_file(Path(options.remove_path), traits_file, options)
     if traits_path is not None:
         plan.stored = sources.stored_catalog(engine)
-    stranded = (
-        _what_the_traits_file_leaves(engine, traits_file, options.replace)
-        if traits_path is not None and plan.stored
-        else []
-    )
-    if plan.stored is not None and traits_path is not None:
+    stranded: list[str] = []  # what a traits file changes for the persona sets built before it
+    if traits_path is not None and plan.stored is not None:
+        stranded = _what_the_traits_file_leaves(engine, traits_file, options.replace)
         stranded += _flag_changes(plan.stored, traits_file.catalog)
     target = (
         Path(options.rejects_path)

@@ -222,6 +222,7 @@ def fit_personas(
         outcome.previous_ids = ids
         outcome.trait_states = identity.trait_states(ids, prints, fingerprinted, outcome.fingerprints)
         outcome.left_previous = left
+        outcome.previous_traits = list(previous.transform.trait_names)
     return outcome
 
 
@@ -231,13 +232,10 @@ def make_personas(
     """Describe and store the personas of this build, keeping the names of personas that survived."""
     kept_names: dict[int, str] = {}
     user_named: frozenset[int] = frozenset()
-    previous_traits: list[str] = []
     if ctx.record.current_build is not None:
         previous = store.read_personas(engine, ctx.record.id)
         kept_names = {p.persona_id: p.name for p in previous}
         user_named = frozenset(p.persona_id for p in previous if p.named_by_user)
-        served = previous_model(engine, ctx.record)
-        previous_traits = served.transform.trait_names if served is not None else []
     used = [t for t in ctx.traits if t.name in outcome.model.transform.trait_names]
     quarantined = store.quarantined_rows(engine, ctx.record.id, ctx.build)
     result = describe_personas(
@@ -256,7 +254,7 @@ def make_personas(
             outcome.persona_ids,
             renamed,
             outcome.left_previous,
-            (previous_traits, outcome.model.transform.trait_names),
+            (outcome.previous_traits, outcome.model.transform.trait_names),
         )
     summary = BuildSummary(
         build=ctx.build,

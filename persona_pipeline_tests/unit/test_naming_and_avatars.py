@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from persona_pipeline.core.avatars import avatar_svg, glyph
 from persona_pipeline.core.domain import Persona, TraitEffect
-from persona_pipeline.core.naming import TYPICAL, name_supported, named_traits, persona_name, unique_names
+from persona_pipeline.core.naming import TYPICAL, name_supported, named_effects, persona_name, unique_names
 from persona_pipeline.core.personas import describe_personas
 from persona_pipeline.core.render.markdown import escape as markdown_escape
 from persona_pipeline.core.render.markdown import personas_markdown
@@ -167,7 +167,7 @@ def test_the_avatar_shows_what_the_name_says_in_the_personas_colour() -> None:
     ]
     name = persona_name(effects, BUILTIN_CATALOG)
     assert "Dog-Loving" in name
-    named = named_traits(name, effects, BUILTIN_CATALOG)
+    named = tuple(e.trait for e in named_effects(name, effects, BUILTIN_CATALOG))
     assert "dog_owner" in named and "household_size" not in named
     svg = avatar_svg(name, effects, "#117733", named)
     assert GLYPH_DOG in svg  # it was fifth among the defining traits, but the name is made of it
@@ -223,7 +223,9 @@ def test_every_trait_a_name_rests_on_is_shown_with_its_figure() -> None:
     first = next(p for p in personas if p.persona_id == 1)
     assert "Pet-Loving" in first.name
     for persona in personas:
-        named = named_traits(persona.name, [*persona.defining], TraitCatalog(tuple(traits)))
+        named = [
+            e.trait for e in named_effects(persona.name, [*persona.defining], TraitCatalog(tuple(traits)))
+        ]
         shown = {d.trait for d in persona.defining}
         assert set(named) <= shown, (persona.name, shown)
     assert "pet_owner" in {d.trait for d in first.defining} and all(d.salient for d in first.defining)
