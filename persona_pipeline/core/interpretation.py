@@ -188,16 +188,13 @@ def interpret(
             f"Check that {subject} drives their response before scaling: test one message built on it against "
             "the message the cohort gets."
         )
-    elif len(ideas) < 2 and salient:
-        ideas.append(
-            "Test messages against the cohort's average before investing: what sets this persona apart are "
-            "traits declared sensitive, not ones to target on."
-        )
     elif len(ideas) < 2:
-        ideas.append(
-            "Test messages against the cohort's average before investing: this persona has no trait that sets "
-            "it clearly apart to target on."
+        why = (
+            "what sets this persona apart are traits declared sensitive, not ones to target on"
+            if salient
+            else "this persona has no trait that sets it clearly apart to target on"
         )
+        ideas.append(f"Test messages against the cohort's average before investing: {why}.")
     return Interpretation(" ".join(sentences), tuple(ideas[:MAX_IDEAS]))
 
 
