@@ -374,14 +374,10 @@ def merge_contacts(conn: Connection, catalog: TraitCatalog, now: pd.Timestamp) -
         )
     )
     staged = int(conn.execute(sa.text("SELECT COUNT(*) FROM load_contacts")).scalar())
-    changes.contacts_changed = int(conn.execute(sa.text("SELECT COUNT(*) FROM load_changed")).scalar())
-    changes.contacts_new = int(conn.execute(sa.text("SELECT COUNT(*) FROM load_new")).scalar())
-    changes.dated_before_version = int(
-        conn.execute(sa.text("SELECT COUNT(*) FROM load_changed WHERE moved = 1")).scalar()
-    )
-    changes.contacts_returned = int(
-        conn.execute(sa.text("SELECT COUNT(*) FROM load_new WHERE left_at IS NOT NULL")).scalar()
-    )
+    changed, moved = conn.execute(sa.text("SELECT COUNT(*), COALESCE(SUM(moved), 0) FROM load_changed")).one()
+    new, returned = conn.execute(sa.text("SELECT COUNT(*), COUNT(left_at) FROM load_new")).one()
+    changes.contacts_changed, changes.dated_before_version = int(changed), int(moved)
+    changes.contacts_new, changes.contacts_returned = int(new), int(returned)
     changes.contacts_unchanged = staged - changes.contacts_changed - changes.contacts_new
     trait_list = ", ".join(names)
     if changes.contacts_changed:
