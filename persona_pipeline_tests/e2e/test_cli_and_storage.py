@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRunStatus, EventLogEntry
 from sqlalchemy.engine import Engine
 
 from persona_pipeline.cli import main
@@ -212,3 +212,79 @@ def test_a_command_started_in_the_background_can_still_be_stopped_after_its_runs
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == "SIGTERM default: True", done.stdout[-500:]
+
+
+@pytest.mark.parametrize(
+    "warehouse", ["sqlite"], indirect=True
+)  # the Dagster instance's storage, not the warehouse
+def test_the_embedded_dagster_storage_is_dagsters_own_files_kept_open(ready: Engine) -> None:
+    """The default dagster.yaml keeps the event log's connections open between events (runtime.sqlite_storage):
+    what it wrote must be what Dagster's own SQLite storage reads (the UI of an older home, another tool), an
+    earlier version's default is brought up to date but a user's own file never, and a finished command
+    leaves no write-ahead log beside its run's database."""
+    from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+
+    from persona_pipeline.runtime import instance as runtime_instance
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    assert "OpenSqliteStorage" in (home / "dagster.yaml").read_text()
+    ours = DagsterInstance.get()
+    run = ours.get_runs(limit=1)[0]
+    dagsters = DagsterSqliteStorage.from_local(str(home))
+    theirs = dagsters.event_log_storage.get_logs_for_run(run.run_id)
+    assert len(theirs) > 20 and [e.message for e in theirs] == [e.message for e in ours.all_logs(run.run_id)]
+    assert dagsters.run_storage.get_runs(limit=1)[0].status == DagsterRunStatus.SUCCESS
+
+    (home / "dagster.yaml").write_text(runtime_instance.EARLIER_DEFAULT_DAGSTER_YAMLS[0])
+    runtime_instance.instance()
+    assert (home / "dagster.yaml").read_text() == runtime_instance.DEFAULT_DAGSTER_YAML
+    edited = runtime_instance.EARLIER_DEFAULT_DAGSTER_YAMLS[0] + "# mine\n"
+    (home / "dagster.yaml").write_text(edited)
+    runtime_instance.instance()
+    assert (home / "dagster.yaml").read_text() == edited
+    (home / "dagster.yaml").write_text(runtime_instance.DEFAULT_DAGSTER_YAML)
+
+    script = str(Path(sys.executable).parent / "persona-pipeline")
+    done = subprocess.run([script, "models", "run"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    latest = DagsterSqliteStorage.from_local(str(home)).run_storage.get_runs(limit=1)[0]
+    assert latest.run_id != run.run_id and latest.status == DagsterRunStatus.SUCCESS
+    shard = home / "history" / "runs" / f"{latest.run_id}.db"
+    assert shard.exists() and not Path(f"{shard}-wal").exists()
+
+
+def test_a_run_followed_in_the_ui_sees_each_event_as_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The UI follows a running run by watching its database file (Dagster's SQLite watchdog): with the event
+    log's connection kept open, each event must still reach that file while the run goes on."""
+    import time
+
+    from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+    from dagster._core.test_utils import create_run_for_test
+
+    from persona_pipeline.runtime import instance as runtime_instance
+
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    runtime_instance._instance_at.cache_clear()
+    writer = runtime_instance.instance()
+    run = create_run_for_test(writer, job_name="followed")
+    ui = DagsterSqliteStorage.from_local(str(tmp_path / "dagster")).event_log_storage
+    seen: list[str] = []
+
+    def follow(event: EventLogEntry, _cursor: str) -> None:
+        seen.append(event.message)
+
+    ui.watch(run.run_id, None, follow)
+    try:
+        for step in range(3):
+            writer.report_engine_event(f"step {step}", run)
+            deadline = time.monotonic() + 20
+            while f"step {step}" not in seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert f"step {step}" in seen, f"the watcher saw {seen} after step {step}"
+    finally:
+        ui.end_watch(run.run_id, follow)
+        ui.dispose()
+        runtime_instance._instance_at.cache_clear()
