@@ -267,7 +267,6 @@ def test_a_run_followed_in_the_ui_sees_each_event_as_it_is_written(
 
     monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    runtime_instance._instance_at.cache_clear()
     writer = runtime_instance.instance()
     run = create_run_for_test(writer, job_name="followed")
     ui = DagsterSqliteStorage.from_local(str(tmp_path / "dagster")).event_log_storage
@@ -287,4 +286,3 @@ def test_a_run_followed_in_the_ui_sees_each_event_as_it_is_written(
     finally:
         ui.end_watch(run.run_id, follow)
         ui.dispose()
-        runtime_instance._instance_at.cache_clear()
