@@ -23,6 +23,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from persona_pipeline.core.domain import MIN_STABILITY
+from persona_pipeline.core.parallel import in_parallel
 from persona_pipeline.errors import ClusteringError
 
 K_MIN, K_MAX = 2, 10  # the range the data chooses from; a user may ask for up to domain.MAX_PERSONAS
@@ -77,18 +78,21 @@ def _grow(x: np.ndarray, smaller: KMeans | None, k: int, seed: int) -> KMeans:
     """The better of a fresh k-means++ fit and the (k-1) fit grown by one centre (the best of a few D²-drawn
     candidates): the inertia curve then falls as it should, and a lone bad local minimum cannot fake an elbow.
 
-    x: (n, d); smaller: the fit with k-1 centres, or None."""
-    fresh = _kmeans(k, seed).fit(x)
+    x: (n, d); smaller: the fit with k-1 centres, or None. The two fits run side by side (core.parallel)."""
     if smaller is None:
-        return fresh
-    centres = smaller.cluster_centers_
-    nearest = _nearest_squared(x, centres)
-    rng = np.random.default_rng(seed + k)
-    drawn = rng.choice(len(x), size=min(len(x), 2 + int(np.log(k) * 2)), p=nearest / nearest.sum())
-    potential = [np.minimum(nearest, ((x - x[i]) ** 2).sum(axis=1)).sum() for i in drawn]
-    init = np.vstack([centres, x[drawn[int(np.argmin(potential))]]])
-    grown = _kmeans(k, seed, init=init).fit(x)
-    return grown if grown.inertia_ < fresh.inertia_ else fresh
+        return _kmeans(k, seed).fit(x)
+
+    def grown() -> KMeans:
+        centres = smaller.cluster_centers_
+        nearest = _nearest_squared(x, centres)
+        rng = np.random.default_rng(seed + k)
+        drawn = rng.choice(len(x), size=min(len(x), 2 + int(np.log(k) * 2)), p=nearest / nearest.sum())
+        potential = [np.minimum(nearest, ((x - x[i]) ** 2).sum(axis=1)).sum() for i in drawn]
+        init = np.vstack([centres, x[drawn[int(np.argmin(potential))]]])
+        return _kmeans(k, seed, init=init).fit(x)
+
+    fresh, grown_fit = in_parallel(lambda fit: fit(), [lambda: _kmeans(k, seed).fit(x), grown])
+    return grown_fit if grown_fit.inertia_ < fresh.inertia_ else fresh
 
 
 def _nearest_squared(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -117,7 +121,8 @@ def split_half_stability(x: np.ndarray, k: int, seed: int, start: np.ndarray | N
             model = started if started.inertia_ < model.inertia_ else model
         return model.predict(x)
 
-    return float(adjusted_rand_score(labels(order[:half], 1), labels(order[half:], 2)))
+    first, second = in_parallel(lambda part: labels(*part), [(order[:half], 1), (order[half:], 2)])
+    return float(adjusted_rand_score(first, second))
 
 
 def stability_on_sample(x: np.ndarray, k: int, seed: int) -> float:

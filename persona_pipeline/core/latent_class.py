@@ -15,8 +15,6 @@ so all three assign every contact the same persona.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +25,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from persona_pipeline.core import clustering
 from persona_pipeline.core.features import FeatureTransform
+from persona_pipeline.core.parallel import in_parallel
 from persona_pipeline.core.traits import NUMERIC_LIKE
 
 VAR_FLOOR = 0.02  # per-persona variance floor of a standardized number: no persona collapses onto one value
@@ -331,18 +330,6 @@ def _row_sums(a: np.ndarray) -> np.ndarray:
     for j in range(first, k):
         total += a[:, j]
     return total
-
-
-THREADS = 2  # independent fits run side by side: numpy and scipy release the GIL in their loops
-
-
-def in_parallel(work: Callable[[Any], Any], items: list) -> list:
-    """work(item) for every item on THREADS threads, results in the items' order: each item carries its own
-    seed, so the answer is the one a single thread would give."""
-    if len(items) < 2 or THREADS < 2:
-        return [work(item) for item in items]
-    with ThreadPoolExecutor(THREADS) as pool:
-        return list(pool.map(work, items))
 
 
 def starts_from(x: np.ndarray, k: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:

@@ -12,6 +12,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from persona_pipeline.core.domain import Rule, TraitEffect
 from persona_pipeline.core.features import as_numbers, category_codes, date_reference, date_values
+from persona_pipeline.core.parallel import in_parallel
 from persona_pipeline.core.traits import Trait, TraitKind, is_calendar_year
 
 EPOCH = pd.Timestamp("1970-01-01")  # rules split dates as days since this day
@@ -399,8 +400,8 @@ def membership_rules(
         and trait.kind is TraitKind.NUMERIC
         and np.all(np.isnan(x[:, j]) | (x[:, j] == np.round(x[:, j])))
     }
-    rules: dict[int, list[Rule]] = {}
-    for pid in np.unique(labels):
+
+    def persona_rules(pid: int) -> list[Rule]:
         target = labels == pid
         tree = DecisionTreeClassifier(max_depth=3, min_samples_leaf=max(20, len(x) // 100), random_state=seed)
         tree.fit(x, target)
@@ -411,11 +412,13 @@ def membership_rules(
             if size and hits / size >= 0.5 and path
         ]
         found.sort(key=lambda r: -(r.precision * r.coverage))
-        rules[int(pid)] = [
+        return [
             Rule(_simplify(r.conditions, integral), round(r.precision, 3), round(r.coverage, 3))
             for r in found[:per_persona]
         ]
-    return rules
+
+    pids = [int(pid) for pid in np.unique(labels)]
+    return dict(zip(pids, in_parallel(persona_rules, pids), strict=True))  # trees fit side by side
 
 
 def _leaf_paths(
