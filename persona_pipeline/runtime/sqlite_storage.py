@@ -14,10 +14,10 @@ written before this read and write them as before.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
@@ -74,8 +74,8 @@ class OpenSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._open_engines = _OpenEngines(OPEN_DATABASES)  # before Dagster's init, which may reindex
-        # closed at exit, so no database is left with its write-ahead log beside it
-        atexit.register(self._open_engines.dispose)
+        # closed when the storage goes or at exit, so no database is left with its write-ahead log beside it
+        weakref.finalize(self, self._open_engines.dispose)
         super().__init__(base_dir, inst_data)
 
     @contextlib.contextmanager
@@ -91,7 +91,8 @@ class OpenSqliteEventLogStorage(SqliteEventLogStorage):
                 with conn.begin():
                     yield conn
                 if shard != INDEX_SHARD_NAME:  # the UI follows a running run by watching its file
-                    os.utime(self.path_for_shard(shard))
+                    with contextlib.suppress(FileNotFoundError):  # a run deleted meanwhile
+                        os.utime(self.path_for_shard(shard))
 
     def dispose(self) -> None:
         super().dispose()
