@@ -305,10 +305,20 @@ def _fit(
         for row in choice.scores:  # the user's k: its stability in its row too, as the table's header says
             if row["k"] == choice.k and row["stability"] is None:
                 row["stability"] = stability
-    ids = np.asarray(result.persona_ids, dtype=np.int32)[result.labels]
     fitted = result.latent if isinstance(result, _LatentFit) else None
-    model = PersonaModel(transform, result.centroids, result.persona_ids, seed, fitted)
-    return BuildOutcome(model, ids, result.confidence, choice, stability, dropped)
+    # The model as it is stored (its numbers rounded) assigns the cohort: every later path (a score, a
+    # pipeline, the warehouse's SQL, a Flow snapshot) reads that one, so the memberships agree with them on
+    # every row, a contact tied between two personas included (a trial's tie went to another persona).
+    model = PersonaModel.from_dict(
+        PersonaModel(transform, result.centroids, result.persona_ids, seed, fitted).to_dict()
+    )
+    if latent:
+        labels, confidence = latent_class.assign(latent_class.costs(values, model.latent))
+    else:
+        widths = [e.width for e in transform.encodings]
+        labels, confidence = clustering.nearest_two(x, model.centroids, widths=widths)
+    ids = np.asarray(model.persona_ids, dtype=np.int32)[labels]
+    return BuildOutcome(model, ids, confidence, choice, stability, dropped)
 
 
 def _users_row(score: dict[str, Any], k: int) -> dict[str, Any]:

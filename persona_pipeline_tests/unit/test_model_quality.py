@@ -188,3 +188,16 @@ def test_level_codes_of_a_categorical_column_match_those_of_the_same_values_as_o
     assert codes.tolist() == category_codes(objects, levels).tolist()
     expected = [levels.index(v) if isinstance(v, str) and v in levels else -1 for v in objects]
     assert codes.tolist() == expected
+
+
+@METHODS
+def test_the_build_assigns_every_contact_as_the_stored_model_scores_it(method: ClusteringMethod) -> None:
+    """Scores, pipelines, the warehouse's SQL and Flow read the model as stored (its numbers rounded): the
+    build's memberships must be that model's answer on every row, a contact tied between personas included
+    (a trial found one whose membership said persona 4 and every score persona 1)."""
+    contacts, _ = _base(3, n=4_000)
+    outcome = build_model(contacts, TRAITS, seed=0, k=4, method=method)
+    stored = PersonaModel.from_json(outcome.model.to_json())
+    ids, confidence = stored.assign(contacts)
+    assert np.array_equal(ids, outcome.persona_ids)
+    assert np.array_equal(confidence, outcome.confidence)
