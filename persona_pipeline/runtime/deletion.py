@@ -31,7 +31,10 @@ def delete_persona_set(engine: Engine, name: str) -> list[str]:
     guard(
         f"persona set {record.name!r}",
         persona_set_consumers(record.name, pipelines.refs(engine)),
-        "Remove it from those pipelines' payload, or delete them (persona-pipeline pipeline delete NAME), first.",
+        (
+            "A pipeline's payload cannot be edited: delete those pipelines first (persona-pipeline pipeline "
+            "delete NAME) and create them again with another payload if they are still wanted."
+        ),
     )
     guard(
         f"persona set {record.name!r}",
